@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what is missing on a fresh Debian machine, and nothing that is already there:
+#   - OS packages from Debian: ffmpeg (ffmpeg + ffprobe), nats-server
+#   - npm packages, including the `node` package that ships the Node 22 binary the project runs on
+#     (the system Node may be older; npm scripts put node_modules/.bin first on PATH).
+# Nothing is downloaded from anywhere but the Debian and npm registries.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+missing=()
+command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
+command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
+if [ "${PULSECAST_NEED_BROWSER:-0}" = 1 ] && ! command -v chromium >/dev/null 2>&1; then missing+=(chromium); fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "[ensure-deps] installing OS packages: ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  # shellcheck disable=SC2046
+  $sudo apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
+fi
+
+# npm install when node_modules is missing or older than package.json / the lockfile.
+stamp=node_modules/.package-lock.json
+if [ ! -x node_modules/.bin/node ] || [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ] || { [ -f package-lock.json ] && [ package-lock.json -nt "$stamp" ]; }; then
+  echo "[ensure-deps] npm install"
+  # `npm ci` fails on this registry mirror (platform-specific optional packages are absent); `npm install`
+  # honours the lockfile. Engine warnings come from running this one step under the system Node.
+  npm install --no-audit --no-fund --loglevel=error
+fi

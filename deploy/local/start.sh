@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# `npm start`: installs what is missing, then brings the whole system up locally on embedded defaults.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bash deploy/local/ensure-deps.sh
+export PATH="$PWD/node_modules/.bin:$PATH"
+exec node deploy/local/start.ts "$@"

@@ -1,0 +1,9 @@
+// Worker entry: the Hono app for HTTP and WebSocket upgrades, and the Durable Object classes.
+import { createApp } from "./app.ts";
+
+export { EventOutbox } from "./outbox/event-outbox.ts";
+export { Inbox } from "./inbox/inbox.ts";
+export { Room } from "./rooms/room.ts";
+
+const app = createApp();
+export default { fetch: app.fetch } satisfies ExportedHandler<import("./env.ts").Env>;

@@ -1,0 +1,26 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+// Edge tests run inside workerd (the real Workers runtime), with the bindings from wrangler.toml.
+// Secrets are test-only values here; real ones come from .dev.vars / `wrangler secret put`.
+export default defineConfig({
+  plugins: [
+    cloudflareTest({
+      wrangler: { configPath: "../wrangler.toml" },
+      miniflare: {
+        bindings: {
+          JWT_SECRET: "test-jwt-secret-0123456789abcdef0123456789",
+          PUBLISH_TOKEN_SECRET: "test-publish-secret-0123456789abcdef",
+          EDGE_INGRESS_SECRET: "test-edge-ingress-secret-0123456789",
+          BRIDGE_INGRESS_SECRET: "test-bridge-ingress-secret-0123456789",
+          INTERNAL_API_TOKEN: "test-internal-token-0123456789abcdef",
+        },
+      },
+    }),
+  ],
+  test: {
+    root: import.meta.dirname,
+    include: ["**/*.test.ts"],
+    exclude: ["**/node_modules/**"],
+  },
+});

@@ -1,0 +1,32 @@
+import { z } from "zod";
+import { rendition, roomId, streamId, url } from "./common.ts";
+
+// Live stream lifecycle, emitted by the media node that holds the publish.
+// `roomId` is the edge room whose viewers care; when absent, the room is named after the stream id.
+
+export const streamStarted = z.object({
+  streamId,
+  roomId: roomId.optional(),
+  nodeId: z.string().max(128),
+  app: z.string().max(64),
+  /** true when a broadcaster reconnected within the grace window and the same stream continues */
+  resumed: z.boolean().default(false),
+});
+
+export const streamLive = z.object({
+  streamId,
+  roomId: roomId.optional(),
+  nodeId: z.string().max(128),
+  playbackUrl: url,
+  renditions: z.array(rendition).max(16),
+});
+
+export const streamEnded = z.object({
+  streamId,
+  roomId: roomId.optional(),
+  nodeId: z.string().max(128),
+  durationS: z.number().nonnegative(),
+  reason: z.enum(["publisher-left", "node-shutdown", "transcoder-failed", "kicked"]),
+  /** VOD playlist of the whole broadcast, when it was recorded */
+  vodUrl: url.optional(),
+});
