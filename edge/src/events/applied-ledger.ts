@@ -13,8 +13,10 @@ const PRUNE_BATCH = 1000;
 
 export class AppliedLedger {
   private claims = 0;
+  private readonly storage: DurableObjectStorage;
 
-  constructor(private readonly storage: DurableObjectStorage) {
+  constructor(storage: DurableObjectStorage) {
+    this.storage = storage;
     storage.sql.exec("CREATE TABLE IF NOT EXISTS applied_events (id TEXT PRIMARY KEY, at INTEGER NOT NULL)");
     storage.sql.exec("CREATE INDEX IF NOT EXISTS applied_events_at ON applied_events (at)");
   }
