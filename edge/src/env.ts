@@ -27,3 +27,12 @@ export interface Env {
   PLAYBACK_BASE_URL?: string;
   RTMP_BASE_URL?: string;
 }
+
+/** Hono context for the front Worker: bindings plus what middleware has established about the caller. */
+export interface AppEnv {
+  Bindings: Env;
+  Variables: {
+    /** set by the auth middleware once the caller's JWT is verified */
+    user: import("./auth/claims.ts").VerifiedUser;
+  };
+}
