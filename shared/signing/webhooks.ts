@@ -44,11 +44,12 @@ export function parseSecrets(value: string | undefined): string[] {
   return (value ?? "").split(/[\s,]+/).filter((s) => s.length > 0);
 }
 
-export interface SignedHeaders {
+// A type alias (not an interface) so it is assignable to plain header records and `fetch` init headers.
+export type SignedHeaders = {
   [WEBHOOK_ID]: string;
   [WEBHOOK_TIMESTAMP]: string;
   [WEBHOOK_SIGNATURE]: string;
-}
+};
 
 /** Signs `body` with every given secret (the receiver accepts any one that matches). */
 export async function signWebhook(
