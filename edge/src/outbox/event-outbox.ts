@@ -1,5 +1,211 @@
-import { DurableObject } from "cloudflare:workers";
-import type { Env } from "../env.ts";
+// Edge -> media side outbox: a Durable Object that keeps events in its SQLite storage until the HTTP->NATS
+// bridge has stored them in JetStream.
+//
+// Why an object per shard and alarms: a room must be able to hand off an event in one cheap local call and go
+// on, whatever state the media side is in. The outbox stores first (one transaction per batch), then delivers
+// from an alarm, in order, one event at a time, so the bridge sees each shard's events in the order they were
+// handed over. A failed delivery stops the shard and reschedules the alarm with exponential backoff; a media
+// side that is down for an hour receives everything when it returns. A permanent refusal (4xx) moves that one
+// event to a dead-letter table with the reason and delivery goes on with the next.
 
-/** Edge -> media side outbox with alarm-driven retries. (Being built: issue 4.) */
-export class EventOutbox extends DurableObject<Env> {}
+import { DurableObject } from "cloudflare:workers";
+import { type Envelope, MAX_EVENT_BYTES, parseEvent } from "../../../shared/envelope.ts";
+import type { Env } from "../env.ts";
+import { AppliedLedger } from "../events/applied-ledger.ts";
+import { retryDelayMs } from "./backoff.ts";
+import { type DeliveryOutcome, deliverEvent } from "./deliver.ts";
+
+/** Events read per query inside one alarm run. */
+const READ_BATCH = 64;
+/** An alarm run hands over to a fresh alarm after this long, so one run never nears the CPU/wall limits. */
+const ALARM_RUN_BUDGET_MS = 20_000;
+/** Most events one enqueue call may carry (a room flush is far smaller; this bounds a single transaction). */
+export const MAX_ENQUEUE_BATCH = 1000;
+
+export interface EnqueueOptions {
+  /**
+   * Deduplicate by event id for as long as AppliedLedger keeps records (days), not only while pending.
+   * For events with deterministic ids that a retried caller may hand over again (ingress's notification.sent).
+   * Off by default: fresh ids (chat, presence) need no ledger row each.
+   */
+  once?: boolean;
+}
+
+export interface OutboxStatus {
+  pending: number;
+  deadLetters: number;
+  /** delivered to the bridge (2xx) since this shard was created */
+  delivered: number;
+  /** consecutive failed attempts of the event at the head of the queue */
+  failures: number;
+  lastError: string | null;
+  /** when the next delivery attempt is scheduled (ms since epoch), null when idle */
+  nextAttemptAt: number | null;
+}
+
+export interface DeadLetter {
+  id: string;
+  type: string;
+  reason: string;
+  deadAt: number;
+  event: Envelope;
+}
+
+type Meta = { delivered: number; failures: number; last_error: string | null };
+
+export class EventOutbox extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+  private readonly ledger: AppliedLedger;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    // seq keeps hand-over order; id UNIQUE makes a repeat of a still-pending event a no-op.
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS outbox (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, type TEXT NOT NULL,
+      body TEXT NOT NULL, enqueued_at INTEGER NOT NULL)`);
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS dead_letters (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, type TEXT NOT NULL, body TEXT NOT NULL,
+      reason TEXT NOT NULL, dead_at INTEGER NOT NULL)`);
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS outbox_meta (
+      k INTEGER PRIMARY KEY CHECK (k = 1), delivered INTEGER NOT NULL, failures INTEGER NOT NULL, last_error TEXT)`);
+    this.sql.exec("INSERT OR IGNORE INTO outbox_meta (k, delivered, failures, last_error) VALUES (1, 0, 0, NULL)");
+    this.ledger = new AppliedLedger(ctx.storage);
+  }
+
+  /**
+   * Stores `events` for delivery (all or none) and makes sure an alarm will deliver them.
+   * Resolves once they are durably stored. Throws, storing nothing, if any event is not a valid envelope
+   * or is larger than MAX_EVENT_BYTES (the bridge would refuse it forever).
+   */
+  async enqueue(events: Envelope[], opts: EnqueueOptions = {}): Promise<{ stored: number }> {
+    if (events.length > MAX_ENQUEUE_BATCH) throw new Error(`outbox: at most ${MAX_ENQUEUE_BATCH} events per call, got ${events.length}`);
+    const rows = events.map((event, i) => {
+      const checked = parseEvent(event);
+      if (!checked.ok) throw new Error(`outbox: event ${i} (${String((event as { id?: unknown })?.id)}) refused: ${checked.error}`);
+      const body = JSON.stringify(checked.event);
+      if (body.length > MAX_EVENT_BYTES) throw new Error(`outbox: event ${checked.event.id} is larger than ${MAX_EVENT_BYTES} bytes`);
+      return { id: checked.event.id, type: checked.event.type, body };
+    });
+    const now = Date.now();
+    let stored = 0;
+    this.ctx.storage.transactionSync(() => {
+      for (const row of rows) {
+        const insert = () =>
+          this.sql.exec("INSERT OR IGNORE INTO outbox (id, type, body, enqueued_at) VALUES (?, ?, ?, ?)", row.id, row.type, row.body, now)
+            .rowsWritten;
+        if (opts.once) {
+          const outcome = this.ledger.applyOnce(row.id, insert, now);
+          if (outcome.applied) stored += outcome.result > 0 ? 1 : 0;
+        } else {
+          stored += insert() > 0 ? 1 : 0;
+        }
+      }
+    });
+    // An alarm already set is either "now" or a backoff in progress: either way it will pick these up.
+    if (stored > 0 && (await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(now);
+    return { stored };
+  }
+
+  override async alarm(): Promise<void> {
+    const target = { url: this.env.BRIDGE_URL, secret: this.env.BRIDGE_INGRESS_SECRET };
+    const started = Date.now();
+    for (;;) {
+      const rows = this.sql.exec<{ seq: number; id: string; type: string; body: string }>(
+        "SELECT seq, id, type, body FROM outbox ORDER BY seq LIMIT ?",
+        READ_BATCH,
+      ).toArray();
+      if (rows.length === 0) return; // idle: no alarm until the next enqueue
+      for (const row of rows) {
+        const outcome = await deliverEvent(target, row.id, row.body);
+        if (outcome.kind === "retry") {
+          const failures = this.meta().failures + 1;
+          const delay = retryDelayMs(failures);
+          this.sql.exec("UPDATE outbox_meta SET failures = ?, last_error = ? WHERE k = 1", failures, outcome.reason);
+          console.warn(`outbox ${this.ctx.id.name ?? this.ctx.id}: ${row.id} not delivered (attempt ${failures}), retry in ${delay} ms: ${outcome.reason}`);
+          await this.ctx.storage.setAlarm(Date.now() + delay);
+          return;
+        }
+        this.settle(row, outcome);
+      }
+      if (Date.now() - started > ALARM_RUN_BUDGET_MS) {
+        await this.ctx.storage.setAlarm(Date.now());
+        return;
+      }
+    }
+  }
+
+  /** Removes a delivered or permanently refused event from the queue (refused ones go to dead_letters). */
+  private settle(row: { seq: number; id: string; type: string; body: string }, outcome: Exclude<DeliveryOutcome, { kind: "retry" }>): void {
+    this.ctx.storage.transactionSync(() => {
+      this.sql.exec("DELETE FROM outbox WHERE seq = ?", row.seq);
+      if (outcome.kind === "delivered") {
+        this.sql.exec("UPDATE outbox_meta SET delivered = delivered + 1, failures = 0, last_error = NULL WHERE k = 1");
+      } else {
+        this.sql.exec(
+          "INSERT INTO dead_letters (id, type, body, reason, dead_at) VALUES (?, ?, ?, ?, ?)",
+          row.id,
+          row.type,
+          row.body,
+          outcome.reason,
+          Date.now(),
+        );
+        this.sql.exec("UPDATE outbox_meta SET failures = 0, last_error = ? WHERE k = 1", outcome.reason);
+        console.error(`outbox ${this.ctx.id.name ?? this.ctx.id}: ${row.id} (${row.type}) dead-lettered: ${outcome.reason}`);
+      }
+    });
+  }
+
+  private meta(): Meta {
+    return this.sql.exec<Meta>("SELECT delivered, failures, last_error FROM outbox_meta WHERE k = 1").one();
+  }
+
+  async status(): Promise<OutboxStatus> {
+    const meta = this.meta();
+    const count = (table: string) => this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`).one().n;
+    return {
+      pending: count("outbox"),
+      deadLetters: count("dead_letters"),
+      delivered: meta.delivered,
+      failures: meta.failures,
+      lastError: meta.last_error,
+      nextAttemptAt: await this.ctx.storage.getAlarm(),
+    };
+  }
+
+  /** Pending events in delivery order (for operators and tests). */
+  async pending(limit = 100): Promise<Envelope[]> {
+    return this.sql
+      .exec<{ body: string }>("SELECT body FROM outbox ORDER BY seq LIMIT ?", Math.max(1, Math.min(limit, 1000)))
+      .toArray()
+      .map((r) => JSON.parse(r.body) as Envelope);
+  }
+
+  async deadLetters(limit = 100): Promise<DeadLetter[]> {
+    return this.sql
+      .exec<{ id: string; type: string; body: string; reason: string; dead_at: number }>(
+        "SELECT id, type, body, reason, dead_at FROM dead_letters ORDER BY seq LIMIT ?",
+        Math.max(1, Math.min(limit, 1000)),
+      )
+      .toArray()
+      .map((r) => ({ id: r.id, type: r.type, reason: r.reason, deadAt: r.dead_at, event: JSON.parse(r.body) as Envelope }));
+  }
+
+  /**
+   * Puts every dead letter back at the end of the queue (after the cause was fixed on the media side).
+   * Returns how many were requeued.
+   */
+  async requeueDeadLetters(): Promise<{ requeued: number }> {
+    const now = Date.now();
+    let requeued = 0;
+    this.ctx.storage.transactionSync(() => {
+      requeued = this.sql.exec(
+        "INSERT OR IGNORE INTO outbox (id, type, body, enqueued_at) SELECT id, type, body, ? FROM dead_letters ORDER BY seq",
+        now,
+      ).rowsWritten;
+      this.sql.exec("DELETE FROM dead_letters");
+    });
+    if (requeued > 0 && (await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(now);
+    return { requeued };
+  }
+}
