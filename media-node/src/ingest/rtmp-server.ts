@@ -1,0 +1,261 @@
+// The ONE module that touches node-media-server (v4: RTMP/RTMPS ingest only). Everything NMS does that a
+// service must not do is contained here (see STACK-NOTES):
+// - it cannot refuse a publish from `prePublish` (the client already got "Publish.Start"): we decide there,
+//   close refused sessions ourselves and keep our own bookkeeping, so its later `postPublish` is ignored;
+// - its `donePublish` fires 30 s after the publisher left: we watch the socket and report `unpublish` at once;
+// - it calls process.exit(1) on EADDRINUSE: start() rejects instead;
+// - it forces its logger to debug on console.log: its lines go to our JSON logger at debug level;
+// - it keeps state under ./data and installs SIGINT/SIGTERM handlers: the store lives in our work dir and the
+//   handlers are removed, so main.ts alone decides how the process stops;
+// - anyone could play any stream: only our own FFmpeg (with the per-process pull key) may.
+// NMS keeps its config in a module singleton: one RtmpIngest per process.
+
+import { EventEmitter } from "node:events";
+import { randomBytes } from "node:crypto";
+import { createRequire } from "node:module";
+import { connect, type Server } from "node:net";
+import NodeMediaServer, { type NmsSession } from "node-media-server";
+import type { Logger } from "../log.ts";
+import { type PublishAuthorizer, type PublishRequest, type Refusal } from "./authorize.ts";
+import type { PublishClaims } from "../../../shared/tokens/publish-token.ts";
+
+export interface RtmpIngestOptions {
+  host: string;
+  port: number;
+  rtmps?: { port: number; cert: string; key: string } | undefined;
+  /** folder for NMS's own JSON store (it insists on having one) */
+  storeDir: string;
+  authorize: PublishAuthorizer;
+  log: Logger;
+}
+
+/** What the publisher announced in its RTMP metadata (onMetaData); absent fields mean "no such track". */
+export interface SourceHints {
+  video?: { width: number; height: number; fps: number | undefined; codecId: number | undefined };
+  audio?: { codecId: number | undefined; channels: number | undefined; sampleRate: number | undefined };
+}
+
+export interface AuthorizedPublish {
+  sessionId: string;
+  streamId: string;
+  app: string;
+  ip: string;
+  claims: PublishClaims;
+  /** RTMP metadata once it arrived, undefined before */
+  hints(): SourceHints | undefined;
+}
+
+export interface RtmpIngestEvents {
+  /** an authorized broadcaster is publishing */
+  publish: [AuthorizedPublish];
+  /** that broadcaster's connection closed (reported at once, not NMS's 30 s later) */
+  unpublish: [{ sessionId: string; streamId: string; app: string }];
+  /** a publish (or an outside play) was refused; the connection is closed */
+  refused: [Refusal & { sessionId: string; ip: string; app: string; name: string }];
+}
+
+type NmsLogger = { log(message: string, level?: string): void; level: string };
+
+const require = createRequire(import.meta.url);
+
+function first(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** A publish RTMP name as the broadcaster sent it (NMS blanks streamName when it dislikes it). */
+function rawName(session: NmsSession): string {
+  return session.streamName || session.rtmp?.streamName || "";
+}
+
+export class RtmpIngest extends EventEmitter<RtmpIngestEvents> {
+  readonly #opts: RtmpIngestOptions;
+  readonly #log: Logger;
+  #nms: NodeMediaServer | undefined;
+  /** stream id -> session id of its current (or pending) publisher: the "one publisher per key" rule */
+  readonly #publishers = new Map<string, string>();
+  /** sessions we accepted, by id */
+  readonly #accepted = new Map<string, { session: NmsSession; streamId: string; app: string }>();
+  /** sessions we refused; NMS still fires postPublish/donePublish for them, which we ignore */
+  readonly #refused = new Set<string>();
+  /** bytes received from publishers that have since left (for the bytes-in counter) */
+  #bytesInDone = 0;
+  /** only FFmpeg processes started by this node know it, so only they can play from the RTMP port */
+  readonly pullKey = randomBytes(16).toString("hex");
+
+  constructor(opts: RtmpIngestOptions) {
+    super();
+    this.#opts = opts;
+    this.#log = opts.log.child({ component: "rtmp" });
+  }
+
+  async start(): Promise<void> {
+    const nmsLog = this.#log.child({ component: "node-media-server" });
+    const nmsLogger = require("node-media-server/src/core/logger.js") as NmsLogger;
+    // NMS logs prose at debug level to console; keep it, but as our JSON lines and out of the way.
+    nmsLogger.log = (message: string, level = "info") => nmsLog.debug(String(message), { nmsLevel: level });
+
+    const { host, port, rtmps, storeDir } = this.#opts;
+    const nms = new NodeMediaServer({
+      bind: host,
+      rtmp: { port },
+      ...(rtmps ? { rtmps: { port: rtmps.port, cert: rtmps.cert, key: rtmps.key } } : {}),
+      store: { path: storeDir },
+      webadmin: { enable: false },
+    });
+    this.#nms = nms;
+    nms.on("prePublish", (s) => void this.#onPrePublish(s));
+    nms.on("prePlay", (s) => this.#onPrePlay(s));
+
+    const servers = [nms.rtmpServer.tcpServer, nms.rtmpServer.tlsServer].filter((s): s is Server => s !== undefined);
+    const listening = Promise.all(
+      servers.map(
+        (server) =>
+          new Promise<void>((resolve, reject) => {
+            server.once("listening", () => resolve());
+            server.once("error", reject);
+          }),
+      ),
+    );
+    // Instead of process.exit(1): the error reaches start()'s caller, later errors are logged.
+    nms.rtmpServer.handleListenError = (name: string, p: number) => (error: Error) =>
+      this.#log.error("listener error", { listener: name, port: p, error });
+    await nms.run();
+    try {
+      await listening;
+    } catch (error) {
+      await this.stop();
+      throw new Error(`RTMP listener could not start on ${host}:${port}: ${(error as Error).message}`, { cause: error });
+    }
+    // The store installs SIGINT/SIGTERM handlers that flush and exit; the node's own shutdown must run instead.
+    const store = (nms as unknown as { store?: { _removeExitHooks?: () => void } }).store;
+    store?._removeExitHooks?.();
+    this.#log.info("rtmp listening", { host, port, rtmps: rtmps ? rtmps.port : undefined });
+  }
+
+  /** The address FFmpeg pulls a stream from (with the pull key, so the play is allowed). */
+  pullUrl(app: string, streamId: string): string {
+    const host = this.#opts.host === "0.0.0.0" || this.#opts.host === "::" ? "127.0.0.1" : this.#opts.host;
+    return `rtmp://${host}:${this.#opts.port}/${app}/${streamId}?pull=${this.pullKey}`;
+  }
+
+  /** true when the stream currently has a connected, accepted publisher */
+  isPublishing(streamId: string): boolean {
+    const id = this.#publishers.get(streamId);
+    return id !== undefined && this.#accepted.has(id);
+  }
+
+  /** Closes a broadcaster's connection (kick, shutdown). */
+  disconnect(sessionId: string): void {
+    this.#accepted.get(sessionId)?.session.close();
+  }
+
+  /** Bytes received from all publishers so far. */
+  bytesIn(): number {
+    let live = 0;
+    for (const { session } of this.#accepted.values()) live += session.inBytes ?? 0;
+    return this.#bytesInDone + live;
+  }
+
+  /** Resolves when the RTMP port accepts a TCP connection (for /healthz). */
+  ping(timeoutMs = 2000): Promise<void> {
+    const host = this.#opts.host === "0.0.0.0" || this.#opts.host === "::" ? "127.0.0.1" : this.#opts.host;
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host, port: this.#opts.port });
+      const timer = setTimeout(() => done(new Error(`RTMP port ${this.#opts.port} did not answer in ${timeoutMs} ms`)), timeoutMs);
+      const done = (error?: Error) => {
+        clearTimeout(timer);
+        socket.destroy();
+        if (error) reject(error);
+        else resolve();
+      };
+      socket.once("connect", () => done());
+      socket.once("error", (e) => done(new Error(`RTMP port ${this.#opts.port}: ${e.message}`)));
+    });
+  }
+
+  async stop(): Promise<void> {
+    const nms = this.#nms;
+    this.#nms = undefined;
+    if (!nms) return;
+    await nms.stop();
+  }
+
+  #refuse(session: NmsSession, refusal: Refusal): void {
+    this.#refused.add(session.id);
+    const app = session.streamApp || session.rtmp?.streamApp || "";
+    const name = rawName(session);
+    // The key may be hostile (control characters, megabytes): log a bounded, JSON-escaped prefix.
+    this.#log.warn("publish refused", { reason: refusal.reason, detail: refusal.detail, app, name: name.slice(0, 100), ip: session.ip, sessionId: session.id });
+    session.close();
+    this.emit("refused", { ...refusal, sessionId: session.id, ip: session.ip, app, name: name.slice(0, 100) });
+    setTimeout(() => this.#refused.delete(session.id), 60_000).unref();
+  }
+
+  async #onPrePublish(session: NmsSession): Promise<void> {
+    const request: PublishRequest = {
+      app: session.streamPath ? session.streamApp : (session.rtmp?.streamApp ?? ""),
+      name: rawName(session),
+      token: first(session.streamQuery?.token),
+      // NMS ends sessions with names outside [A-Za-z0-9_-] before it sets streamPath
+      rejectedByServer: session.streamPath === "",
+    };
+    const early = this.#opts.authorize.check(request);
+    if (!early.ok) return this.#refuse(session, early);
+    const streamId = request.name;
+    const current = this.#publishers.get(streamId);
+    if (current !== undefined) {
+      return this.#refuse(session, { ok: false, reason: "already-live", detail: `stream ${streamId} already has a publisher` });
+    }
+    // Reserve the key before the (async) token check so two racing publishers cannot both pass.
+    this.#publishers.set(streamId, session.id);
+    let closed = false;
+    session.socket?.once("close", () => {
+      closed = true;
+      if (this.#publishers.get(streamId) === session.id) this.#publishers.delete(streamId);
+      const accepted = this.#accepted.get(session.id);
+      if (accepted) {
+        this.#accepted.delete(session.id);
+        this.#bytesInDone += session.inBytes ?? 0;
+        this.#log.info("publisher left", { streamId, sessionId: session.id });
+        this.emit("unpublish", { sessionId: session.id, streamId, app: accepted.app });
+      }
+    });
+    const verdict = await this.#opts.authorize.verify(request);
+    if (!verdict.ok) {
+      if (this.#publishers.get(streamId) === session.id) this.#publishers.delete(streamId);
+      return this.#refuse(session, verdict);
+    }
+    if (closed) return;
+    this.#accepted.set(session.id, { session, streamId, app: request.app });
+    this.#log.info("publish accepted", { streamId, app: request.app, sessionId: session.id, ip: session.ip, sub: verdict.claims.sub });
+    this.emit("publish", {
+      sessionId: session.id,
+      streamId,
+      app: request.app,
+      ip: session.ip,
+      claims: verdict.claims,
+      hints: () => hintsOf(session),
+    });
+  }
+
+  #onPrePlay(session: NmsSession): void {
+    if (first(session.streamQuery?.pull) === this.pullKey) return;
+    this.#log.warn("play refused", { reason: "play-not-allowed", detail: "RTMP play is for the node's own transcoder; viewers use HLS", path: session.streamPath, ip: session.ip });
+    session.close();
+  }
+}
+
+/** Reads what onMetaData set on the NMS session; undefined until the metadata arrived. */
+export function hintsOf(session: Pick<NmsSession, "videoCodec" | "videoWidth" | "videoHeight" | "videoFramerate" | "audioCodec" | "audioChannels" | "audioSamplerate">): SourceHints | undefined {
+  // NMS initialises these to 0 and overwrites them (possibly with undefined) when metadata arrives.
+  const seen = session.videoCodec !== 0 || session.audioCodec !== 0 || session.videoWidth !== 0;
+  if (!seen) return undefined;
+  const hints: SourceHints = {};
+  if (session.videoWidth && session.videoHeight) {
+    hints.video = { width: session.videoWidth, height: session.videoHeight, fps: session.videoFramerate || undefined, codecId: session.videoCodec };
+  }
+  if (session.audioCodec !== undefined && session.audioCodec !== 0) {
+    hints.audio = { codecId: session.audioCodec, channels: session.audioChannels, sampleRate: session.audioSamplerate };
+  }
+  return hints;
+}
