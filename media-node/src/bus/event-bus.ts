@@ -1,0 +1,86 @@
+// The media node's way to emit events: `publish(event)` is durable once it resolves (fsync'd to the local
+// outbox), and reaches JetStream in order as soon as NATS is reachable. This is what the live pipeline, VOD
+// jobs and anything else on a media node wire to.
+
+import type { JetStreamClient, NatsConnection } from "nats";
+import type { Envelope } from "../../../shared/envelope.ts";
+import type { BusConfig } from "./config.ts";
+import { connectNats } from "./connect.ts";
+import { Outbox } from "./outbox/outbox.ts";
+import { publishEvent } from "./publish.ts";
+import { ensureEventStreams } from "./streams.ts";
+
+/** Where producers send events. Resolves once the event will not be lost (not once it was delivered). */
+export interface EventSink {
+  publish(event: Envelope): Promise<void>;
+}
+
+export interface MediaEventBus extends EventSink {
+  /** opens the outbox (taking its lock) and starts connecting to NATS in the background */
+  start(): Promise<void>;
+  /** stops pumping and closes NATS; unconfirmed events stay on disk for the next start */
+  stop(): Promise<void>;
+  /** resolves once every event published so far is stored in JetStream */
+  drained(): Promise<void>;
+  /** events on disk not yet confirmed by JetStream */
+  readonly backlog: number;
+  readonly stats: Outbox["stats"];
+}
+
+export function createMediaEventBus(cfg: BusConfig, opts: { name: string; log?: (message: string) => void }): MediaEventBus {
+  const log = opts.log ?? ((m: string) => console.log(`[bus] ${m}`));
+  let nc: NatsConnection | undefined;
+  let js: JetStreamClient | undefined;
+  let connecting: Promise<void> | undefined;
+  // Streams are declared on first contact, and again after a publish finds no stream (a wiped server).
+  let streamsReady = false;
+  let stopped = false;
+
+  const outbox = new Outbox({
+    dir: cfg.outboxDir,
+    maxBytes: cfg.outboxMaxBytes,
+    window: cfg.outboxPublishWindow,
+    log,
+    async store(event, bytes) {
+      if (!js || !nc) throw new Error("not connected to NATS yet");
+      if (!streamsReady) {
+        await ensureEventStreams(await nc.jetstreamManager(), cfg);
+        streamsReady = true;
+      }
+      try {
+        return await publishEvent(js, event, { timeoutMs: cfg.publishTimeoutMs, bytes });
+      } catch (error) {
+        if (/no responders|stream not found/i.test(String((error as Error).message))) streamsReady = false;
+        throw error;
+      }
+    },
+  });
+
+  return {
+    async start() {
+      await outbox.start();
+      // Not awaited: events are accepted (and kept on disk) before NATS is reachable.
+      connecting = connectNats(cfg.natsUrl, { name: opts.name, onStatus: (s, d) => s !== "pingTimer" && log(`nats ${s}${d ? ` ${d}` : ""}`) }).then(
+        async (conn) => {
+          if (stopped) return void (await conn.close());
+          nc = conn;
+          js = conn.jetstream();
+        },
+        (error: Error) => log(`nats connect failed for good: ${error.message}`),
+      );
+    },
+    publish: (event) => outbox.publish(event),
+    drained: () => outbox.drained(),
+    get backlog() {
+      return outbox.backlog;
+    },
+    stats: outbox.stats,
+    async stop() {
+      stopped = true;
+      await outbox.stop();
+      // A connect still waiting for a server is abandoned (the process is going away or restarting the bus).
+      if (nc) await nc.drain().catch(() => nc?.close());
+      void connecting;
+    },
+  };
+}

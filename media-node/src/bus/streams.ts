@@ -1,0 +1,105 @@
+// JetStream streams and consumers, declared idempotently at start-up: any number of media nodes and bridge
+// replicas may run this at the same time, against a fresh server or one that already has everything.
+
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  type JetStreamManager,
+  nanos,
+  NatsError,
+  RetentionPolicy,
+  StorageType,
+  type StreamConfig,
+} from "nats";
+import type { BusConfig } from "./config.ts";
+import { DEAD_LETTER_PREFIX, eventSubjects } from "./subjects.ts";
+
+/** JetStream API error codes we handle (nats-server's errors.json). */
+const STREAM_NAME_IN_USE = 10058;
+const CONSUMER_NOT_FOUND = 10014;
+
+function apiErrorCode(error: unknown): number | undefined {
+  return error instanceof NatsError ? error.api_error?.err_code : undefined;
+}
+
+export function eventsStreamConfig(cfg: Pick<BusConfig, "stream" | "duplicateWindowS" | "maxAgeS">): Partial<StreamConfig> & { name: string } {
+  return {
+    name: cfg.stream,
+    subjects: eventSubjects(),
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
+    duplicate_window: nanos(cfg.duplicateWindowS * 1000),
+    max_age: nanos(cfg.maxAgeS * 1000),
+  };
+}
+
+export function deadLetterStreamConfig(cfg: Pick<BusConfig, "deadLetterStream" | "duplicateWindowS">): Partial<StreamConfig> & { name: string } {
+  return {
+    name: cfg.deadLetterStream,
+    subjects: [`${DEAD_LETTER_PREFIX}.>`],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
+    duplicate_window: nanos(cfg.duplicateWindowS * 1000),
+    // Dead letters wait for a human: keep them a month.
+    max_age: nanos(30 * 86400 * 1000),
+  };
+}
+
+/** Creates the stream, or brings an existing one to `config` (e.g. a new event family added to the subjects). */
+export async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
+  try {
+    await jsm.streams.add(config);
+  } catch (error) {
+    if (apiErrorCode(error) !== STREAM_NAME_IN_USE) throw error;
+    // Exists with another configuration (another node declared an older one): converge on ours.
+    await jsm.streams.update(config.name, config);
+  }
+}
+
+export async function ensureEventStreams(jsm: JetStreamManager, cfg: BusConfig): Promise<void> {
+  await ensureStream(jsm, eventsStreamConfig(cfg));
+  await ensureStream(jsm, deadLetterStreamConfig(cfg));
+}
+
+export interface DurablePullConsumer {
+  stream: string;
+  durable: string;
+  /** how long a delivered event may go without ack (or `working()`) before JetStream redelivers it */
+  ackWaitMs: number;
+  /** upper bound on delivered-but-unacked events across all replicas */
+  maxAckPending: number;
+  /** only these subjects (one filter: nats-server 2.9 has no filter lists) */
+  filterSubject?: string;
+}
+
+/**
+ * A durable pull consumer that never gives up on an event (max_deliver unlimited): events leave only by an ack,
+ * after delivery or after being moved to the dead-letter stream.
+ */
+export async function ensureDurableConsumer(jsm: JetStreamManager, c: DurablePullConsumer): Promise<void> {
+  const config = {
+    durable_name: c.durable,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: nanos(c.ackWaitMs),
+    max_ack_pending: c.maxAckPending,
+    max_deliver: -1,
+    ...(c.filterSubject ? { filter_subject: c.filterSubject } : {}),
+  };
+  try {
+    await jsm.consumers.info(c.stream, c.durable);
+  } catch (error) {
+    if (apiErrorCode(error) !== CONSUMER_NOT_FOUND) throw error;
+    try {
+      await jsm.consumers.add(c.stream, { ...config, deliver_policy: DeliverPolicy.All });
+      return;
+    } catch (addError) {
+      // Another replica created it between our info and add: fall through to update.
+      if (apiErrorCode(addError) === undefined) throw addError;
+    }
+  }
+  // Exists: update the settings that may change (deliver policy and filter are fixed at creation).
+  await jsm.consumers.update(c.stream, c.durable, { ack_wait: config.ack_wait, max_ack_pending: config.max_ack_pending, max_deliver: -1 });
+}
