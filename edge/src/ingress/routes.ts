@@ -1,5 +1,123 @@
-import { Hono } from "hono";
-import type { AppEnv } from "../env.ts";
+// Signed event ingress from the NATS->HTTP bridge, and the bus's operator/test endpoints.
+//
+//   POST /hooks/events                       one event, signed the Standard Webhooks way (EDGE_INGRESS_SECRET)
+//   GET  /internal/bus/stats                 ingress counters (Bearer INTERNAL_API_TOKEN), see stats.ts
+//   POST /internal/bus/stats/reset           zero them (between benchmark phases)
+//   GET  /internal/bus/outbox/:shard         one outbox shard: status, pending and dead letters
+//   POST /internal/bus/outbox/:shard/requeue put that shard's dead letters back in its queue
+//
+// Order of checks on /hooks/events, each refusal a JSON `{ error: { code, message } }` and no effect:
+//   size (413, before reading more than MAX_EVENT_BYTES) -> signature and timestamp (401; 503 when no secret
+//   is configured, so the bridge keeps the event) -> JSON and schema (400 malformed, 422 unknown type) ->
+//   webhook-id equals the envelope id (400) -> apply at the targets (503 if that fails, so the bridge retries).
+// Nothing is parsed, and nothing internal is reached, before the signature has been checked.
+// The answer is 2xx only once the effect is durably stored: `{ applied: true }` the first time,
+// `{ duplicate: true }` for an event already applied, `{ ignored: true, reason }` for a valid event the edge
+// has no use for (see dispatch.ts routeFor).
 
-/** Signed event ingress from the NATS->HTTP bridge (POST /hooks/events). Mounted by app.ts. */
+import { Hono } from "hono";
+import { MAX_EVENT_BYTES, parseEvent } from "../../../shared/envelope.ts";
+import { WEBHOOK_ID, DEFAULT_TOLERANCE_S, parseSecrets, verifyWebhook } from "../../../shared/signing/webhooks.ts";
+import { errorResponse } from "../auth/errors.ts";
+import type { AppEnv, Env } from "../env.ts";
+import { requireInternalToken } from "../internal/auth.ts";
+import { outboxFor, sendToMediaSide } from "../outbox/send.ts";
+import { type EventTargets, dispatchEvent } from "./dispatch.ts";
+import { readBodyLimited } from "./body.ts";
+import { ingressStats } from "./stats.ts";
+
+/** Settings of the ingress, read from the Worker's vars. */
+export interface IngressVars {
+  /**
+   * EDGE_INGRESS_TOLERANCE_S: how far webhook-timestamp may be from the edge's clock, either way, in seconds.
+   * Default 300 (the Standard Webhooks recommendation). Together with the objects' dedup ledgers (kept 7 days)
+   * this is the replay protection: a replay older than this is refused, a newer one is a no-op duplicate.
+   */
+  EDGE_INGRESS_TOLERANCE_S?: string;
+}
+
+export function toleranceS(env: Env & IngressVars): number {
+  const value = Number(env.EDGE_INGRESS_TOLERANCE_S);
+  return env.EDGE_INGRESS_TOLERANCE_S && Number.isInteger(value) && value > 0 ? value : DEFAULT_TOLERANCE_S;
+}
+
+/** The real targets: Durable Objects by name and the edge outbox. */
+export function objectTargets(env: Env): EventTargets {
+  return {
+    // Typed through the applyEvent contract (Room/Inbox own their implementations; see dispatch.ts).
+    room: (roomId) => env.Room.getByName(roomId) as unknown as ReturnType<EventTargets["room"]>,
+    inbox: (userId) => env.Inbox.getByName(userId) as unknown as ReturnType<EventTargets["inbox"]>,
+    toMediaSide: (events, shardKey, opts) => sendToMediaSide(env, events, shardKey, opts),
+  };
+}
+
+const VERIFY_STATUS = { "no-secret": 503 } as const;
+
 export const ingressRoutes = new Hono<AppEnv>();
+
+ingressRoutes.post("/hooks/events", async (c) => {
+  ingressStats.receivedRequest();
+  const refuse = (status: number, code: string, message: string) => {
+    ingressStats.rejectedRequest(code);
+    return errorResponse(status, code, message);
+  };
+
+  const body = await readBodyLimited(c.req.raw, MAX_EVENT_BYTES);
+  if (!body.ok) return refuse(413, "too_large", body.message);
+
+  const verified = await verifyWebhook(parseSecrets(c.env.EDGE_INGRESS_SECRET), c.req.raw.headers, body.text, {
+    toleranceS: toleranceS(c.env),
+  });
+  if (!verified.ok) {
+    const status = verified.reason in VERIFY_STATUS ? VERIFY_STATUS[verified.reason as keyof typeof VERIFY_STATUS] : 401;
+    if (status === 503) console.error("POST /hooks/events refused: EDGE_INGRESS_SECRET is not set");
+    return refuse(status, verified.reason.replaceAll("-", "_"), verified.message);
+  }
+
+  let value: unknown;
+  try {
+    value = JSON.parse(body.text);
+  } catch {
+    return refuse(400, "malformed_event", "body is not valid JSON");
+  }
+  const parsed = parseEvent(value);
+  if (!parsed.ok) {
+    const unknownType = parsed.error.startsWith("unknown event type");
+    return refuse(unknownType ? 422 : 400, unknownType ? "unknown_event_type" : "malformed_event", parsed.error);
+  }
+  const event = parsed.event;
+  // The signature covers webhook-id, and dedup keys on the envelope id: they must be the same id.
+  if (event.id !== verified.id) {
+    return refuse(400, "id_mismatch", `${WEBHOOK_ID} '${verified.id}' differs from the event id '${event.id}'`);
+  }
+
+  let result;
+  try {
+    result = await dispatchEvent(event, objectTargets(c.env));
+  } catch (error) {
+    ingressStats.failedEvent();
+    console.error(`POST /hooks/events: ${event.type} ${event.id} not applied:`, error);
+    return errorResponse(503, "apply_failed", `event ${event.id} could not be applied; retry later`);
+  }
+  ingressStats.handled(event.id, event.type, result.outcome, event.time);
+  if (result.outcome === "applied") return c.json({ applied: true, id: event.id });
+  if (result.outcome === "duplicate") return c.json({ duplicate: true, id: event.id });
+  return c.json({ ignored: true, id: event.id, reason: result.reason });
+});
+
+ingressRoutes.use("/internal/bus/*", requireInternalToken());
+
+ingressRoutes.get("/internal/bus/stats", (c) => c.json(ingressStats.snapshot()));
+
+ingressRoutes.post("/internal/bus/stats/reset", (c) => {
+  ingressStats.reset();
+  return c.json(ingressStats.snapshot());
+});
+
+ingressRoutes.get("/internal/bus/outbox/:shard", async (c) => {
+  const outbox = outboxFor(c.env, c.req.param("shard"));
+  const [status, pending, deadLetters] = await Promise.all([outbox.status(), outbox.pending(100), outbox.deadLetters(100)]);
+  return c.json({ shard: c.req.param("shard"), ...status, pendingEvents: pending, deadLetterEvents: deadLetters });
+});
+
+ingressRoutes.post("/internal/bus/outbox/:shard/requeue", async (c) => c.json(await outboxFor(c.env, c.req.param("shard")).requeueDeadLetters()));
