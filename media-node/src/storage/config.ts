@@ -8,7 +8,8 @@
 //
 // fs driver
 //   STORAGE_FS_DIR              path                    default: ./var/media/storage
-//       Root folder of stored objects (key "live/abc/master.m3u8" → <dir>/live/abc/master.m3u8).
+//       Root folder of stored objects (key "live/abc/master.m3u8" → <dir>/live/abc/master.m3u8). A relative
+//       path is taken from the repository root (like MEDIA_WORK_DIR), so it does not depend on the start folder.
 //   STORAGE_FS_PUBLIC_BASE_URL  URL                     default: <node HTTP base URL>/media
 //       Base of playback URLs handed to viewers; set it when the node sits behind a proxy or CDN.
 //
@@ -56,6 +57,8 @@ const int = (min: number) => z.coerce.number({ error: "expected a number" }).int
 const url = z.url({ error: "expected an absolute http(s) URL", protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, ""));
 
 /** What the environment may hold. Empty strings count as unset, so `S3_ENDPOINT=` in a .env does not break parsing. */
+const ROOT = resolve(import.meta.dirname, "../../..");
+
 const StorageEnv = z.object({
   STORAGE_DRIVER: z.enum(["fs", "s3"]).default("fs"),
   STORAGE_FS_DIR: z.string().default("./var/media/storage"),
@@ -135,9 +138,10 @@ export class StorageConfigError extends Error {
 
 /**
  * Reads the storage settings from `env` (process.env by default).
- * `httpBaseUrl` is the media node's own HTTP origin (e.g. http://127.0.0.1:8090), used for fs playback URLs.
+ * `httpBaseUrl` is the media node's own HTTP origin (default http://127.0.0.1:8000, MEDIA_HTTP_PORT's default),
+ * used for fs playback URLs; `baseDir` is what a relative STORAGE_FS_DIR is resolved against (default: repo root).
  */
-export function loadStorageConfig(env: Record<string, string | undefined> = process.env, opts: { httpBaseUrl?: string; cwd?: string } = {}): StorageConfig {
+export function loadStorageConfig(env: Record<string, string | undefined> = process.env, opts: { httpBaseUrl?: string; baseDir?: string } = {}): StorageConfig {
   const raw: Record<string, string> = {};
   for (const key of Object.keys(StorageEnv.shape)) {
     const value = env[key]?.trim();
@@ -153,8 +157,8 @@ export function loadStorageConfig(env: Record<string, string | undefined> = proc
 
   let store: StoreConfig;
   if (e.STORAGE_DRIVER === "fs") {
-    const httpBase = (opts.httpBaseUrl ?? "http://127.0.0.1:8090").replace(/\/+$/, "");
-    store = { driver: "fs", dir: resolve(opts.cwd ?? process.cwd(), e.STORAGE_FS_DIR), publicBaseUrl: e.STORAGE_FS_PUBLIC_BASE_URL ?? `${httpBase}/media` };
+    const httpBase = (opts.httpBaseUrl ?? "http://127.0.0.1:8000").replace(/\/+$/, "");
+    store = { driver: "fs", dir: resolve(opts.baseDir ?? ROOT, e.STORAGE_FS_DIR), publicBaseUrl: e.STORAGE_FS_PUBLIC_BASE_URL ?? `${httpBase}/media` };
   } else {
     if (!e.S3_BUCKET) problems.push("S3_BUCKET is required when STORAGE_DRIVER=s3");
     if (Boolean(e.S3_ACCESS_KEY_ID) !== Boolean(e.S3_SECRET_ACCESS_KEY)) problems.push("set both S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY, or neither");

@@ -67,6 +67,12 @@ export interface UploadMeta {
   cacheControl?: string;
   /** keep the local file after it is stored (default: delete it, see UPLOAD_KEEP_LOCAL) */
   keepLocal?: boolean;
+  /**
+   * For objects rewritten in place (live playlists): earlier uploads of the same key that have not started yet
+   * are dropped in favour of this one, and their promises settle with it. During an outage that keeps one
+   * pending playlist per key instead of one per segment. Default false (every version is stored in order).
+   */
+  replaceQueued?: boolean;
 }
 
 /** Events a ReliableUploader emits, so the node can feed prom-client and logs without the uploader knowing either. */

@@ -1,0 +1,340 @@
+// ReliableUploader: gets finished segments and playlists from local disk into an ObjectStore, whatever storage
+// is doing. The live pipeline hands it a file and awaits; everything about retries lives here.
+//
+// How it behaves, and why:
+// - Files wait where they are on local disk (the "spool"); memory holds only bookkeeping (and small playlist
+//   bodies). The spool is bounded in bytes: a new upload that would overflow it is refused up front with
+//   SpoolFullError and its file left in place — refusing new work is recoverable, silently dropping queued
+//   segments is not.
+// - One key is stored strictly in call order (playlist v2 never overwritten by a late v1); different keys go
+//   in parallel up to `concurrency`.
+// - Storage health is one shared state. After a failure the uploader is "down": it sends one probe at a time,
+//   spaced by exponential backoff with jitter, instead of N queued files each hammering a dead endpoint. The
+//   first success flips it "up" and every waiting file goes at full concurrency at once, so recovery is not
+//   held back by per-file timers from the outage.
+// - Each file also has its own backoff, so one object that keeps failing (while storage is otherwise fine)
+//   does not block the others behind it.
+// - Only failures retrying cannot fix reject: bad key, local file gone, spool full, closed, or UPLOAD_MAX_ATTEMPTS.
+
+import { EventEmitter } from "node:events";
+import { stat, unlink } from "node:fs/promises";
+import { backoffDelay } from "../bus/backoff.ts";
+import { DEFAULT_UPLOADER_CONFIG, type UploaderConfig } from "./config.ts";
+import { isRetryable, LocalFileError, SpoolFullError, StorageError, UploaderClosedError } from "./errors.ts";
+import { assertObjectKey } from "./keys.ts";
+import type { ObjectStore, PutBody, Uploader, UploaderEvents, UploaderStats, UploadMeta } from "./types.ts";
+
+interface Job {
+  seq: number;
+  key: string;
+  body: { file: string } | Uint8Array | string;
+  localPath: string | undefined;
+  size: number;
+  meta: UploadMeta;
+  acceptedAt: number;
+  attempts: number;
+  /** not before this time (its own backoff) */
+  notBefore: number;
+  inFlight: AbortController | undefined;
+  resolve: () => void;
+  reject: (error: Error) => void;
+  /** earlier waiting jobs of the same key this one replaced (UploadMeta.replaceQueued): settled with it */
+  replaced: Job[];
+}
+
+export interface ReliableUploaderDeps {
+  /** [0,1) source for jitter (tests) */
+  random?: () => number;
+}
+
+export class ReliableUploader extends EventEmitter<UploaderEvents> implements Uploader {
+  readonly store: ObjectStore;
+  readonly config: UploaderConfig;
+  readonly #random: () => number;
+  #seq = 0;
+  /** per key: its jobs in call order; only the head may run */
+  readonly #chains = new Map<string, Job[]>();
+  #inFlight = 0;
+  #pendingCount = 0;
+  #pendingBytes = 0;
+  #storageUp = true;
+  /** consecutive failed attempts across all jobs: drives the probe spacing while down */
+  #streak = 0;
+  #nextProbeAt = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #timerAt = Infinity;
+  #closed = false;
+  readonly #idle = new Set<() => void>();
+  #uploaded = 0;
+  #failures = 0;
+  #bytesOut = 0;
+
+  constructor(store: ObjectStore, config: Partial<UploaderConfig> = {}, deps: ReliableUploaderDeps = {}) {
+    super();
+    this.store = store;
+    this.config = { ...DEFAULT_UPLOADER_CONFIG, ...config };
+    this.#random = deps.random ?? Math.random;
+  }
+
+  async upload(key: string, localPath: string, meta: UploadMeta = {}): Promise<void> {
+    let size: number;
+    try {
+      assertObjectKey(key);
+      const info = await stat(localPath).catch((error: unknown) => {
+        throw new LocalFileError(localPath, error);
+      });
+      if (!info.isFile()) throw new LocalFileError(localPath, new Error("not a regular file"));
+      size = info.size;
+    } catch (error) {
+      this.emit("rejected", { key, error: error as Error });
+      throw error;
+    }
+    return this.#accept(key, { file: localPath }, localPath, size, meta);
+  }
+
+  async uploadBody(key: string, body: Uint8Array | string, meta: UploadMeta = {}): Promise<void> {
+    try {
+      assertObjectKey(key);
+    } catch (error) {
+      this.emit("rejected", { key, error: error as Error });
+      throw error;
+    }
+    // Copy bytes: the caller may reuse its buffer while we are still retrying.
+    const owned = typeof body === "string" ? body : new Uint8Array(body);
+    const size = typeof owned === "string" ? Buffer.byteLength(owned) : owned.byteLength;
+    return this.#accept(key, owned, undefined, size, meta);
+  }
+
+  #accept(key: string, body: Job["body"], localPath: string | undefined, size: number, meta: UploadMeta): Promise<void> {
+    if (this.#closed) {
+      const error = new UploaderClosedError(key, localPath);
+      this.emit("rejected", { key, error });
+      return Promise.reject(error);
+    }
+    const chain = this.#chains.get(key) ?? [];
+    // Waiting (not running) versions this upload replaces free their spool bytes, so count them out first.
+    const replaceable = meta.replaceQueued ? chain.filter((j) => !j.inFlight) : [];
+    const freed = replaceable.reduce((n, j) => n + j.size, 0);
+    if (this.#pendingBytes - freed + size > this.config.spoolMaxBytes) {
+      const error = new SpoolFullError(key, size, this.#pendingBytes, this.config.spoolMaxBytes);
+      this.emit("rejected", { key, error });
+      return Promise.reject(error);
+    }
+    return new Promise<void>((resolve, reject) => {
+      const job: Job = {
+        seq: ++this.#seq,
+        key,
+        body,
+        localPath,
+        size,
+        meta,
+        acceptedAt: performance.now(),
+        attempts: 0,
+        notBefore: 0,
+        inFlight: undefined,
+        resolve,
+        reject,
+        replaced: [],
+      };
+      if (replaceable.length > 0) {
+        // Replaced jobs leave the chain and settle when this one does (their content is superseded by it).
+        job.replaced = replaceable.flatMap((j) => [j, ...j.replaced]);
+        for (const j of replaceable) {
+          chain.splice(chain.indexOf(j), 1);
+          j.replaced = [];
+          this.#pendingCount -= 1;
+          this.#pendingBytes -= j.size;
+        }
+      }
+      chain.push(job);
+      this.#chains.set(key, chain);
+      this.#pendingCount += 1;
+      this.#pendingBytes += size;
+      this.#pump();
+    });
+  }
+
+  /** Starts whatever may start now, and arms one timer for the earliest moment something else may. */
+  #pump(): void {
+    if (this.#closed) return;
+    const limit = this.#storageUp ? this.config.concurrency : 1;
+    while (this.#inFlight < limit) {
+      const now = performance.now();
+      if (!this.#storageUp && now < this.#nextProbeAt) return this.#wakeAt(this.#nextProbeAt);
+      let next: Job | undefined;
+      let earliest = Infinity;
+      for (const chain of this.#chains.values()) {
+        const head = chain[0];
+        if (!head || head.inFlight) continue;
+        if (head.notBefore > now) earliest = Math.min(earliest, head.notBefore);
+        else if (!next || head.seq < next.seq) next = head;
+      }
+      if (!next) {
+        if (earliest < Infinity) this.#wakeAt(earliest);
+        return;
+      }
+      void this.#attempt(next);
+    }
+  }
+
+  #wakeAt(at: number): void {
+    if (this.#timer && this.#timerAt <= at) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined;
+        this.#timerAt = Infinity;
+        this.#pump();
+      },
+      Math.max(0, at - performance.now()),
+    );
+  }
+
+  async #attempt(job: Job): Promise<void> {
+    const controller = new AbortController();
+    job.inFlight = controller;
+    job.attempts += 1;
+    this.#inFlight += 1;
+    const timeout = setTimeout(
+      () => controller.abort(new StorageError(`upload attempt for ${job.key} timed out after ${this.config.attemptTimeoutMs} ms`, "ATTEMPT_TIMEOUT")),
+      this.config.attemptTimeoutMs,
+    );
+    const started = performance.now();
+    let error: Error | undefined;
+    try {
+      // put() may not honour the signal everywhere (fs copyFile): race it, so a hung attempt still ends.
+      await Promise.race([
+        this.store.put(job.key, job.body as PutBody, { contentType: job.meta.contentType, cacheControl: job.meta.cacheControl, signal: controller.signal }),
+        new Promise<never>((_, reject) => controller.signal.addEventListener("abort", () => reject(controller.signal.reason as Error), { once: true })),
+      ]);
+    } catch (e) {
+      error = e instanceof Error ? e : new Error(String(e));
+    } finally {
+      clearTimeout(timeout);
+      this.#inFlight -= 1;
+      job.inFlight = undefined;
+    }
+    if (this.#closed) return; // close() already settled this job
+    if (!error) await this.#stored(job, performance.now() - started);
+    else this.#failed(job, error);
+    this.#pump();
+  }
+
+  async #stored(job: Job, attemptMs: number): Promise<void> {
+    this.#markUp();
+    this.#remove(job);
+    this.#uploaded += 1;
+    this.#bytesOut += job.size;
+    if (!(job.meta.keepLocal ?? this.config.keepLocal)) {
+      await Promise.all([job, ...job.replaced].map((j) => (j.localPath ? unlink(j.localPath).catch(() => undefined) : undefined)));
+    }
+    this.emit("uploaded", { key: job.key, bytes: job.size, latencyMs: performance.now() - job.acceptedAt, attempts: job.attempts, attemptMs });
+    for (const j of [job, ...job.replaced]) j.resolve();
+    this.#checkIdle();
+  }
+
+  #failed(job: Job, error: Error): void {
+    this.#failures += 1;
+    const retryable = isRetryable(error) && !(this.config.maxAttempts > 0 && job.attempts >= this.config.maxAttempts);
+    if (!retryable) {
+      this.#remove(job);
+      const final =
+        isRetryable(error) && this.config.maxAttempts > 0
+          ? new StorageError(`giving up on ${job.key} after ${job.attempts} attempts (UPLOAD_MAX_ATTEMPTS): ${error.message}`, "GAVE_UP", { cause: error })
+          : error;
+      this.emit("failed", { key: job.key, attempt: job.attempts, error: final, retryInMs: -1 });
+      for (const j of [job, ...job.replaced]) j.reject(final);
+      this.#checkIdle();
+      return;
+    }
+    const now = performance.now();
+    this.#streak += 1;
+    if (this.#storageUp) {
+      this.#storageUp = false;
+      this.emit("storage", { up: false, error });
+    }
+    const options = { baseMs: this.config.retryBaseMs, maxMs: this.config.retryMaxMs, random: this.#random };
+    this.#nextProbeAt = now + backoffDelay(this.#streak, options);
+    job.notBefore = now + backoffDelay(job.attempts, options);
+    this.emit("failed", { key: job.key, attempt: job.attempts, error, retryInMs: Math.round(Math.max(job.notBefore, this.#nextProbeAt) - now) });
+  }
+
+  #markUp(): void {
+    this.#streak = 0;
+    this.#nextProbeAt = 0;
+    if (this.#storageUp) return;
+    this.#storageUp = true;
+    // Waits earned during the outage say nothing about storage now: everyone may go.
+    for (const chain of this.#chains.values()) for (const job of chain) job.notBefore = 0;
+    this.emit("storage", { up: true });
+  }
+
+  #remove(job: Job): void {
+    const chain = this.#chains.get(job.key);
+    if (chain) {
+      const i = chain.indexOf(job);
+      if (i >= 0) chain.splice(i, 1);
+      if (chain.length === 0) this.#chains.delete(job.key);
+    }
+    this.#pendingCount -= 1;
+    this.#pendingBytes -= job.size;
+  }
+
+  #checkIdle(): void {
+    if (this.#pendingCount > 0) return;
+    for (const done of this.#idle) done();
+    this.#idle.clear();
+  }
+
+  drain(timeoutMs?: number): Promise<boolean> {
+    if (this.#pendingCount === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.#idle.add(done);
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          this.#idle.delete(done);
+          resolve(false);
+        }, timeoutMs);
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    for (const chain of this.#chains.values()) {
+      for (const job of chain) {
+        job.inFlight?.abort(new UploaderClosedError(job.key, job.localPath));
+        for (const j of [job, ...job.replaced]) j.reject(new UploaderClosedError(j.key, j.localPath));
+      }
+    }
+    this.#chains.clear();
+    this.#pendingCount = 0;
+    this.#pendingBytes = 0;
+    this.#checkIdle();
+  }
+
+  ping(): Promise<void> {
+    return this.store.ping();
+  }
+
+  stats(): UploaderStats {
+    return {
+      pending: this.#pendingCount,
+      pendingBytes: this.#pendingBytes,
+      inFlight: this.#inFlight,
+      uploaded: this.#uploaded,
+      failures: this.#failures,
+      bytesOut: this.#bytesOut,
+      storageUp: this.#storageUp,
+    };
+  }
+}
