@@ -26,7 +26,9 @@ const list = z.string().transform((v) =>
     .filter(Boolean),
 );
 
-export const RUNG_NAMES = ["1080p", "720p", "480p", "360p"] as const;
+/** Rungs a node can encode (transcode/ladder.ts has their sizes and bitrates); 240p is available but not a default. */
+export const RUNG_NAMES = ["1080p", "720p", "480p", "360p", "240p"] as const;
+export const DEFAULT_LADDER: RungName[] = ["1080p", "720p", "480p", "360p"];
 export type RungName = (typeof RUNG_NAMES)[number];
 
 /** Local-only default so `npm start` and tests work; production must set PUBLISH_TOKEN_SECRET. */
@@ -63,8 +65,8 @@ const SPEC = {
   ffprobePath: ["MEDIA_FFPROBE_PATH", z.string().min(1), "ffprobe"],
   /** MEDIA_SEGMENT_S (default 2, 1..10): HLS segment duration in seconds; a keyframe is forced at every boundary. */
   segmentS: ["MEDIA_SEGMENT_S", z.coerce.number().int().min(1).max(10), "2"],
-  /** MEDIA_LADDER (default 1080p,720p,480p,360p): rungs to encode; rungs taller than the source are skipped (never upscaled). */
-  ladder: ["MEDIA_LADDER", list.pipe(z.array(z.enum(RUNG_NAMES)).min(1)), RUNG_NAMES.join(",")],
+  /** MEDIA_LADDER (default 1080p,720p,480p,360p; 240p also available): rungs to encode; rungs taller than the source are skipped (never upscaled). */
+  ladder: ["MEDIA_LADDER", list.pipe(z.array(z.enum(RUNG_NAMES)).min(1)), DEFAULT_LADDER.join(",")],
   /** MEDIA_PASSTHROUGH (default false): add a `source` rung that copies H.264 from the broadcaster unchanged (no re-encode). */
   passthrough: ["MEDIA_PASSTHROUGH", bool, "false"],
   /** MEDIA_X264_PRESET (default veryfast): libx264 preset; faster presets trade quality for CPU. */

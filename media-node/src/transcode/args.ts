@@ -1,0 +1,116 @@
+// FFmpeg arguments for the live HLS ladder, as pure functions: (plan inputs) -> argv. Tested without processes.
+//
+// One process decodes once and feeds every rung through `split`, so the decode (and the RTMP pull) is paid
+// once per stream. Keyframes are forced at every segment boundary by time (`expr:gte(t,n_forced*S)`) with the
+// same expression for every rung, which is what aligns segments across rungs; scene-cut keyframes are off so
+// no rung gets an extra IDR the others lack. Segments are fMP4 (CMAF), one folder per variant.
+
+import type { AudioSpec, Ladder, VideoRung } from "./ladder.ts";
+
+export interface Variant {
+  /** folder and name of the variant (`720p`, `source`, `audio`) */
+  name: string;
+  video: VideoRung | undefined;
+  audio: AudioSpec | undefined;
+}
+
+export interface FfmpegPlan {
+  input: string;
+  inputArgs: string[];
+  outputArgs: string[];
+  /** the output pattern (`<dir>/%v/index.m3u8`) */
+  output: string;
+  variants: Variant[];
+}
+
+export interface LiveArgsOptions {
+  /** rtmp://... (live) or a file (offline bench) */
+  input: string;
+  /** FFmpeg writes `<outDir>/<variant>/index.m3u8`, `init_N.mp4`, `seg_N.m4s` */
+  outDir: string;
+  ladder: Ladder;
+  segmentS: number;
+  preset: string;
+  /** live RTMP input: give up after this much silence so the stream ends promptly when the publisher leaves */
+  rwTimeoutS?: number | undefined;
+  /** FFmpeg's own master playlist (read only for CODECS of copied rungs); ours is written by live/playlist.ts */
+  ffmpegMasterName?: string;
+  /** segments kept in FFmpeg's playlist; the node keeps the full list itself */
+  listSize?: number;
+}
+
+export const FFMPEG_MASTER = "ffmpeg-master.m3u8";
+
+/** Builds the whole argv (minus the ffmpeg binary). Throws on an empty ladder (a source with no tracks). */
+export function buildLiveArgs(opts: LiveArgsOptions): FfmpegPlan {
+  const { ladder, segmentS } = opts;
+  const encoded = ladder.video.filter((r) => r.mode === "encode");
+  const copied = ladder.video.filter((r) => r.mode === "copy");
+  if (ladder.video.length === 0 && !ladder.audio) throw new Error("buildLiveArgs: source has neither video nor audio");
+
+  const inputArgs = ["-hide_banner", "-nostdin", "-loglevel", "level+info", "-stats_period", "1"];
+  if (opts.rwTimeoutS !== undefined) inputArgs.push("-rw_timeout", String(Math.round(opts.rwTimeoutS * 1_000_000)));
+
+  const out: string[] = [];
+  const variants: Variant[] = [];
+  if (encoded.length > 0) {
+    // [0:v] split=N [s0][s1]...; [s0] scale=W:H [v0]; ...
+    const labels = encoded.map((_, i) => `[s${i}]`).join("");
+    const chains = encoded.map((r, i) => `[s${i}]scale=${r.width}:${r.height}:flags=bicubic,format=yuv420p[v${i}]`);
+    out.push("-filter_complex", [`[0:v]split=${encoded.length}${labels}`, ...chains].join(";"));
+  }
+  // Output stream order: per variant, its video then its audio. Stream specifiers (-b:v:N, -c:a:N) count per type.
+  let vIndex = 0;
+  let aIndex = 0;
+  const mapEntries: string[] = [];
+  const videoRungs = [...copied, ...encoded];
+  for (const r of videoRungs) {
+    const v = vIndex++;
+    if (r.mode === "copy") {
+      out.push("-map", "0:v:0", `-c:v:${v}`, "copy");
+    } else {
+      out.push("-map", `[v${encoded.indexOf(r)}]`, `-c:v:${v}`, "libx264", `-b:v:${v}`, `${r.kbps}k`, `-maxrate:v:${v}`, `${r.maxKbps}k`, `-bufsize:v:${v}`, `${r.bufKbps}k`, `-profile:v:${v}`, "high", `-level:v:${v}`, r.level);
+    }
+    let entry = `v:${v}`;
+    if (ladder.audio) {
+      const a = aIndex++;
+      out.push("-map", "0:a:0");
+      entry += `,a:${a}`;
+    }
+    mapEntries.push(`${entry},name:${r.name}`);
+    variants.push({ name: r.name, video: r, audio: ladder.audio });
+  }
+  if (videoRungs.length === 0 && ladder.audio) {
+    out.push("-map", "0:a:0");
+    mapEntries.push(`a:${aIndex++},name:audio`);
+    variants.push({ name: "audio", video: undefined, audio: ladder.audio });
+  }
+  if (encoded.length > 0) {
+    const fps = encoded[0]!.fps;
+    // GOP = one segment when the frame rate is known, so x264's own keyframes coincide with the forced ones.
+    const gop = fps ? Math.max(1, Math.round(fps * segmentS)) : 250;
+    out.push("-preset", opts.preset, "-g", String(gop), "-keyint_min", String(gop), "-sc_threshold", "0", "-bf", "2");
+    out.push("-force_key_frames", `expr:gte(t,n_forced*${segmentS})`);
+  }
+  if (ladder.audio) {
+    out.push("-c:a", "aac", "-b:a", `${ladder.audio.kbps}k`, "-ac", String(ladder.audio.channels), "-ar", String(ladder.audio.sampleRate));
+  }
+  out.push(
+    "-f", "hls",
+    "-hls_time", String(segmentS),
+    "-hls_list_size", String(opts.listSize ?? 6),
+    "-hls_segment_type", "fmp4",
+    "-hls_fmp4_init_filename", "init.mp4",
+    "-hls_flags", "independent_segments",
+    "-hls_segment_filename", `${opts.outDir}/%v/seg_%d.m4s`,
+    "-master_pl_name", opts.ffmpegMasterName ?? FFMPEG_MASTER,
+    // One argument, spaces inside: must reach FFmpeg as one argv entry (never through a shell or a splitter).
+    "-var_stream_map", mapEntries.join(" "),
+  );
+  return { input: opts.input, inputArgs, outputArgs: out, output: `${opts.outDir}/%v/index.m3u8`, variants };
+}
+
+/** The full argv for spawning FFmpeg directly (tests, bench). */
+export function toArgv(plan: FfmpegPlan): string[] {
+  return [...plan.inputArgs, "-i", plan.input, ...plan.outputArgs, "-y", plan.output];
+}

@@ -1,0 +1,102 @@
+// The ONE adapter over fluent-ffmpeg (archived upstream in 2025; kept behind this file so it can be swapped
+// for a plain spawn). Its traps, contained here (see STACK-NOTES):
+// - outputOptions() splits a lone "flag value" string on its first space: we always pass several arguments at
+//   once, which it takes verbatim (so `-var_stream_map "v:0,a:0 v:1,a:1"` stays one argument);
+// - its `progress` event runs ffprobe on the input (an extra RTMP play): we parse stderr ourselves;
+// - kill() defaults to SIGKILL, which leaves half-written segments and playlists: stop() sends SIGINT so FFmpeg
+//   finishes the current segment, and escalates to SIGKILL only after a grace period.
+
+import { EventEmitter } from "node:events";
+import ffmpeg from "fluent-ffmpeg";
+import type { FfmpegPlan } from "./args.ts";
+import { type Progress, parseProgressLine } from "./progress.ts";
+
+export interface FfmpegJobEvents {
+  start: [{ pid: number | undefined; commandLine: string }];
+  progress: [Progress];
+  /** every stderr line that is not a stats line (warnings, errors) */
+  line: [string];
+  /** the process is gone: code 0 = clean end; `signal` when killed */
+  exit: [{ code: number | null; signal: string | null; error?: Error; stderrTail: string }];
+}
+
+export class FfmpegJob extends EventEmitter<FfmpegJobEvents> {
+  readonly #command: ffmpeg.FfmpegCommand;
+  #pid: number | undefined;
+  #exited = false;
+  #tail: string[] = [];
+  readonly exited: Promise<void>;
+
+  constructor(plan: FfmpegPlan, opts: { ffmpegPath?: string } = {}) {
+    super();
+    // Keep little output in memory (0 would mean unlimited); we keep our own tail of stderr.
+    const command = ffmpeg({ stdoutLines: 5 } as ffmpeg.FfmpegCommandOptions);
+    if (opts.ffmpegPath) command.setFfmpegPath(opts.ffmpegPath);
+    command.input(plan.input);
+    if (plan.inputArgs.length) command.inputOptions(...pad(plan.inputArgs));
+    command.outputOptions(...pad(plan.outputArgs));
+    command.output(plan.output);
+    this.#command = command;
+    let resolveExit: () => void;
+    this.exited = new Promise((r) => (resolveExit = r));
+    command.on("start", (commandLine: string) => {
+      this.#pid = (command as unknown as { ffmpegProc?: { pid?: number } }).ffmpegProc?.pid;
+      this.emit("start", { pid: this.#pid, commandLine });
+    });
+    command.on("stderr", (line: string) => {
+      const progress = parseProgressLine(line);
+      if (progress) return void this.emit("progress", progress);
+      this.#tail.push(line);
+      if (this.#tail.length > 40) this.#tail.shift();
+      this.emit("line", line);
+    });
+    const finish = (code: number | null, signal: string | null, error?: Error) => {
+      if (this.#exited) return;
+      this.#exited = true;
+      this.emit("exit", { code, signal, ...(error ? { error } : {}), stderrTail: this.#tail.join("\n") });
+      resolveExit!();
+    };
+    command.on("end", () => finish(0, null));
+    command.on("error", (error: Error) => {
+      const m = error.message.match(/ffmpeg (?:exited with code (\d+)|was killed with signal (\w+))/);
+      finish(m?.[1] ? Number(m[1]) : null, m?.[2] ?? null, error);
+    });
+  }
+
+  run(): this {
+    this.#command.run();
+    return this;
+  }
+
+  get pid(): number | undefined {
+    return this.#pid;
+  }
+
+  get running(): boolean {
+    return !this.#exited;
+  }
+
+  /** SIGINT (FFmpeg closes the current segment and playlist), SIGKILL after `graceMs`. Resolves on exit. */
+  async stop(graceMs = 5000): Promise<void> {
+    if (this.#exited) return;
+    this.#command.kill("SIGINT");
+    const timer = setTimeout(() => this.#command.kill("SIGKILL"), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  /** SIGKILL at once (fault injection in tests, last resort on shutdown). */
+  async kill(): Promise<void> {
+    if (this.#exited) return;
+    this.#command.kill("SIGKILL");
+    await this.exited;
+  }
+}
+
+/**
+ * fluent-ffmpeg takes a multi-argument call verbatim but splits a single argument on its first space, so a
+ * one-element list is given with a harmless no-op companion. Every plan has several arguments; this is a guard.
+ */
+function pad(args: string[]): string[] {
+  return args.length === 1 ? [...args, "-hide_banner"] : args;
+}
