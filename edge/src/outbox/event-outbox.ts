@@ -91,9 +91,12 @@ export class EventOutbox extends DurableObject<Env> {
     let stored = 0;
     this.ctx.storage.transactionSync(() => {
       for (const row of rows) {
+        // RETURNING yields a row only when the insert happened (rowsWritten also counts sqlite_sequence).
         const insert = () =>
-          this.sql.exec("INSERT OR IGNORE INTO outbox (id, type, body, enqueued_at) VALUES (?, ?, ?, ?)", row.id, row.type, row.body, now)
-            .rowsWritten;
+          this.sql.exec(
+            "INSERT INTO outbox (id, type, body, enqueued_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING seq",
+            row.id, row.type, row.body, now,
+          ).toArray().length;
         if (opts.once) {
           const outcome = this.ledger.applyOnce(row.id, insert, now);
           if (outcome.applied) stored += outcome.result > 0 ? 1 : 0;
@@ -200,9 +203,9 @@ export class EventOutbox extends DurableObject<Env> {
     let requeued = 0;
     this.ctx.storage.transactionSync(() => {
       requeued = this.sql.exec(
-        "INSERT OR IGNORE INTO outbox (id, type, body, enqueued_at) SELECT id, type, body, ? FROM dead_letters ORDER BY seq",
+        "INSERT INTO outbox (id, type, body, enqueued_at) SELECT id, type, body, ? FROM dead_letters WHERE true ORDER BY seq ON CONFLICT (id) DO NOTHING RETURNING seq",
         now,
-      ).rowsWritten;
+      ).toArray().length;
       this.sql.exec("DELETE FROM dead_letters");
     });
     if (requeued > 0 && (await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(now);

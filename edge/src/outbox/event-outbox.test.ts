@@ -1,0 +1,133 @@
+import { env } from "cloudflare:workers";
+import { runDurableObjectAlarm } from "cloudflare:test";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { type Envelope, makeEvent } from "../../../shared/envelope.ts";
+import { newId } from "../../../shared/ids.ts";
+import { outboxFor, sendToMediaSide } from "./send.ts";
+import { type FakeBridge, installFakeBridge } from "./test-bridge.ts";
+
+// The outbox against a fake bridge (global fetch replaced, signatures checked as the real bridge does).
+// Alarms also fire by themselves in workerd; the tests wait for what the bridge saw rather than for time,
+// and use runDurableObjectAlarm to skip a backoff instead of sleeping through it.
+
+function chat(roomId: string, n: number): Envelope {
+  return makeEvent("chat.message", { roomId, messageId: n, userId: "u1", text: `message ${n}`, at: Date.now() }, { source: "edge", subject: `room/${roomId}` });
+}
+
+let bridge: FakeBridge;
+beforeEach(() => {
+  bridge = installFakeBridge(env.BRIDGE_URL!, env.BRIDGE_INGRESS_SECRET!);
+});
+afterEach(() => bridge.restore());
+
+describe("EventOutbox", () => {
+  it("delivers stored events in order, signed with BRIDGE_INGRESS_SECRET", async () => {
+    const shard = newId("room");
+    const events = [1, 2, 3, 4, 5].map((n) => chat(shard, n));
+    await sendToMediaSide(env, events.slice(0, 2), shard);
+    await sendToMediaSide(env, events.slice(2), shard);
+    await bridge.storedReached(5);
+    expect(bridge.stored.map((e) => e.id)).toEqual(events.map((e) => e.id));
+    expect(bridge.stored[0]).toEqual(events[0]);
+    const status = await outboxFor(env, shard).status();
+    expect(status).toMatchObject({ pending: 0, deadLetters: 0, delivered: 5, failures: 0, lastError: null });
+  });
+
+  it("keeps events while the bridge is down, retries with growing backoff, and delivers in order once it is up", async () => {
+    const shard = newId("room");
+    const outbox = outboxFor(env, shard);
+    bridge.mode = "down";
+    const events = [1, 2, 3].map((n) => chat(shard, n));
+    await sendToMediaSide(env, events, shard);
+    await bridge.attemptsReached(1);
+
+    // Each failed attempt reschedules the alarm further out; skip the wait with runDurableObjectAlarm.
+    const delays: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const before = Date.now();
+      expect(await runDurableObjectAlarm(outbox)).toBe(true);
+      const status = await outbox.status();
+      expect(status.pending).toBe(3);
+      expect(status.lastError).toContain("503");
+      expect(status.nextAttemptAt).not.toBeNull();
+      delays.push(status.nextAttemptAt! - before);
+    }
+    // Base 500 ms doubling, +/-20 % jitter: each delay clearly longer than the one before.
+    expect(delays[1]!).toBeGreaterThan(delays[0]!);
+    expect(delays[2]!).toBeGreaterThan(delays[1]!);
+    expect(bridge.stored).toEqual([]);
+    // Only the head of the queue is tried while the bridge is down: order is kept.
+    expect(new Set(bridge.attempts.map((a) => a.id))).toEqual(new Set([events[0]!.id]));
+
+    bridge.mode = "unreachable";
+    await runDurableObjectAlarm(outbox);
+    expect((await outbox.status()).lastError).toContain("ECONNREFUSED");
+
+    bridge.mode = "up";
+    await runDurableObjectAlarm(outbox);
+    await bridge.storedReached(3);
+    expect(bridge.stored.map((e) => e.id)).toEqual(events.map((e) => e.id));
+    expect(await outbox.status()).toMatchObject({ pending: 0, failures: 0, lastError: null, nextAttemptAt: null });
+  });
+
+  it("dead-letters an event the bridge refuses permanently, delivers the rest, and can requeue it", async () => {
+    const shard = newId("room");
+    const outbox = outboxFor(env, shard);
+    const events = [1, 2, 3].map((n) => chat(shard, n));
+    bridge.refuse.set(events[1]!.id, 422);
+    await sendToMediaSide(env, events, shard);
+    await bridge.storedReached(2);
+    expect(bridge.stored.map((e) => e.id)).toEqual([events[0]!.id, events[2]!.id]);
+
+    const status = await outbox.status();
+    expect(status).toMatchObject({ pending: 0, deadLetters: 1, delivered: 2 });
+    const [dead] = await outbox.deadLetters();
+    expect(dead).toMatchObject({ id: events[1]!.id, type: "chat.message", event: events[1] });
+    expect(dead!.reason).toContain("422");
+
+    // 408/429 are about timing, not the event: retried, not dead-lettered.
+    bridge.refuse.set(events[1]!.id, 429);
+    expect(await outbox.requeueDeadLetters()).toEqual({ requeued: 1 });
+    await bridge.attemptsReached(bridge.attempts.length + 1);
+    expect(await outbox.status()).toMatchObject({ pending: 1, deadLetters: 0, failures: 1 });
+
+    bridge.refuse.clear();
+    await runDurableObjectAlarm(outbox);
+    await bridge.storedReached(3);
+    expect(bridge.stored[2]!.id).toBe(events[1]!.id);
+  });
+
+  it("with `once`, stores an event id only once, also after it was delivered", async () => {
+    const shard = newId("user");
+    const outbox = outboxFor(env, shard);
+    const event = makeEvent("notification.sent", { notificationId: "n1", userId: "u1", channel: "stored", connections: 0 }, { source: "edge", subject: "user/u1" });
+    bridge.mode = "down";
+    expect(await outbox.enqueue([event], { once: true })).toEqual({ stored: 1 });
+    expect(await outbox.enqueue([event], { once: true })).toEqual({ stored: 0 });
+    bridge.mode = "up";
+    await runDurableObjectAlarm(outbox);
+    await bridge.storedReached(1);
+    expect(await outbox.enqueue([event], { once: true })).toEqual({ stored: 0 });
+    expect((await outbox.status()).pending).toBe(0);
+    // Without `once` a pending repeat is still absorbed (id is unique in the queue).
+    bridge.mode = "down";
+    const other = chat("r", 1);
+    expect(await outbox.enqueue([other, other])).toEqual({ stored: 1 });
+  });
+
+  it("refuses malformed and oversized events, storing nothing of that call", async () => {
+    const shard = newId("room");
+    const outbox = outboxFor(env, shard);
+    bridge.mode = "down";
+    const good = chat(shard, 1);
+    const bad = { ...chat(shard, 2), type: "chat.nope" } as unknown as Envelope;
+    // (.then with both handlers at once: a rejected RPC promise awaited via .rejects is also reported unhandled)
+    const refused = (p: Promise<unknown>) => p.then(() => new Error("resolved"), (e: unknown) => e);
+    expect(await refused(outbox.enqueue([good, bad]))).toHaveProperty("message", expect.stringMatching(/unknown event type 'chat.nope'/));
+    const huge = makeEvent("notification.requested", { notificationId: "n", userId: "u1", title: "t", data: { blob: "x".repeat(70_000) } }, { source: "edge", subject: "user/u1" });
+    expect(await refused(outbox.enqueue([good, huge]))).toHaveProperty("message", expect.stringMatching(/larger than 65536 bytes/));
+    expect(await refused(sendToMediaSide(env, [good], ""))).toHaveProperty("message", expect.stringMatching(/shardKey is empty/));
+    expect((await outbox.status()).pending).toBe(0);
+    expect(bridge.attempts).toEqual([]);
+  });
+});
