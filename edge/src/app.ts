@@ -1,13 +1,51 @@
 import { Hono } from "hono";
+import { routePartykitRequest } from "partyserver";
+import { answerSubprotocol, guardPartyRequest, stripInternalHeaders } from "./auth/party-guard.ts";
+import { errorResponse } from "./auth/errors.ts";
 import type { AppEnv } from "./env.ts";
+import { healthRoutes } from "./health/routes.ts";
 import { inboxRoutes } from "./inbox/routes.ts";
 import { ingressRoutes } from "./ingress/routes.ts";
+import { internalRoutes } from "./internal/routes.ts";
 
-/** The front Worker's HTTP surface. Each area mounts its own routes here. */
+/** The front Worker's HTTP surface. Each area mounts its own routes here; `/parties/*` goes to the objects. */
 export function createApp() {
   const app = new Hono<AppEnv>();
-  app.get("/healthz", (c) => c.json({ ok: true }));
+  app.route("/", healthRoutes);
   app.route("/", inboxRoutes);
   app.route("/", ingressRoutes);
+  app.route("/", internalRoutes);
+
+  // Rooms and inboxes (partyserver): `/parties/room/<roomId>` and `/parties/inbox/<userId>`, WebSocket or HTTP.
+  // Every request is authenticated and rewritten by guardPartyRequest before an object sees it.
+  app.all("/parties/*", async (c) => {
+    const req = new Request(c.req.raw);
+    // Before anything else: a client copy of an internal header must never reach an object.
+    stripInternalHeaders(req.headers);
+    const guard = (r: Request, lobby: { name: string }) => {
+      const party = new URL(r.url).pathname.split("/").filter(Boolean)[1] ?? "";
+      return guardPartyRequest(r, c.env, party, lobby.name);
+    };
+    // routePartykitRequest would route to any DO binding by its kebab name; only rooms and inboxes are public.
+    const party = new URL(req.url).pathname.split("/").filter(Boolean)[1];
+    if (party !== "room" && party !== "inbox") return errorResponse(404, "not_found", `no party '${party ?? ""}'`);
+    const res = await routePartykitRequest(req, c.env, { prefix: "parties", onBeforeConnect: guard, onBeforeRequest: guard });
+    if (!res) return errorResponse(404, "not_found", "use /parties/room/<roomId> or /parties/inbox/<userId>");
+    if (res.status === 101 && res.webSocket) {
+      const protocol = answerSubprotocol(req);
+      if (protocol) {
+        const headers = new Headers(res.headers);
+        headers.set("sec-websocket-protocol", protocol);
+        return new Response(null, { status: 101, webSocket: res.webSocket, headers });
+      }
+    }
+    return res;
+  });
+
+  app.notFound(() => errorResponse(404, "not_found", "no such route"));
+  app.onError((error) => {
+    console.error("unhandled error in the front Worker:", error);
+    return errorResponse(500, "internal_error", "internal error");
+  });
   return app;
 }

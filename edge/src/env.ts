@@ -13,8 +13,12 @@ export interface Env {
   JWT_SECRET?: string;
   /** RS256/ES256 JWKS endpoint for client JWTs; fetched and cached. */
   JWKS_URL?: string;
+  /** Required `iss` (comma-separated list allowed); empty = not checked. Default "". */
   JWT_ISSUER?: string;
+  /** Required `aud` (comma-separated list allowed); empty = not checked. Default "". */
   JWT_AUDIENCE?: string;
+  /** Clock skew allowed on `exp`/`nbf`, seconds. Default 30. */
+  JWT_CLOCK_TOLERANCE_S?: string;
   /** HMAC secret for RTMP publish tokens minted here and checked by media nodes. */
   PUBLISH_TOKEN_SECRET?: string;
   /** Standard Webhooks secret(s) the NATS->HTTP bridge signs with; checked by POST /hooks/events. */
@@ -26,6 +30,22 @@ export interface Env {
   BRIDGE_URL?: string;
   PLAYBACK_BASE_URL?: string;
   RTMP_BASE_URL?: string;
+
+  // Room limits and timings: ROOM_MAX_CONNECTIONS, ROOM_MAX_FRAME_BYTES, ROOM_RATE_PER_S, ROOM_RATE_BURST,
+  // ROOM_RATE_STRIKES, ROOM_STATE_MAX_BYTES, ROOM_WELCOME_MESSAGES, ROOM_RESUME_MAX, ROOM_HISTORY_MAX,
+  // ROOM_FLUSH_MS, ROOM_REACTION_FLUSH_MS, ROOM_OUTBOX_FLUSH_MS — documented with defaults in rooms/config.ts.
+  ROOM_MAX_CONNECTIONS?: string;
+  ROOM_MAX_FRAME_BYTES?: string;
+  ROOM_RATE_PER_S?: string;
+  ROOM_RATE_BURST?: string;
+  ROOM_RATE_STRIKES?: string;
+  ROOM_STATE_MAX_BYTES?: string;
+  ROOM_WELCOME_MESSAGES?: string;
+  ROOM_RESUME_MAX?: string;
+  ROOM_HISTORY_MAX?: string;
+  ROOM_FLUSH_MS?: string;
+  ROOM_REACTION_FLUSH_MS?: string;
+  ROOM_OUTBOX_FLUSH_MS?: string;
 }
 
 /** Hono context for the front Worker: bindings plus what middleware has established about the caller. */

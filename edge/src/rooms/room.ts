@@ -1,7 +1,399 @@
-import { Server } from "partyserver";
+// One Durable Object per room (partyserver): presence, chat with history, live comments, reactions,
+// WebRTC signaling relay, moderation, and system events (stream live/ended) pushed into the room.
+//
+// Hibernation is on: in memory there are only caches (presence map, rate buckets, queued frames) that are
+// rebuilt or safely reset after a wake. Durable state is in SQLite (RoomStore) and in each connection's
+// attachment (ConnState). The front Worker has verified the caller before any request gets here.
+import { type Connection, type ConnectionContext, Server } from "partyserver";
+import { type Envelope, makeEvent, parseEvent } from "../../../shared/envelope.ts";
+import {
+  type ChatMessage,
+  CLIENT_FRAME_TYPES,
+  type ClientFrame,
+  clientFrame,
+  type PresenceEntry,
+  ROOM_CLOSE,
+  type ServerFrame,
+  type SingleServerFrame,
+} from "../../../shared/protocol/room.ts";
+import { userFromRequest, type VerifiedUser } from "../auth/claims.ts";
+import { errorResponse } from "../auth/errors.ts";
+import { AppliedLedger } from "../events/applied-ledger.ts";
 import type { Env } from "../env.ts";
+import { FrameCoalescer } from "./coalescer.ts";
+import { type RoomConfig, roomConfig } from "./config.ts";
+import { MediaSideForwarder } from "./media-side.ts";
+import { type ConnState, connStateFor, entryFor, presenceFromStates, stateBytes, userTag } from "./presence.ts";
+import { newBucket, take, type TokenBucket } from "./rate-limit.ts";
+import { ReactionAggregator } from "./reactions.ts";
+import { isRoomEvent } from "./room-events.ts";
+import { nextRoomInfo } from "./room-info.ts";
+import { RoomStore } from "./room-store.ts";
 
-/** One Durable Object per room: presence, chat history, live comments, signaling. (Being built: issue 2.) */
+const OPEN = 1; // WebSocket.READY_STATE_OPEN
+/** Page size bounds for GET .../history. */
+const HISTORY_PAGE_DEFAULT = 50;
+const HISTORY_PAGE_MAX = 200;
+
+type RoomConnection = Connection<ConnState>;
+
 export class Room extends Server<Env> {
   static override options = { hibernate: true };
+
+  private readonly config: RoomConfig;
+  private readonly store: RoomStore;
+  private readonly ledger: AppliedLedger;
+  private readonly coalescer: FrameCoalescer;
+  private readonly reactions: ReactionAggregator;
+  private readonly mediaSide: MediaSideForwarder;
+  /** cache of presence, keyed by user id; null until first needed after a (re)start */
+  private presence: Map<string, { entry: PresenceEntry; stateAt: number }> | null = null;
+  private readonly buckets = new Map<string, TokenBucket>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.config = roomConfig(env);
+    // Schema setup is synchronous and here (not in onStart) so RPC calls like applyEvent find it too.
+    this.store = new RoomStore(ctx.storage);
+    this.ledger = new AppliedLedger(ctx.storage);
+    this.coalescer = new FrameCoalescer(this.config.flushMs, (text, except) => this.sendToAll(text, except));
+    this.reactions = new ReactionAggregator(this.config.reactionFlushMs, (counts) =>
+      this.coalescer.push({ type: "reactions", counts, at: Date.now() }),
+    );
+    this.mediaSide = new MediaSideForwarder(env, ctx, () => this.name, this.config.outboxFlushMs);
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Entry: refusals that must happen before a socket is accepted (a 4xx/5xx instead of a 101).
+
+  override async fetch(request: Request): Promise<Response> {
+    const user = userFromRequest(request);
+    // Only the front Worker sets the verified header; a request without it did not pass auth.
+    if (!user) return errorResponse(401, "unauthenticated", "request did not come through the authenticating front Worker");
+    if (this.store.isBanned(user.userId)) return errorResponse(403, "banned", "you are banned from this room");
+    if (request.headers.get("upgrade")?.toLowerCase() === "websocket" && this.ctx.getWebSockets().length >= this.config.maxConnections) {
+      return errorResponse(503, "room_full", `room has reached its limit of ${this.config.maxConnections} connections`, { "retry-after": "5" });
+    }
+    return super.fetch(request);
+  }
+
+  override getConnectionTags(_conn: Connection, ctx: ConnectionContext): string[] {
+    const user = userFromRequest(ctx.request);
+    return user ? [userTag(user.userId)] : [];
+  }
+
+  override async onRequest(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    const sub = url.pathname.split("/").filter(Boolean).slice(3).join("/");
+    if (request.method === "GET" && sub === "history") return this.history(url);
+    return errorResponse(404, "not_found", "rooms answer GET /parties/room/<roomId>/history over HTTP");
+  }
+
+  /** Paged chat history for members (anyone the front Worker let in who is not banned). */
+  private history(url: URL): Response {
+    const beforeRaw = url.searchParams.get("before");
+    const limitRaw = url.searchParams.get("limit");
+    const before = beforeRaw === null ? undefined : Number(beforeRaw);
+    const limit = limitRaw === null ? HISTORY_PAGE_DEFAULT : Number(limitRaw);
+    if (before !== undefined && (!Number.isSafeInteger(before) || before < 1)) {
+      return errorResponse(400, "invalid_query", "`before` must be a positive integer message id");
+    }
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > HISTORY_PAGE_MAX) {
+      return errorResponse(400, "invalid_query", `\`limit\` must be an integer from 1 to ${HISTORY_PAGE_MAX}`);
+    }
+    const messages = this.store.page(before, limit);
+    const first = messages[0];
+    const nextBefore = first && first.id > 1 && messages.length === limit ? first.id : null;
+    return Response.json({ messages, nextBefore });
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Connections
+
+  override onConnect(conn: RoomConnection, ctx: ConnectionContext): void {
+    try {
+      this.join(conn, ctx);
+    } catch (error) {
+      // partyserver would send the client a stack trace; send a clean error instead.
+      console.error(`room ${this.name}: connect failed:`, error);
+      this.sendTo(conn, { type: "error", code: "internal_error", message: "could not join the room; try again" });
+      conn.close(1011, "internal error");
+    }
+  }
+
+  private join(conn: RoomConnection, ctx: ConnectionContext): void {
+    const user = userFromRequest(ctx.request) as VerifiedUser; // fetch() refused requests without one
+    const presence = this.presenceMap();
+    const existing = presence.get(user.userId);
+    const now = Date.now();
+    conn.setState(connStateFor(user, existing?.entry.state ?? {}, existing?.stateAt ?? now));
+    this.buckets.set(conn.id, newBucket(this.config.rateBurst, now));
+
+    const connections = this.openConnectionsOf(user.userId).length;
+    const entry = entryFor(conn.state as ConnState, connections);
+    presence.set(user.userId, { entry, stateAt: existing?.stateAt ?? now });
+
+    // Everything already queued predates this join: deliver it to the others first, so the snapshot the
+    // newcomer gets is not older than what the rest of the room has been told.
+    this.coalescer.flush(conn);
+    const since = this.sinceParam(ctx.request);
+    const resume = since === undefined ? undefined : this.store.after(since, this.config.resumeMax, this.config.welcomeMessages);
+    const messages: ChatMessage[] = resume ? resume.messages : this.store.latest(this.config.welcomeMessages);
+    this.sendTo(conn, {
+      type: "welcome",
+      connectionId: conn.id,
+      user: (conn.state as ConnState).user,
+      presence: [...presence.values()].map((p) => p.entry),
+      messages,
+      room: this.store.info(this.name),
+      ...(since !== undefined && resume ? { resume: { since, complete: resume.complete } } : {}),
+    });
+
+    this.coalescer.push(connections === 1 ? { type: "join", user: entry } : { type: "update", user: entry });
+    if (connections === 1) this.forwardPresence(entry, "join");
+  }
+
+  override onClose(conn: RoomConnection): void {
+    this.buckets.delete(conn.id);
+    const cs = conn.state as ConnState | null;
+    if (!cs) return;
+    const presence = this.presenceMap();
+    const remaining = this.openConnectionsOf(cs.user.userId, conn);
+    if (remaining.length === 0) {
+      presence.delete(cs.user.userId);
+      this.coalescer.push({ type: "leave", userId: cs.user.userId });
+      this.forwardPresence(entryFor(cs, 0), "leave");
+      return;
+    }
+    const current = presence.get(cs.user.userId);
+    const entry = { ...(current?.entry ?? entryFor(cs, 0)), connections: remaining.length };
+    presence.set(cs.user.userId, { entry, stateAt: current?.stateAt ?? cs.stateAt });
+    this.coalescer.push({ type: "update", user: entry });
+  }
+
+  override onError(conn: RoomConnection, error: unknown): void {
+    console.warn(`room ${this.name}: socket error on ${conn.id}:`, error instanceof Error ? error.message : error);
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Client frames
+
+  override onMessage(conn: RoomConnection, message: string | ArrayBuffer): void {
+    const size = typeof message === "string" ? byteLength(message, this.config.maxFrameBytes) : message.byteLength;
+    if (size > this.config.maxFrameBytes) {
+      conn.close(ROOM_CLOSE.tooLarge, `frame larger than ${this.config.maxFrameBytes} bytes`);
+      return;
+    }
+    // Rate before parsing: garbage floods cost tokens like anything else.
+    let bucket = this.buckets.get(conn.id);
+    if (!bucket) this.buckets.set(conn.id, (bucket = newBucket(this.config.rateBurst, Date.now())));
+    const taken = take(bucket, Date.now(), this.config.ratePerS, this.config.rateBurst);
+    if (!taken.ok) {
+      if (taken.strikes > this.config.rateStrikes) {
+        conn.close(ROOM_CLOSE.policy, "rate limit exceeded");
+        return;
+      }
+      this.sendError(conn, "rate_limited", `more than ${this.config.ratePerS} frames/s; slow down`, undefined, taken.retryAfterMs);
+      return;
+    }
+    if (typeof message !== "string") {
+      this.sendError(conn, "invalid_frame", "binary frames are not part of the protocol; send JSON text");
+      return;
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(message);
+    } catch {
+      this.sendError(conn, "bad_json", "frame is not valid JSON");
+      return;
+    }
+    const type = (value as { type?: unknown } | null)?.type;
+    if (typeof type !== "string" || !(CLIENT_FRAME_TYPES as string[]).includes(type)) {
+      this.sendError(conn, "unknown_type", `unknown frame type ${JSON.stringify(type ?? null).slice(0, 80)}; expected one of ${CLIENT_FRAME_TYPES.join(", ")}`);
+      return;
+    }
+    const parsed = clientFrame.safeParse(value);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      this.sendError(conn, "invalid_frame", `${issue?.path.join(".") || type}: ${issue?.message ?? "invalid"}`, type);
+      return;
+    }
+    try {
+      this.handle(conn, conn.state as ConnState, parsed.data);
+    } catch (error) {
+      console.error(`room ${this.name}: handling ${type} failed:`, error);
+      this.sendError(conn, "internal_error", "the server could not handle this frame", type);
+    }
+  }
+
+  private handle(conn: RoomConnection, cs: ConnState, frame: ClientFrame): void {
+    const role = cs.user.role;
+    switch (frame.type) {
+      case "ping":
+        return this.sendTo(conn, { type: "pong", ...(frame.id !== undefined ? { id: frame.id } : {}), at: Date.now() });
+      case "send": {
+        if (role === "viewer") return this.sendError(conn, "forbidden", "viewers may not chat", frame.type);
+        const message = this.store.append(cs.user.userId, cs.user.name, frame.text, Date.now(), this.config.historyMax);
+        this.coalescer.push({ type: "message", message, ...(frame.clientId !== undefined ? { clientId: frame.clientId } : {}) });
+        this.mediaSide.queue(
+          makeEvent(
+            "chat.message",
+            { roomId: this.name, messageId: message.id, userId: message.userId, ...(message.name !== undefined ? { name: message.name } : {}), text: message.text, at: message.at },
+            { source: "edge", subject: `room/${this.name}` },
+          ),
+        );
+        return;
+      }
+      case "comment": {
+        if (role === "viewer") return this.sendError(conn, "forbidden", "viewers may not comment", frame.type);
+        const comment: SingleServerFrame = { type: "comment", userId: cs.user.userId, text: frame.text, at: Date.now() };
+        if (cs.user.name !== undefined) comment.name = cs.user.name;
+        return this.coalescer.push(comment);
+      }
+      case "react":
+        return this.reactions.add(frame.emoji);
+      case "presence":
+        return this.updateState(conn, cs, frame.state);
+      case "signal":
+        return this.relaySignal(conn, cs, frame);
+      case "delete":
+      case "kick":
+      case "ban":
+      case "unban":
+        if (role !== "moderator") return this.sendError(conn, "forbidden", `only moderators may ${frame.type}`, frame.type);
+        return this.moderate(conn, cs, frame);
+    }
+  }
+
+  private updateState(conn: RoomConnection, cs: ConnState, state: Record<string, unknown>): void {
+    const bytes = stateBytes(state);
+    if (bytes > this.config.stateMaxBytes) {
+      return this.sendError(conn, "state_too_large", `presence state is ${bytes} bytes; the limit is ${this.config.stateMaxBytes}`, "presence");
+    }
+    const now = Date.now();
+    // Every connection of the user carries the state, so any one of them can rebuild presence after a wake.
+    for (const other of this.openConnectionsOf(cs.user.userId)) {
+      const ocs = other.state as ConnState | null;
+      if (ocs) other.setState({ ...ocs, state, stateAt: now });
+    }
+    const presence = this.presenceMap();
+    const connections = presence.get(cs.user.userId)?.entry.connections ?? 1;
+    const entry = entryFor({ ...cs, state }, connections);
+    presence.set(cs.user.userId, { entry, stateAt: now });
+    this.coalescer.push({ type: "update", user: entry });
+  }
+
+  private relaySignal(conn: RoomConnection, cs: ConnState, frame: Extract<ClientFrame, { type: "signal" }>): void {
+    if (cs.user.role === "viewer") return this.sendError(conn, "forbidden", "viewers may not send signaling", "signal");
+    // Only sockets of this object can be found here, so a signal never leaves its room.
+    const target = this.ctx.getWebSockets(frame.to).find((ws) => ws.readyState === OPEN);
+    if (!target || frame.to === conn.id) return this.sendError(conn, "peer_not_found", `no connection '${frame.to}' in this room`, "signal");
+    const out: SingleServerFrame = { type: "signal", from: conn.id, fromUserId: cs.user.userId, kind: frame.kind };
+    if (frame.sdp !== undefined) out.sdp = frame.sdp;
+    if (frame.candidate !== undefined) out.candidate = frame.candidate;
+    safeSend(target, JSON.stringify(out));
+  }
+
+  private moderate(conn: RoomConnection, cs: ConnState, frame: Extract<ClientFrame, { type: "delete" | "kick" | "ban" | "unban" }>): void {
+    const by = cs.user.userId;
+    if (frame.type === "delete") {
+      if (!this.store.delete(frame.messageId)) return this.sendError(conn, "message_not_found", `no message ${frame.messageId}`, "delete");
+      return this.coalescer.push({ type: "deleted", messageId: frame.messageId, by });
+    }
+    if (frame.type === "unban") {
+      this.store.unban(frame.userId);
+      return this.coalescer.push({ type: "moderation", action: "unban", userId: frame.userId, by });
+    }
+    if (frame.type === "ban") this.store.ban({ userId: frame.userId, by, at: Date.now(), ...(frame.reason !== undefined ? { reason: frame.reason } : {}) });
+    this.coalescer.push({ type: "moderation", action: frame.type, userId: frame.userId, by, ...(frame.reason !== undefined ? { reason: frame.reason } : {}) });
+    // Flush now so the removed user learns why before their sockets close.
+    this.coalescer.flush();
+    const code = frame.type === "ban" ? ROOM_CLOSE.banned : ROOM_CLOSE.kicked;
+    for (const target of this.openConnectionsOf(frame.userId)) target.close(code, frame.type === "ban" ? "banned" : "kicked");
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // System events (DO RPC; called by the event ingress and the internal push API)
+
+  /** Applies a `stream.*` / `media.*` event once: a repeated event id changes nothing and is not re-broadcast. */
+  async applyEvent(event: Envelope): Promise<{ applied: boolean }> {
+    // Checked again on this side of the RPC: the schema is the contract, not the caller.
+    const parsed = parseEvent(event);
+    if (!parsed.ok) throw new Error(`room ${this.name}: ${parsed.error}`);
+    const checked = parsed.event;
+    if (!isRoomEvent(checked)) throw new Error(`room ${this.name}: rooms take stream.* and media.* events, not '${checked.type}'`);
+    const outcome = this.ledger.applyOnce(checked.id, () => {
+      const info = nextRoomInfo(this.store.info(this.name), checked);
+      this.store.setInfo(info);
+    });
+    if (!outcome.applied) return { applied: false };
+    this.coalescer.push({ type: "event", event: checked });
+    return { applied: true };
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Helpers
+
+  private presenceMap(): Map<string, { entry: PresenceEntry; stateAt: number }> {
+    if (!this.presence) {
+      const states: ConnState[] = [];
+      for (const c of this.getConnections<ConnState>()) if (c.state) states.push(c.state);
+      this.presence = presenceFromStates(states);
+    }
+    return this.presence;
+  }
+
+  /** Open connections of a user (via their tag), not counting `except` (a connection that is closing). */
+  private openConnectionsOf(userId: string, except?: WebSocket): RoomConnection[] {
+    const out: RoomConnection[] = [];
+    for (const c of this.getConnections<ConnState>(userTag(userId))) if (c !== except && c.readyState === OPEN) out.push(c);
+    return out;
+  }
+
+  private sinceParam(request: Request): number | undefined {
+    const raw = new URL(request.url).searchParams.get("since");
+    if (raw === null) return undefined;
+    const n = Number(raw);
+    return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+  }
+
+  private forwardPresence(entry: PresenceEntry, change: "join" | "leave"): void {
+    this.mediaSide.queue(
+      makeEvent(
+        "presence.update",
+        { roomId: this.name, userId: entry.userId, change, connections: entry.connections, state: entry.state },
+        { source: "edge", subject: `room/${this.name}` },
+      ),
+    );
+  }
+
+  /** The fan-out fast path: one serialized string to every open socket, without per-socket wrappers. */
+  private sendToAll(text: string, except?: WebSocket): void {
+    for (const ws of this.ctx.getWebSockets()) if (ws !== except && ws.readyState === OPEN) safeSend(ws, text);
+  }
+
+  private sendTo(conn: WebSocket, frame: ServerFrame): void {
+    safeSend(conn, JSON.stringify(frame));
+  }
+
+  private sendError(conn: WebSocket, code: string, message: string, ref?: string, retryAfterMs?: number): void {
+    const frame: SingleServerFrame = { type: "error", code, message };
+    if (ref !== undefined) frame.ref = ref;
+    if (retryAfterMs !== undefined) frame.retryAfterMs = retryAfterMs;
+    this.sendTo(conn, frame);
+  }
+}
+
+function safeSend(ws: WebSocket, text: string): void {
+  try {
+    ws.send(text);
+  } catch {
+    // The socket is closing; its close handler updates presence.
+  }
+}
+
+/** UTF-8 length of a string, computed only when it could exceed `limit` (the common case is cheap). */
+function byteLength(text: string, limit: number): number {
+  if (text.length * 3 <= limit) return text.length;
+  return new TextEncoder().encode(text).byteLength;
 }

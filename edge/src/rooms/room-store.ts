@@ -1,0 +1,118 @@
+// A room's durable state in its Durable Object's SQLite storage: chat history, bans, room info.
+// Everything here survives eviction and hibernation; nothing else in a room needs to.
+import type { ChatMessage, RoomInfo } from "../../../shared/protocol/room.ts";
+
+interface MessageRow extends Record<string, SqlStorageValue> {
+  id: number;
+  user_id: string;
+  name: string | null;
+  text: string;
+  at: number;
+  deleted: number;
+}
+
+function toMessage(row: MessageRow): ChatMessage {
+  const m: ChatMessage = { id: row.id, userId: row.user_id, text: row.deleted ? "" : row.text, at: row.at };
+  if (row.name !== null) m.name = row.name;
+  if (row.deleted) m.deleted = true;
+  return m;
+}
+
+export interface Ban {
+  userId: string;
+  by: string;
+  reason?: string;
+  at: number;
+}
+
+export type ResumeResult = { complete: true; messages: ChatMessage[] } | { complete: false; messages: ChatMessage[] };
+
+/** Prune once every this many appends (deleting old rows one by one on every send would cost more). */
+const PRUNE_EVERY = 100;
+
+export class RoomStore {
+  private readonly sql: SqlStorage;
+  private appends = 0;
+
+  constructor(storage: DurableObjectStorage) {
+    this.sql = storage.sql;
+    // AUTOINCREMENT: ids are never reused, even after pruning, so "the last id I saw" stays meaningful.
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS messages (
+      id INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, name TEXT, text TEXT NOT NULL,
+      at INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0)`);
+    this.sql.exec("CREATE TABLE IF NOT EXISTS bans (user_id TEXT PRIMARY KEY, by TEXT NOT NULL, reason TEXT, at INTEGER NOT NULL)");
+    this.sql.exec("CREATE TABLE IF NOT EXISTS room_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+  }
+
+  append(userId: string, name: string | undefined, text: string, at: number, historyMax: number): ChatMessage {
+    const row = this.sql
+      .exec<MessageRow>("INSERT INTO messages (user_id, name, text, at) VALUES (?, ?, ?, ?) RETURNING *", userId, name ?? null, text, at)
+      .one();
+    if (++this.appends % PRUNE_EVERY === 0) this.prune(historyMax);
+    return toMessage(row);
+  }
+
+  prune(historyMax: number): void {
+    this.sql.exec("DELETE FROM messages WHERE id <= (SELECT MAX(id) FROM messages) - ?", historyMax);
+  }
+
+  /** The last `n` messages, oldest first. */
+  latest(n: number): ChatMessage[] {
+    return this.sql.exec<MessageRow>("SELECT * FROM messages ORDER BY id DESC LIMIT ?", n).toArray().reverse().map(toMessage);
+  }
+
+  /** A page of history: up to `limit` messages with id < `before` (all when undefined), oldest first. */
+  page(before: number | undefined, limit: number): ChatMessage[] {
+    const rows =
+      before === undefined
+        ? this.sql.exec<MessageRow>("SELECT * FROM messages ORDER BY id DESC LIMIT ?", limit)
+        : this.sql.exec<MessageRow>("SELECT * FROM messages WHERE id < ? ORDER BY id DESC LIMIT ?", before, limit);
+    return rows.toArray().reverse().map(toMessage);
+  }
+
+  /**
+   * What a client that last saw message `since` missed: all of it when at most `max` messages and none were
+   * pruned; otherwise `complete: false` with the latest `fallback` messages (the client refetches the gap).
+   */
+  after(since: number, max: number, fallback: number): ResumeResult {
+    const rows = this.sql.exec<MessageRow>("SELECT * FROM messages WHERE id > ? ORDER BY id LIMIT ?", since, max + 1).toArray();
+    const oldest = this.sql.exec<{ id: number | null }>("SELECT MIN(id) AS id FROM messages").one().id;
+    const pruned = oldest !== null && since + 1 < oldest && rows.length > 0;
+    if (rows.length > max || pruned) return { complete: false, messages: this.latest(fallback) };
+    return { complete: true, messages: rows.map(toMessage) };
+  }
+
+  /** Tombstones a message (the id stays so resumes and pages keep their order). False if there is none. */
+  delete(id: number): boolean {
+    const res = this.sql.exec("UPDATE messages SET deleted = 1, text = '' WHERE id = ? AND deleted = 0", id);
+    if (res.rowsWritten > 0) return true;
+    return this.sql.exec("SELECT 1 FROM messages WHERE id = ?", id).toArray().length > 0;
+  }
+
+  ban(ban: Ban): void {
+    this.sql.exec(
+      "INSERT INTO bans (user_id, by, reason, at) VALUES (?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET by = excluded.by, reason = excluded.reason, at = excluded.at",
+      ban.userId,
+      ban.by,
+      ban.reason ?? null,
+      ban.at,
+    );
+  }
+
+  unban(userId: string): boolean {
+    return this.sql.exec("DELETE FROM bans WHERE user_id = ?", userId).rowsWritten > 0;
+  }
+
+  isBanned(userId: string): boolean {
+    return this.sql.exec("SELECT 1 FROM bans WHERE user_id = ?", userId).toArray().length > 0;
+  }
+
+  info(roomId: string): RoomInfo {
+    const row = this.sql.exec<{ value: string }>("SELECT value FROM room_meta WHERE key = 'info'").toArray()[0];
+    return row ? { ...(JSON.parse(row.value) as RoomInfo), roomId } : { roomId };
+  }
+
+  setInfo(info: RoomInfo): void {
+    this.sql.exec("INSERT INTO room_meta (key, value) VALUES ('info', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", JSON.stringify(info));
+  }
+}

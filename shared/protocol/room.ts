@@ -1,0 +1,239 @@
+// The room WebSocket protocol (`/parties/room/<roomId>`): every frame either side sends, as zod schemas.
+// Frames are JSON text, one object with a `type`. The server parses each client frame with `clientFrame`;
+// clients may check what they get with `serverFrame`. README "WebSocket protocol" documents the same.
+//
+// Delivery notes for clients:
+// - Room-wide frames (message, join/leave/update, comment, reactions, event, deleted, moderation) are
+//   coalesced: within a short window (ROOM_FLUSH_MS, default 10 ms) they go out as one
+//   `{ type: "batch", frames: [...] }` frame, in order. A window with one frame sends it bare.
+// - Messages and presence frames are idempotent: apply `message` by id, presence frames as upserts
+//   (a client can see a message both in `welcome` and in a following batch).
+import { z } from "zod";
+import { USER_ID_PATTERN } from "../names.ts";
+
+const userId = z.string().regex(USER_ID_PATTERN, "not a valid user id");
+const role = z.enum(["viewer", "member", "moderator", "broadcaster"]);
+
+/** Longest chat message (characters); equal to the `chat.message` event's limit. */
+export const MAX_CHAT_CHARS = 4000;
+/** Longest live comment (characters). */
+export const MAX_COMMENT_CHARS = 500;
+
+/** Close codes the room uses besides the standard ones. */
+export const ROOM_CLOSE = {
+  /** frame larger than ROOM_MAX_FRAME_BYTES */
+  tooLarge: 1009,
+  /** kept sending past the rate limit */
+  policy: 1008,
+  /** removed by a moderator (may reconnect) */
+  kicked: 4001,
+  /** banned by a moderator (reconnects are refused with 403 `banned`) */
+  banned: 4003,
+} as const;
+
+// ---------------------------------------------------------------------------------------------------------
+// Client -> server
+
+/** Chat: stored, numbered, broadcast as `message`. Not allowed for role `viewer`. */
+export const sendFrame = z.object({
+  type: z.literal("send"),
+  text: z.string().trim().min(1, "text is empty").max(MAX_CHAT_CHARS),
+  /** the client's own id for this message, echoed in the `message` frame so it can match its send */
+  clientId: z.string().max(64).optional(),
+});
+
+/** Live comment: ephemeral (not stored), broadcast as `comment`. Not allowed for role `viewer`. */
+export const commentFrame = z.object({
+  type: z.literal("comment"),
+  text: z.string().trim().min(1, "text is empty").max(MAX_COMMENT_CHARS),
+});
+
+/** Reaction: counted, and sent to the room as aggregated `reactions` a few times a second. Any role. */
+export const reactFrame = z.object({
+  type: z.literal("react"),
+  emoji: z.string().min(1).max(16),
+});
+
+/** Sets this user's presence state (replaces it; shared by all the user's connections). Any role. */
+export const presenceFrame = z.object({
+  type: z.literal("presence"),
+  /** small (ROOM_STATE_MAX_BYTES of JSON, default 1024): status, typing, cursor, ... */
+  state: z.record(z.string().max(64), z.unknown()),
+});
+
+export const iceCandidate = z.object({
+  candidate: z.string().max(2048),
+  sdpMid: z.string().max(64).nullable().optional(),
+  sdpMLineIndex: z.number().int().min(0).max(1024).nullable().optional(),
+  usernameFragment: z.string().max(256).nullable().optional(),
+});
+
+/** WebRTC signaling to one connection of this room (`to` = its connection id). Not allowed for `viewer`. */
+export const signalFrame = z.object({
+  type: z.literal("signal"),
+  to: z.string().min(1).max(64),
+  kind: z.enum(["offer", "answer", "candidate", "bye"]),
+  sdp: z.string().max(24_000).optional(),
+  candidate: iceCandidate.optional(),
+});
+
+/** Moderator: delete a chat message (everyone gets `deleted`). */
+export const deleteFrame = z.object({ type: z.literal("delete"), messageId: z.number().int().positive() });
+/** Moderator: close every connection of a user (they may come back). */
+export const kickFrame = z.object({ type: z.literal("kick"), userId, reason: z.string().max(200).optional() });
+/** Moderator: kick and refuse the user's future connections to this room (persisted). */
+export const banFrame = z.object({ type: z.literal("ban"), userId, reason: z.string().max(200).optional() });
+/** Moderator: lift a ban. */
+export const unbanFrame = z.object({ type: z.literal("unban"), userId });
+
+/** Liveness check; answered with `pong`. */
+export const pingFrame = z.object({ type: z.literal("ping"), id: z.string().max(64).optional() });
+
+export const clientFrame = z.discriminatedUnion("type", [
+  sendFrame,
+  commentFrame,
+  reactFrame,
+  presenceFrame,
+  signalFrame,
+  deleteFrame,
+  kickFrame,
+  banFrame,
+  unbanFrame,
+  pingFrame,
+]);
+export type ClientFrame = z.infer<typeof clientFrame>;
+export const CLIENT_FRAME_TYPES = clientFrame.options.map((o) => o.shape.type.value);
+
+// ---------------------------------------------------------------------------------------------------------
+// Server -> client
+
+export const chatMessage = z.object({
+  /** monotonic per room, starting at 1 */
+  id: z.number().int().positive(),
+  userId,
+  name: z.string().optional(),
+  text: z.string(),
+  /** server time, unix milliseconds */
+  at: z.number().int(),
+  /** set when a moderator deleted it (text is then empty) */
+  deleted: z.literal(true).optional(),
+});
+export type ChatMessage = z.infer<typeof chatMessage>;
+
+export const presenceEntry = z.object({
+  userId,
+  role,
+  name: z.string().optional(),
+  avatar: z.string().optional(),
+  /** how many connections (tabs, devices) the user has open in this room */
+  connections: z.number().int().positive(),
+  state: z.record(z.string(), z.unknown()),
+});
+export type PresenceEntry = z.infer<typeof presenceEntry>;
+
+export const streamInfo = z.object({
+  streamId: z.string(),
+  status: z.enum(["starting", "live", "ended"]),
+  playbackUrl: z.string().optional(),
+  vodUrl: z.string().optional(),
+  /** unix ms of the event that set this */
+  updatedAt: z.number().int(),
+});
+
+export const roomInfo = z.object({
+  roomId: z.string(),
+  /** latest live stream state of the room, from `stream.*` / `media.ready` events */
+  stream: streamInfo.optional(),
+});
+export type RoomInfo = z.infer<typeof roomInfo>;
+
+export const welcomeFrame = z.object({
+  type: z.literal("welcome"),
+  connectionId: z.string(),
+  user: z.object({ userId, role, name: z.string().optional(), avatar: z.string().optional() }),
+  presence: z.array(presenceEntry),
+  /** the last ROOM_WELCOME_MESSAGES messages, or, when the client connected with `?since=<id>`, the ones after it */
+  messages: z.array(chatMessage),
+  room: roomInfo,
+  /**
+   * Present when the client connected with `?since=`: `complete: false` means more were missed than the
+   * server replays (ROOM_RESUME_MAX); `messages` then holds the latest ones and the client should refetch
+   * the gap over HTTP (`GET /parties/room/<id>/history?before=<oldest id it got>`).
+   */
+  resume: z.object({ since: z.number().int().nonnegative(), complete: z.boolean() }).optional(),
+});
+
+export const joinFrame = z.object({ type: z.literal("join"), user: presenceEntry });
+export const leaveFrame = z.object({ type: z.literal("leave"), userId });
+/** connection count or state of a present user changed */
+export const updateFrame = z.object({ type: z.literal("update"), user: presenceEntry });
+export const messageFrame = z.object({ type: z.literal("message"), message: chatMessage, clientId: z.string().optional() });
+export const deletedFrame = z.object({ type: z.literal("deleted"), messageId: z.number().int(), by: userId });
+export const commentOutFrame = z.object({
+  type: z.literal("comment"),
+  userId,
+  name: z.string().optional(),
+  text: z.string(),
+  at: z.number().int(),
+});
+/** counts per emoji since the previous `reactions` frame */
+export const reactionsFrame = z.object({ type: z.literal("reactions"), counts: z.record(z.string(), z.number().int().positive()), at: z.number().int() });
+export const signalOutFrame = z.object({
+  type: z.literal("signal"),
+  /** connection id of the sender: address replies to it */
+  from: z.string(),
+  fromUserId: userId,
+  kind: z.enum(["offer", "answer", "candidate", "bye"]),
+  sdp: z.string().optional(),
+  candidate: iceCandidate.optional(),
+});
+/** a system event (stream.*, media.*) posted into the room */
+export const eventFrame = z.object({ type: z.literal("event"), event: z.object({ id: z.string(), type: z.string(), time: z.string(), data: z.unknown() }).passthrough() });
+export const moderationFrame = z.object({
+  type: z.literal("moderation"),
+  action: z.enum(["kick", "ban", "unban"]),
+  userId,
+  by: userId,
+  reason: z.string().optional(),
+});
+export const errorFrame = z.object({
+  type: z.literal("error"),
+  /** stable: bad_json, unknown_type, invalid_frame, rate_limited, forbidden, state_too_large, peer_not_found, message_not_found */
+  code: z.string(),
+  message: z.string(),
+  /** for rate_limited: when the next frame will be accepted */
+  retryAfterMs: z.number().int().nonnegative().optional(),
+  /** the `type` of the client frame this answers, when known */
+  ref: z.string().optional(),
+});
+export const pongFrame = z.object({ type: z.literal("pong"), id: z.string().optional(), at: z.number().int() });
+
+const singleServerFrames = [
+  welcomeFrame,
+  joinFrame,
+  leaveFrame,
+  updateFrame,
+  messageFrame,
+  deletedFrame,
+  commentOutFrame,
+  reactionsFrame,
+  signalOutFrame,
+  eventFrame,
+  moderationFrame,
+  errorFrame,
+  pongFrame,
+] as const;
+export const singleServerFrame = z.discriminatedUnion("type", singleServerFrames);
+export type SingleServerFrame = z.infer<typeof singleServerFrame>;
+
+/** Several room-wide frames coalesced into one WebSocket message, in order. */
+export const batchFrame = z.object({ type: z.literal("batch"), frames: z.array(singleServerFrame) });
+
+export const serverFrame = z.discriminatedUnion("type", [...singleServerFrames, batchFrame]);
+export type ServerFrame = z.infer<typeof serverFrame>;
+export type ServerFrameOf<T extends ServerFrame["type"]> = Extract<ServerFrame, { type: T }>;
+
+/** Flattens a received server message into its frames (a `batch` into its members). */
+export function unbatch(frame: ServerFrame): SingleServerFrame[] {
+  return frame.type === "batch" ? frame.frames : [frame];
+}
