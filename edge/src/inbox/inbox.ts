@@ -1,7 +1,166 @@
-import { Server } from "partyserver";
+// One Durable Object per user (named by the user id = JWT `sub`): notifications delivered to every open
+// connection of the user at once, kept in SQLite until read, so a user who was offline gets them on the
+// next connect. The front Worker verifies the JWT and lets only the user's own token through; the object
+// checks the forwarded identity again, because the cost of a mistake is reading someone else's inbox.
+//
+// Hibernation is on: the object keeps nothing in memory between events that it could not rebuild from
+// SQLite and the platform's list of sockets, so an idle user costs nothing.
+import { Server, type Connection, type ConnectionContext, type WSMessage } from "partyserver";
+import type { Envelope } from "../../../shared/envelope.ts";
+import {
+  type InboxPage,
+  type InboxServerFrame,
+  type ListRequest,
+  listRequest,
+  type ReadRequest,
+  type ReadResult,
+  readRequest,
+} from "../../../shared/protocol/inbox.ts";
+import { errorResponse, userFromRequest } from "../auth/index.ts";
 import type { Env } from "../env.ts";
+import { AppliedLedger } from "../events/applied-ledger.ts";
+import { type InboxConfig, inboxConfig } from "./config.ts";
+import { inboxEffectOf } from "./events.ts";
+import { parseClientFrame } from "./frames.ts";
+import { NotificationStore } from "./store.ts";
 
-/** One Durable Object per user: notifications to every open connection, stored until read. (Being built: issue 2.) */
+export interface ApplyResult {
+  /** false for a repeated event id (or a notification id already kept): nothing changed */
+  applied: boolean;
+  /** live connections the event was delivered to (0 = the user was offline; it waits in the inbox) */
+  connections: number;
+}
+
 export class Inbox extends Server<Env> {
   static override options = { hibernate: true };
+
+  private readonly config: InboxConfig;
+  private readonly store: NotificationStore;
+  private readonly ledger: AppliedLedger;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.config = inboxConfig(env);
+    // Synchronous SQLite: tables exist before any fetch, RPC or hibernated socket event reaches the object.
+    this.store = new NotificationStore(ctx.storage, this.config.maxStored);
+    this.ledger = new AppliedLedger(ctx.storage);
+  }
+
+  /** Refuses an upgrade that did not come through the Worker's auth, or carries another user's identity. */
+  override async fetch(request: Request): Promise<Response> {
+    const user = userFromRequest(request);
+    if (!user) return errorResponse(401, "unauthenticated", "no verified user: connect through the edge with a JWT");
+    if (user.userId !== this.name) return errorResponse(403, "inbox_forbidden", "only the inbox owner's token may connect to it");
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+      return errorResponse(404, "not_found", "the inbox speaks WebSocket here; use GET /inbox and POST /inbox/read over HTTP");
+    }
+    return super.fetch(request);
+  }
+
+  override onConnect(conn: Connection, ctx: ConnectionContext): void {
+    // Counted after accept, so the new connection is included.
+    if (this.openConnections() > this.config.maxConnections) {
+      this.sendTo(conn, { type: "error", code: "too_many_connections", message: `at most ${this.config.maxConnections} open connections per user` });
+      conn.close(1008, "too many connections");
+      return;
+    }
+    const user = userFromRequest(ctx.request);
+    const unread = this.store.unreadCount();
+    const notifications = this.store.recentUnread(this.config.welcomeLimit);
+    this.sendTo(conn, {
+      type: "welcome",
+      connectionId: conn.id,
+      user: { userId: this.name, ...(user?.name !== undefined && { name: user.name }), ...(user?.avatar !== undefined && { avatar: user.avatar }) },
+      unread,
+      notifications,
+      more: unread > notifications.length,
+      limits: { maxFrameBytes: this.config.maxFrameBytes, maxConnections: this.config.maxConnections, pageLimit: 100 },
+    });
+  }
+
+  override onMessage(conn: Connection, message: WSMessage): void {
+    const parsed = parseClientFrame(message, this.config.maxFrameBytes);
+    if (!parsed.ok) {
+      this.sendTo(conn, { type: "error", code: parsed.code, message: parsed.message });
+      return;
+    }
+    const frame = parsed.frame;
+    if (frame.type === "read") {
+      const { type: _, ...req } = frame;
+      this.markRead(req);
+    } else {
+      const { type: _, ...req } = frame;
+      this.sendTo(conn, { type: "list", ...this.store.page(req) });
+    }
+  }
+
+  // ---- RPC (front Worker routes, C2's event ingress) -----------------------------------------------
+
+  /**
+   * Applies an event from the media side exactly once: `notification.requested`, `media.ready` and
+   * `media.failed` are stored and delivered, `media.progress` is delivered live only. The event id is
+   * recorded in the same transaction as the notification, so a redelivery changes nothing.
+   * Throws (clear message) for an event that is not for this inbox: a routing bug, not input to ignore.
+   */
+  async applyEvent(event: Envelope): Promise<ApplyResult> {
+    const effect = inboxEffectOf(event, this.name);
+    if (!effect.ok) throw new Error(effect.error);
+    const outcome = this.ledger.applyOnce(event.id, () => (effect.kind === "store" ? this.store.insert(effect.notification) : null));
+    if (!outcome.applied) return { applied: false, connections: 0 };
+    if (effect.kind === "live") return { applied: true, connections: this.deliver(effect.frame) };
+    const notification = outcome.result;
+    // Same notification id under a new event id (the requester retried with a fresh event): already kept.
+    if (!notification) return { applied: false, connections: 0 };
+    return { applied: true, connections: this.deliver({ type: "notification", notification, unread: this.store.unreadCount() }) };
+  }
+
+  /** Newest first; see ListRequest. */
+  async list(req: ListRequest = {}): Promise<InboxPage> {
+    return this.store.page(listRequest.parse(req));
+  }
+
+  async unread(): Promise<number> {
+    return this.store.unreadCount();
+  }
+
+  /** Marks read and tells every open connection of the user, so all devices agree. */
+  async markRead(req: ReadRequest): Promise<ReadResult> {
+    const outcome = this.store.markRead(readRequest.parse(req));
+    const unread = this.store.unreadCount();
+    if (outcome.marked > 0) {
+      this.deliver({ type: "read", ...(outcome.ids && { ids: outcome.ids }), ...(outcome.upTo !== undefined && { upTo: outcome.upTo }), unread });
+    }
+    return { marked: outcome.marked, unread };
+  }
+
+  // ---- helpers ---------------------------------------------------------------------------------------
+
+  private openConnections(): number {
+    let n = 0;
+    for (const _ of this.getConnections()) n++;
+    return n;
+  }
+
+  /** Sends one frame (serialized once) to every open connection; returns how many took it. */
+  private deliver(frame: InboxServerFrame): number {
+    const text = JSON.stringify(frame);
+    let delivered = 0;
+    for (const conn of this.getConnections()) {
+      try {
+        conn.send(text);
+        delivered++;
+      } catch {
+        // A socket closing under us: the notification stays stored, that device gets it on reconnect.
+      }
+    }
+    return delivered;
+  }
+
+  private sendTo(conn: Connection, frame: InboxServerFrame): void {
+    try {
+      conn.send(JSON.stringify(frame));
+    } catch {
+      /* closed meanwhile; nothing to tell */
+    }
+  }
 }

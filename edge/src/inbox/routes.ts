@@ -1,5 +1,91 @@
-import { Hono } from "hono";
+// HTTP face of the per-user inbox. User routes are JWT-checked and always address the caller's own inbox
+// (user id = the token's `sub`), so no route takes a user id from the client. The internal route lets
+// trusted services post a notification to any user.
+import { type Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { MAX_EVENT_BYTES, parseEventJson } from "../../../shared/envelope.ts";
+import { checkUserId } from "../../../shared/names.ts";
+import { listRequest, readRequest } from "../../../shared/protocol/inbox.ts";
+import { errorResponse, requireUser } from "../auth/index.ts";
 import type { AppEnv } from "../env.ts";
+import { requireInternalToken } from "../internal/auth.ts";
 
-/** HTTP routes of the per-user inbox (list, unread count, mark-read; internal notify). Mounted by app.ts. */
+/** Largest body of POST /inbox/read: 100 ids of 128 characters fit with room to spare. */
+const MAX_READ_BODY_BYTES = 16 * 1024;
+
 export const inboxRoutes = new Hono<AppEnv>();
+
+const tooLarge = (max: number) => bodyLimit({ maxSize: max, onError: () => errorResponse(413, "body_too_large", `body larger than ${max} bytes`) });
+
+function ownInbox(c: Context<AppEnv>) {
+  return c.env.Inbox.getByName(c.var.user.userId);
+}
+
+/** Query strings are text: turn present numbers into numbers, and let the schema say what is wrong. */
+function queryNumber(value: string | undefined): number | undefined {
+  return value === undefined || value === "" ? undefined : Number(value);
+}
+
+function describeIssue(error: { issues: { path: PropertyKey[]; message: string }[] }): string {
+  const issue = error.issues[0];
+  return issue ? `${issue.path.length ? `${issue.path.join(".")}: ` : ""}${issue.message}` : "invalid";
+}
+
+/**
+ * GET /inbox?before=<seq>&limit=<1..100>&unread=<true|false> — a page of the caller's notifications, newest
+ * first: `{ notifications, unread, nextBefore? }`. Pass `nextBefore` as `before` for the next page.
+ */
+inboxRoutes.get("/inbox", requireUser(), async (c) => {
+  const unreadParam = c.req.query("unread");
+  if (unreadParam !== undefined && !["true", "false", "1", "0"].includes(unreadParam)) {
+    return errorResponse(400, "invalid_query", "unread: expected true or false");
+  }
+  const query = listRequest.safeParse({
+    before: queryNumber(c.req.query("before")),
+    limit: queryNumber(c.req.query("limit")),
+    unreadOnly: unreadParam === undefined ? undefined : unreadParam === "true" || unreadParam === "1",
+  });
+  if (!query.success) return errorResponse(400, "invalid_query", describeIssue(query.error));
+  return c.json(await ownInbox(c).list(query.data));
+});
+
+/** GET /inbox/unread — `{ unread }`, the caller's unread count (cheap: for badges). */
+inboxRoutes.get("/inbox/unread", requireUser(), async (c) => c.json({ unread: await ownInbox(c).unread() }));
+
+/**
+ * POST /inbox/read — body `{ "ids": [...] }` (1-100), `{ "upTo": <seq> }` or `{ "all": true }`.
+ * Answers `{ marked, unread }`; every open connection of the user gets a `read` frame.
+ */
+inboxRoutes.post("/inbox/read", requireUser(), tooLarge(MAX_READ_BODY_BYTES), async (c) => {
+  let body: unknown;
+  try {
+    body = JSON.parse(await c.req.text());
+  } catch {
+    return errorResponse(400, "bad_json", "body is not valid JSON");
+  }
+  const req = readRequest.safeParse(body);
+  if (!req.success) return errorResponse(400, "invalid_request", describeIssue(req.error));
+  return c.json(await ownInbox(c).markRead(req.data));
+});
+
+/**
+ * POST /internal/users/:userId/notifications — Authorization: Bearer INTERNAL_API_TOKEN; body: one
+ * `notification.requested` envelope whose data.userId is :userId. Stored and delivered exactly once per
+ * event id: `{ applied: true, connections }` the first time (connections = open sockets it reached; 0 means
+ * it waits in the inbox), `{ applied: false, connections: 0 }` for a repeat.
+ */
+inboxRoutes.post("/internal/users/:userId/notifications", requireInternalToken(), tooLarge(MAX_EVENT_BYTES), async (c) => {
+  const userId = c.req.param("userId");
+  const check = checkUserId(userId);
+  if (!check.ok) return errorResponse(400, "invalid_user_id", check.reason);
+  const parsed = parseEventJson(await c.req.text());
+  if (!parsed.ok) return errorResponse(400, "invalid_event", parsed.error);
+  const event = parsed.event;
+  if (event.type !== "notification.requested") {
+    return errorResponse(400, "unsupported_event", `this endpoint takes notification.requested events, not '${event.type}'`);
+  }
+  if (event.data.userId !== userId) {
+    return errorResponse(400, "user_mismatch", `event is for user '${event.data.userId}', posted to user '${userId}'`);
+  }
+  return c.json(await c.env.Inbox.getByName(userId).applyEvent(event));
+});

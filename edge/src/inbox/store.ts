@@ -1,0 +1,129 @@
+// The inbox's notifications in its Durable Object's SQLite storage. Synchronous SQL only, so a caller can
+// run an insert inside AppliedLedger.applyOnce (the event id and the notification commit together).
+import { DEFAULT_PAGE_LIMIT, type InboxNotification, type InboxPage, type ListRequest, MAX_PAGE_LIMIT, type ReadRequest } from "../../../shared/protocol/inbox.ts";
+
+/** What an event turns into before the store gives it a seq and a time. */
+export type NewNotification = Omit<InboxNotification, "seq" | "at" | "read">;
+
+type Row = {
+  seq: number;
+  id: string;
+  kind: string;
+  title: string;
+  body: string | null;
+  url: string | null;
+  data: string | null;
+  event_id: string;
+  at: number;
+  read: number;
+};
+
+/** What a mark-read changed, and how every device should apply it. */
+export interface MarkReadOutcome {
+  marked: number;
+  ids?: string[];
+  upTo?: number;
+}
+
+function fromRow(row: Row): InboxNotification {
+  const n: InboxNotification = { id: row.id, seq: row.seq, kind: row.kind, title: row.title, at: row.at, read: row.read === 1, eventId: row.event_id };
+  if (row.body !== null) n.body = row.body;
+  if (row.url !== null) n.url = row.url;
+  if (row.data !== null) n.data = JSON.parse(row.data) as Record<string, unknown>;
+  return n;
+}
+
+export class NotificationStore {
+  private readonly sql: SqlStorage;
+  private readonly maxStored: number;
+
+  constructor(storage: DurableObjectStorage, maxStored: number) {
+    this.sql = storage.sql;
+    this.maxStored = maxStored;
+    // AUTOINCREMENT: a seq is never reused after pruning, so "read up to seq N" can never cover a newer one.
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS notifications (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      id TEXT NOT NULL UNIQUE,
+      kind TEXT NOT NULL,
+      title TEXT NOT NULL,
+      body TEXT,
+      url TEXT,
+      data TEXT,
+      event_id TEXT NOT NULL,
+      at INTEGER NOT NULL,
+      read INTEGER NOT NULL DEFAULT 0
+    )`);
+    this.sql.exec("CREATE INDEX IF NOT EXISTS notifications_read_seq ON notifications (read, seq)");
+  }
+
+  /** Stores a notification; returns it with its seq, or null when one with the same id is already kept. */
+  insert(n: NewNotification, now = Date.now()): InboxNotification | null {
+    const inserted = this.sql
+      .exec<Row>(
+        `INSERT INTO notifications (id, kind, title, body, url, data, event_id, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO NOTHING RETURNING *`,
+        n.id,
+        n.kind,
+        n.title,
+        n.body ?? null,
+        n.url ?? null,
+        n.data === undefined ? null : JSON.stringify(n.data),
+        n.eventId,
+        now,
+      )
+      .toArray();
+    const row = inserted[0];
+    if (!row) return null;
+    this.prune();
+    return fromRow(row);
+  }
+
+  private prune(): void {
+    const over = this.count() - this.maxStored;
+    if (over <= 0) return;
+    // Oldest read ones first (ordered by read DESC = 1 before 0), then the oldest unread.
+    this.sql.exec("DELETE FROM notifications WHERE seq IN (SELECT seq FROM notifications ORDER BY read DESC, seq ASC LIMIT ?)", over);
+  }
+
+  count(): number {
+    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM notifications").one().n;
+  }
+
+  unreadCount(): number {
+    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM notifications WHERE read = 0").one().n;
+  }
+
+  /** Newest first. */
+  recentUnread(limit: number): InboxNotification[] {
+    return this.sql.exec<Row>("SELECT * FROM notifications WHERE read = 0 ORDER BY seq DESC LIMIT ?", limit).toArray().map(fromRow);
+  }
+
+  /** Newest first, seq < before. */
+  page(req: ListRequest = {}): InboxPage {
+    const limit = Math.min(req.limit ?? DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT);
+    const before = req.before ?? Number.MAX_SAFE_INTEGER;
+    // One extra row tells whether there is a next page without a second query.
+    const rows = this.sql
+      .exec<Row>(`SELECT * FROM notifications WHERE seq < ? ${req.unreadOnly ? "AND read = 0" : ""} ORDER BY seq DESC LIMIT ?`, before, limit + 1)
+      .toArray();
+    const notifications = rows.slice(0, limit).map(fromRow);
+    const page: InboxPage = { notifications, unread: this.unreadCount() };
+    const last = notifications[notifications.length - 1];
+    if (rows.length > limit && last) page.nextBefore = last.seq;
+    return page;
+  }
+
+  markRead(req: ReadRequest): MarkReadOutcome {
+    if (req.ids) {
+      const ids = [...new Set(req.ids)];
+      const placeholders = ids.map(() => "?").join(",");
+      const marked = this.sql.exec(`UPDATE notifications SET read = 1 WHERE read = 0 AND id IN (${placeholders}) RETURNING seq`, ...ids).toArray().length;
+      return { marked, ids };
+    }
+    const upTo = req.all ? this.sql.exec<{ m: number | null }>("SELECT MAX(seq) AS m FROM notifications").one().m : (req.upTo ?? null);
+    if (upTo === null) return { marked: 0 };
+    // RETURNING counts rows changed (cursor.rowsWritten would also count index writes).
+    const marked = this.sql.exec("UPDATE notifications SET read = 1 WHERE read = 0 AND seq <= ? RETURNING seq", upTo).toArray().length;
+    return { marked, upTo };
+  }
+}
