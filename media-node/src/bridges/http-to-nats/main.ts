@@ -1,0 +1,68 @@
+// HTTP -> NATS bridge process: `node media-node/src/bridges/http-to-nats/main.ts`.
+// Takes signed events from the edge (POST /events) into JetStream. Settings: see ./config.ts.
+
+import { busConfig } from "../../bus/config.ts";
+import { connectNats } from "../../bus/connect.ts";
+import { publishEvent } from "../../bus/publish.ts";
+import { ConfigError } from "../../bus/settings.ts";
+import { ensureEventStreams } from "../../bus/streams.ts";
+import { readHttpToNatsConfig } from "./config.ts";
+import { createHttpToNatsServer } from "./server.ts";
+
+const log = (m: string) => console.log(`[http-to-nats] ${m}`);
+
+let cfg;
+try {
+  cfg = readHttpToNatsConfig();
+} catch (error) {
+  console.error(`[http-to-nats] ${error instanceof ConfigError ? error.message : (error as Error).message}`);
+  process.exit(2);
+}
+
+let connected = false;
+const nc = await connectNats(cfg.natsUrl, {
+  name: "pulsecast-http-to-nats",
+  onStatus: (status, detail) => {
+    if (status === "disconnect") connected = false;
+    if (status === "reconnect") connected = true;
+    if (status !== "pingTimer") log(`nats ${status}${detail ? ` ${detail}` : ""}`);
+  },
+});
+connected = true;
+const streamCfg = busConfig({ stream: cfg.stream, deadLetterStream: cfg.deadLetterStream, duplicateWindowS: cfg.duplicateWindowS, maxAgeS: cfg.maxAgeS });
+await ensureEventStreams(await nc.jetstreamManager(), streamCfg);
+const js = nc.jetstream();
+
+const server = createHttpToNatsServer({
+  secrets: cfg.secrets,
+  toleranceS: cfg.toleranceS,
+  maxBodyBytes: cfg.maxBodyBytes,
+  healthy: () => connected,
+  // The checked event goes on the bus (fields the schema does not know are dropped here, not downstream).
+  store: (event) => publishEvent(js, event, { timeoutMs: cfg.publishTimeoutMs }),
+});
+await new Promise<void>((resolve, reject) => {
+  server.once("error", reject);
+  server.listen(cfg.port, cfg.host, resolve);
+});
+const address = server.address();
+const port = typeof address === "object" && address ? address.port : cfg.port;
+log(`ready: POST http://${cfg.host}:${port}/events -> JetStream stream ${cfg.stream}`);
+
+let stopping = false;
+async function shutdown(signal: string) {
+  if (stopping) return;
+  stopping = true;
+  log(`${signal}: finishing open requests`);
+  // Stop accepting, let requests in progress get their JetStream answer, then close NATS.
+  await new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+    setTimeout(resolve, 10_000).unref();
+  });
+  await nc.drain().catch(() => nc.close());
+  log("stopped");
+  process.exit(0);
+}
+process.on("SIGTERM", () => void shutdown("SIGTERM"));
+process.on("SIGINT", () => void shutdown("SIGINT"));

@@ -1,0 +1,223 @@
+// NATS -> HTTP bridge: a durable JetStream pull consumer whose events are POSTed, signed, to the edge.
+//
+// At least once, by construction: an event is acked only after the edge's 2xx (or after it is safely in the
+// dead-letter stream). Anything else (a 5xx, a timeout, a dead replica, a NATS restart that eats an ack) ends in
+// redelivery, and the edge drops the repeat by event id. Any number of replicas share the one durable consumer.
+//
+// Concurrency is bounded by pulling only as many events as there are free slots, so nothing waits in a client
+// buffer while its ack timer runs.
+
+import { headers as natsHeaders, type Consumer, type JetStreamClient, type JsMsg, type NatsConnection } from "nats";
+import { type Envelope, parseEventJson } from "../../../../shared/envelope.ts";
+import { fromUtf8 } from "../../../../shared/encoding.ts";
+import { backoffDelay } from "../../bus/backoff.ts";
+import { connectNats } from "../../bus/connect.ts";
+import { ensureDurableConsumer, ensureEventStreams } from "../../bus/streams.ts";
+import { DEAD_LETTER_HEADERS, deadLetterSubject } from "../../bus/subjects.ts";
+import { busConfig } from "../../bus/config.ts";
+import { classify, type Decision } from "./classify.ts";
+import { deliver } from "./deliver.ts";
+import type { BridgeMetrics } from "./metrics.ts";
+import type { NatsToHttpConfig } from "./config.ts";
+
+export interface NatsToHttpBridge {
+  start(): Promise<void>;
+  /** stops pulling, lets in-flight posts finish (up to `graceMs`), hands held events back, closes NATS */
+  stop(graceMs?: number): Promise<void>;
+  readonly connected: boolean;
+}
+
+export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMetrics, log: (m: string) => void): NatsToHttpBridge {
+  let nc: NatsConnection | undefined;
+  let js: JetStreamClient | undefined;
+  let consumer: Consumer | undefined;
+  let running = false;
+  let connected = false;
+  let loopDone: Promise<void> = Promise.resolve();
+  let lagTimer: NodeJS.Timeout | undefined;
+  const inFlight = new Set<Promise<void>>();
+  const held = new Set<JsMsg>();
+  let slotFreed: (() => void) | null = null;
+  const stopping = new AbortController();
+  // Retry delays are capped below the ack wait so a held event's progress signal always comes in time.
+  const maxDelay = Math.min(cfg.retryMaxMs, Math.floor(cfg.ackWaitMs / 2));
+
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      stopping.signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+    });
+
+  function isSkipped(event: Envelope): boolean {
+    return cfg.skipSources.some((s) => event.source === s || event.source.startsWith(`${s}/`));
+  }
+
+  async function deadLetter(m: JsMsg, type: string, id: string | undefined, reason: string, status?: number): Promise<void> {
+    const h = natsHeaders();
+    h.set(DEAD_LETTER_HEADERS.reason, reason.replace(/[\r\n]+/g, " ").slice(0, 1000));
+    h.set(DEAD_LETTER_HEADERS.subject, m.subject);
+    h.set(DEAD_LETTER_HEADERS.streamSeq, String(m.seq));
+    if (status !== undefined) h.set(DEAD_LETTER_HEADERS.status, String(status));
+    await js!.publish(deadLetterSubject(type), m.data, { msgID: id ?? `seq-${m.info.stream}-${m.seq}`, headers: h, timeout: 5000 });
+  }
+
+  async function settle(m: JsMsg, decision: Decision & { action: "ack" | "dead-letter" }, event: { type: string; id?: string }, status?: number) {
+    if (decision.action === "dead-letter") {
+      await deadLetter(m, event.type, event.id, decision.reason, status);
+      metrics.deadLettered.inc({ type: event.type });
+      log(`dead-lettered ${event.id ?? `seq ${m.seq}`} (${event.type}): ${decision.reason}`);
+    }
+    // An ack lost here (NATS restarting) means one more delivery, which the edge drops as a duplicate.
+    await m.ackAck({ timeout: 5000 }).catch(() => false);
+  }
+
+  async function handle(m: JsMsg): Promise<void> {
+    const json = fromUtf8(m.data);
+    const parsed = parseEventJson(json);
+    if (!parsed.ok) {
+      // Something put a non-event on an event subject: no retry can fix it.
+      await settle(m, { action: "dead-letter", reason: `not a valid event: ${parsed.error}` }, { type: m.subject });
+      return;
+    }
+    const event = parsed.event;
+    if (isSkipped(event)) {
+      metrics.skipped.inc();
+      await m.ackAck({ timeout: 5000 }).catch(() => false);
+      return;
+    }
+    const heldSince = Date.now();
+    let attempt = 0;
+    held.add(m);
+    try {
+      while (running) {
+        m.working();
+        const outcome = await deliver(event.id, json, { url: cfg.edgeUrl, secrets: cfg.secrets, timeoutMs: cfg.requestTimeoutMs });
+        const decision = classify(outcome, cfg.retryStatusSet);
+        if (decision.action === "ack") {
+          metrics.delivered.inc({ type: event.type });
+          metrics.latency.observe(Math.max(0, Date.now() - m.info.timestampNanos / 1e6) / 1000);
+          await settle(m, decision, event);
+          return;
+        }
+        if (decision.action === "dead-letter") {
+          await settle(m, decision, event, outcome.kind === "response" ? outcome.status : undefined);
+          return;
+        }
+        metrics.retried.inc({ cause: outcome.kind === "error" ? "error" : String(outcome.kind === "response" ? outcome.status : "") });
+        attempt++;
+        // Earlier deliveries of this event (other replicas, earlier holds) count towards the backoff too.
+        const delay = Math.min(maxDelay, Math.max(decision.minDelayMs ?? 0, backoffDelay(attempt + m.info.deliveryCount - 1, { baseMs: cfg.retryBaseMs, maxMs: maxDelay })));
+        if (attempt === 1 && m.info.deliveryCount === 1) log(`retrying ${event.id} (${event.type}): ${decision.reason}`);
+        if (Date.now() + delay - heldSince > cfg.holdMs) {
+          // Held long enough: give the slot to other events; JetStream hands this one out again after the delay.
+          m.nak(delay);
+          return;
+        }
+        m.working();
+        await sleep(delay);
+      }
+      // Shutting down mid-retry: hand it back at once so another replica takes it.
+      m.nak();
+    } finally {
+      held.delete(m);
+    }
+  }
+
+  function startHandling(m: JsMsg) {
+    const p = handle(m)
+      .catch((error: Error) => {
+        // Dead-letter publish failed (NATS down) or similar: try again after a while.
+        log(`handling seq ${m.seq} failed, will retry: ${error.message}`);
+        try {
+          m.nak(backoffDelay(m.info.deliveryCount, { baseMs: cfg.retryBaseMs, maxMs: maxDelay }));
+        } catch {
+          /* connection gone: the ack wait brings it back */
+        }
+      })
+      .finally(() => {
+        inFlight.delete(p);
+        metrics.inFlight.set(inFlight.size);
+        slotFreed?.();
+      });
+    inFlight.add(p);
+    metrics.inFlight.set(inFlight.size);
+  }
+
+  async function pullLoop(): Promise<void> {
+    let failures = 0;
+    while (running) {
+      if (inFlight.size >= cfg.concurrency) {
+        await new Promise<void>((r) => (slotFreed = r));
+        slotFreed = null;
+        continue;
+      }
+      try {
+        consumer ??= await js!.consumers.get(cfg.stream, cfg.consumer);
+        const batch = await consumer.fetch({ max_messages: cfg.concurrency - inFlight.size, expires: 2000 });
+        for await (const m of batch) {
+          startHandling(m);
+          metrics.lag.set(m.info.pending);
+        }
+        failures = 0;
+      } catch (error) {
+        // NATS restarting, consumer or stream gone (a wiped server): re-declare and pull again.
+        consumer = undefined;
+        if (failures++ === 0) log(`pull failed, retrying: ${(error as Error).message}`);
+        await sleep(backoffDelay(failures, { baseMs: 100, maxMs: 2000 }));
+        if (running && nc && !nc.isClosed()) await declare().catch(() => undefined);
+      }
+    }
+  }
+
+  async function declare(): Promise<void> {
+    const jsm = await nc!.jetstreamManager();
+    await ensureEventStreams(jsm, busConfig({ stream: cfg.stream, deadLetterStream: cfg.deadLetterStream, duplicateWindowS: cfg.duplicateWindowS, maxAgeS: cfg.maxAgeS }));
+    await ensureDurableConsumer(jsm, { stream: cfg.stream, durable: cfg.consumer, ackWaitMs: cfg.ackWaitMs, maxAckPending: cfg.maxAckPending });
+  }
+
+  async function updateLag(): Promise<void> {
+    try {
+      const info = await (await nc!.jetstreamManager()).consumers.info(cfg.stream, cfg.consumer);
+      metrics.lag.set(info.num_pending);
+    } catch {
+      /* NATS away: the gauge keeps its last value */
+    }
+  }
+
+  return {
+    get connected() {
+      return connected;
+    },
+    async start() {
+      nc = await connectNats(cfg.natsUrl, {
+        name: "pulsecast-nats-to-http",
+        onStatus: (status, detail) => {
+          if (status === "disconnect") connected = false;
+          if (status === "reconnect") connected = true;
+          if (status !== "pingTimer") log(`nats ${status}${detail ? ` ${detail}` : ""}`);
+        },
+      });
+      connected = true;
+      js = nc.jetstream();
+      await declare();
+      running = true;
+      loopDone = pullLoop();
+      lagTimer = setInterval(() => void updateLag(), 2000);
+      lagTimer.unref();
+    },
+    async stop(graceMs = 10_000) {
+      if (!running) return;
+      running = false;
+      stopping.abort();
+      slotFreed?.();
+      clearInterval(lagTimer);
+      const all = Promise.allSettled([...inFlight]);
+      const grace = new Promise((r) => setTimeout(r, graceMs).unref());
+      await Promise.race([all, grace]);
+      // Whatever is still held goes back to JetStream now rather than after the ack wait.
+      for (const m of held) m.nak();
+      await Promise.race([loopDone, new Promise((r) => setTimeout(r, 2500).unref())]);
+      await nc?.drain().catch(() => nc?.close());
+    },
+  };
+}
