@@ -22,6 +22,7 @@ export const inboxNotification = z.object({
   title: z.string().max(200),
   body: z.string().max(2000).optional(),
   url: z.string().max(2048).optional(),
+  /** free-form JSON from the requester (or the media event's data) */
   data: z.record(z.string(), z.unknown()).optional(),
   /** when the inbox stored it, unix ms */
   at: z.number().int().nonnegative(),
@@ -29,7 +30,12 @@ export const inboxNotification = z.object({
   /** the event that created it (dedup key on every hop) */
   eventId: z.string().max(128),
 });
-export type InboxNotification = z.infer<typeof inboxNotification>;
+/**
+ * `data` as a shallow JSON type: `unknown` makes the Workers RPC types drop the whole value (it might not be
+ * serializable), and a recursive JSON type is too deep for them.
+ */
+export type JsonData = Record<string, string | number | boolean | null | object>;
+export type InboxNotification = Omit<z.infer<typeof inboxNotification>, "data"> & { data?: JsonData };
 
 // ---- client -> server ----------------------------------------------------------------------------------
 
@@ -137,7 +143,7 @@ export const inboxPage = z.object({
   unread: z.number().int().nonnegative(),
   nextBefore: seq.optional(),
 });
-export type InboxPage = z.infer<typeof inboxPage>;
+export type InboxPage = Omit<z.infer<typeof inboxPage>, "notifications"> & { notifications: InboxNotification[] };
 
 export const inboxListFrame = z.object({ type: z.literal("list") }).extend(inboxPage.shape);
 

@@ -1,6 +1,6 @@
 // What an event from the media side means for one user's inbox. Pure: the Inbox object applies the result.
 import type { Envelope } from "../../../shared/envelope.ts";
-import type { InboxServerFrame } from "../../../shared/protocol/inbox.ts";
+import type { InboxServerFrame, JsonData } from "../../../shared/protocol/inbox.ts";
 import type { NewNotification } from "./store.ts";
 
 /** Events the inbox accepts (C2's ingress and the internal API route only these here). */
@@ -26,7 +26,8 @@ export function inboxEffectOf(event: Envelope, userId: string): InboxEffect {
       const n: NewNotification = { id: d.notificationId, kind: d.kind ?? "notification", title: d.title, eventId: event.id };
       if (d.body !== undefined) n.body = d.body;
       if (d.url !== undefined) n.url = d.url;
-      if (d.data !== undefined) n.data = d.data;
+      // Events arrive as JSON (bridge, internal API), so their free-form data is JSON.
+      if (d.data !== undefined) n.data = d.data as JsonData;
       return { ok: true, kind: "store", notification: n };
     }
     case "media.ready":

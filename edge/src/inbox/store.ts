@@ -1,6 +1,6 @@
 // The inbox's notifications in its Durable Object's SQLite storage. Synchronous SQL only, so a caller can
 // run an insert inside AppliedLedger.applyOnce (the event id and the notification commit together).
-import { DEFAULT_PAGE_LIMIT, type InboxNotification, type InboxPage, type ListRequest, MAX_PAGE_LIMIT, type ReadRequest } from "../../../shared/protocol/inbox.ts";
+import { DEFAULT_PAGE_LIMIT, type InboxNotification, type JsonData, type InboxPage, type ListRequest, MAX_PAGE_LIMIT, type ReadRequest } from "../../../shared/protocol/inbox.ts";
 
 /** What an event turns into before the store gives it a seq and a time. */
 export type NewNotification = Omit<InboxNotification, "seq" | "at" | "read">;
@@ -29,7 +29,7 @@ function fromRow(row: Row): InboxNotification {
   const n: InboxNotification = { id: row.id, seq: row.seq, kind: row.kind, title: row.title, at: row.at, read: row.read === 1, eventId: row.event_id };
   if (row.body !== null) n.body = row.body;
   if (row.url !== null) n.url = row.url;
-  if (row.data !== null) n.data = JSON.parse(row.data) as Record<string, unknown>;
+  if (row.data !== null) n.data = JSON.parse(row.data) as JsonData;
   return n;
 }
 
