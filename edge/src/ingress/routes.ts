@@ -44,9 +44,8 @@ export function toleranceS(env: Env & IngressVars): number {
 /** The real targets: Durable Objects by name and the edge outbox. */
 export function objectTargets(env: Env): EventTargets {
   return {
-    // Typed through the applyEvent contract (Room/Inbox own their implementations; see dispatch.ts).
-    room: (roomId) => env.Room.getByName(roomId) as unknown as ReturnType<EventTargets["room"]>,
-    inbox: (userId) => env.Inbox.getByName(userId) as unknown as ReturnType<EventTargets["inbox"]>,
+    room: (roomId) => env.Room.getByName(roomId),
+    inbox: (userId) => env.Inbox.getByName(userId),
     toMediaSide: (events, shardKey, opts) => sendToMediaSide(env, events, shardKey, opts),
   };
 }
@@ -117,7 +116,12 @@ ingressRoutes.post("/internal/bus/stats/reset", (c) => {
 ingressRoutes.get("/internal/bus/outbox/:shard", async (c) => {
   const outbox = outboxFor(c.env, c.req.param("shard"));
   const [status, pending, deadLetters] = await Promise.all([outbox.status(), outbox.pending(100), outbox.deadLetters(100)]);
-  return c.json({ shard: c.req.param("shard"), ...status, pendingEvents: pending, deadLetterEvents: deadLetters });
+  return c.json({
+    shard: c.req.param("shard"),
+    ...status,
+    pendingEvents: pending.map((body) => JSON.parse(body) as unknown),
+    deadLetterEvents: deadLetters.map(({ body, ...rest }) => ({ ...rest, event: JSON.parse(body) as unknown })),
+  });
 });
 
 ingressRoutes.post("/internal/bus/outbox/:shard/requeue", async (c) => c.json(await outboxFor(c.env, c.req.param("shard")).requeueDeadLetters()));

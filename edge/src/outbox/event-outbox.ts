@@ -43,12 +43,14 @@ export interface OutboxStatus {
   nextAttemptAt: number | null;
 }
 
+/** A permanently refused event. `body` is the event's JSON exactly as stored and sent (JSON text, because
+ *  envelopes carry free-form `data` that the RPC types cannot express). */
 export interface DeadLetter {
   id: string;
   type: string;
   reason: string;
   deadAt: number;
-  event: Envelope;
+  body: string;
 }
 
 type Meta = { delivered: number; failures: number; last_error: string | null };
@@ -176,12 +178,12 @@ export class EventOutbox extends DurableObject<Env> {
     };
   }
 
-  /** Pending events in delivery order (for operators and tests). */
-  async pending(limit = 100): Promise<Envelope[]> {
+  /** Pending events in delivery order, as their JSON text (for operators and tests). */
+  async pending(limit = 100): Promise<string[]> {
     return this.sql
       .exec<{ body: string }>("SELECT body FROM outbox ORDER BY seq LIMIT ?", Math.max(1, Math.min(limit, 1000)))
       .toArray()
-      .map((r) => JSON.parse(r.body) as Envelope);
+      .map((r) => r.body);
   }
 
   async deadLetters(limit = 100): Promise<DeadLetter[]> {
@@ -191,7 +193,7 @@ export class EventOutbox extends DurableObject<Env> {
         Math.max(1, Math.min(limit, 1000)),
       )
       .toArray()
-      .map((r) => ({ id: r.id, type: r.type, reason: r.reason, deadAt: r.dead_at, event: JSON.parse(r.body) as Envelope }));
+      .map((r) => ({ id: r.id, type: r.type, reason: r.reason, deadAt: r.dead_at, body: r.body }));
   }
 
   /**
