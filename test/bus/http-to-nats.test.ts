@@ -1,0 +1,162 @@
+// The HTTP -> NATS bridge as a real process in front of a real nats-server: what it stores, what it refuses
+// (each refusal with a clear status and nothing stored), and 2xx only once JetStream has the event.
+
+import { connect, type JetStreamManager, type NatsConnection } from "nats";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { type Envelope, makeEvent, MAX_EVENT_BYTES } from "../../shared/envelope.ts";
+import { signWebhook } from "../../shared/signing/webhooks.ts";
+import { type HttpToNatsBridgeProcess, startHttpToNatsBridge } from "../helpers/bridges.ts";
+import { TEST_SECRETS } from "../helpers/edge.ts";
+import { type NatsServer, startNats } from "../helpers/nats.ts";
+import { waitFor } from "../helpers/wait.ts";
+
+const SECRET = TEST_SECRETS.BRIDGE_INGRESS_SECRET;
+const chat = (text = "hello") =>
+  makeEvent("chat.message", { roomId: "lobby", messageId: 7, userId: "u1", text, at: Date.now() }, { source: "edge", subject: "room/lobby" });
+
+describe("HTTP -> NATS bridge (real process, real nats-server)", () => {
+  let nats: NatsServer;
+  let bridge: HttpToNatsBridgeProcess;
+  let nc: NatsConnection;
+  let jsm: JetStreamManager;
+  let storedBefore = 0;
+
+  beforeAll(async () => {
+    nats = await startNats();
+    bridge = await startHttpToNatsBridge({ natsUrl: nats.url, env: { NATS_PUBLISH_TIMEOUT_MS: "1000" } });
+    nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    jsm = await nc.jetstreamManager();
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await bridge?.stop();
+    await nats?.stop();
+  });
+  const stored = async () => (await jsm.streams.info("EVENTS")).state.messages;
+  beforeEach(async () => {
+    storedBefore = await stored();
+  });
+
+  async function post(body: string, headers: Record<string, string>) {
+    const res = await fetch(bridge.url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
+    return { status: res.status, body: (await res.json()) as { ok: boolean; error?: string; message?: string; duplicate?: boolean } };
+  }
+  const signedPost = async (event: unknown, opts: { id?: string; secret?: string; ts?: number; body?: string } = {}) => {
+    const body = opts.body ?? JSON.stringify(event);
+    return post(body, await signWebhook(opts.secret ?? SECRET, opts.id ?? (event as Envelope).id, body, opts.ts));
+  };
+
+  it("stores an accepted event in JetStream before answering 2xx, on the subject of its type", async () => {
+    const e = chat();
+    const reply = await signedPost(e);
+    expect(reply).toMatchObject({ status: 202, body: { ok: true, duplicate: false } });
+    expect(await stored()).toBe(storedBefore + 1);
+    const msg = await jsm.streams.getMessage("EVENTS", { last_by_subj: "chat.message" });
+    expect(msg.json<Envelope>()).toEqual(e);
+    expect(msg.header.get("Nats-Msg-Id")).toBe(e.id);
+  });
+
+  it("stores a replayed request (same event id, fresh signature) once and answers 2xx again", async () => {
+    const e = chat("twice");
+    expect((await signedPost(e)).status).toBe(202);
+    const again = await signedPost(e);
+    expect(again).toMatchObject({ status: 200, body: { ok: true, duplicate: true } });
+    expect(await stored()).toBe(storedBefore + 1);
+  });
+
+  it("takes every type the edge sends: media.uploaded, presence.update, notification.requested", async () => {
+    const events = [
+      makeEvent("media.uploaded", { mediaId: "med_1", ownerId: "u1", key: "uploads/u1/med_1.mp4" }, { source: "edge", subject: "media/med_1" }),
+      makeEvent("presence.update", { roomId: "lobby", userId: "u1", change: "join", connections: 1 }, { source: "edge", subject: "room/lobby" }),
+      makeEvent("notification.requested", { notificationId: "n1", userId: "u1", title: "hi" }, { source: "edge", subject: "user/u1" }),
+    ];
+    for (const e of events) expect((await signedPost(e)).status).toBe(202);
+    expect(await stored()).toBe(storedBefore + 3);
+  });
+
+  describe("refusals: a clear status, nothing stored", () => {
+    it("bad signature (body changed after signing) -> 401", async () => {
+      const e = chat();
+      const headers = await signWebhook(SECRET, e.id, JSON.stringify(e));
+      const reply = await post(JSON.stringify({ ...e, data: { ...e.data, text: "tampered" } }), headers);
+      expect(reply).toMatchObject({ status: 401, body: { ok: false, error: "bad-signature" } });
+      expect(await stored()).toBe(storedBefore);
+    });
+
+    it("wrong secret -> 401", async () => {
+      const reply = await signedPost(chat(), { secret: "some-other-secret-0123456789" });
+      expect(reply).toMatchObject({ status: 401, body: { error: "bad-signature" } });
+      expect(await stored()).toBe(storedBefore);
+    });
+
+    it("no signature headers -> 401", async () => {
+      const reply = await post(JSON.stringify(chat()), {});
+      expect(reply).toMatchObject({ status: 401, body: { error: "missing-headers" } });
+      expect(await stored()).toBe(storedBefore);
+    });
+
+    it("stale timestamp (a replay from 10 minutes ago) -> 401, and a future one too", async () => {
+      const old = await signedPost(chat(), { ts: Math.floor(Date.now() / 1000) - 600 });
+      expect(old).toMatchObject({ status: 401, body: { error: "stale-timestamp" } });
+      const future = await signedPost(chat(), { ts: Math.floor(Date.now() / 1000) + 600 });
+      expect(future).toMatchObject({ status: 401, body: { error: "future-timestamp" } });
+      expect(await stored()).toBe(storedBefore);
+    });
+
+    it("malformed body (signed, but not JSON / not an envelope) -> 400", async () => {
+      const notJson = await signedPost(null, { id: "evt_x", body: "{not json" });
+      expect(notJson).toMatchObject({ status: 400, body: { error: "malformed-body" } });
+      expect(notJson.body.message).toMatch(/not valid JSON/);
+      const notEnvelope = await signedPost({ id: "evt_y", hello: "world" });
+      expect(notEnvelope).toMatchObject({ status: 400, body: { error: "malformed-body" } });
+      expect(notEnvelope.body.message).toMatch(/malformed envelope/);
+      expect(await stored()).toBe(storedBefore);
+    });
+
+    it("unknown type -> 422; a known type the edge may not send -> 422; bad data -> 422", async () => {
+      const unknown = await signedPost({ ...chat(), type: "chat.exploded" });
+      expect(unknown).toMatchObject({ status: 422, body: { error: "invalid-event" } });
+      expect(unknown.body.message).toMatch(/unknown event type 'chat.exploded'/);
+      const live = makeEvent("stream.live", { streamId: "s1", nodeId: "n1", playbackUrl: "https://cdn.example/s1.m3u8", renditions: [] }, { source: "edge", subject: "stream/s1" });
+      const notAccepted = await signedPost(live);
+      expect(notAccepted).toMatchObject({ status: 422, body: { error: "type-not-accepted" } });
+      const badData = await signedPost({ ...chat(), data: { roomId: "lobby", text: 5 } });
+      expect(badData).toMatchObject({ status: 422, body: { error: "invalid-event" } });
+      expect(await stored()).toBe(storedBefore);
+    });
+
+    it("webhook-id other than the event id -> 400", async () => {
+      const reply = await signedPost(chat(), { id: "evt_not_the_same" });
+      expect(reply).toMatchObject({ status: 400, body: { error: "id-mismatch" } });
+      expect(await stored()).toBe(storedBefore);
+    });
+
+    it("oversized body -> 413 without reading it", async () => {
+      const big = JSON.stringify({ ...chat(), data: { pad: "x".repeat(MAX_EVENT_BYTES) } });
+      const reply = await signedPost(null, { id: "evt_big", body: big });
+      expect(reply).toMatchObject({ status: 413, body: { error: "too-large" } });
+      expect(await stored()).toBe(storedBefore);
+    });
+
+    it("other paths and methods -> 404 / 405", async () => {
+      expect((await fetch(bridge.url.replace("/events", "/nope"), { method: "POST" })).status).toBe(404);
+      expect((await fetch(bridge.url)).status).toBe(405);
+    });
+  });
+
+  it("answers 503 (so the edge's outbox retries) while NATS is down, and stores again once it is back", async () => {
+    const e = chat("during outage");
+    await nats.process.kill();
+    const down = await signedPost(e);
+    expect(down).toMatchObject({ status: 503, body: { error: "not-stored" } });
+    await nats.restart();
+    // The bridge reconnects on its own; the edge's retry then succeeds.
+    const reply = await waitFor("the bridge storing again after NATS restarted", async () => {
+      const r = await signedPost(e);
+      return r.status < 300 ? r : null;
+    });
+    expect(reply.body.ok).toBe(true);
+    const msg = await jsm.streams.getMessage("EVENTS", { last_by_subj: "chat.message" });
+    expect(msg.json<Envelope>().id).toBe(e.id);
+  });
+});
