@@ -78,6 +78,9 @@ const SPEC = {
   /** MEDIA_METADATA_WAIT_MS (default 1500): how long to wait for the publisher's RTMP metadata before probing the source with ffprobe. */
   metadataWaitMs: ["MEDIA_METADATA_WAIT_MS", z.coerce.number().int().min(0).max(30_000), "1500"],
 
+  /** MEDIA_LIVE_WINDOW (default 15): segments listed in a live playlist (a sliding window; the VOD playlist lists all). */
+  liveWindow: ["MEDIA_LIVE_WINDOW", z.coerce.number().int().min(3).max(10_000), "15"],
+
   // --- storage layout and URLs --------------------------------------------------------------------------------
   /** MEDIA_WORK_DIR (default ./var/media): local folder for FFmpeg output before upload (one subfolder per broadcast). */
   workDir: ["MEDIA_WORK_DIR", z.string().min(1), resolve(ROOT, "var/media")],

@@ -1,0 +1,57 @@
+// The media node's HTTP face: /healthz (readiness), /metrics (Prometheus) and, with the fs storage driver,
+// /media/<key> (the stored playlists and segments, served like a CDN would: B2's handler).
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { HealthReport } from "../health/health.ts";
+import type { Logger } from "../log.ts";
+
+export interface HttpRoutes {
+  health(): Promise<HealthReport>;
+  metrics(): Promise<{ contentType: string; body: string }>;
+  /** answers /media/... requests; resolves false when it does not own the path */
+  media?: ((req: IncomingMessage, res: ServerResponse) => Promise<boolean>) | undefined;
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}
+
+export function createHttpServer(routes: HttpRoutes, log: Logger): Server {
+  return createServer((req, res) => {
+    void handle(req, res).catch((error: unknown) => {
+      log.error("http handler failed", { url: req.url?.slice(0, 200), error });
+      if (!res.headersSent) json(res, 500, { error: "internal error" });
+      else res.destroy();
+    });
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? "/").split("?")[0];
+    if (path === "/healthz") {
+      const report = await routes.health();
+      return json(res, report.ok ? 200 : 503, { status: report.ok ? "ready" : "not ready", ...report });
+    }
+    if (path === "/metrics") {
+      const { contentType, body } = await routes.metrics();
+      res.writeHead(200, { "content-type": contentType, "cache-control": "no-store" });
+      res.end(body);
+      return;
+    }
+    if (routes.media && (await routes.media(req, res))) return;
+    json(res, 404, { error: `no route for ${req.method} ${path?.slice(0, 200)}` });
+  }
+}
+
+/** Listens and resolves with the bound port (0 picks a free one); rejects on EADDRINUSE instead of exiting. */
+export function listen(server: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}

@@ -1,0 +1,128 @@
+// The canonical HLS playlists of a live stream, rendered from the node's own segment list. FFmpeg's playlist
+// restarts with each FFmpeg process (after a crash or a broadcaster's reconnect), so viewers are served these
+// instead: one continuous media sequence per rendition, EXT-X-DISCONTINUITY (and a new EXT-X-MAP) where a new
+// FFmpeg process began, EXT-X-ENDLIST when the broadcast is over. Pure functions, no I/O.
+
+export interface PlaylistSegment {
+  /** relative URI from the playlist */
+  uri: string;
+  durationS: number;
+  /** the init segment (EXT-X-MAP) this segment needs */
+  map: string;
+  /** first segment of a new FFmpeg run: a timestamp/encoder discontinuity precedes it */
+  discontinuity: boolean;
+}
+
+export interface MediaPlaylistOptions {
+  /** the configured segment duration; TARGETDURATION is at least this */
+  targetS: number;
+  /** live: only the last `window` segments (0 = all); vod: always all */
+  kind: "live" | "vod";
+  window?: number;
+  ended: boolean;
+}
+
+const fmt = (n: number) => n.toFixed(3);
+
+/** TARGETDURATION: every EXTINF, rounded to the nearest integer, must not exceed it (RFC 8216 4.3.3.1). */
+export function targetDuration(segments: readonly PlaylistSegment[], targetS: number): number {
+  let max = targetS;
+  for (const s of segments) max = Math.max(max, Math.round(s.durationS));
+  return Math.max(1, Math.ceil(max));
+}
+
+export function renderMediaPlaylist(all: readonly PlaylistSegment[], opts: MediaPlaylistOptions): string {
+  const window = opts.kind === "live" && opts.window ? opts.window : 0;
+  const start = window ? Math.max(0, all.length - window) : 0;
+  const shown = all.slice(start);
+  // Discontinuities that slid out of the window still count (RFC 8216 4.3.3.3).
+  let discontinuitySeq = 0;
+  for (let i = 1; i < start; i++) if (all[i]!.discontinuity) discontinuitySeq++;
+  if (start > 0 && all[start]!.discontinuity) discontinuitySeq++;
+  const lines = ["#EXTM3U", "#EXT-X-VERSION:7", `#EXT-X-TARGETDURATION:${targetDuration(all, opts.targetS)}`, `#EXT-X-MEDIA-SEQUENCE:${start}`];
+  if (discontinuitySeq > 0) lines.push(`#EXT-X-DISCONTINUITY-SEQUENCE:${discontinuitySeq}`);
+  if (opts.kind === "vod") lines.push("#EXT-X-PLAYLIST-TYPE:VOD");
+  lines.push("#EXT-X-INDEPENDENT-SEGMENTS");
+  let map: string | undefined;
+  shown.forEach((s, i) => {
+    // The first segment of the list needs no DISCONTINUITY tag (nothing precedes it in this playlist).
+    if (s.discontinuity && i > 0) lines.push("#EXT-X-DISCONTINUITY");
+    if (s.map !== map) {
+      lines.push(`#EXT-X-MAP:URI="${s.map}"`);
+      map = s.map;
+    }
+    lines.push(`#EXTINF:${fmt(s.durationS)},`, s.uri);
+  });
+  if (opts.ended || opts.kind === "vod") lines.push("#EXT-X-ENDLIST");
+  return lines.join("\n") + "\n";
+}
+
+export interface MasterVariant {
+  uri: string;
+  /** peak bits/s */
+  bandwidth: number;
+  averageBandwidth: number;
+  width?: number | undefined;
+  height?: number | undefined;
+  frameRate?: number | undefined;
+  codecs: string;
+}
+
+export function renderMasterPlaylist(variants: readonly MasterVariant[]): string {
+  const lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"];
+  // Highest first: players that start with the first listed variant start with the best guess.
+  for (const v of [...variants].sort((a, b) => b.bandwidth - a.bandwidth)) {
+    const attrs = [`BANDWIDTH=${v.bandwidth}`, `AVERAGE-BANDWIDTH=${v.averageBandwidth}`];
+    if (v.width && v.height) attrs.push(`RESOLUTION=${v.width}x${v.height}`);
+    if (v.frameRate) attrs.push(`FRAME-RATE=${v.frameRate.toFixed(3)}`);
+    attrs.push(`CODECS="${v.codecs}"`);
+    lines.push(`#EXT-X-STREAM-INF:${attrs.join(",")}`, v.uri);
+  }
+  return lines.join("\n") + "\n";
+}
+
+export interface FfmpegPlaylistEntry {
+  /** absolute index in this FFmpeg run (MEDIA-SEQUENCE + position) */
+  index: number;
+  uri: string;
+  durationS: number;
+  map: string | undefined;
+}
+
+/**
+ * Reads FFmpeg's own (sliding) media playlist. A segment appears there only after FFmpeg closed its file, which
+ * is what makes it safe to upload. Pure.
+ */
+export function parseFfmpegPlaylist(text: string): { entries: FfmpegPlaylistEntry[]; ended: boolean } {
+  const entries: FfmpegPlaylistEntry[] = [];
+  let seq = 0;
+  let map: string | undefined;
+  let duration: number | undefined;
+  let ended = false;
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (!line) continue;
+    if (line.startsWith("#EXT-X-MEDIA-SEQUENCE:")) seq = Number(line.slice(22)) || 0;
+    else if (line.startsWith("#EXT-X-MAP:")) map = line.match(/URI="([^"]+)"/)?.[1];
+    else if (line.startsWith("#EXTINF:")) duration = Number.parseFloat(line.slice(8));
+    else if (line === "#EXT-X-ENDLIST") ended = true;
+    else if (!line.startsWith("#") && duration !== undefined) {
+      entries.push({ index: seq + entries.length, uri: line, durationS: duration, map });
+      duration = undefined;
+    }
+  }
+  return { entries, ended };
+}
+
+/** CODECS per variant name from FFmpeg's own master playlist (used for copied rungs, whose codec we did not choose). */
+export function parseFfmpegMasterCodecs(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const lines = text.split("\n").map((l) => l.trim());
+  lines.forEach((line, i) => {
+    if (!line.startsWith("#EXT-X-STREAM-INF:")) return;
+    const codecs = line.match(/CODECS="([^"]+)"/)?.[1];
+    const uri = lines.slice(i + 1).find((l) => l && !l.startsWith("#"));
+    if (codecs && uri) out.set(uri.split("/")[0]!, codecs);
+  });
+  return out;
+}

@@ -1,0 +1,193 @@
+// The live media node: RTMP ingest -> one FFmpeg ladder per stream -> segments and playlists to storage ->
+// lifecycle events on NATS JetStream; /healthz and /metrics over HTTP.
+//
+// Run: `node media-node/src/main.ts` (settings from env, see config.ts, storage/config.ts, bus/config.ts).
+// Tests start it in-process with startMediaNode(); node-media-server allows one node per process.
+
+import { mkdir } from "node:fs/promises";
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type BusConfig, createMediaEventBus, type MediaEventBus, readBusConfig } from "./bus/index.ts";
+import { ConfigError, loadConfig, type MediaConfig } from "./config.ts";
+import { checkHealth } from "./health/health.ts";
+import { probeNats } from "./health/nats-probe.ts";
+import { createHttpServer, listen } from "./http/server.ts";
+import { createAuthorizer } from "./ingest/authorize.ts";
+import { RtmpIngest } from "./ingest/rtmp-server.ts";
+import { LiveManager } from "./live/manager.ts";
+import type { EventSink } from "./live/session.ts";
+import { createLogger, type Logger } from "./log.ts";
+import { NodeMetrics } from "./metrics/metrics.ts";
+import { createMediaHandler, createObjectStore, FsObjectStore, loadStorageConfig, ReliableUploader, type StorageConfig } from "./storage/index.ts";
+
+export interface MediaNode {
+  config: MediaConfig;
+  rtmpUrl: string;
+  httpUrl: string;
+  ingest: RtmpIngest;
+  live: LiveManager;
+  uploader: ReliableUploader;
+  metrics: NodeMetrics;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  config: MediaConfig;
+  storage: StorageConfig;
+  /** bus settings (the node runs C1's durable bus), or any EventSink plus its health probe (tests) */
+  bus: BusConfig | { sink: EventSink; probe: () => Promise<void> };
+  log?: Logger;
+}
+
+export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
+  const { config } = opts;
+  const log = opts.log ?? createLogger({ level: config.logLevel, fields: { service: "media-node", nodeId: config.nodeId } });
+  await mkdir(config.workDir, { recursive: true });
+
+  const store = createObjectStore(opts.storage.store);
+  const uploader = new ReliableUploader(store, opts.storage.uploader);
+
+  let bus: MediaEventBus | undefined;
+  let events: EventSink;
+  let busProbe: () => Promise<void>;
+  if ("sink" in opts.bus) {
+    events = opts.bus.sink;
+    busProbe = opts.bus.probe;
+  } else {
+    const busCfg = opts.bus;
+    const busLog = log.child({ component: "bus" });
+    bus = createMediaEventBus(busCfg, { name: `media-node-${config.nodeId}`, log: (m) => busLog.info(m) });
+    await bus.start();
+    events = bus;
+    busProbe = () => probeNats(busCfg.natsUrl, config.healthTimeoutMs);
+  }
+
+  const ingest = new RtmpIngest({
+    host: config.rtmpHost,
+    port: config.rtmpPort,
+    rtmps: config.rtmpsCert && config.rtmpsKey ? { port: config.rtmpsPort, cert: config.rtmpsCert, key: config.rtmpsKey } : undefined,
+    storeDir: resolve(config.workDir, ".nms-store"),
+    authorize: createAuthorizer({ apps: config.apps, secret: config.publishTokenSecret }),
+    log,
+  });
+  const metrics = new NodeMetrics({ bytesIn: () => ingest.bytesIn() });
+  uploader.on("uploaded", ({ bytes }) => metrics.bytesUploaded(bytes));
+  uploader.on("failed", ({ key, error, retryInMs }) => {
+    metrics.uploadFailed(/\.m3u8$/.test(key) ? "playlist" : "segment");
+    log.warn("upload attempt failed; retrying", { key, error, retryInMs });
+  });
+  uploader.on("storage", ({ up, error }) => (up ? log.info("storage reachable again") : log.error("storage unreachable; segments wait on local disk", { error })));
+
+  const live = new LiveManager({
+    settings: {
+      nodeId: config.nodeId,
+      segmentS: config.segmentS,
+      ladder: { rungs: config.ladder, passthrough: config.passthrough },
+      x264Preset: config.x264Preset,
+      ffmpegPath: config.ffmpegPath,
+      rwTimeoutS: config.rwTimeoutS,
+      maxRestarts: config.maxRestarts,
+      reconnectGraceS: config.reconnectGraceS,
+      liveWindow: config.liveWindow,
+      keyPrefix: config.keyPrefix,
+      workDir: config.workDir,
+      record: config.record,
+    },
+    uploader,
+    publicUrl: (key) => store.publicUrl(key),
+    events,
+    ingest,
+    metrics,
+    log,
+    metadataWaitMs: config.metadataWaitMs,
+    ffprobePath: config.ffprobePath,
+  });
+  ingest.on("publish", (p) => live.onPublish(p));
+  ingest.on("unpublish", (u) => live.onUnpublish(u));
+  ingest.on("refused", (r) => metrics.publishRefused(r.reason));
+
+  const http = createHttpServer(
+    {
+      health: () =>
+        checkHealth(
+          { rtmp: () => ingest.ping(config.healthTimeoutMs), storage: () => store.ping(), bus: busProbe },
+          config.healthTimeoutMs,
+        ),
+      metrics: () => metrics.render(),
+      media: store instanceof FsObjectStore ? createMediaHandler(store) : undefined,
+    },
+    log.child({ component: "http" }),
+  );
+
+  try {
+    await ingest.start();
+  } catch (error) {
+    await bus?.stop();
+    await store.close();
+    throw error;
+  }
+  let httpPort: number;
+  try {
+    httpPort = await listen(http, config.httpHost, config.httpPort);
+  } catch (error) {
+    await ingest.stop();
+    await bus?.stop();
+    await store.close();
+    throw new Error(`HTTP listener could not start on ${config.httpHost}:${config.httpPort}: ${(error as Error).message}`, { cause: error });
+  }
+  const rtmpUrl = `rtmp://${config.rtmpHost}:${config.rtmpPort}`;
+  const httpUrl = `http://${config.httpHost}:${httpPort}`;
+  log.info("media node ready", { rtmp: rtmpUrl, http: httpUrl, storage: store.kind, apps: config.apps, publishUrl: `${rtmpUrl}/${config.apps[0]}/<streamId>?token=<publish token>` });
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      log.info("media node stopping");
+      // Order: no new broadcasters; every FFmpeg stopped and ENDLIST written; uploads flushed (bounded); then
+      // the bus (unconfirmed events stay in its outbox on disk) and HTTP.
+      await live.shutdown(15_000);
+      await ingest.stop();
+      const drained = await uploader.drain(10_000);
+      if (!drained) log.warn("uploads still pending at shutdown; their local files are kept", { pending: uploader.stats().pending });
+      await uploader.close();
+      await bus?.stop();
+      await new Promise<void>((r) => http.close(() => r()));
+      http.closeAllConnections();
+      await store.close();
+      log.info("media node stopped");
+    })());
+
+  return { config, rtmpUrl, httpUrl, ingest, live, uploader, metrics, stop };
+}
+
+async function main(): Promise<void> {
+  const log = createLogger({ fields: { service: "media-node" } });
+  let node: MediaNode;
+  try {
+    const config = loadConfig();
+    const storage = loadStorageConfig(process.env, { httpBaseUrl: `http://${config.httpHost === "0.0.0.0" ? "127.0.0.1" : config.httpHost}:${config.httpPort}` });
+    node = await startMediaNode({ config, storage, bus: readBusConfig() });
+  } catch (error) {
+    log.error(error instanceof ConfigError ? error.message : "media node failed to start", { error });
+    process.exit(1);
+  }
+  let signals = 0;
+  const onSignal = (signal: string) => {
+    if (++signals > 1) {
+      log.warn("second signal: exiting now", { signal });
+      process.exit(1);
+    }
+    log.info("signal received", { signal });
+    node.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.error("shutdown failed", { error });
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", () => onSignal("SIGINT"));
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) void main();
