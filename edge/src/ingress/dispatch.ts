@@ -67,11 +67,12 @@ export function routeFor(event: Envelope): Route {
 }
 
 /**
- * The id of the notification.sent that answers a notification.requested: derived from the request's id, so
- * a retried request yields the same event and the outbox (and JetStream) keep only one.
+ * The id of the notification.sent that answers a notification: derived from the user and notification id,
+ * so a retried request (same event, or the requester's fresh event for the same notification, which the
+ * inbox also refuses to store twice) yields the same answer event and the outbox (and JetStream) keep one.
  */
-export async function sentEventId(requestId: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", utf8(`notification.sent:${requestId}`));
+export async function sentEventId(userId: string, notificationId: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", utf8(`notification.sent\n${userId}\n${notificationId}`));
   return `evt_sent_${toBase64Url(new Uint8Array(digest)).slice(0, 32)}`;
 }
 
@@ -89,8 +90,8 @@ export async function dispatchEvent(event: Envelope, targets: EventTargets): Pro
     if (event.type !== "notification.requested") throw new Error("unreachable: notification route for " + event.type);
     const result = await targets.inbox(route.userId).applyEvent(event);
     // Also on a duplicate: if the first attempt died between the inbox and the outbox, this is the only
-    // chance to send the answer. Its id is derived from the request's, so when it was already stored the
-    // outbox ignores it (and then the connection count of this retry does not matter).
+    // chance to send the answer. Its id is derived from the notification, so when it was already stored the
+    // outbox ignores it (and then the connection count of this retry, 0, does not matter).
     const sent = makeEvent(
       "notification.sent",
       {
@@ -99,7 +100,7 @@ export async function dispatchEvent(event: Envelope, targets: EventTargets): Pro
         channel: result.connections > 0 ? "live" : "stored",
         connections: result.connections,
       },
-      { source: "edge", subject: `user/${event.data.userId}`, id: await sentEventId(event.id) },
+      { source: "edge", subject: `user/${event.data.userId}`, id: await sentEventId(event.data.userId, event.data.notificationId) },
     );
     await targets.toMediaSide([sent], userShard(event.data.userId), { once: true });
     return { outcome: result.applied ? "applied" : "duplicate" };

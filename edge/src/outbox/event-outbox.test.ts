@@ -1,6 +1,6 @@
 import { env as workersEnv } from "cloudflare:workers";
 import { runDurableObjectAlarm } from "cloudflare:test";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type Envelope, makeEvent } from "../../../shared/envelope.ts";
 import { newId } from "../../../shared/ids.ts";
 import type { Env } from "../env.ts";
@@ -11,6 +11,15 @@ import { type FakeBridge, installFakeBridge } from "./test-bridge.ts";
 // Alarms also fire by themselves in workerd; the tests wait for what the bridge saw rather than for time,
 // and use runDurableObjectAlarm to skip a backoff instead of sleeping through it.
 
+/** Polls `check` from the test's context (see test-bridge.ts for why not a promise from the object). */
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("timed out waiting for the outbox state");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 function chat(roomId: string, n: number): Envelope {
   return makeEvent("chat.message", { roomId, messageId: n, userId: "u1", text: `message ${n}`, at: Date.now() }, { source: "edge", subject: `room/${roomId}` });
 }
@@ -19,10 +28,11 @@ function chat(roomId: string, n: number): Envelope {
 const env = workersEnv as unknown as Env;
 
 let bridge: FakeBridge;
-beforeEach(() => {
+beforeAll(() => {
   bridge = installFakeBridge(env.BRIDGE_URL!, env.BRIDGE_INGRESS_SECRET!);
 });
-afterEach(() => bridge.restore());
+beforeEach(() => bridge.reset());
+const ids = (events: Envelope[]) => events.map((e) => e.id);
 
 describe("EventOutbox", () => {
   it("delivers stored events in order, signed with BRIDGE_INGRESS_SECRET", async () => {
@@ -30,9 +40,11 @@ describe("EventOutbox", () => {
     const events = [1, 2, 3, 4, 5].map((n) => chat(shard, n));
     await sendToMediaSide(env, events.slice(0, 2), shard);
     await sendToMediaSide(env, events.slice(2), shard);
-    await bridge.storedReached(5);
-    expect(bridge.stored.map((e) => e.id)).toEqual(events.map((e) => e.id));
-    expect(bridge.stored[0]).toEqual(events[0]);
+    const stored = await bridge.waitForStored(ids(events));
+    expect(ids(stored)).toEqual(ids(events));
+    expect(stored[0]).toEqual(events[0]);
+    // The bridge answered; the outbox forgets each event right after its 2xx.
+    await waitFor(async () => (await outboxFor(env, shard).status()).pending === 0);
     const status = await outboxFor(env, shard).status();
     expect(status).toMatchObject({ pending: 0, deadLetters: 0, delivered: 5, failures: 0, lastError: null });
   });
@@ -43,7 +55,7 @@ describe("EventOutbox", () => {
     bridge.mode = "down";
     const events = [1, 2, 3].map((n) => chat(shard, n));
     await sendToMediaSide(env, events, shard);
-    await bridge.attemptsReached(1);
+    await bridge.waitForAttempts(ids(events), 1);
 
     // Each failed attempt reschedules the alarm further out; skip the wait with runDurableObjectAlarm.
     const delays: number[] = [];
@@ -59,9 +71,9 @@ describe("EventOutbox", () => {
     // Base 500 ms doubling, +/-20 % jitter: each delay clearly longer than the one before.
     expect(delays[1]!).toBeGreaterThan(delays[0]!);
     expect(delays[2]!).toBeGreaterThan(delays[1]!);
-    expect(bridge.stored).toEqual([]);
+    expect(bridge.storedOf(ids(events))).toEqual([]);
     // Only the head of the queue is tried while the bridge is down: order is kept.
-    expect(new Set(bridge.attempts.map((a) => a.id))).toEqual(new Set([events[0]!.id]));
+    expect(new Set(bridge.attemptsOf(ids(events)).map((a) => a.id))).toEqual(new Set([events[0]!.id]));
 
     bridge.mode = "unreachable";
     await runDurableObjectAlarm(outbox);
@@ -69,8 +81,8 @@ describe("EventOutbox", () => {
 
     bridge.mode = "up";
     await runDurableObjectAlarm(outbox);
-    await bridge.storedReached(3);
-    expect(bridge.stored.map((e) => e.id)).toEqual(events.map((e) => e.id));
+    expect(ids(await bridge.waitForStored(ids(events)))).toEqual(ids(events));
+    await waitFor(async () => (await outbox.status()).pending === 0);
     expect(await outbox.status()).toMatchObject({ pending: 0, failures: 0, lastError: null, nextAttemptAt: null });
   });
 
@@ -80,8 +92,9 @@ describe("EventOutbox", () => {
     const events = [1, 2, 3].map((n) => chat(shard, n));
     bridge.refuse.set(events[1]!.id, 422);
     await sendToMediaSide(env, events, shard);
-    await bridge.storedReached(2);
-    expect(bridge.stored.map((e) => e.id)).toEqual([events[0]!.id, events[2]!.id]);
+    await bridge.waitForStored([events[0]!.id, events[2]!.id]);
+    await waitFor(async () => (await outbox.status()).deadLetters === 1);
+    expect(ids(bridge.storedOf(ids(events)))).toEqual([events[0]!.id, events[2]!.id]);
 
     const status = await outbox.status();
     expect(status).toMatchObject({ pending: 0, deadLetters: 1, delivered: 2 });
@@ -93,13 +106,13 @@ describe("EventOutbox", () => {
     // 408/429 are about timing, not the event: retried, not dead-lettered.
     bridge.refuse.set(events[1]!.id, 429);
     expect(await outbox.requeueDeadLetters()).toEqual({ requeued: 1 });
-    await bridge.attemptsReached(bridge.attempts.length + 1);
+    await bridge.waitForAttempts([events[1]!.id], 2);
+    await waitFor(async () => (await outbox.status()).failures === 1);
     expect(await outbox.status()).toMatchObject({ pending: 1, deadLetters: 0, failures: 1 });
 
     bridge.refuse.clear();
     await runDurableObjectAlarm(outbox);
-    await bridge.storedReached(3);
-    expect(bridge.stored[2]!.id).toBe(events[1]!.id);
+    expect(ids(await bridge.waitForStored(ids(events)))).toEqual([events[0]!.id, events[2]!.id, events[1]!.id]);
   });
 
   it("with `once`, stores an event id only once, also after it was delivered", async () => {
@@ -111,7 +124,8 @@ describe("EventOutbox", () => {
     expect(await outbox.enqueue([event], { once: true })).toEqual({ stored: 0 });
     bridge.mode = "up";
     await runDurableObjectAlarm(outbox);
-    await bridge.storedReached(1);
+    await bridge.waitForStored([event.id]);
+    await waitFor(async () => (await outbox.status()).pending === 0);
     expect(await outbox.enqueue([event], { once: true })).toEqual({ stored: 0 });
     expect((await outbox.status()).pending).toBe(0);
     // Without `once` a pending repeat is still absorbed (id is unique in the queue).
@@ -133,6 +147,6 @@ describe("EventOutbox", () => {
     expect(await refused(outbox.enqueue([good, huge]))).toHaveProperty("message", expect.stringMatching(/larger than 65536 bytes/));
     expect(await refused(sendToMediaSide(env, [good], ""))).toHaveProperty("message", expect.stringMatching(/shardKey is empty/));
     expect((await outbox.status()).pending).toBe(0);
-    expect(bridge.attempts).toEqual([]);
+    expect(bridge.attemptsOf([good.id, huge.id])).toEqual([]);
   });
 });

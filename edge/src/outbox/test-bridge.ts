@@ -1,6 +1,9 @@
 // A fake HTTP->NATS bridge for tests inside workerd: replaces global fetch, checks every request's Standard
 // Webhooks signature the way the real bridge does, and can be switched between up, down (503), refusing
 // (a chosen status for chosen ids) and unreachable (fetch throws). Not imported by production code.
+//
+// Install it once per test file and never restore it: outbox alarms of earlier tests may still fire, and they
+// must reach this fake, never the network. Tests therefore look only at their own event ids.
 
 import { vi } from "vitest";
 import { type Envelope, parseEventJson } from "../../../shared/envelope.ts";
@@ -16,11 +19,14 @@ export interface FakeBridge {
   stored: Envelope[];
   /** every attempt, including failed ones */
   attempts: { id: string; mode: BridgeMode; status: number | "error" }[];
-  /** resolves once `n` attempts have been made in total */
-  attemptsReached(n: number): Promise<void>;
-  /** resolves once `n` events have been stored in total */
-  storedReached(n: number): Promise<void>;
-  restore(): void;
+  /** waits until every one of `ids` was stored; returns the stored events with those ids, in arrival order */
+  waitForStored(ids: string[]): Promise<Envelope[]>;
+  /** waits until there were at least `n` attempts for events with these ids; returns those attempts */
+  waitForAttempts(ids: string[], n: number): Promise<FakeBridge["attempts"]>;
+  storedOf(ids: string[]): Envelope[];
+  attemptsOf(ids: string[]): FakeBridge["attempts"];
+  /** back to up, nothing refused (recorded history is kept; tests filter by their ids) */
+  reset(): void;
 }
 
 export function installFakeBridge(url: string, secret: string): FakeBridge {
@@ -39,9 +45,20 @@ export function installFakeBridge(url: string, secret: string): FakeBridge {
     refuse: new Map(),
     stored: [],
     attempts: [],
-    attemptsReached: (n) => until(`${n} attempts`, () => bridge.attempts.length >= n),
-    storedReached: (n) => until(`${n} stored events`, () => bridge.stored.length >= n),
-    restore: () => spy.mockRestore(),
+    storedOf: (ids) => bridge.stored.filter((e) => ids.includes(e.id)),
+    attemptsOf: (ids) => bridge.attempts.filter((a) => ids.includes(a.id)),
+    async waitForStored(ids) {
+      await until(`${ids.length} stored events`, () => ids.every((id) => bridge.stored.some((e) => e.id === id)));
+      return bridge.storedOf(ids);
+    },
+    async waitForAttempts(ids, n) {
+      await until(`${n} attempts`, () => bridge.attemptsOf(ids).length >= n);
+      return bridge.attemptsOf(ids);
+    },
+    reset() {
+      bridge.mode = "up";
+      bridge.refuse.clear();
+    },
   };
   const answer = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
     const request = new Request(input, init);
@@ -76,6 +93,6 @@ export function installFakeBridge(url: string, secret: string): FakeBridge {
     record(200);
     return Response.json({ stored: true });
   };
-  const spy = vi.spyOn(globalThis, "fetch").mockImplementation(answer);
+  vi.spyOn(globalThis, "fetch").mockImplementation(answer);
   return bridge;
 }
