@@ -58,8 +58,8 @@ function describeJoseError(error: unknown): VerifyResult {
       return fail("token_expired", "token has expired");
     case "ERR_JWT_CLAIM_VALIDATION_FAILED":
       if (claim === "nbf") return fail("token_not_yet_valid", "token is not valid yet (nbf)");
-      if (claim === "aud") return fail("wrong_audience", "token audience does not match");
-      if (claim === "iss") return fail("wrong_issuer", "token issuer does not match");
+      if (claim === "aud") return fail("wrong_audience", "token audience is missing or does not match");
+      if (claim === "iss") return fail("wrong_issuer", "token issuer is missing or does not match");
       return fail("invalid_claims", `token claim '${claim ?? "?"}' is missing or invalid`);
     case "ERR_JWS_SIGNATURE_VERIFICATION_FAILED":
       return fail("bad_signature", "token signature does not verify");
@@ -126,8 +126,8 @@ export async function verifyJwt(env: Env, token: string, opts: VerifyOptions = {
 
   let payload: unknown;
   try {
-    payload =
-      key instanceof Uint8Array ? (await jwtVerify(token, key, options)).payload : (await jwtVerify(token, key, options)).payload;
+    // Two calls because jose's overloads differ for a key and a key-set function.
+    payload = key instanceof Uint8Array ? (await jwtVerify(token, key, options)).payload : (await jwtVerify(token, key, options)).payload;
   } catch (error) {
     return describeJoseError(error);
   }
