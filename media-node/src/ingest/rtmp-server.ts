@@ -77,6 +77,8 @@ export class RtmpIngest extends EventEmitter<RtmpIngestEvents> {
   readonly #accepted = new Map<string, { session: NmsSession; streamId: string; app: string }>();
   /** sessions we refused; NMS still fires postPublish/donePublish for them, which we ignore */
   readonly #refused = new Set<string>();
+  /** our FFmpeg pulls, by stream path: closed when the publisher leaves (see #onPublisherClosed) */
+  readonly #players = new Map<string, Set<NmsSession>>();
   /** bytes received from publishers that have since left (for the bytes-in counter) */
   #bytesInDone = 0;
   /** only FFmpeg processes started by this node know it, so only they can play from the RTMP port */
@@ -217,6 +219,10 @@ export class RtmpIngest extends EventEmitter<RtmpIngestEvents> {
         this.#accepted.delete(session.id);
         this.#bytesInDone += session.inBytes ?? 0;
         this.#log.info("publisher left", { streamId, sessionId: session.id });
+        // NMS keeps players attached when the publisher leaves, so FFmpeg would wait for -rw_timeout. Ending its
+        // connection lets it read what is still in flight, then see EOF: the broadcast's last second is kept and
+        // the stream ends at once.
+        for (const player of this.#players.get(`/${accepted.app}/${streamId}`) ?? []) player.close();
         this.emit("unpublish", { sessionId: session.id, streamId, app: accepted.app });
       }
     });
@@ -239,7 +245,17 @@ export class RtmpIngest extends EventEmitter<RtmpIngestEvents> {
   }
 
   #onPrePlay(session: NmsSession): void {
-    if (first(session.streamQuery?.pull) === this.pullKey) return;
+    if (first(session.streamQuery?.pull) === this.pullKey) {
+      const path = session.streamPath;
+      const set = this.#players.get(path) ?? new Set();
+      set.add(session);
+      this.#players.set(path, set);
+      session.socket?.once("close", () => {
+        set.delete(session);
+        if (set.size === 0 && this.#players.get(path) === set) this.#players.delete(path);
+      });
+      return;
+    }
     this.#log.warn("play refused", { reason: "play-not-allowed", detail: "RTMP play is for the node's own transcoder; viewers use HLS", path: session.streamPath, ip: session.ip });
     session.close();
   }

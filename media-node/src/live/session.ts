@@ -222,9 +222,13 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
   publisherLeft(publisherSessionId: string): void {
     if (publisherSessionId !== this.#publisher || this.#state === "ending" || this.#state === "ended") return;
     this.#setState("waiting");
-    // FFmpeg would notice only after -rw_timeout (NMS keeps players attached): stop it now so the last
-    // segment is closed at once.
-    void this.#run?.job.stop();
+    // The ingest ends FFmpeg's pull, so FFmpeg drains what is in flight and exits by itself (keeping the
+    // broadcast's last second); -rw_timeout, then this timer, are the fallbacks if that does not happen.
+    const run = this.#run;
+    if (run) {
+      const fallback = setTimeout(() => void run.job.stop(), (this.#deps.settings.rwTimeoutS + 2) * 1000);
+      void run.job.exited.then(() => clearTimeout(fallback));
+    }
     const graceMs = this.#deps.settings.reconnectGraceS * 1000;
     this.#log.info("broadcaster left; waiting for a reconnect", { graceS: this.#deps.settings.reconnectGraceS });
     this.#graceTimer = setTimeout(() => void this.end("publisher-left"), graceMs);

@@ -49,7 +49,12 @@ export function buildLiveArgs(opts: LiveArgsOptions): FfmpegPlan {
   if (ladder.video.length === 0 && !ladder.audio) throw new Error("buildLiveArgs: source has neither video nor audio");
 
   const inputArgs = ["-hide_banner", "-nostdin", "-loglevel", "level+info", "-stats_period", "1"];
-  if (opts.rwTimeoutS !== undefined) inputArgs.push("-rw_timeout", String(Math.round(opts.rwTimeoutS * 1_000_000)));
+  if (opts.rwTimeoutS !== undefined) {
+    inputArgs.push("-rw_timeout", String(Math.round(opts.rwTimeoutS * 1_000_000)));
+    // FFmpeg's RTMP input announces both tracks; for a video-only or audio-only source the default probe waits
+    // 5 s for the missing one. Half a second is plenty: the ingest sends the sequence headers first.
+    inputArgs.push("-analyzeduration", "500000");
+  }
 
   const out: string[] = [];
   const variants: Variant[] = [];
