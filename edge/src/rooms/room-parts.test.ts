@@ -1,0 +1,77 @@
+// Unit tests of the room's pure parts: token bucket, room info ordering, presence aggregation, flush framing.
+import { describe, expect, it } from "vitest";
+import { makeEvent } from "../../../shared/envelope.ts";
+import { serverFrame } from "../../../shared/protocol/room.ts";
+import { serializeFlush } from "./coalescer.ts";
+import { ROOM_DEFAULTS, roomConfig } from "./config.ts";
+import { presenceFromStates } from "./presence.ts";
+import { newBucket, take } from "./rate-limit.ts";
+import type { RoomEvent } from "./room-events.ts";
+import { nextRoomInfo } from "./room-info.ts";
+
+describe("token bucket", () => {
+  it("allows the burst, then refills at the rate, and counts strikes until a frame is accepted", () => {
+    const b = newBucket(3, 0);
+    expect([take(b, 0, 2, 3), take(b, 0, 2, 3), take(b, 0, 2, 3)].every((r) => r.ok)).toBe(true);
+    expect(take(b, 0, 2, 3)).toEqual({ ok: false, retryAfterMs: 500, strikes: 1 });
+    expect(take(b, 100, 2, 3)).toMatchObject({ ok: false, strikes: 2 });
+    expect(take(b, 500, 2, 3)).toEqual({ ok: true });
+    expect(b.strikes).toBe(0);
+  });
+});
+
+describe("room config", () => {
+  it("reads positive numbers from env vars and falls back to defaults otherwise", () => {
+    const c = roomConfig({ ROOM_RATE_PER_S: "500", ROOM_FLUSH_MS: "abc", ROOM_MAX_CONNECTIONS: "-1" });
+    expect(c.ratePerS).toBe(500);
+    expect(c.flushMs).toBe(ROOM_DEFAULTS.flushMs);
+    expect(c.maxConnections).toBe(ROOM_DEFAULTS.maxConnections);
+  });
+});
+
+describe("room info from stream events", () => {
+  const ev = (type: "stream.started" | "stream.live" | "stream.ended", time: string, extra: Record<string, unknown> = {}) => {
+    const data = {
+      "stream.started": { streamId: "s1", nodeId: "n", app: "live" },
+      "stream.live": { streamId: "s1", nodeId: "n", playbackUrl: "https://cdn.example/s1.m3u8", renditions: [] },
+      "stream.ended": { streamId: "s1", nodeId: "n", durationS: 60, reason: "publisher-left" },
+    }[type];
+    return makeEvent(type, { ...data, ...extra } as never, { source: "t", subject: "stream/s1", time: new Date(time) }) as RoomEvent;
+  };
+
+  it("follows started -> live -> ended and keeps the playback URL", () => {
+    let info = nextRoomInfo({ roomId: "r" }, ev("stream.started", "2026-01-01T00:00:00Z"));
+    expect(info.stream?.status).toBe("starting");
+    info = nextRoomInfo(info, ev("stream.live", "2026-01-01T00:00:02Z"));
+    expect(info.stream).toMatchObject({ status: "live", playbackUrl: "https://cdn.example/s1.m3u8" });
+    info = nextRoomInfo(info, ev("stream.ended", "2026-01-01T00:10:00Z", { vodUrl: "https://cdn.example/vod.m3u8" }));
+    expect(info.stream).toMatchObject({ status: "ended", playbackUrl: "https://cdn.example/s1.m3u8", vodUrl: "https://cdn.example/vod.m3u8" });
+  });
+
+  it("ignores an event older than the state it would replace (out-of-order delivery)", () => {
+    const live = nextRoomInfo({ roomId: "r" }, ev("stream.live", "2026-01-01T00:00:02Z"));
+    expect(nextRoomInfo(live, ev("stream.started", "2026-01-01T00:00:00Z"))).toEqual(live);
+  });
+});
+
+describe("presence aggregation", () => {
+  it("counts connections per user and takes the newest state", () => {
+    const u = (userId: string) => ({ userId, role: "member" as const });
+    const map = presenceFromStates([
+      { user: u("a"), state: { s: 1 }, stateAt: 1 },
+      { user: u("a"), state: { s: 2 }, stateAt: 5 },
+      { user: u("b"), state: {}, stateAt: 3 },
+    ]);
+    expect(map.get("a")?.entry).toEqual({ userId: "a", role: "member", connections: 2, state: { s: 2 } });
+    expect(map.get("b")?.entry.connections).toBe(1);
+  });
+});
+
+describe("flush framing", () => {
+  it("sends a lone frame bare and several as one batch that matches the protocol", () => {
+    const one = serializeFlush([{ type: "leave", userId: "a" }]);
+    expect(JSON.parse(one)).toEqual({ type: "leave", userId: "a" });
+    const many = JSON.parse(serializeFlush([{ type: "leave", userId: "a" }, { type: "reactions", counts: { "🔥": 2 }, at: 1 }]));
+    expect(serverFrame.parse(many)).toEqual({ type: "batch", frames: [{ type: "leave", userId: "a" }, { type: "reactions", counts: { "🔥": 2 }, at: 1 }] });
+  });
+});
