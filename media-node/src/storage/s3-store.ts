@@ -27,16 +27,34 @@ import { StorageError, StorageKeyError } from "./errors.ts";
 import { assertObjectKey, checkKeyPrefix } from "./keys.ts";
 import type { ObjectInfo, ObjectStore, PutBody, PutOptions, StoredObject } from "./types.ts";
 
-export type S3ObjectStoreOptions = Omit<S3StoreConfig, "driver">;
+export type S3ObjectStoreOptions = Omit<S3StoreConfig, "driver"> & {
+  /** keys per ListObjectsV2 page (S3's maximum and default is 1000; smaller only to exercise paging in tests) */
+  listPageSize?: number;
+  /** where the SDK's own log lines go (default: nowhere; every failure reaches the caller as a StorageError) */
+  logger?: SdkLogger;
+};
+
+/** The SDK's logger shape. Without one it prints "An error was encountered in a non-retryable streaming request." to stderr on every failed file upload, a duplicate of what the uploader already reports. */
+export interface SdkLogger {
+  trace?: (...content: unknown[]) => void;
+  debug: (...content: unknown[]) => void;
+  info: (...content: unknown[]) => void;
+  warn: (...content: unknown[]) => void;
+  error: (...content: unknown[]) => void;
+}
+
+const quiet: SdkLogger = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
 export class S3ObjectStore implements ObjectStore {
   readonly kind = "s3" as const;
   readonly bucket: string;
   readonly client: S3Client;
   readonly #publicBaseUrl: string;
+  readonly #listPageSize: number | undefined;
 
   constructor(options: S3ObjectStoreOptions) {
     this.bucket = options.bucket;
+    this.#listPageSize = options.listPageSize;
     this.#publicBaseUrl = options.publicBaseUrl.replace(/\/+$/, "");
     this.client = new S3Client({
       region: options.region,
@@ -44,6 +62,7 @@ export class S3ObjectStore implements ObjectStore {
       forcePathStyle: options.forcePathStyle,
       credentials: options.credentials,
       maxAttempts: options.maxAttempts,
+      logger: options.logger ?? quiet,
       requestChecksumCalculation: "WHEN_REQUIRED",
       responseChecksumValidation: "WHEN_REQUIRED",
       requestHandler: { connectionTimeout: Math.min(options.requestTimeoutMs, 5_000), requestTimeout: options.requestTimeoutMs },
@@ -142,7 +161,7 @@ export class S3ObjectStore implements ObjectStore {
     let token: string | undefined;
     try {
       do {
-        const out = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix || undefined, ContinuationToken: token }));
+        const out = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix || undefined, ContinuationToken: token, MaxKeys: this.#listPageSize }));
         for (const item of out.Contents ?? []) if (item.Key) keys.push(item.Key);
         token = out.IsTruncated ? out.NextContinuationToken : undefined;
       } while (token);
