@@ -36,7 +36,8 @@ function rate(value: string | undefined): number | undefined {
 
 /** Parses `ffprobe -show_streams -of json` output. Pure. */
 export function sourceFromProbe(json: unknown): SourceInfo {
-  const streams = ((json as { streams?: ProbeStream[] })?.streams ?? []) as ProbeStream[];
+  const raw = (json as { streams?: unknown } | null)?.streams;
+  const streams = (Array.isArray(raw) ? raw.filter((s) => typeof s === "object" && s !== null) : []) as ProbeStream[];
   const out: SourceInfo = {};
   const v = streams.find((s) => s.codec_type === "video" && s.width && s.height);
   const a = streams.find((s) => s.codec_type === "audio");

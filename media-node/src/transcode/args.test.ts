@@ -1,0 +1,79 @@
+import { describe, expect, it } from "vitest";
+import { buildLiveArgs, toArgv } from "./args.ts";
+import { selectLadder } from "./ladder.ts";
+
+const rungs = { rungs: ["720p", "480p", "360p"] as const, passthrough: false };
+
+function valueOf(args: string[], flag: string): string | undefined {
+  const i = args.indexOf(flag);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+describe("buildLiveArgs", () => {
+  const ladder = selectLadder({ video: { width: 1280, height: 720, fps: 30 }, audio: {} }, rungs);
+  const plan = buildLiveArgs({ input: "rtmp://127.0.0.1:1935/live/abc?pull=k", outDir: "/w/e0", ladder, segmentS: 2, preset: "veryfast", rwTimeoutS: 3 });
+
+  it("decodes once and splits into one scaled branch per rung", () => {
+    const graph = valueOf(plan.outputArgs, "-filter_complex")!;
+    expect(graph).toMatch(/^\[0:v\]split=3\[s0\]\[s1\]\[s2\];/);
+    expect(graph).toContain("[s0]scale=1280:720");
+    expect(graph).toContain("[s2]scale=640:360");
+    expect(plan.outputArgs.filter((a) => a === "libx264")).toHaveLength(3);
+  });
+
+  it("forces a keyframe at every segment boundary, the same for all rungs, and no scene-cut keyframes", () => {
+    expect(valueOf(plan.outputArgs, "-force_key_frames")).toBe("expr:gte(t,n_forced*2)");
+    expect(valueOf(plan.outputArgs, "-sc_threshold")).toBe("0");
+    expect(valueOf(plan.outputArgs, "-g")).toBe("60");
+    expect(valueOf(plan.outputArgs, "-hls_time")).toBe("2");
+  });
+
+  it("writes fMP4 HLS with independent segments and one variant per rung, each with AAC audio", () => {
+    expect(valueOf(plan.outputArgs, "-hls_segment_type")).toBe("fmp4");
+    expect(valueOf(plan.outputArgs, "-hls_flags")).toBe("independent_segments");
+    expect(valueOf(plan.outputArgs, "-c:a")).toBe("aac");
+    // one argv entry with spaces inside: never split
+    expect(valueOf(plan.outputArgs, "-var_stream_map")).toBe("v:0,a:0,name:720p v:1,a:1,name:480p v:2,a:2,name:360p");
+    expect(plan.output).toBe("/w/e0/%v/index.m3u8");
+    expect(plan.variants.map((v) => v.name)).toEqual(["720p", "480p", "360p"]);
+  });
+
+  it("sets per-rung bitrate, peak, buffer and level", () => {
+    expect(valueOf(plan.outputArgs, "-b:v:0")).toBe("3000k");
+    expect(valueOf(plan.outputArgs, "-maxrate:v:1")).toBe("1210k");
+    expect(valueOf(plan.outputArgs, "-level:v:0")).toBe("3.1");
+  });
+
+  it("gives up on a silent RTMP input after rw_timeout (microseconds)", () => {
+    expect(valueOf(plan.inputArgs, "-rw_timeout")).toBe("3000000");
+    const argv = toArgv(plan);
+    expect(argv.indexOf("-rw_timeout")).toBeLessThan(argv.indexOf("-i"));
+    expect(argv.at(-1)).toBe(plan.output);
+  });
+
+  it("handles video-only sources (no audio maps)", () => {
+    const v = buildLiveArgs({ input: "x", outDir: "/o", ladder: selectLadder({ video: { width: 640, height: 360, fps: 25 } }, rungs), segmentS: 1, preset: "veryfast" });
+    expect(v.outputArgs).not.toContain("-c:a");
+    expect(valueOf(v.outputArgs, "-var_stream_map")).toBe("v:0,name:360p");
+    expect(valueOf(v.outputArgs, "-g")).toBe("25");
+    expect(valueOf(v.outputArgs, "-force_key_frames")).toBe("expr:gte(t,n_forced*1)");
+  });
+
+  it("handles audio-only sources (one audio variant, no filter graph)", () => {
+    const a = buildLiveArgs({ input: "x", outDir: "/o", ladder: selectLadder({ audio: {} }, rungs), segmentS: 2, preset: "veryfast" });
+    expect(a.outputArgs).not.toContain("-filter_complex");
+    expect(valueOf(a.outputArgs, "-var_stream_map")).toBe("a:0,name:audio");
+    expect(a.variants).toEqual([expect.objectContaining({ name: "audio", video: undefined })]);
+  });
+
+  it("copies the source for a passthrough rung next to encoded ones", () => {
+    const p = buildLiveArgs({ input: "x", outDir: "/o", ladder: selectLadder({ video: { width: 1280, height: 720, fps: 30, codec: "h264" }, audio: {} }, { rungs: ["360p"], passthrough: true }), segmentS: 2, preset: "veryfast" });
+    expect(valueOf(p.outputArgs, "-c:v:0")).toBe("copy");
+    expect(valueOf(p.outputArgs, "-c:v:1")).toBe("libx264");
+    expect(valueOf(p.outputArgs, "-var_stream_map")).toBe("v:0,a:0,name:source v:1,a:1,name:360p");
+  });
+
+  it("refuses a source with no tracks", () => {
+    expect(() => buildLiveArgs({ input: "x", outDir: "/o", ladder: { video: [], audio: undefined }, segmentS: 2, preset: "veryfast" })).toThrow(/neither video nor audio/);
+  });
+});
