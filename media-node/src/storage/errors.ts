@@ -4,10 +4,13 @@
 /** Base class: storage could not do what was asked (network, permissions, server error...). Usually retryable. */
 export class StorageError extends Error {
   readonly code: string;
-  constructor(message: string, code = "STORAGE_ERROR", options?: { cause?: unknown }) {
+  /** HTTP status when storage answered (s3), undefined when it did not (socket errors, timeouts, fs) */
+  readonly status: number | undefined;
+  constructor(message: string, code = "STORAGE_ERROR", options?: { cause?: unknown; status?: number }) {
     super(message, options);
     this.name = "StorageError";
     this.code = code;
+    this.status = options?.status;
   }
 }
 
@@ -49,4 +52,15 @@ export class UploaderClosedError extends StorageError {
 /** Retryable means: the same call might succeed later. Bad keys and missing local files never will. */
 export function isRetryable(error: unknown): boolean {
   return !(error instanceof StorageKeyError || error instanceof LocalFileError || error instanceof UploaderClosedError || error instanceof SpoolFullError);
+}
+
+/**
+ * Does this failure say "storage is down" (every upload would fail now) rather than "this object failed"?
+ * No answer at all, a timeout, 5xx, 408 and 429 are storage-wide; any other 4xx is about the request.
+ * The uploader slows everything down only for storage-wide failures, so one bad object cannot throttle the rest.
+ */
+export function isStorageWide(error: unknown): boolean {
+  const status = error instanceof StorageError ? error.status : undefined;
+  if (status === undefined) return true;
+  return status >= 500 || status === 408 || status === 429;
 }

@@ -5,7 +5,7 @@ export { CACHE_CONTROL, contentTypeFor, DEFAULT_CONTENT_TYPE } from "./content-t
 export { loadStorageConfig, StorageConfigError, DEFAULT_UPLOADER_CONFIG } from "./config.ts";
 export type { StorageConfig, StoreConfig, FsStoreConfig, S3StoreConfig, UploaderConfig } from "./config.ts";
 export { createObjectStore } from "./create-store.ts";
-export { isRetryable, LocalFileError, SpoolFullError, StorageError, StorageKeyError, UploaderClosedError } from "./errors.ts";
+export { isRetryable, isStorageWide, LocalFileError, SpoolFullError, StorageError, StorageKeyError, UploaderClosedError } from "./errors.ts";
 export { FsObjectStore } from "./fs-store.ts";
 export { createMediaHandler, keyFromRequestPath, parseRange } from "./http-handler.ts";
 export type { MediaHandler, MediaHandlerOptions } from "./http-handler.ts";

@@ -200,5 +200,5 @@ function wrap(op: string, key: string, error: unknown): StorageError {
   const e = error as Error & { $metadata?: { httpStatusCode?: number }; code?: string };
   const status = e.$metadata?.httpStatusCode;
   const code = e.name && e.name !== "Error" ? e.name : (e.code ?? "S3_ERROR");
-  return new StorageError(`s3 ${op} ${key} failed: ${code}${status ? ` (HTTP ${status})` : ""}: ${e.message}`, code, { cause: error });
+  return new StorageError(`s3 ${op} ${key} failed: ${code}${status ? ` (HTTP ${status})` : ""}: ${e.message}`, code, { cause: error, status });
 }

@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LocalFileError, SpoolFullError, StorageError, StorageKeyError, UploaderClosedError } from "./errors.ts";
+import { isStorageWide, LocalFileError, SpoolFullError, StorageError, StorageKeyError, UploaderClosedError } from "./errors.ts";
 import { FsObjectStore } from "./fs-store.ts";
 import type { ObjectStore, PutBody, PutOptions } from "./types.ts";
 import { ReliableUploader } from "./uploader.ts";
@@ -258,5 +258,33 @@ describe("ReliableUploader", () => {
     await done;
     expect([...(await store.get("live/s/buf.bin"))!.body]).toEqual([1, 2, 3]);
     expect(await readFile(join(store.root, "live/s/buf.bin"))).toEqual(Buffer.from([1, 2, 3]));
+  });
+});
+
+describe("ReliableUploader: an object-specific failure", () => {
+  it("backs off only that object (a 4xx answer) while others keep going at full speed", async () => {
+    const { store, uploader } = fresh({ retryBaseMs: 20, retryMaxMs: 40, maxAttempts: 4 });
+    const onPut = store.onPut;
+    store.onPut = (key) => {
+      if (key === "live/s/bad.m4s") throw new StorageError("s3 put live/s/bad.m4s failed: EntityTooLarge (HTTP 400)", "EntityTooLarge", { status: 400 });
+      return onPut?.(key);
+    };
+    const states: boolean[] = [];
+    uploader.on("storage", (e) => states.push(e.up));
+    const bad = uploader.uploadBody("live/s/bad.m4s", "x");
+    const good = [1, 2, 3, 4, 5].map((i) => uploader.uploadBody(`live/s/good_${i}.m4s`, `g${i}`));
+    await Promise.all(good);
+    await expect(bad).rejects.toThrow(/giving up on live\/s\/bad\.m4s after 4 attempts.*EntityTooLarge/);
+    expect(states).toEqual([]); // storage was never considered down
+    expect(uploader.stats().storageUp).toBe(true);
+  });
+});
+
+describe("isStorageWide", () => {
+  it("treats no answer, timeouts, 5xx, 408 and 429 as storage down; other 4xx as about the object", () => {
+    expect(isStorageWide(new StorageError("ECONNREFUSED", "ECONNREFUSED"))).toBe(true);
+    expect(isStorageWide(new Error("socket hang up"))).toBe(true);
+    for (const status of [500, 503, 408, 429]) expect(isStorageWide(new StorageError("x", "X", { status }))).toBe(true);
+    for (const status of [400, 403, 404, 413]) expect(isStorageWide(new StorageError("x", "X", { status }))).toBe(false);
   });
 });

@@ -13,14 +13,15 @@
 //   first success flips it "up" and every waiting file goes at full concurrency at once, so recovery is not
 //   held back by per-file timers from the outage.
 // - Each file also has its own backoff, so one object that keeps failing (while storage is otherwise fine)
-//   does not block the others behind it.
+//   does not block the others behind it; and a failure storage answered with a 4xx (other than 408/429) is
+//   about that object, so it does not switch the whole uploader into "down" mode.
 // - Only failures retrying cannot fix reject: bad key, local file gone, spool full, closed, or UPLOAD_MAX_ATTEMPTS.
 
 import { EventEmitter } from "node:events";
 import { stat, unlink } from "node:fs/promises";
 import { backoffDelay } from "../bus/backoff.ts";
 import { DEFAULT_UPLOADER_CONFIG, type UploaderConfig } from "./config.ts";
-import { isRetryable, LocalFileError, SpoolFullError, StorageError, UploaderClosedError } from "./errors.ts";
+import { isRetryable, isStorageWide, LocalFileError, SpoolFullError, StorageError, UploaderClosedError } from "./errors.ts";
 import { assertObjectKey } from "./keys.ts";
 import type { ObjectStore, PutBody, Uploader, UploaderEvents, UploaderStats, UploadMeta } from "./types.ts";
 
@@ -249,15 +250,18 @@ export class ReliableUploader extends EventEmitter<UploaderEvents> implements Up
       return;
     }
     const now = performance.now();
-    this.#streak += 1;
-    if (this.#storageUp) {
-      this.#storageUp = false;
-      this.emit("storage", { up: false, error });
-    }
     const options = { baseMs: this.config.retryBaseMs, maxMs: this.config.retryMaxMs, random: this.#random };
-    this.#nextProbeAt = now + backoffDelay(this.#streak, options);
+    if (isStorageWide(error)) {
+      this.#streak += 1;
+      if (this.#storageUp) {
+        this.#storageUp = false;
+        this.emit("storage", { up: false, error });
+      }
+      this.#nextProbeAt = now + backoffDelay(this.#streak, options);
+    }
     job.notBefore = now + backoffDelay(job.attempts, options);
-    this.emit("failed", { key: job.key, attempt: job.attempts, error, retryInMs: Math.round(Math.max(job.notBefore, this.#nextProbeAt) - now) });
+    const retryAt = this.#storageUp ? job.notBefore : Math.max(job.notBefore, this.#nextProbeAt);
+    this.emit("failed", { key: job.key, attempt: job.attempts, error, retryInMs: Math.round(retryAt - now) });
   }
 
   #markUp(): void {
