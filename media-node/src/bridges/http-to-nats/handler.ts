@@ -10,8 +10,18 @@ import { parseEventJson, type Envelope } from "../../../../shared/envelope.ts";
 import { verifyWebhook, WEBHOOK_ID } from "../../../../shared/signing/webhooks.ts";
 import type { Stored } from "../../bus/publish.ts";
 
-/** The only events the edge may put on the bus. Anything else is refused with 422. */
-export const ACCEPTED_TYPES: ReadonlySet<EventType> = new Set<EventType>(["media.uploaded", "chat.message", "presence.update", "notification.requested"]);
+/**
+ * The only events the edge may put on the bus; anything else is refused with 422. The first four are the
+ * issue's list; `notification.sent` is the inbox's answer to a `notification.requested` (the edge ingress sends
+ * it back through its outbox), so it must be taken too or every answer would be dead-lettered at the edge.
+ */
+export const ACCEPTED_TYPES: ReadonlySet<EventType> = new Set<EventType>([
+  "media.uploaded",
+  "chat.message",
+  "presence.update",
+  "notification.requested",
+  "notification.sent",
+]);
 
 export interface IncomingEvent {
   headers: Record<string, string | string[] | undefined>;

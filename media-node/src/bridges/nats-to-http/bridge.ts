@@ -90,7 +90,8 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
     held.add(m);
     try {
       while (running) {
-        m.working();
+        // The first attempt runs on a fresh ack timer (request timeout < ack wait); retries renew it.
+        if (attempt > 0) m.working();
         const outcome = await deliver(event.id, json, { url: cfg.edgeUrl, secrets: cfg.secrets, timeoutMs: cfg.requestTimeoutMs });
         const decision = classify(outcome, cfg.retryStatusSet);
         if (decision.action === "ack") {

@@ -1,0 +1,167 @@
+// `npm run bench:bus`: 10,000 events from a media-side publisher (the media node's outbox) through NATS
+// JetStream and the NATS -> HTTP bridge into the edge (wrangler dev), against a baseline of the same number
+// of events POSTed, signed, straight to the edge's ingress in the same run. Prints one JSON line:
+//   {"events":10000,"events_per_s":…,"p50_ms":…,"p99_ms":…,"lost":0,"duplicates_applied":0,"baseline_events_per_s":…}
+// Latency is from the event's `time` (stamped when the media side publishes it) to its effect being applied
+// in a room object, as measured by the edge (GET /internal/bus/stats). Throughput is events applied per second
+// from the first publish to the last effect. Targets: >= 2,000 events/s, p99 <= 100 ms, lost 0, duplicates 0.
+//
+// Settings (env): BENCH_EVENTS (10000), BENCH_ROOMS (64: events spread over this many room objects),
+// BENCH_BASELINE_CONCURRENCY (64: parallel POSTs in the baseline), BENCH_BRIDGE_CONCURRENCY (64),
+// BENCH_BRIDGE_REPLICAS (1), BENCH_PUBLISH_RATE (0 = as fast as the outbox takes them; else events/s).
+
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Envelope, makeEvent } from "../../shared/envelope.ts";
+import { signWebhook } from "../../shared/signing/webhooks.ts";
+import { busConfig } from "../../media-node/src/bus/config.ts";
+import { createMediaEventBus } from "../../media-node/src/bus/event-bus.ts";
+import { type NatsToHttpBridgeProcess, startNatsToHttpBridge } from "../helpers/bridges.ts";
+import { type EdgeServer, startEdge, TEST_SECRETS } from "../helpers/edge.ts";
+import { startNats } from "../helpers/nats.ts";
+import { waitFor } from "../helpers/wait.ts";
+
+const N = Number(process.env.BENCH_EVENTS ?? 10_000);
+const ROOMS = Number(process.env.BENCH_ROOMS ?? 64);
+const BASELINE_CONCURRENCY = Number(process.env.BENCH_BASELINE_CONCURRENCY ?? 64);
+const BRIDGE_CONCURRENCY = process.env.BENCH_BRIDGE_CONCURRENCY ?? "64";
+const REPLICAS = Number(process.env.BENCH_BRIDGE_REPLICAS ?? 1);
+const PUBLISH_RATE = Number(process.env.BENCH_PUBLISH_RATE ?? 0);
+
+interface Stats {
+  applied: number;
+  duplicates: number;
+  appliedTwice: number;
+  failed: number;
+  rejected: Record<string, number>;
+  latencyMs: { count: number; p50: number | null; p99: number | null; max: number | null };
+}
+
+const auth = { authorization: `Bearer ${TEST_SECRETS.INTERNAL_API_TOKEN}` };
+async function stats(edge: EdgeServer): Promise<Stats> {
+  return (await (await fetch(`${edge.url}/internal/bus/stats`, { headers: auth })).json()) as Stats;
+}
+async function resetStats(edge: EdgeServer): Promise<void> {
+  await fetch(`${edge.url}/internal/bus/stats/reset`, { method: "POST", headers: auth });
+}
+
+const event = (run: string, n: number): Envelope =>
+  makeEvent(
+    "stream.started",
+    { streamId: `${run}${n % ROOMS}`, roomId: `bench-${run}-${n % ROOMS}`, nodeId: "bench-node", app: "live", resumed: n >= ROOMS },
+    { source: "media-node/bench-node", subject: `stream/${run}${n % ROOMS}` },
+  );
+
+const log = (m: string) => process.stderr.write(`[bench:bus] ${m}\n`);
+const cleanups: (() => Promise<unknown>)[] = [];
+async function cleanup() {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+}
+
+async function warmUp(edge: EdgeServer, run: string) {
+  // Wake every room object once so neither phase pays the first-instantiation cost.
+  await Promise.all(Array.from({ length: ROOMS }, (_, i) => postSigned(edge, event(run, i))));
+}
+
+async function postSigned(edge: EdgeServer, e: Envelope): Promise<void> {
+  const body = JSON.stringify(e);
+  for (;;) {
+    const res = await fetch(`${edge.url}/hooks/events`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(await signWebhook(TEST_SECRETS.EDGE_INGRESS_SECRET, e.id, body)) },
+      body,
+    });
+    await res.arrayBuffer();
+    if (res.ok) return;
+    if (res.status < 500) throw new Error(`edge refused a baseline event: ${res.status}`);
+  }
+}
+
+async function baseline(edge: EdgeServer): Promise<number> {
+  const events = Array.from({ length: N }, (_, i) => event("b", i));
+  await warmUp(edge, "bw");
+  await resetStats(edge);
+  const t0 = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: BASELINE_CONCURRENCY }, async () => {
+      while (next < events.length) await postSigned(edge, events[next++]!);
+    }),
+  );
+  const s = await stats(edge);
+  if (s.applied !== N) throw new Error(`baseline: ${s.applied} of ${N} applied`);
+  return N / ((performance.now() - t0) / 1000);
+}
+
+async function main() {
+  log(`starting nats-server and the edge (wrangler dev)`);
+  const [nats, edge] = await Promise.all([startNats(), startEdge()]);
+  cleanups.push(() => nats.stop(), () => edge.stop());
+
+  log(`baseline: ${N} signed POSTs straight to the edge, ${BASELINE_CONCURRENCY} at a time`);
+  const baselineRate = await baseline(edge);
+  log(`baseline ${baselineRate.toFixed(0)} events/s`);
+
+  const bridges: NatsToHttpBridgeProcess[] = [];
+  for (let i = 0; i < REPLICAS; i++) {
+    bridges.push(await startNatsToHttpBridge({ natsUrl: nats.url, edgeUrl: `${edge.url}/hooks/events`, env: { BRIDGE_CONCURRENCY } }));
+  }
+  cleanups.push(...bridges.map((b) => () => b.stop()));
+  const dir = await mkdtemp(join(tmpdir(), "pulsecast-bench-outbox-"));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  const bus = createMediaEventBus(busConfig({ natsUrl: nats.url, outboxDir: dir }), { name: "bench", log: () => undefined });
+  await bus.start();
+  cleanups.push(() => bus.stop());
+
+  // Warm the path (connections, consumer, room objects) outside the measurement.
+  const warm = Array.from({ length: ROOMS }, (_, i) => event("pw", i));
+  for (const e of warm) await bus.publish(e);
+  await waitFor("warm-up events applied", async () => (await stats(edge)).applied >= warm.length, 60_000, 100);
+  await resetStats(edge);
+
+  log(`pipeline: ${N} events media bus -> JetStream -> ${REPLICAS} bridge replica(s) -> edge`);
+  const t0 = performance.now();
+  const publishing = (async () => {
+    for (let i = 0; i < N; i++) {
+      // `time` is stamped at publish, so the edge's latency is publish -> applied.
+      const e = event("p", i);
+      if (PUBLISH_RATE > 0) {
+        const due = t0 + (i / PUBLISH_RATE) * 1000;
+        const wait = due - performance.now();
+        if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+      }
+      const p = bus.publish({ ...e, time: new Date().toISOString() });
+      // Resolve outbox group commits in batches of 200 (a real node emits from many places at once).
+      if (i % 200 === 199) await p;
+    }
+  })();
+  await publishing;
+  const done = await waitFor(`${N} events applied`, async () => {
+    const s = await stats(edge);
+    return s.applied >= N ? s : null;
+  }, 300_000, 20).catch(async (error: Error) => {
+    log(error.message);
+    return stats(edge);
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  const result = {
+    events: N,
+    events_per_s: Math.round(done.applied / seconds),
+    p50_ms: done.latencyMs.p50,
+    p99_ms: done.latencyMs.p99,
+    lost: N - done.applied,
+    duplicates_applied: done.appliedTwice,
+    baseline_events_per_s: Math.round(baselineRate),
+  };
+  console.log(JSON.stringify(result));
+  await cleanup();
+  process.exit(0);
+}
+
+process.on("SIGINT", () => void cleanup().then(() => process.exit(130)));
+main().catch(async (error: Error) => {
+  log(`failed: ${error.stack ?? error.message}`);
+  await cleanup();
+  process.exit(1);
+});
