@@ -1,0 +1,73 @@
+// The edge on bare Miniflare (workerd without wrangler dev's proxy in front), built the way it deploys:
+// `wrangler deploy --dry-run --outdir` bundles edge/src exactly as production gets it.
+//
+// Why the bench prefers this over `wrangler dev` (test/helpers/edge.ts): wrangler dev puts a proxy worker
+// in a second workerd process in front of the Worker, so every WebSocket frame crosses one more process
+// and the proxy's CPU competes with the room on 2 cores. Measured on this machine (see the README section
+// of the bench / report) the same room delivered more with bare Miniflare; the Worker code is the same.
+// BENCH_RUNTIME=wrangler runs the bench against wrangler dev instead.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { convertV4MiniflareOptions, Miniflare, type V4MiniflareOptions } from "miniflare";
+import { ROOT, TEST_SECRETS } from "../../helpers/edge.ts";
+import { freePort } from "../../helpers/ports.ts";
+import { run } from "../../helpers/process.ts";
+import { workerdPidsUnder } from "./proc-memory.ts";
+
+export interface BenchEdge {
+  url: string;
+  wsUrl: string;
+  /** the workerd processes serving it (for RSS) */
+  workerdPids(): number[];
+  stop(): Promise<void>;
+}
+
+/** Reads `compatibility_date` from wrangler.toml so the bench runs what deploys. */
+async function compatibilityDate(): Promise<string> {
+  const { readFile } = await import("node:fs/promises");
+  const toml = await readFile(join(ROOT, "wrangler.toml"), "utf8");
+  const m = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(toml);
+  if (!m?.[1]) throw new Error("wrangler.toml has no compatibility_date");
+  return m[1];
+}
+
+export async function startMiniflareEdge(vars: Record<string, string>): Promise<BenchEdge> {
+  const outdir = await mkdtemp(join(tmpdir(), "pulsecast-bench-build-"));
+  const build = await run("npx", ["wrangler", "deploy", "--dry-run", "--outdir", outdir], {
+    cwd: ROOT,
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
+  });
+  if (build.code !== 0) throw new Error(`wrangler deploy --dry-run failed:\n${(build.stdout + build.stderr).slice(-4000)}`);
+  const port = await freePort();
+  const sqlite = (className: string) => ({ className, useSQLite: true });
+  // Miniflare 5 has a new options format; the v4 form (as STACK-NOTES and the docs describe it) converts.
+  const options: V4MiniflareOptions = {
+    host: "127.0.0.1",
+    port,
+    // The bench's stdout carries only its JSON line: the Worker's logs go to stderr.
+    handleStructuredLogs: (log) => process.stderr.write(`[workerd ${log.level}] ${log.message}\n`),
+    workers: [
+      {
+        name: "pulsecast-edge",
+        modules: true,
+        scriptPath: join(outdir, "index.js"),
+        modulesRoot: outdir,
+        compatibilityDate: await compatibilityDate(),
+        durableObjects: { Room: sqlite("Room"), Inbox: sqlite("Inbox"), EVENT_OUTBOX: sqlite("EventOutbox") },
+        bindings: { ...TEST_SECRETS, ...vars },
+      },
+    ],
+  };
+  const mf = new Miniflare(convertV4MiniflareOptions(options));
+  const url = (await mf.ready).toString().replace(/\/$/, "");
+  return {
+    url,
+    wsUrl: url.replace(/^http/, "ws"),
+    workerdPids: () => workerdPidsUnder(process.pid),
+    async stop() {
+      await mf.dispose();
+      await rm(outdir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,70 @@
+// Memory of local processes, read from /proc (Linux): how much the Workers runtime holds during the bench.
+import { readdirSync, readFileSync } from "node:fs";
+
+interface ProcStat {
+  pid: number;
+  comm: string;
+  ppid: number;
+  pgrp: number;
+}
+
+function stat(pid: number): ProcStat | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // comm may contain spaces and parentheses: it ends at the LAST ')'.
+    const close = text.lastIndexOf(")");
+    const comm = text.slice(text.indexOf("(") + 1, close);
+    const fields = text.slice(close + 2).split(" ");
+    return { pid, comm, ppid: Number(fields[1]), pgrp: Number(fields[2]) };
+  } catch {
+    return null; // gone meanwhile
+  }
+}
+
+function allProcesses(): ProcStat[] {
+  const out: ProcStat[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const s = stat(Number(name));
+    if (s) out.push(s);
+  }
+  return out;
+}
+
+/** Resident set size in KiB (VmRSS), or 0 when the process is gone. */
+export function rssKb(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** `workerd` processes in a process group (wrangler dev started with detached: true leads its own group). */
+export function workerdPidsInGroup(pgrp: number): number[] {
+  return allProcesses()
+    .filter((p) => p.pgrp === pgrp && p.comm === "workerd")
+    .map((p) => p.pid);
+}
+
+/** `workerd` processes descended from `root` (Miniflare spawns workerd as a child of this process). */
+export function workerdPidsUnder(root: number): number[] {
+  const procs = allProcesses();
+  const children = new Map<number, ProcStat[]>();
+  for (const p of procs) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p]);
+  const found: number[] = [];
+  const walk = (pid: number) => {
+    for (const c of children.get(pid) ?? []) {
+      if (c.comm === "workerd") found.push(c.pid);
+      walk(c.pid);
+    }
+  };
+  walk(root);
+  return found;
+}
+
+/** Summed RSS of `pids`, MiB. */
+export function rssMb(pids: number[]): number {
+  return pids.reduce((sum, pid) => sum + rssKb(pid), 0) / 1024;
+}
