@@ -133,9 +133,9 @@ export class Room extends Server<Env> {
     const entry = entryFor(conn.state as ConnState, connections);
     presence.set(user.userId, { entry, stateAt: existing?.stateAt ?? now });
 
-    // Everything already queued predates this join: deliver it to the others first, so the snapshot the
-    // newcomer gets is not older than what the rest of the room has been told.
-    this.coalescer.flush(conn);
+    // Frames still queued (they predate this join) will reach the newcomer after its welcome. That is fine
+    // because every room-wide frame is idempotent against the snapshot (presence frames are upserts,
+    // messages carry ids), and not flushing here keeps a wave of joins O(n) instead of O(n^2) sends.
     const since = this.sinceParam(ctx.request);
     const resume = since === undefined ? undefined : this.store.after(since, this.config.resumeMax, this.config.welcomeMessages);
     const messages: ChatMessage[] = resume ? resume.messages : this.store.latest(this.config.welcomeMessages);
