@@ -143,6 +143,7 @@ describe("/media/ HTTP handler", () => {
     expect(res.headers.get("cache-control")).toBe(CACHE_CONTROL.immutable);
     expect(res.headers.get("access-control-allow-origin")).toBe("*");
     expect(res.headers.get("accept-ranges")).toBe("bytes");
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
     expect(res.headers.get("content-length")).toBe("300000");
     expect(Buffer.from(await res.arrayBuffer()).equals(Buffer.from((await store.get("live/a/720p/seg_1.m4s"))!.body))).toBe(true);
 

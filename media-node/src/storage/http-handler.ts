@@ -83,6 +83,8 @@ export function createMediaHandler(store: FsObjectStore, options: MediaHandlerOp
     res.setHeader("Access-Control-Allow-Headers", "Range, If-None-Match");
     res.setHeader("Access-Control-Expose-Headers", "Content-Length, Content-Range, Accept-Ranges, ETag");
     res.setHeader("Access-Control-Max-Age", "86400");
+    // Objects are user-influenced bytes: never let a browser guess a more dangerous type than the stored one.
+    res.setHeader("X-Content-Type-Options", "nosniff");
     if (allowOrigin !== "*") res.setHeader("Vary", "Origin");
 
     if (req.method === "OPTIONS") return end(res, 204);
