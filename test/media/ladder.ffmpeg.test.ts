@@ -1,0 +1,145 @@
+// Good token -> an HLS ladder appears in storage as the broadcast goes; the broadcaster leaves -> ENDLIST, the
+// VOD playlist of the whole broadcast, and the lifecycle events on NATS. Every rung is opened with ffprobe.
+
+import { once } from "node:events";
+import { join } from "node:path";
+import m3u8Parser from "m3u8-parser";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { LiveSession } from "../../media-node/src/live/session.ts";
+import { probeFmp4Segment, publishTestSource } from "../helpers/ffmpeg.ts";
+import type { GroupProcess } from "../helpers/process.ts";
+import { type MediaFixture, startMediaFixture } from "./fixture.ts";
+
+function parse(text: string) {
+  const parser = new m3u8Parser.Parser();
+  parser.push(text);
+  parser.end();
+  return parser.manifest;
+}
+
+describe("live ladder: RTMP in, fMP4 HLS ladder out", () => {
+  let fx: MediaFixture;
+  let publisher: GroupProcess | undefined;
+  let session: LiveSession;
+  const SEGMENT_S = 2;
+
+  beforeAll(async () => {
+    fx = await startMediaFixture({ MEDIA_SEGMENT_S: String(SEGMENT_S), MEDIA_RECONNECT_GRACE_S: "1" });
+  });
+  afterAll(async () => {
+    await publisher?.kill();
+    await fx?.stop();
+  });
+
+  it("publishes with a good token and the master + every rung's playlist appear in storage, then stream.live", async () => {
+    const sessionStarted = once(fx.node.live, "session") as Promise<[LiveSession]>;
+    publisher = publishTestSource(`${fx.rtmpBase}/live/ladder1?token=${await fx.token("ladder1", { room: "room-1" })}`, { size: "640x360", durationS: 9 });
+    [session] = await sessionStarted;
+    const [live] = (await once(session, "live")) as [{ playbackUrl: string; sincePublishMs: number }];
+    expect(live.playbackUrl).toBe(fx.store.publicUrl(session.masterKey));
+
+    const master = await fx.store.get(session.masterKey);
+    expect(master?.contentType).toBe("application/vnd.apple.mpegurl");
+    expect(master?.cacheControl).toBe("public, max-age=1");
+    const m = parse(new TextDecoder().decode(master!.body));
+    expect(m.playlists.map((p: { uri: string }) => p.uri)).toEqual(["360p/index.m3u8", "240p/index.m3u8"]);
+    for (const p of m.playlists) {
+      expect(p.attributes.BANDWIDTH).toBeGreaterThan(Number(p.attributes["AVERAGE-BANDWIDTH"]));
+      expect(p.attributes.CODECS).toMatch(/^avc1\.6400[0-9a-f]{2},mp4a\.40\.2$/);
+      expect(p.attributes["FRAME-RATE"]).toBe(30);
+      // every playlist the master lists is already stored (never a 404 from a playlist)
+      expect(await fx.store.head(`${session.keyBase}/${p.uri}`)).not.toBeNull();
+    }
+    expect(m.playlists[0].attributes.RESOLUTION).toEqual({ width: 640, height: 360 });
+    expect(m.playlists[1].attributes.RESOLUTION).toEqual({ width: 426, height: 240 });
+    expect(new TextDecoder().decode(master!.body)).toContain("#EXT-X-INDEPENDENT-SEGMENTS");
+
+    const started = await fx.waitForEvent("stream.started", (e) => e.data.streamId === "ladder1");
+    expect(started).toMatchObject({ source: "media-node/test-node", subject: "stream/ladder1", data: { roomId: "room-1", resumed: false, app: "live" } });
+    const liveEvent = await fx.waitForEvent("stream.live", (e) => e.data.streamId === "ladder1");
+    expect(liveEvent.data.playbackUrl).toBe(live.playbackUrl);
+    expect(liveEvent.data.renditions.map((r) => [r.name, r.height])).toEqual([
+      ["360p", 360],
+      ["240p", 240],
+    ]);
+  });
+
+  it("lists only stored segments in live playlists while the broadcast goes on", async () => {
+    // Wait for a few more segments, checking each live playlist as it is uploaded.
+    await new Promise<void>((resolve) => {
+      let n = 0;
+      session.on("segment", async function onSegment() {
+        if (++n < 4) return;
+        session.off("segment", onSegment);
+        resolve();
+      });
+    });
+    for (const rung of ["360p", "240p"]) {
+      const obj = await fx.store.get(`${session.keyBase}/${rung}/index.m3u8`);
+      const pl = parse(new TextDecoder().decode(obj!.body));
+      expect(pl.endList).toBeUndefined();
+      expect(pl.segments.length).toBeGreaterThanOrEqual(1);
+      for (const s of pl.segments) expect(await fx.store.head(`${session.keyBase}/${rung}/${s.uri}`), s.uri).not.toBeNull();
+    }
+  });
+
+  it("ends with ENDLIST and stores the VOD playlist when the broadcaster leaves; stream.ended and media.ready follow", async () => {
+    const [ended] = (await once(session, "ended", { signal: AbortSignal.timeout(60_000) })) as [{ reason: string; durationS: number; vodUrl: string }];
+    expect(ended.reason).toBe("publisher-left");
+    // the whole 9 s broadcast is there, last second included
+    expect(ended.durationS).toBeGreaterThan(8);
+    expect(ended.durationS).toBeLessThan(10.5);
+    expect(ended.vodUrl).toBe(fx.store.publicUrl(session.vodKey));
+
+    const vodMaster = parse(new TextDecoder().decode((await fx.store.get(session.vodKey))!.body));
+    expect(vodMaster.playlists.map((p: { uri: string }) => p.uri)).toEqual(["360p/vod.m3u8", "240p/vod.m3u8"]);
+    for (const rung of ["360p", "240p"]) {
+      const live = parse(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/${rung}/index.m3u8`))!.body));
+      expect(live.endList).toBe(true);
+      const vod = parse(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/${rung}/vod.m3u8`))!.body));
+      expect(vod.playlistType).toBe("VOD");
+      expect(vod.endList).toBe(true);
+      const total = vod.segments.reduce((t: number, s: { duration: number }) => t + s.duration, 0);
+      expect(Math.abs(total - ended.durationS)).toBeLessThan(0.1);
+    }
+    const endedEvent = await fx.waitForEvent("stream.ended", (e) => e.data.streamId === "ladder1");
+    expect(endedEvent.data).toMatchObject({ reason: "publisher-left", vodUrl: ended.vodUrl, roomId: "room-1" });
+    const ready = await fx.waitForEvent("media.ready", (e) => e.data.streamId === "ladder1");
+    expect(ready.data).toMatchObject({ mediaId: session.broadcastId, playbackUrl: ended.vodUrl, ownerId: "broadcaster-1" });
+    // local work files are gone once everything is stored
+    expect(fx.node.uploader.stats().pending).toBe(0);
+  });
+
+  it("every rung: one IDR at the start of each segment, durations within target, rungs aligned", async () => {
+    const rungs = ["360p", "240p"];
+    const perRung: { durations: number[]; starts: number[] }[] = [];
+    for (const rung of rungs) {
+      const vod = parse(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/${rung}/vod.m3u8`))!.body));
+      const durations: number[] = [];
+      const starts: number[] = [];
+      const segments = vod.segments as { uri: string; duration: number; map: { uri: string } }[];
+      expect(segments.length).toBeGreaterThanOrEqual(4);
+      for (const [i, s] of segments.entries()) {
+        const probed = await probeFmp4Segment(join(fx.storeDir, session.keyBase, rung, s.map.uri), join(fx.storeDir, session.keyBase, rung, s.uri));
+        expect(probed.video.length, `${rung} ${s.uri} frames`).toBeGreaterThan(0);
+        expect(probed.video[0]!.key, `${rung} ${s.uri} starts with a keyframe`).toBe(true);
+        expect(probed.video[0]!.pictType).toBe("I");
+        expect(probed.video.filter((f) => f.key), `${rung} ${s.uri} has exactly one IDR`).toHaveLength(1);
+        expect(probed.audioPackets, `${rung} ${s.uri} carries audio`).toBeGreaterThan(0);
+        expect(s.duration).toBeLessThanOrEqual(SEGMENT_S + 0.05);
+        if (i < segments.length - 1) {
+          // full segments: 2 s at 30 fps = 60 frames, as forced
+          expect(probed.video).toHaveLength(SEGMENT_S * 30);
+          expect(Math.abs(s.duration - SEGMENT_S)).toBeLessThan(0.05);
+        }
+        durations.push(s.duration);
+        starts.push(probed.video[0]!.ptsS);
+      }
+      perRung.push({ durations, starts });
+    }
+    const [a, b] = perRung as [(typeof perRung)[0], (typeof perRung)[0]];
+    expect(b.durations).toHaveLength(a.durations.length);
+    a.durations.forEach((d, i) => expect(Math.abs(d - b.durations[i]!), `segment ${i} duration aligned`).toBeLessThan(0.05));
+    a.starts.forEach((t, i) => expect(Math.abs(t - b.starts[i]!), `segment ${i} start aligned`).toBeLessThan(0.05));
+  });
+});
