@@ -112,7 +112,7 @@ export interface Uploader {
   upload(key: string, localPath: string, meta?: UploadMeta): Promise<void>;
   /** same guarantees for a small in-memory body (playlists); counted in the spool like a file */
   uploadBody(key: string, body: Uint8Array | string, meta?: UploadMeta): Promise<void>;
-  /** resolves true when everything accepted so far is stored, false if `timeoutMs` passed first (nothing is dropped) */
+  /** resolves true when everything accepted so far is stored; false if `timeoutMs` passed first (nothing is dropped) or close() was called */
   drain(timeoutMs?: number): Promise<boolean>;
   /** stops retrying: pending uploads reject with UploaderClosedError and their local files are kept */
   close(): Promise<void>;

@@ -65,7 +65,8 @@ export class ReliableUploader extends EventEmitter<UploaderEvents> implements Up
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Infinity;
   #closed = false;
-  readonly #idle = new Set<() => void>();
+  /** drain() waiters: called with true when all is stored, false when close() ended the wait */
+  readonly #idle = new Set<(stored: boolean) => void>();
   #uploaded = 0;
   #failures = 0;
   #bytesOut = 0;
@@ -287,7 +288,7 @@ export class ReliableUploader extends EventEmitter<UploaderEvents> implements Up
 
   #checkIdle(): void {
     if (this.#pendingCount > 0) return;
-    for (const done of this.#idle) done();
+    for (const done of this.#idle) done(true);
     this.#idle.clear();
   }
 
@@ -295,9 +296,9 @@ export class ReliableUploader extends EventEmitter<UploaderEvents> implements Up
     if (this.#pendingCount === 0) return Promise.resolve(true);
     return new Promise((resolve) => {
       let timer: NodeJS.Timeout | undefined;
-      const done = () => {
+      const done = (stored: boolean) => {
         clearTimeout(timer);
-        resolve(true);
+        resolve(stored);
       };
       this.#idle.add(done);
       if (timeoutMs !== undefined) {
@@ -323,7 +324,8 @@ export class ReliableUploader extends EventEmitter<UploaderEvents> implements Up
     this.#chains.clear();
     this.#pendingCount = 0;
     this.#pendingBytes = 0;
-    this.#checkIdle();
+    for (const done of this.#idle) done(false); // what they waited for was not stored
+    this.#idle.clear();
   }
 
   ping(): Promise<void> {
