@@ -5,7 +5,12 @@ describe("storage config", () => {
   it("defaults to the fs driver under the repo's var/media/storage, served at the node's /media/", () => {
     const config = loadStorageConfig({}, { httpBaseUrl: "http://127.0.0.1:8000/", baseDir: "/srv/pulsecast" });
     expect(config.store).toEqual({ driver: "fs", dir: "/srv/pulsecast/var/media/storage", publicBaseUrl: "http://127.0.0.1:8000/media" });
-    expect(config.uploader).toMatchObject({ concurrency: 4, spoolMaxBytes: 1024 ** 3, maxAttempts: 0, keepLocal: false });
+    expect(config.uploader).toMatchObject({ concurrency: 4, spoolMaxBytes: 1024 ** 3, maxAttempts: 0, keepLocal: false, journalDir: undefined });
+  });
+
+  it("resolves a relative upload journal folder from the base folder", () => {
+    expect(loadStorageConfig({ UPLOAD_JOURNAL_DIR: "var/media/upload-journal" }, { baseDir: "/srv/p" }).uploader.journalDir).toBe("/srv/p/var/media/upload-journal");
+    expect(loadStorageConfig({ UPLOAD_JOURNAL_DIR: "/abs/j" }).uploader.journalDir).toBe("/abs/j");
   });
 
   it("reads every s3 setting, treating empty values as unset", () => {

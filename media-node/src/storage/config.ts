@@ -46,6 +46,10 @@
 //       One attempt (open file + send + answer) is aborted after this long and retried.
 //   UPLOAD_KEEP_LOCAL           true | false            default: false
 //       Keep local files after they are stored (debugging); by default they are deleted once stored.
+//   UPLOAD_JOURNAL_DIR          path                    default: (none: no journal)
+//       Folder where each accepted upload is written down until stored, so that after a crash or restart
+//       during a storage outage the node re-queues the waiting files (ReliableUploader.recover()) instead of
+//       orphaning them. One folder per node process; relative paths are taken from the repository root.
 
 import { resolve } from "node:path";
 import { z } from "zod";
@@ -79,6 +83,7 @@ const StorageEnv = z.object({
   UPLOAD_MAX_ATTEMPTS: int(0).default(0),
   UPLOAD_ATTEMPT_TIMEOUT_MS: int(1).default(30_000),
   UPLOAD_KEEP_LOCAL: bool.default(false),
+  UPLOAD_JOURNAL_DIR: z.string().optional(),
 });
 
 export interface FsStoreConfig {
@@ -111,6 +116,8 @@ export interface UploaderConfig {
   maxAttempts: number;
   attemptTimeoutMs: number;
   keepLocal: boolean;
+  /** absolute folder of the upload journal, or undefined for none */
+  journalDir: string | undefined;
 }
 
 export interface StorageConfig {
@@ -126,6 +133,7 @@ export const DEFAULT_UPLOADER_CONFIG: UploaderConfig = {
   maxAttempts: 0,
   attemptTimeoutMs: 30_000,
   keepLocal: false,
+  journalDir: undefined,
 };
 
 /** Bad settings are reported all at once, each with its env var name, at startup. */
@@ -186,6 +194,7 @@ export function loadStorageConfig(env: Record<string, string | undefined> = proc
       maxAttempts: e.UPLOAD_MAX_ATTEMPTS,
       attemptTimeoutMs: e.UPLOAD_ATTEMPT_TIMEOUT_MS,
       keepLocal: e.UPLOAD_KEEP_LOCAL,
+      journalDir: e.UPLOAD_JOURNAL_DIR ? resolve(opts.baseDir ?? ROOT, e.UPLOAD_JOURNAL_DIR) : undefined,
     },
   };
 }

@@ -116,6 +116,8 @@ export interface Uploader {
   drain(timeoutMs?: number): Promise<boolean>;
   /** stops retrying: pending uploads reject with UploaderClosedError and their local files are kept */
   close(): Promise<void>;
+  /** re-queues uploads a previous run accepted but did not store (with a journal folder); call once at start */
+  recover(): Promise<{ recovered: number; dropped: number }>;
   /** storage reachability, for /healthz */
   ping(): Promise<void>;
   stats(): UploaderStats;

@@ -3,7 +3,7 @@
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -286,5 +286,65 @@ describe("isStorageWide", () => {
     expect(isStorageWide(new Error("socket hang up"))).toBe(true);
     for (const status of [500, 503, 408, 429]) expect(isStorageWide(new StorageError("x", "X", { status }))).toBe(true);
     for (const status of [400, 403, 404, 413]) expect(isStorageWide(new StorageError("x", "X", { status }))).toBe(false);
+  });
+});
+
+describe("ReliableUploader journal (UPLOAD_JOURNAL_DIR)", () => {
+  it("writes each accepted upload down and crosses it off once stored", async () => {
+    const journalDir = join(dir, `journal-${++n}`);
+    const { store, uploader } = fresh({ journalDir });
+    const { path, data } = await localFile(1000);
+    await uploader.upload("live/j/seg_1.m4s", path);
+    await uploader.uploadBody("live/j/index.m3u8", "#EXTM3U\n");
+    expect(Buffer.from((await store.get("live/j/seg_1.m4s"))!.body).equals(data)).toBe(true);
+    expect((await readdir(journalDir)).filter((name) => !name.startsWith("."))).toEqual([]);
+  });
+
+  it("after a restart during an outage, recover() re-queues what was waiting, in order, and drops what is gone", async () => {
+    const journalDir = join(dir, `journal-${++n}`);
+    const root = join(dir, `store-${++n}`);
+    const first = new FaultyStore({ dir: root, publicBaseUrl: "http://x" });
+    first.down = true;
+    const before = new ReliableUploader(first, { retryBaseMs: 10, retryMaxMs: 40, journalDir });
+    const a = await localFile(20_000);
+    const b = await localFile(30_000);
+    const gone = await localFile(10);
+    const pending = [
+      before.upload("live/j/seg_1.m4s", a.path, { cacheControl: "public, max-age=31536000, immutable" }),
+      before.upload("live/j/seg_2.m4s", b.path),
+      before.upload("live/j/seg_3.m4s", gone.path),
+      before.uploadBody("live/j/index.m3u8", "#EXTM3U\n#v1\n", { cacheControl: "public, max-age=1" }),
+      before.uploadBody("live/j/index.m3u8", "#EXTM3U\n#v2\n", { cacheControl: "public, max-age=1" }),
+      before.uploadBody("live/j/bytes.bin", new Uint8Array([0, 255, 7])),
+    ];
+    for (const p of pending) p.catch(() => {}); // the "crash" below rejects them
+    await once(before, "storage");
+    await before.close(); // the process goes away with everything still waiting
+    await rm(gone.path); // and one local file did not survive
+    await writeFile(join(journalDir, "000000000000001-garbage-000000001.json"), "{not json");
+
+    const second = new FaultyStore({ dir: root, publicBaseUrl: "http://x" });
+    const after = new ReliableUploader(second, { retryBaseMs: 10, retryMaxMs: 40, journalDir });
+    const rejected: string[] = [];
+    after.on("rejected", (e) => rejected.push(e.error.message));
+    expect(await after.recover()).toEqual({ recovered: 5, dropped: 2 });
+    expect(await after.drain(30_000)).toBe(true);
+
+    expect(Buffer.from((await second.get("live/j/seg_1.m4s"))!.body).equals(a.data)).toBe(true);
+    expect((await second.head("live/j/seg_1.m4s"))?.cacheControl).toBe("public, max-age=31536000, immutable");
+    expect(Buffer.from((await second.get("live/j/seg_2.m4s"))!.body).equals(b.data)).toBe(true);
+    expect(await second.head("live/j/seg_3.m4s")).toBeNull();
+    expect(new TextDecoder().decode((await second.get("live/j/index.m3u8"))!.body)).toBe("#EXTM3U\n#v2\n");
+    expect(second.puts.filter((k) => k === "live/j/index.m3u8")).toHaveLength(2); // v1 then v2, in order
+    expect([...(await second.get("live/j/bytes.bin"))!.body]).toEqual([0, 255, 7]);
+    expect(existsSync(a.path) || existsSync(b.path)).toBe(false);
+    expect(rejected.some((m) => m.includes(gone.path))).toBe(true);
+    expect(rejected.some((m) => m.includes("unreadable upload journal entry"))).toBe(true);
+    expect((await readdir(journalDir)).filter((name) => !name.startsWith("."))).toEqual([]);
+  });
+
+  it("without a journal folder, recover() has nothing to do", async () => {
+    const { uploader } = fresh();
+    expect(await uploader.recover()).toEqual({ recovered: 0, dropped: 0 });
   });
 });

@@ -16,9 +16,14 @@
 //   does not block the others behind it; and a failure storage answered with a 4xx (other than 408/429) is
 //   about that object, so it does not switch the whole uploader into "down" mode.
 // - Only failures retrying cannot fix reject: bad key, local file gone, spool full, closed, or UPLOAD_MAX_ATTEMPTS.
+// - With a journal folder (UPLOAD_JOURNAL_DIR), every accepted upload is written down (key, local path or the
+//   small body, metadata) before its first attempt and crossed off once settled, so a node that crashes or is
+//   restarted during an outage picks its waiting files up again with recover() instead of orphaning them.
 
 import { EventEmitter } from "node:events";
-import { stat, unlink } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { backoffDelay } from "../bus/backoff.ts";
 import { DEFAULT_UPLOADER_CONFIG, type UploaderConfig } from "./config.ts";
 import { isRetryable, isStorageWide, LocalFileError, SpoolFullError, StorageError, UploaderClosedError } from "./errors.ts";
@@ -41,6 +46,20 @@ interface Job {
   reject: (error: Error) => void;
   /** earlier waiting jobs of the same key this one replaced (UploadMeta.replaceQueued): settled with it */
   replaced: Job[];
+  /** its journal entry's file name, once written (undefined without a journal) */
+  journal: string | undefined;
+  /** false until the journal entry is on disk: only then may it be attempted */
+  ready: boolean;
+}
+
+/** What a journal entry holds: enough to redo the upload after a restart. */
+interface JournalEntry {
+  v: 1;
+  key: string;
+  localPath?: string;
+  text?: string;
+  base64?: string;
+  meta: UploadMeta;
 }
 
 export interface ReliableUploaderDeps {
@@ -70,6 +89,8 @@ export class ReliableUploader extends EventEmitter<UploaderEvents> implements Up
   #uploaded = 0;
   #failures = 0;
   #bytesOut = 0;
+  #journalSeq = 0;
+  readonly #journalTag = randomBytes(4).toString("hex");
 
   constructor(store: ObjectStore, config: Partial<UploaderConfig> = {}, deps: ReliableUploaderDeps = {}) {
     super();
@@ -107,7 +128,7 @@ export class ReliableUploader extends EventEmitter<UploaderEvents> implements Up
     return this.#accept(key, owned, undefined, size, meta);
   }
 
-  #accept(key: string, body: Job["body"], localPath: string | undefined, size: number, meta: UploadMeta): Promise<void> {
+  #accept(key: string, body: Job["body"], localPath: string | undefined, size: number, meta: UploadMeta, journalName?: string): Promise<void> {
     if (this.#closed) {
       const error = new UploaderClosedError(key, localPath);
       this.emit("rejected", { key, error });
@@ -117,7 +138,8 @@ export class ReliableUploader extends EventEmitter<UploaderEvents> implements Up
     // Waiting (not running) versions this upload replaces free their spool bytes, so count them out first.
     const replaceable = meta.replaceQueued ? chain.filter((j) => !j.inFlight) : [];
     const freed = replaceable.reduce((n, j) => n + j.size, 0);
-    if (this.#pendingBytes - freed + size > this.config.spoolMaxBytes) {
+    // Recovered uploads (journalName given) are on disk already: refusing them would not free anything.
+    if (journalName === undefined && this.#pendingBytes - freed + size > this.config.spoolMaxBytes) {
       const error = new SpoolFullError(key, size, this.#pendingBytes, this.config.spoolMaxBytes);
       this.emit("rejected", { key, error });
       return Promise.reject(error);
@@ -137,6 +159,8 @@ export class ReliableUploader extends EventEmitter<UploaderEvents> implements Up
         resolve,
         reject,
         replaced: [],
+        journal: journalName,
+        ready: !this.config.journalDir || journalName !== undefined,
       };
       if (replaceable.length > 0) {
         // Replaced jobs leave the chain and settle when this one does (their content is superseded by it).
@@ -152,8 +176,92 @@ export class ReliableUploader extends EventEmitter<UploaderEvents> implements Up
       this.#chains.set(key, chain);
       this.#pendingCount += 1;
       this.#pendingBytes += size;
+      // The job holds its place in the key's order now (synchronously); it may start once it is written down.
+      if (!job.ready) void this.#writeJournal(job).then(() => this.#pump());
       this.#pump();
     });
+  }
+
+  async #writeJournal(job: Job): Promise<void> {
+    const dir = this.config.journalDir;
+    if (!dir) return;
+    const entry: JournalEntry = { v: 1, key: job.key, meta: job.meta };
+    if (job.localPath) entry.localPath = job.localPath;
+    else if (typeof job.body === "string") entry.text = job.body;
+    else if (job.body instanceof Uint8Array) entry.base64 = Buffer.from(job.body).toString("base64");
+    // Names sort in acceptance order across restarts: time first, then a per-process counter.
+    const name = `${Date.now().toString().padStart(15, "0")}-${this.#journalTag}-${(++this.#journalSeq).toString().padStart(9, "0")}.json`;
+    try {
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, `.${name}.tmp`), JSON.stringify(entry));
+      await rename(join(dir, `.${name}.tmp`), join(dir, name));
+      job.journal = name;
+    } catch (error) {
+      // A journal that cannot be written weakens crash safety; it must not stop the upload itself.
+      this.emit("failed", { key: job.key, attempt: 0, error: new StorageError(`upload journal not written (${(error as Error).message}); continuing without it`, "JOURNAL"), retryInMs: 0 });
+    }
+    job.ready = true;
+  }
+
+  async #crossOff(jobs: Job[]): Promise<void> {
+    const dir = this.config.journalDir;
+    if (!dir) return;
+    await Promise.all(jobs.map((j) => (j.journal ? unlink(join(dir, j.journal)).catch(() => undefined) : undefined)));
+  }
+
+  /**
+   * Re-queues what a previous run of the node accepted but did not store (needs UPLOAD_JOURNAL_DIR). Call it
+   * once at start, before new uploads, so recovered versions of a key go before new ones. Entries whose local
+   * file is gone are dropped (reported as "rejected"). Outcomes are reported through the usual events.
+   */
+  async recover(): Promise<{ recovered: number; dropped: number }> {
+    const dir = this.config.journalDir;
+    if (!dir) return { recovered: 0, dropped: 0 };
+    let names: string[];
+    try {
+      names = (await readdir(dir)).filter((n) => n.endsWith(".json") && !n.startsWith(".") && !n.includes(`-${this.#journalTag}-`)).sort();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return { recovered: 0, dropped: 0 };
+      throw error;
+    }
+    let recovered = 0;
+    let dropped = 0;
+    for (const name of names) {
+      const drop = async (error: Error, key: string) => {
+        dropped++;
+        await unlink(join(dir, name)).catch(() => undefined);
+        this.emit("rejected", { key, error });
+      };
+      let entry: JournalEntry;
+      try {
+        entry = JSON.parse(await readFile(join(dir, name), "utf8")) as JournalEntry;
+        assertObjectKey(entry.key);
+      } catch (error) {
+        await drop(new StorageError(`unreadable upload journal entry ${name}: ${(error as Error).message}`, "JOURNAL"), "?");
+        continue;
+      }
+      let body: Job["body"];
+      let size: number;
+      if (entry.localPath) {
+        try {
+          size = (await stat(entry.localPath)).size;
+        } catch (error) {
+          await drop(new LocalFileError(entry.localPath, error), entry.key);
+          continue;
+        }
+        body = { file: entry.localPath };
+      } else if (entry.text !== undefined) {
+        body = entry.text;
+        size = Buffer.byteLength(entry.text);
+      } else {
+        body = new Uint8Array(Buffer.from(entry.base64 ?? "", "base64"));
+        size = body.byteLength;
+      }
+      recovered++;
+      // Nobody awaits these: success and failure are reported through the events.
+      this.#accept(entry.key, body, entry.localPath, size, entry.meta ?? {}, name).catch(() => undefined);
+    }
+    return { recovered, dropped };
   }
 
   /** Starts whatever may start now, and arms one timer for the earliest moment something else may. */
@@ -167,7 +275,7 @@ export class ReliableUploader extends EventEmitter<UploaderEvents> implements Up
       let earliest = Infinity;
       for (const chain of this.#chains.values()) {
         const head = chain[0];
-        if (!head || head.inFlight) continue;
+        if (!head || head.inFlight || !head.ready) continue;
         if (head.notBefore > now) earliest = Math.min(earliest, head.notBefore);
         else if (!next || head.seq < next.seq) next = head;
       }
@@ -231,6 +339,7 @@ export class ReliableUploader extends EventEmitter<UploaderEvents> implements Up
     if (!(job.meta.keepLocal ?? this.config.keepLocal)) {
       await Promise.all([job, ...job.replaced].map((j) => (j.localPath ? unlink(j.localPath).catch(() => undefined) : undefined)));
     }
+    await this.#crossOff([job, ...job.replaced]);
     this.emit("uploaded", { key: job.key, bytes: job.size, latencyMs: performance.now() - job.acceptedAt, attempts: job.attempts, attemptMs });
     for (const j of [job, ...job.replaced]) j.resolve();
     this.#checkIdle();
@@ -245,6 +354,7 @@ export class ReliableUploader extends EventEmitter<UploaderEvents> implements Up
         isRetryable(error) && this.config.maxAttempts > 0
           ? new StorageError(`giving up on ${job.key} after ${job.attempts} attempts (UPLOAD_MAX_ATTEMPTS): ${error.message}`, "GAVE_UP", { cause: error })
           : error;
+      void this.#crossOff([job, ...job.replaced]);
       this.emit("failed", { key: job.key, attempt: job.attempts, error: final, retryInMs: -1 });
       for (const j of [job, ...job.replaced]) j.reject(final);
       this.#checkIdle();
