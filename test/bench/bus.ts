@@ -140,7 +140,7 @@ async function main() {
   const done = await waitFor(`${N} events applied`, async () => {
     const s = await stats(edge);
     return s.applied >= N ? s : null;
-  }, 300_000, 20).catch(async (error: Error) => {
+  }, 300_000, 100).catch(async (error: Error) => {
     log(error.message);
     return stats(edge);
   });

@@ -16,7 +16,7 @@ import { ensureDurableConsumer, ensureEventStreams } from "../../bus/streams.ts"
 import { DEAD_LETTER_HEADERS, deadLetterSubject } from "../../bus/subjects.ts";
 import { busConfig } from "../../bus/config.ts";
 import { classify, type Decision } from "./classify.ts";
-import { deliver } from "./deliver.ts";
+import { createDeliverer } from "./deliver.ts";
 import type { BridgeMetrics } from "./metrics.ts";
 import type { NatsToHttpConfig } from "./config.ts";
 
@@ -41,6 +41,8 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
   const stopping = new AbortController();
   // Retry delays are capped below the ack wait so a held event's progress signal always comes in time.
   const maxDelay = Math.min(cfg.retryMaxMs, Math.floor(cfg.ackWaitMs / 2));
+  const minPull = Math.max(1, Math.floor(cfg.concurrency / 4));
+  const deliver = createDeliverer({ url: cfg.edgeUrl, secrets: cfg.secrets, timeoutMs: cfg.requestTimeoutMs, maxSockets: cfg.concurrency });
 
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
@@ -67,8 +69,9 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
       metrics.deadLettered.inc({ type: event.type });
       log(`dead-lettered ${event.id ?? `seq ${m.seq}`} (${event.type}): ${decision.reason}`);
     }
-    // An ack lost here (NATS restarting) means one more delivery, which the edge drops as a duplicate.
-    await m.ackAck({ timeout: 5000 }).catch(() => false);
+    // Not ackAck: waiting for the server's confirmation would hold the slot for one more round trip and buy
+    // nothing, since an ack lost here (NATS restarting) only means one more delivery, dropped at the edge.
+    m.ack();
   }
 
   async function handle(m: JsMsg): Promise<void> {
@@ -82,7 +85,7 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
     const event = parsed.event;
     if (isSkipped(event)) {
       metrics.skipped.inc();
-      await m.ackAck({ timeout: 5000 }).catch(() => false);
+      m.ack();
       return;
     }
     const heldSince = Date.now();
@@ -92,7 +95,7 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
       while (running) {
         // The first attempt runs on a fresh ack timer (request timeout < ack wait); retries renew it.
         if (attempt > 0) m.working();
-        const outcome = await deliver(event.id, json, { url: cfg.edgeUrl, secrets: cfg.secrets, timeoutMs: cfg.requestTimeoutMs });
+        const outcome = await deliver(event.id, json);
         const decision = classify(outcome, cfg.retryStatusSet);
         if (decision.action === "ack") {
           metrics.delivered.inc({ type: event.type });
@@ -147,7 +150,9 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
   async function pullLoop(): Promise<void> {
     let failures = 0;
     while (running) {
-      if (inFlight.size >= cfg.concurrency) {
+      // Pull in batches (at least a quarter of the slots) rather than one event per pull request as slots free
+      // up one by one: fewer round trips under load, and an idle bridge has every slot free anyway.
+      if (cfg.concurrency - inFlight.size < minPull) {
         await new Promise<void>((r) => (slotFreed = r));
         slotFreed = null;
         continue;
@@ -219,6 +224,7 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
       for (const m of held) m.nak();
       await Promise.race([loopDone, new Promise((r) => setTimeout(r, 2500).unref())]);
       await nc?.drain().catch(() => nc?.close());
+      deliver.close();
     },
   };
 }
