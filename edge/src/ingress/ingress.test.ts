@@ -257,4 +257,31 @@ describe("GET /internal/bus/*", () => {
     expect(body.pendingEvents[0]?.type).toBe("notification.sent");
     expect(body.deadLetterEvents).toEqual([]);
   });
+
+  it("shows a dead letter with its reason and requeues it for delivery", async () => {
+    const userId = newId("user");
+    const request = notificationRequested(userId);
+    const sentId = await sentEventId(userId, request.data.notificationId);
+    bridge.mode = "up";
+    bridge.refuse.set(sentId, 422);
+    await post(request);
+    const shardUrl = `http://edge/internal/bus/outbox/${encodeURIComponent(userShard(userId))}`;
+    type ShardView = { pending: number; deadLetters: number; deadLetterEvents: { id: string; reason: string; event: Envelope }[] };
+    const view = async () => (await (await exports.default.fetch(shardUrl, { headers: INTERNAL })).json()) as ShardView;
+    const deadline = Date.now() + 20_000;
+    while ((await view()).deadLetters === 0) {
+      if (Date.now() > deadline) throw new Error("timed out waiting for the dead letter");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const dead = await view();
+    expect(dead.deadLetterEvents).toHaveLength(1);
+    expect(dead.deadLetterEvents[0]).toMatchObject({ id: sentId, event: { type: "notification.sent" } });
+    expect(dead.deadLetterEvents[0]!.reason).toContain("422");
+
+    bridge.refuse.delete(sentId);
+    const requeue = await exports.default.fetch(`${shardUrl}/requeue`, { method: "POST", headers: INTERNAL });
+    expect(await requeue.json()).toEqual({ requeued: 1 });
+    const [sent] = await bridge.waitForStored([sentId]);
+    expect(sent?.type).toBe("notification.sent");
+  });
 });
