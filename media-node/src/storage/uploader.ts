@@ -84,12 +84,15 @@ export class ReliableUploader extends EventEmitter<UploaderEvents> implements Up
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Infinity;
   #closed = false;
+  #closing = false;
   /** drain() waiters: called with true when all is stored, false when close() ended the wait */
   readonly #idle = new Set<(stored: boolean) => void>();
   #uploaded = 0;
   #failures = 0;
   #bytesOut = 0;
   #journalSeq = 0;
+  /** journal writes under way: close() waits for them, so everything accepted is written down */
+  readonly #journalWrites = new Set<Promise<void>>();
   readonly #journalTag = randomBytes(4).toString("hex");
 
   constructor(store: ObjectStore, config: Partial<UploaderConfig> = {}, deps: ReliableUploaderDeps = {}) {
@@ -129,7 +132,7 @@ export class ReliableUploader extends EventEmitter<UploaderEvents> implements Up
   }
 
   #accept(key: string, body: Job["body"], localPath: string | undefined, size: number, meta: UploadMeta, journalName?: string): Promise<void> {
-    if (this.#closed) {
+    if (this.#closing) {
       const error = new UploaderClosedError(key, localPath);
       this.emit("rejected", { key, error });
       return Promise.reject(error);
@@ -177,7 +180,13 @@ export class ReliableUploader extends EventEmitter<UploaderEvents> implements Up
       this.#pendingCount += 1;
       this.#pendingBytes += size;
       // The job holds its place in the key's order now (synchronously); it may start once it is written down.
-      if (!job.ready) void this.#writeJournal(job).then(() => this.#pump());
+      if (!job.ready) {
+        const write = this.#writeJournal(job).then(() => {
+          this.#journalWrites.delete(write);
+          this.#pump();
+        });
+        this.#journalWrites.add(write);
+      }
       this.#pump();
     });
   }
@@ -266,7 +275,7 @@ export class ReliableUploader extends EventEmitter<UploaderEvents> implements Up
 
   /** Starts whatever may start now, and arms one timer for the earliest moment something else may. */
   #pump(): void {
-    if (this.#closed) return;
+    if (this.#closing) return;
     const limit = this.#storageUp ? this.config.concurrency : 1;
     while (this.#inFlight < limit) {
       const now = performance.now();
@@ -421,7 +430,11 @@ export class ReliableUploader extends EventEmitter<UploaderEvents> implements Up
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
+    if (this.#closing) return;
+    // First refuse new work and start no attempt, and let journal writes land (everything accepted is then
+    // written down for recover()); only then give up on what is pending.
+    this.#closing = true;
+    await Promise.all(this.#journalWrites);
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
