@@ -60,11 +60,17 @@ export function createMediaEventBus(cfg: BusConfig, opts: { name: string; log?: 
     async start() {
       await outbox.start();
       // Not awaited: events are accepted (and kept on disk) before NATS is reachable.
-      connecting = connectNats(cfg.natsUrl, { name: opts.name, onStatus: (s, d) => s !== "pingTimer" && log(`nats ${s}${d ? ` ${d}` : ""}`) }).then(
+      const onStatus = (status: string, detail?: string) => {
+        if (status === "pingTimer") return;
+        log(`nats ${status}${detail ? ` ${detail}` : ""}`);
+        if (status === "reconnect") outbox.nudge();
+      };
+      connecting = connectNats(cfg.natsUrl, { name: opts.name, onStatus }).then(
         async (conn) => {
           if (stopped) return void (await conn.close());
           nc = conn;
           js = conn.jetstream();
+          outbox.nudge();
         },
         (error: Error) => log(`nats connect failed for good: ${error.message}`),
       );

@@ -43,6 +43,7 @@ export class Outbox {
   private running = false;
   private pumpDone: Promise<void> = Promise.resolve();
   private wake: (() => void) | null = null;
+  private cutBackoff: (() => void) | null = null;
   private idleWaiters: (() => void)[] = [];
   private failures = 0;
   /** counters for metrics and tests */
@@ -163,16 +164,20 @@ export class Outbox {
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        this.wake = null;
+        this.cutBackoff = null;
         resolve();
       }, ms);
-      // stop() cuts a backoff short.
-      this.wake = () => {
-        if (this.running) return; // new events do not shorten a backoff
+      this.cutBackoff = () => {
+        this.cutBackoff = null;
         clearTimeout(timer);
         resolve();
       };
     });
+  }
+
+  /** JetStream is reachable again (a (re)connect): retry now instead of at the end of the current backoff. */
+  nudge(): void {
+    this.cutBackoff?.();
   }
 
   /** Resolves once every event published so far is confirmed by JetStream. */
@@ -187,6 +192,7 @@ export class Outbox {
     await this.flushing;
     this.running = false;
     this.wake?.();
+    this.cutBackoff?.();
     await this.pumpDone;
     await this.log.close();
     for (const w of this.idleWaiters.splice(0)) w();
