@@ -10,6 +10,7 @@ import { type Envelope, makeEvent } from "../../shared/envelope.ts";
 import { busConfig } from "../../media-node/src/bus/config.ts";
 import { createMediaEventBus, type MediaEventBus } from "../../media-node/src/bus/event-bus.ts";
 import { DEAD_LETTER_HEADERS } from "../../media-node/src/bus/subjects.ts";
+import { listDeadLetters, redriveDeadLetters } from "../../media-node/src/bridges/dead-letters/dead-letters.ts";
 import { startNatsToHttpBridge } from "../helpers/bridges.ts";
 import { type NatsServer, startNats } from "../helpers/nats.ts";
 import { freePort } from "../helpers/ports.ts";
@@ -65,7 +66,8 @@ describe("NATS -> HTTP bridge (real nats-server, bridge process, signed receiver
 
   it("moves an event the edge refuses for good (4xx) to deadletter.<type> with the reason, and acks it", async () => {
     const poison = progress(13);
-    const { nats, receiver, bus, bridge } = await setup((e) => (e.id === poison.id ? 422 : 200));
+    let edgeFixed = false;
+    const { nats, receiver, bus, bridge } = await setup((e) => (e.id === poison.id && !edgeFixed ? 422 : 200));
     const events = [progress(1), poison, progress(2)];
     for (const e of events) await bus.publish(e);
     await receiver.waitForAccepted(2);
@@ -84,6 +86,16 @@ describe("NATS -> HTTP bridge (real nats-server, bridge process, signed receiver
       const info = await consumerState(nats);
       return info.num_pending === 0 && info.num_ack_pending === 0;
     });
+
+    // The operator fixes the edge and redrives: the event goes through the bridge again and leaves the stream.
+    const [letter] = await listDeadLetters(jsm, "DEADLETTER");
+    expect(letter?.letter).toMatchObject({ id: poison.id, originalSubject: "media.progress", status: 422 });
+    edgeFixed = true;
+    const redriven = await redriveDeadLetters(nc.jetstream(), jsm, "DEADLETTER");
+    expect(redriven.map((l) => l.id)).toEqual([poison.id]);
+    await receiver.waitForAccepted(3);
+    expect(receiver.accepted).toContain(poison.id);
+    expect(await listDeadLetters(jsm, "DEADLETTER")).toEqual([]);
   });
 
   it("does not send events that came from the edge back to it", async () => {
