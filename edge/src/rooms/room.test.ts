@@ -2,6 +2,7 @@ import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { makeEvent } from "../../../shared/envelope.ts";
+import { waitFor } from "../../../test/helpers/wait.ts";
 import { ROOM_CLOSE } from "../../../shared/protocol/room.ts";
 import { ROOM_DEFAULTS } from "./config.ts";
 import type { Room } from "./room.ts";
@@ -156,6 +157,26 @@ describe("Room: chat", () => {
     expect(alice.received.filter((f) => f.type === "reactions").length).toBeLessThanOrEqual(2);
     alice.close();
     viewer.close();
+  });
+});
+
+describe("Room: events to the media side", () => {
+  it("hands chat messages and presence joins/leaves to the room's outbox shard, off the hot path", async () => {
+    const room = newRoom();
+    const alice = await join(room, "alice", { name: "Alice" });
+    alice.send({ type: "send", text: "for moderation" });
+    await alice.next("message");
+    alice.close();
+    await alice.closed;
+    const outbox = env.EVENT_OUTBOX.getByName(room);
+    // The room hands events over every ROOM_OUTBOX_FLUSH_MS; the outbox then holds them until the bridge takes them.
+    const handed = await waitFor("chat and presence events in the room's outbox", async () => {
+      const status = await outbox.status();
+      if (status.delivered >= 3) return ["delivered"]; // a bridge was listening: handed over and already sent
+      const events = (await outbox.pending()).map((body) => JSON.parse(body) as { type: string; data: Record<string, unknown> });
+      return events.length >= 3 ? events.map((e) => `${e.type}:${String(e.data.change ?? e.data.text)}`) : null;
+    });
+    if (handed[0] !== "delivered") expect(handed).toEqual(["presence.update:join", "chat.message:for moderation", "presence.update:leave"]);
   });
 });
 
