@@ -2,8 +2,10 @@
 //
 // The bridge answers 2xx only once JetStream has stored the event (a repeat of an id it already stored is
 // also 2xx), so a 2xx is the only signal that lets the outbox forget an event. Everything that might succeed
-// later (5xx, 408, 425, 429, timeouts, refused connections, missing configuration) is retried; any other 4xx
-// means the bridge will never take this event as it is, so it is dead-lettered instead of blocking the queue.
+// later is retried: 5xx, 408, 425, 429, timeouts, refused connections, missing configuration, and 401/403 —
+// a signature refused is a secret or clock mismatch between edge and bridge, not a fault of the event, and
+// dead-lettering would empty every queue into the dead-letter table until an operator fixed it. Any other
+// 4xx means the bridge will never take this event as it is, so it is dead-lettered instead of blocking.
 
 import { parseSecrets, signWebhook } from "../../../shared/signing/webhooks.ts";
 
@@ -17,8 +19,8 @@ export type DeliveryOutcome =
   | { kind: "retry"; reason: string }
   | { kind: "dead"; reason: string };
 
-/** Statuses in the 4xx range that are about timing or load, not about the event: worth another try. */
-const RETRYABLE_4XX = new Set([408, 425, 429]);
+/** Statuses in the 4xx range that are about timing, load or configuration, not the event: worth another try. */
+const RETRYABLE_4XX = new Set([401, 403, 408, 425, 429]);
 
 export function classifyStatus(status: number): "delivered" | "retry" | "dead" {
   if (status >= 200 && status < 300) return "delivered";
