@@ -108,7 +108,8 @@ interface Run {
   finished: Promise<void>;
 }
 
-const POLL_MS = 100;
+// How often FFmpeg's playlists are read for newly closed segments (the upload latency floor). Cheap: a few small files.
+const POLL_MS = 50;
 
 export class LiveSession extends EventEmitter<LiveSessionEvents> {
   readonly streamId: string;

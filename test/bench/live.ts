@@ -1,0 +1,145 @@
+// `npm run bench:live`: one JSON line about the live pipeline. A script, not a test (no pass/fail).
+//
+// Live part: a real media node (s3 driver against a local s3rver, real nats-server), FFmpeg publishing a 720p
+// lavfi source at realtime over RTMP with the default ladder (720p/480p/360p for a 720p source):
+//   first_segment_s       publish accepted -> first segment and its rung playlist stored
+//   playlist_visible_s    publish accepted -> master + every rung playlist stored (stream.live)
+//   segment_upload_p50_ms segment closed by FFmpeg (seen in its playlist) -> stored in S3, median
+//   core_per_stream       CPU of the stream's FFmpeg (utime+stime from /proc) over wall time, steady state
+// Offline part: a 720p clip transcoded to the 3-rung 720p/480p/360p ladder
+//   ladder_speed_x              one FFmpeg, one decode, `split` (our design), media seconds / wall seconds
+//   per_rung_processes_speed_x  one FFmpeg per rung, run concurrently (the naive design), same measure
+//   ratio                       ladder_speed_x / per_rung_processes_speed_x
+//
+//   node test/bench/live.ts [liveSeconds=16] [clipSeconds=20] [repeats=2]
+//
+// Details (every run's wall and CPU seconds, the load average) go to stderr; the JSON line to stdout.
+
+import { once } from "node:events";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { busConfig } from "../../media-node/src/bus/index.ts";
+import { loadConfig } from "../../media-node/src/config.ts";
+import type { LiveSession } from "../../media-node/src/live/session.ts";
+import { createLogger } from "../../media-node/src/log.ts";
+import { startMediaNode } from "../../media-node/src/main.ts";
+import { loadStorageConfig } from "../../media-node/src/storage/index.ts";
+import { buildLiveArgs, toArgv } from "../../media-node/src/transcode/args.ts";
+import { selectLadder } from "../../media-node/src/transcode/ladder.ts";
+import { mintPublishToken } from "../../shared/tokens/publish-token.ts";
+import { publishTestSource } from "../helpers/ffmpeg.ts";
+import { startNats } from "../helpers/nats.ts";
+import { freePort } from "../helpers/ports.ts";
+import { run } from "../helpers/process.ts";
+import { startS3 } from "../helpers/s3.ts";
+import { percentile, round } from "./lib/stats.ts";
+
+const LIVE_S = Number(process.argv[2] ?? 16);
+const CLIP_S = Number(process.argv[3] ?? 20);
+const REPEATS = Number(process.argv[4] ?? 2);
+const SECRET = "bench-publish-secret-0123456789abcdef";
+const CLK_TCK = 100; // Linux USER_HZ
+
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime
+}
+
+async function live(work: string) {
+  const [nats, s3, rtmpPort, httpPort] = await Promise.all([startNats(), startS3(), freePort(), freePort()]);
+  const config = loadConfig({ MEDIA_RTMP_PORT: String(rtmpPort), MEDIA_HTTP_PORT: String(httpPort), MEDIA_WORK_DIR: join(work, "live"), PUBLISH_TOKEN_SECRET: SECRET, MEDIA_RECONNECT_GRACE_S: "1", MEDIA_LOG_LEVEL: "warn" });
+  const node = await startMediaNode({
+    config,
+    storage: loadStorageConfig(s3.env),
+    bus: busConfig({ natsUrl: nats.url, outboxDir: join(work, "outbox") }),
+    log: createLogger({ level: "warn", sink: (line) => process.stderr.write(line + "\n") }),
+  });
+  const uploadMs: number[] = [];
+  let publishedAt = 0;
+  node.ingest.once("publish", () => (publishedAt = performance.now()));
+  const sessionP = once(node.live, "session") as Promise<[LiveSession]>;
+  const token = await mintPublishToken(SECRET, { sid: "bench", app: "live", scope: "publish", exp: Math.floor(Date.now() / 1000) + 3600 });
+  const publisher = publishTestSource(`rtmp://127.0.0.1:${rtmpPort}/live/bench?token=${token}`, { size: "1280x720", durationS: LIVE_S });
+  const [session] = await sessionP;
+  let firstSegmentS = NaN;
+  session.on("segment", (s) => {
+    if (Number.isNaN(firstSegmentS)) firstSegmentS = (performance.now() - publishedAt) / 1000;
+    uploadMs.push(s.uploadMs);
+  });
+  await once(session, "live");
+  const playlistVisibleS = (performance.now() - publishedAt) / 1000;
+  // CPU of the stream's FFmpeg in steady state: from now until a few seconds before the broadcast ends.
+  const pid = session.ffmpegPid!;
+  const cpu0 = await cpuSeconds(pid);
+  const t0 = performance.now();
+  const window = Math.max(3, LIVE_S - playlistVisibleS - 3) * 1000;
+  await new Promise((r) => setTimeout(r, window)); // measuring over a fixed wall-clock window is the point here
+  const corePerStream = ((await cpuSeconds(pid)) - cpu0) / ((performance.now() - t0) / 1000);
+  await once(session, "ended");
+  await publisher.kill();
+  await node.stop();
+  await Promise.all([nats.stop(), s3.stop()]);
+  return { firstSegmentS, playlistVisibleS, uploadP50: percentile(uploadMs, 50), corePerStream };
+}
+
+/** Runs one FFmpeg plan to completion; wall seconds, and CPU seconds when /usr/bin/time is there. */
+async function timed(argv: string[]): Promise<{ wall: number; cpu: number }> {
+  const start = performance.now();
+  const haveTime = existsSync("/usr/bin/time");
+  const r = haveTime ? await run("/usr/bin/time", ["-f", "CPU %U %S", "ffmpeg", ...argv]) : await run("ffmpeg", argv);
+  const wall = (performance.now() - start) / 1000;
+  if (r.code !== 0) throw new Error(`ffmpeg failed: ${r.stderr.slice(-1000)}`);
+  const m = r.stderr.match(/CPU ([\d.]+) ([\d.]+)\s*$/);
+  return { wall, cpu: m ? Number(m[1]) + Number(m[2]) : NaN };
+}
+
+async function offline(work: string) {
+  const clip = join(work, "clip.mp4");
+  const made = await run("ffmpeg", ["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", String(CLIP_S), "-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", "-g", "60", "-c:a", "aac", "-y", clip]);
+  if (made.code !== 0) throw new Error(`could not make the clip: ${made.stderr}`);
+  const source = { video: { width: 1280, height: 720, fps: 30 }, audio: { channels: 2 } };
+  const preset = loadConfig({}).x264Preset;
+  // The same argument builder the live node uses, on a file instead of the RTMP pull.
+  const argv = (rungs: ("720p" | "480p" | "360p")[], out: string) =>
+    toArgv(buildLiveArgs({ input: clip, outDir: out, ladder: selectLadder(source, { rungs, passthrough: false }), segmentS: 2, preset, listSize: 0 }));
+  // Other work on this machine skews single runs: alternate the two designs and keep each one's best.
+  const ladder: { wall: number; cpu: number }[] = [];
+  const perRung: { wall: number; cpu: number }[] = [];
+  for (let i = 0; i < REPEATS; i++) {
+    ladder.push(await timed(argv(["720p", "480p", "360p"], join(work, `ladder-${i}`))));
+    const start = performance.now();
+    const parts = await Promise.all((["720p", "480p", "360p"] as const).map((r) => timed(argv([r], join(work, `rung-${i}-${r}`)))));
+    perRung.push({ wall: (performance.now() - start) / 1000, cpu: parts.reduce((t, p) => t + p.cpu, 0) });
+  }
+  const best = (xs: { wall: number }[]) => Math.min(...xs.map((x) => x.wall));
+  const cpu = (xs: { cpu: number }[]) => Math.min(...xs.map((x) => x.cpu));
+  process.stderr.write(
+    `offline ${CLIP_S}s 720p clip, ${REPEATS} alternating runs: ladder wall ${ladder.map((x) => x.wall.toFixed(1)).join("/")} s cpu ${ladder.map((x) => x.cpu.toFixed(1)).join("/")} s; ` +
+      `per-rung wall ${perRung.map((x) => x.wall.toFixed(1)).join("/")} s cpu ${perRung.map((x) => x.cpu.toFixed(1)).join("/")} s; ` +
+      `cpu ratio (per-rung cpu / ladder cpu) ${(cpu(perRung) / cpu(ladder)).toFixed(2)}; load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}\n`,
+  );
+  return { ladder: CLIP_S / best(ladder), perRung: CLIP_S / best(perRung) };
+}
+
+const work = await mkdtemp(join(tmpdir(), "pulsecast-bench-live-"));
+try {
+  const l = await live(work);
+  const o = await offline(work);
+  console.log(
+    JSON.stringify({
+      first_segment_s: round(l.firstSegmentS),
+      playlist_visible_s: round(l.playlistVisibleS),
+      segment_upload_p50_ms: round(l.uploadP50),
+      ladder_speed_x: round(o.ladder),
+      core_per_stream: round(l.corePerStream),
+      per_rung_processes_speed_x: round(o.perRung),
+      ratio: round(o.ladder / o.perRung),
+    }),
+  );
+} finally {
+  await rm(work, { recursive: true, force: true });
+}
+process.exit(0);
