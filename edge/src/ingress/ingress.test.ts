@@ -220,6 +220,15 @@ describe("POST /hooks/events: refused, nothing applied", () => {
     expect(sent).toBeLessThan(64);
   });
 
+  it("honours EDGE_INGRESS_TOLERANCE_S", async () => {
+    const event = streamLive(newId("room"));
+    const minuteOld = await signedRequest(event, { timestampS: Math.floor(Date.now() / 1000) - 60 });
+    const strict = await ingressRoutes.request("/hooks/events", minuteOld, { ...env, EDGE_INGRESS_TOLERANCE_S: "10" });
+    expect([strict.status, ((await strict.json()) as { error: { code: string } }).error.code]).toEqual([401, "stale_timestamp"]);
+    const lenient = await ingressRoutes.request("/hooks/events", await signedRequest(event, { timestampS: Math.floor(Date.now() / 1000) - 60 }), env);
+    expect(lenient.status).toBe(200);
+  });
+
   it("no secret configured: 503 so the bridge keeps the event", async () => {
     const event = streamLive(newId("room"));
     const res = await ingressRoutes.request("/hooks/events", await signedRequest(event), { ...env, EDGE_INGRESS_SECRET: "" });

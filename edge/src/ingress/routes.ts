@@ -17,29 +17,15 @@
 
 import { Hono } from "hono";
 import { MAX_EVENT_BYTES, parseEvent } from "../../../shared/envelope.ts";
-import { WEBHOOK_ID, DEFAULT_TOLERANCE_S, parseSecrets, verifyWebhook } from "../../../shared/signing/webhooks.ts";
+import { parseSecrets, verifyWebhook, WEBHOOK_ID } from "../../../shared/signing/webhooks.ts";
 import { errorResponse } from "../auth/errors.ts";
 import type { AppEnv, Env } from "../env.ts";
 import { requireInternalToken } from "../internal/auth.ts";
 import { outboxFor, sendToMediaSide } from "../outbox/send.ts";
 import { type EventTargets, dispatchEvent } from "./dispatch.ts";
 import { readBodyLimited } from "./body.ts";
+import { ingressConfig, type IngressVars } from "./config.ts";
 import { ingressStats } from "./stats.ts";
-
-/** Settings of the ingress, read from the Worker's vars. */
-export interface IngressVars {
-  /**
-   * EDGE_INGRESS_TOLERANCE_S: how far webhook-timestamp may be from the edge's clock, either way, in seconds.
-   * Default 300 (the Standard Webhooks recommendation). Together with the objects' dedup ledgers (kept 7 days)
-   * this is the replay protection: a replay older than this is refused, a newer one is a no-op duplicate.
-   */
-  EDGE_INGRESS_TOLERANCE_S?: string;
-}
-
-export function toleranceS(env: Env & IngressVars): number {
-  const value = Number(env.EDGE_INGRESS_TOLERANCE_S);
-  return env.EDGE_INGRESS_TOLERANCE_S && Number.isInteger(value) && value > 0 ? value : DEFAULT_TOLERANCE_S;
-}
 
 /** The real targets: Durable Objects by name and the edge outbox. */
 export function objectTargets(env: Env): EventTargets {
@@ -65,7 +51,7 @@ ingressRoutes.post("/hooks/events", async (c) => {
   if (!body.ok) return refuse(413, "too_large", body.message);
 
   const verified = await verifyWebhook(parseSecrets(c.env.EDGE_INGRESS_SECRET), c.req.raw.headers, body.text, {
-    toleranceS: toleranceS(c.env),
+    toleranceS: ingressConfig(c.env as Env & IngressVars).toleranceS,
   });
   if (!verified.ok) {
     const status = verified.reason in VERIFY_STATUS ? VERIFY_STATUS[verified.reason as keyof typeof VERIFY_STATUS] : 401;

@@ -1,19 +1,37 @@
 import { describe, expect, it } from "vitest";
-import { OUTBOX_BASE_DELAY_MS, OUTBOX_MAX_DELAY_MS, retryDelayMs } from "./backoff.ts";
+import { retryDelayMs } from "./backoff.ts";
+import { OUTBOX_DEFAULTS, outboxConfig } from "./config.ts";
 import { classifyStatus } from "./deliver.ts";
+
+const OUTBOX_BASE_DELAY_MS = OUTBOX_DEFAULTS.retryBaseMs;
+const OUTBOX_MAX_DELAY_MS = OUTBOX_DEFAULTS.retryMaxMs;
 
 describe("retryDelayMs", () => {
   it("doubles from the base delay and stops at the cap (no jitter at random() = 0.5)", () => {
     const mid = () => 0.5;
-    expect([1, 2, 3, 4].map((n) => retryDelayMs(n, mid))).toEqual([1, 2, 4, 8].map((k) => k * OUTBOX_BASE_DELAY_MS));
-    expect(retryDelayMs(20, mid)).toBe(OUTBOX_MAX_DELAY_MS);
-    expect(retryDelayMs(10_000, mid)).toBe(OUTBOX_MAX_DELAY_MS);
+    expect([1, 2, 3, 4].map((n) => retryDelayMs(n, OUTBOX_DEFAULTS, mid))).toEqual([1, 2, 4, 8].map((k) => k * OUTBOX_BASE_DELAY_MS));
+    expect(retryDelayMs(20, OUTBOX_DEFAULTS, mid)).toBe(OUTBOX_MAX_DELAY_MS);
+    expect(retryDelayMs(10_000, OUTBOX_DEFAULTS, mid)).toBe(OUTBOX_MAX_DELAY_MS);
   });
 
   it("spreads each delay by at most 20 % either way, never above the cap", () => {
-    expect(retryDelayMs(1, () => 0)).toBe(OUTBOX_BASE_DELAY_MS * 0.8);
-    expect(retryDelayMs(1, () => 0.999999)).toBeCloseTo(OUTBOX_BASE_DELAY_MS * 1.2, -1);
-    expect(retryDelayMs(30, () => 0.999999)).toBe(OUTBOX_MAX_DELAY_MS);
+    expect(retryDelayMs(1, OUTBOX_DEFAULTS, () => 0)).toBe(OUTBOX_BASE_DELAY_MS * 0.8);
+    expect(retryDelayMs(1, OUTBOX_DEFAULTS, () => 0.999999)).toBeCloseTo(OUTBOX_BASE_DELAY_MS * 1.2, -1);
+    expect(retryDelayMs(30, OUTBOX_DEFAULTS, () => 0.999999)).toBe(OUTBOX_MAX_DELAY_MS);
+  });
+});
+
+describe("outboxConfig", () => {
+  it("reads the env vars, falling back to the defaults on anything that is not a positive integer", () => {
+    expect(outboxConfig({})).toEqual(OUTBOX_DEFAULTS);
+    expect(outboxConfig({ OUTBOX_RETRY_BASE_MS: "100", OUTBOX_RETRY_MAX_MS: "2000", OUTBOX_DELIVERY_TIMEOUT_MS: "3000" })).toEqual({
+      retryBaseMs: 100,
+      retryMaxMs: 2000,
+      deliveryTimeoutMs: 3000,
+    });
+    expect(outboxConfig({ OUTBOX_RETRY_BASE_MS: "-5", OUTBOX_RETRY_MAX_MS: "soon", OUTBOX_DELIVERY_TIMEOUT_MS: "1.5" })).toEqual(OUTBOX_DEFAULTS);
+    // the cap is never below the base
+    expect(outboxConfig({ OUTBOX_RETRY_BASE_MS: "5000", OUTBOX_RETRY_MAX_MS: "1000" }).retryMaxMs).toBe(5000);
   });
 });
 

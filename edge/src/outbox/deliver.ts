@@ -9,8 +9,6 @@
 
 import { parseSecrets, signWebhook } from "../../../shared/signing/webhooks.ts";
 
-/** How long one POST to the bridge may take before it counts as failed (and is retried). */
-export const DELIVERY_TIMEOUT_MS = 10_000;
 /** How much of a refusing response body is kept with a dead letter or an error, for the operator. */
 const MAX_REASON_CHARS = 500;
 
@@ -34,6 +32,8 @@ export interface DeliveryTarget {
   url: string | undefined;
   /** BRIDGE_INGRESS_SECRET (one or several, comma/space separated) */
   secret: string | undefined;
+  /** OUTBOX_DELIVERY_TIMEOUT_MS: how long one POST may take before it counts as failed (and is retried) */
+  timeoutMs: number;
 }
 
 /**
@@ -52,7 +52,7 @@ export async function deliverEvent(target: DeliveryTarget, id: string, body: str
       method: "POST",
       headers: { ...headers, "content-type": "application/json" },
       body,
-      signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS),
+      signal: AbortSignal.timeout(target.timeoutMs),
     });
   } catch (error) {
     return { kind: "retry", reason: `POST ${target.url} failed: ${error instanceof Error ? error.message : String(error)}` };

@@ -13,6 +13,7 @@ import { type Envelope, MAX_EVENT_BYTES, parseEvent } from "../../../shared/enve
 import type { Env } from "../env.ts";
 import { AppliedLedger } from "../events/applied-ledger.ts";
 import { retryDelayMs } from "./backoff.ts";
+import { type OutboxConfig, outboxConfig, type OutboxVars } from "./config.ts";
 import { type DeliveryOutcome, deliverEvent } from "./deliver.ts";
 
 /** Events read per query inside one alarm run. */
@@ -58,9 +59,11 @@ type Meta = { delivered: number; failures: number; last_error: string | null };
 export class EventOutbox extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly ledger: AppliedLedger;
+  private readonly config: OutboxConfig;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.config = outboxConfig(env as Env & OutboxVars);
     this.sql = ctx.storage.sql;
     // seq keeps hand-over order; id UNIQUE makes a repeat of a still-pending event a no-op.
     this.sql.exec(`CREATE TABLE IF NOT EXISTS outbox (
@@ -113,7 +116,7 @@ export class EventOutbox extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
-    const target = { url: this.env.BRIDGE_URL, secret: this.env.BRIDGE_INGRESS_SECRET };
+    const target = { url: this.env.BRIDGE_URL, secret: this.env.BRIDGE_INGRESS_SECRET, timeoutMs: this.config.deliveryTimeoutMs };
     const started = Date.now();
     for (;;) {
       const rows = this.sql.exec<{ seq: number; id: string; type: string; body: string }>(
@@ -125,7 +128,7 @@ export class EventOutbox extends DurableObject<Env> {
         const outcome = await deliverEvent(target, row.id, row.body);
         if (outcome.kind === "retry") {
           const failures = this.meta().failures + 1;
-          const delay = retryDelayMs(failures);
+          const delay = retryDelayMs(failures, this.config);
           this.sql.exec("UPDATE outbox_meta SET failures = ?, last_error = ? WHERE k = 1", failures, outcome.reason);
           console.warn(`outbox ${this.ctx.id.name ?? this.ctx.id}: ${row.id} not delivered (attempt ${failures}), retry in ${delay} ms: ${outcome.reason}`);
           await this.ctx.storage.setAlarm(Date.now() + delay);
