@@ -67,6 +67,16 @@ export class LiveManager extends EventEmitter<LiveManagerEvents> {
     this.#sessions.get(event.streamId)?.publisherLeft(event.sessionId);
   }
 
+  /** Ends a stream now (moderation): the broadcaster is disconnected and the stream ends with reason `kicked`. */
+  async kick(streamId: string): Promise<boolean> {
+    const session = this.#sessions.get(streamId);
+    if (!session || session.state === "ending" || session.state === "ended") return false;
+    const ended = session.end("kicked");
+    this.#opts.ingest.disconnect(session.publisherSessionId);
+    await ended;
+    return true;
+  }
+
   /** RTMP metadata when the broadcaster sends it (OBS and FFmpeg do), else ffprobe on the pull. */
   async #describe(publish: AuthorizedPublish): Promise<SourceInfo> {
     const deadline = Date.now() + this.#opts.metadataWaitMs;

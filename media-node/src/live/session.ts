@@ -166,6 +166,11 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
     return this.#deps.publicUrl(this.masterKey);
   }
 
+  /** the ingest session of the current broadcaster connection */
+  get publisherSessionId(): string {
+    return this.#publisher;
+  }
+
   get recorded(): boolean {
     return this.#deps.settings.record && this.claims.rec !== false;
   }

@@ -1,5 +1,7 @@
 // RTMPS when a certificate is configured (a throwaway self-signed one made with openssl), with an audio-only
-// broadcast: the ladder degenerates to one AAC variant and the master says so.
+// broadcast: the ladder degenerates to one AAC variant and the master says so. The same node has the
+// passthrough rung on: a video broadcast gets its H.264 copied as a `source` variant next to the encoded ones;
+// and a moderator can kick a broadcaster.
 
 import { once } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -13,7 +15,7 @@ import { freePort } from "../helpers/ports.ts";
 import { type GroupProcess, run } from "../helpers/process.ts";
 import { type MediaFixture, startMediaFixture } from "./fixture.ts";
 
-describe("RTMPS ingest of an audio-only broadcast", () => {
+describe("RTMPS, audio-only, passthrough, kick", () => {
   let fx: MediaFixture;
   let certDir: string;
   let rtmpsPort: number;
@@ -24,7 +26,7 @@ describe("RTMPS ingest of an audio-only broadcast", () => {
     const made = await run("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-keyout", join(certDir, "key.pem"), "-out", join(certDir, "cert.pem")]);
     if (made.code !== 0) throw new Error(`openssl failed: ${made.stderr}`);
     rtmpsPort = await freePort();
-    fx = await startMediaFixture({ MEDIA_RTMPS_PORT: String(rtmpsPort), MEDIA_RTMPS_CERT: join(certDir, "cert.pem"), MEDIA_RTMPS_KEY: join(certDir, "key.pem"), MEDIA_RECONNECT_GRACE_S: "1" });
+    fx = await startMediaFixture({ MEDIA_RTMPS_PORT: String(rtmpsPort), MEDIA_RTMPS_CERT: join(certDir, "cert.pem"), MEDIA_RTMPS_KEY: join(certDir, "key.pem"), MEDIA_RECONNECT_GRACE_S: "1", MEDIA_PASSTHROUGH: "true" });
   });
   afterAll(async () => {
     await publisher?.kill();
@@ -56,5 +58,33 @@ describe("RTMPS ingest of an audio-only broadcast", () => {
     const probed = await probeFmp4Segment(join(fx.storeDir, session.keyBase, "audio", first.map.uri), join(fx.storeDir, session.keyBase, "audio", first.uri));
     expect(probed.video).toHaveLength(0);
     expect(probed.audioPackets).toBeGreaterThan(0);
+  });
+
+  it("copies an H.264 source as a passthrough variant next to the encoded rungs; a kick ends the stream", async () => {
+    const started = once(fx.node.live, "session") as Promise<[LiveSession]>;
+    publisher = publishTestSource(`${fx.rtmpBase}/live/copycat?token=${await fx.token("copycat")}`, { size: "426x240" });
+    const [session] = await started;
+    await once(session, "live");
+    const parser = new m3u8Parser.Parser();
+    parser.push(new TextDecoder().decode((await fx.store.get(session.masterKey))!.body));
+    parser.end();
+    const variants = parser.manifest.playlists as { uri: string; attributes: { CODECS: string; RESOLUTION: { width: number; height: number } } }[];
+    expect(variants.map((v) => v.uri).sort()).toEqual(["240p/index.m3u8", "source/index.m3u8"]);
+    const source = variants.find((v) => v.uri.startsWith("source/"))!;
+    expect(source.attributes.CODECS).toMatch(/^avc1\.[0-9a-f]{6},mp4a\.40\.2$/);
+    expect(source.attributes.RESOLUTION).toEqual({ width: 426, height: 240 });
+
+    const ended = once(session, "ended", { signal: AbortSignal.timeout(30_000) }) as Promise<[{ reason: string }]>;
+    expect(await fx.node.live.kick("copycat")).toBe(true);
+    expect((await ended)[0].reason).toBe("kicked");
+    // the copied rung's segments are real, decodable H.264 starting with a keyframe
+    const vod = new m3u8Parser.Parser();
+    vod.push(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/source/vod.m3u8`))!.body));
+    vod.end();
+    const first = vod.manifest.segments[0] as { uri: string; map: { uri: string } };
+    const probed = await probeFmp4Segment(join(fx.storeDir, session.keyBase, "source", first.map.uri), join(fx.storeDir, session.keyBase, "source", first.uri));
+    expect(probed.video[0]?.key).toBe(true);
+    await fx.waitForEvent("stream.ended", (e) => e.data.streamId === "copycat" && e.data.reason === "kicked");
+    await publisher.exited;
   });
 });
