@@ -10,7 +10,7 @@ export interface RoomConfig {
   ratePerS: number;
   /** ROOM_RATE_BURST (default 40): token bucket size, the burst a connection may send at once. */
   rateBurst: number;
-  /** ROOM_RATE_STRIKES (default 20): frames refused in a row for rate before the socket is closed with 1008. */
+  /** ROOM_RATE_STRIKES (default 20): net refused frames (refused minus accepted since) before the socket is closed with 1008. */
   rateStrikes: number;
   /** ROOM_STATE_MAX_BYTES (default 1024): largest per-user presence state (JSON bytes). */
   stateMaxBytes: number;

@@ -6,7 +6,11 @@ export interface TokenBucket {
   tokens: number;
   /** ms timestamp of the last refill */
   at: number;
-  /** frames refused in a row; reset by an accepted frame */
+  /**
+   * Abuse score: +1 per refused frame, -1 per accepted one. Not reset by one accepted frame, so a client
+   * that keeps sending at several times the rate (a few frames get through as tokens trickle in) still
+   * climbs to the close threshold, while one that backs off when told drifts back to 0.
+   */
   strikes: number;
 }
 
@@ -23,7 +27,7 @@ export function take(bucket: TokenBucket, now: number, ratePerS: number, burst: 
   bucket.at = now;
   if (bucket.tokens >= 1) {
     bucket.tokens -= 1;
-    bucket.strikes = 0;
+    bucket.strikes = Math.max(0, bucket.strikes - 1);
     return { ok: true };
   }
   bucket.strikes += 1;

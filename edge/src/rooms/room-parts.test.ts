@@ -10,13 +10,23 @@ import type { RoomEvent } from "./room-events.ts";
 import { nextRoomInfo } from "./room-info.ts";
 
 describe("token bucket", () => {
-  it("allows the burst, then refills at the rate, and counts strikes until a frame is accepted", () => {
+  it("allows the burst, then refills at the rate, and scores refusals minus acceptances", () => {
     const b = newBucket(3, 0);
     expect([take(b, 0, 2, 3), take(b, 0, 2, 3), take(b, 0, 2, 3)].every((r) => r.ok)).toBe(true);
     expect(take(b, 0, 2, 3)).toEqual({ ok: false, retryAfterMs: 500, strikes: 1 });
     expect(take(b, 100, 2, 3)).toMatchObject({ ok: false, strikes: 2 });
     expect(take(b, 500, 2, 3)).toEqual({ ok: true });
-    expect(b.strikes).toBe(0);
+    expect(b.strikes).toBe(1);
+  });
+
+  it("lets the score climb for a client sending at several times the rate, though some frames get through", () => {
+    const b = newBucket(2, 0);
+    let t = 0;
+    let last = { ok: true } as ReturnType<typeof take>;
+    // 10 frames/s against a 2/s bucket for 10 s.
+    for (let i = 0; i < 100; i++, t += 100) last = take(b, t, 2, 2);
+    expect(b.strikes).toBeGreaterThan(50);
+    expect(last.ok).toBe(false);
   });
 });
 

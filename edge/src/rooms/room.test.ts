@@ -283,7 +283,7 @@ describe("Room: limits", () => {
     const room = newRoom();
     const flooder = await join(room, "flooder");
     const calm = await join(room, "calm");
-    const total = ROOM_DEFAULTS.rateBurst + ROOM_DEFAULTS.rateStrikes + 20;
+    const total = 4 * (ROOM_DEFAULTS.rateBurst + ROOM_DEFAULTS.rateStrikes);
     for (let i = 0; i < total; i++) flooder.send({ type: "ping" });
     const limited = await flooder.next("error");
     expect(limited.code).toBe("rate_limited");
