@@ -36,8 +36,6 @@ export function objectTargets(env: Env): EventTargets {
   };
 }
 
-const VERIFY_STATUS = { "no-secret": 503 } as const;
-
 export const ingressRoutes = new Hono<AppEnv>();
 
 ingressRoutes.post("/hooks/events", async (c) => {
@@ -54,9 +52,10 @@ ingressRoutes.post("/hooks/events", async (c) => {
     toleranceS: ingressConfig(c.env as Env & IngressVars).toleranceS,
   });
   if (!verified.ok) {
-    const status = verified.reason in VERIFY_STATUS ? VERIFY_STATUS[verified.reason as keyof typeof VERIFY_STATUS] : 401;
-    if (status === 503) console.error("POST /hooks/events refused: EDGE_INGRESS_SECRET is not set");
-    return refuse(status, verified.reason.replaceAll("-", "_"), verified.message);
+    // No secret configured is the edge's fault, not the sender's: 503 keeps the event at the bridge.
+    const misconfigured = verified.reason === "no-secret";
+    if (misconfigured) console.error("POST /hooks/events refused: EDGE_INGRESS_SECRET is not set");
+    return refuse(misconfigured ? 503 : 401, verified.reason.replaceAll("-", "_"), verified.message);
   }
 
   let value: unknown;
