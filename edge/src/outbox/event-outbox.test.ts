@@ -49,6 +49,18 @@ describe("EventOutbox", () => {
     expect(status).toMatchObject({ pending: 0, deadLetters: 0, delivered: 5, failures: 0, lastError: null });
   });
 
+  it("stores a large batch in one call and delivers it in the order handed over", async () => {
+    const shard = newId("room");
+    const events = Array.from({ length: 250 }, (_, n) => chat(shard, n + 1));
+    bridge.mode = "down";
+    await sendToMediaSide(env, events, shard);
+    const pending = await outboxFor(env, shard).pending(1000);
+    expect(pending.map((body) => (JSON.parse(body) as Envelope).id)).toEqual(ids(events));
+    bridge.mode = "up";
+    await runDurableObjectAlarm(outboxFor(env, shard));
+    expect(ids(await bridge.waitForStored(ids(events)))).toEqual(ids(events));
+  });
+
   it("keeps events while the bridge is down, retries with growing backoff, and delivers in order once it is up", async () => {
     const shard = newId("room");
     const outbox = outboxFor(env, shard);

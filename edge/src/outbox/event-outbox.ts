@@ -94,20 +94,25 @@ export class EventOutbox extends DurableObject<Env> {
     });
     const now = Date.now();
     let stored = 0;
+    // Rows go in as one JSON array through json_each: one INSERT statement per batch, whatever its size
+    // (bound parameters per statement are limited). RETURNING yields a row only for a row actually inserted.
+    const insert = (batch: typeof rows) =>
+      this.sql.exec(
+        `INSERT INTO outbox (id, type, body, enqueued_at)
+         SELECT json_extract(value, '$.id'), json_extract(value, '$.type'), json_extract(value, '$.body'), ?
+         FROM json_each(?) WHERE true ORDER BY key
+         ON CONFLICT (id) DO NOTHING RETURNING seq`,
+        now,
+        JSON.stringify(batch),
+      ).toArray().length;
     this.ctx.storage.transactionSync(() => {
+      if (!opts.once) {
+        stored = insert(rows);
+        return;
+      }
       for (const row of rows) {
-        // RETURNING yields a row only when the insert happened (rowsWritten also counts sqlite_sequence).
-        const insert = () =>
-          this.sql.exec(
-            "INSERT INTO outbox (id, type, body, enqueued_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING seq",
-            row.id, row.type, row.body, now,
-          ).toArray().length;
-        if (opts.once) {
-          const outcome = this.ledger.applyOnce(row.id, insert, now);
-          if (outcome.applied) stored += outcome.result > 0 ? 1 : 0;
-        } else {
-          stored += insert() > 0 ? 1 : 0;
-        }
+        const outcome = this.ledger.applyOnce(row.id, () => insert([row]), now);
+        if (outcome.applied) stored += outcome.result;
       }
     });
     // An alarm already set is either "now" or a backoff in progress: either way it will pick these up.
