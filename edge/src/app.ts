@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { routePartykitRequest } from "partyserver";
-import { answerSubprotocol, guardPartyRequest, stripInternalHeaders } from "./auth/party-guard.ts";
+import { answerSubprotocol, guardPartyRequest, isPublicParty, stripInternalHeaders } from "./auth/party-guard.ts";
 import { errorResponse } from "./auth/errors.ts";
 import type { AppEnv } from "./env.ts";
 import { healthRoutes } from "./health/routes.ts";
@@ -19,27 +19,20 @@ export function createApp() {
   // Rooms and inboxes (partyserver): `/parties/room/<roomId>` and `/parties/inbox/<userId>`, WebSocket or HTTP.
   // Every request is authenticated and rewritten by guardPartyRequest before an object sees it.
   app.all("/parties/*", async (c) => {
+    // routePartykitRequest would route to any DO binding by its kebab name; only rooms and inboxes are public.
+    const party = new URL(c.req.url).pathname.split("/")[2] ?? "";
+    if (!isPublicParty(party)) return errorResponse(404, "not_found", `no party '${party}'; use /parties/room/<roomId> or /parties/inbox/<userId>`);
     const req = new Request(c.req.raw);
     // Before anything else: a client copy of an internal header must never reach an object.
     stripInternalHeaders(req.headers);
-    const guard = (r: Request, lobby: { name: string }) => {
-      const party = new URL(r.url).pathname.split("/").filter(Boolean)[1] ?? "";
-      return guardPartyRequest(r, c.env, party, lobby.name);
-    };
-    // routePartykitRequest would route to any DO binding by its kebab name; only rooms and inboxes are public.
-    const party = new URL(req.url).pathname.split("/").filter(Boolean)[1];
-    if (party !== "room" && party !== "inbox") return errorResponse(404, "not_found", `no party '${party ?? ""}'`);
+    const guard = (r: Request, lobby: { name: string }) => guardPartyRequest(r, c.env, party, lobby.name);
     const res = await routePartykitRequest(req, c.env, { prefix: "parties", onBeforeConnect: guard, onBeforeRequest: guard });
     if (!res) return errorResponse(404, "not_found", "use /parties/room/<roomId> or /parties/inbox/<userId>");
-    if (res.status === 101 && res.webSocket) {
-      const protocol = answerSubprotocol(req);
-      if (protocol) {
-        const headers = new Headers(res.headers);
-        headers.set("sec-websocket-protocol", protocol);
-        return new Response(null, { status: 101, webSocket: res.webSocket, headers });
-      }
-    }
-    return res;
+    const protocol = res.status === 101 && res.webSocket ? answerSubprotocol(req) : null;
+    if (!protocol) return res;
+    const headers = new Headers(res.headers);
+    headers.set("sec-websocket-protocol", protocol);
+    return new Response(null, { status: 101, webSocket: res.webSocket, headers });
   });
 
   app.notFound(() => errorResponse(404, "not_found", "no such route"));

@@ -235,7 +235,7 @@ export class Room extends Server<Env> {
         if (role === "viewer") return this.sendError(conn, "forbidden", "viewers may not chat", frame.type);
         const message = this.store.append(cs.user.userId, cs.user.name, frame.text, Date.now(), this.config.historyMax);
         this.coalescer.push({ type: "message", message, ...(frame.clientId !== undefined ? { clientId: frame.clientId } : {}) });
-        this.mediaSide.queue(
+        this.forward(() =>
           makeEvent(
             "chat.message",
             { roomId: this.name, messageId: message.id, userId: message.userId, ...(message.name !== undefined ? { name: message.name } : {}), text: message.text, at: message.at },
@@ -358,13 +358,22 @@ export class Room extends Server<Env> {
   }
 
   private forwardPresence(entry: PresenceEntry, change: "join" | "leave"): void {
-    this.mediaSide.queue(
+    this.forward(() =>
       makeEvent(
         "presence.update",
         { roomId: this.name, userId: entry.userId, change, connections: entry.connections, state: entry.state },
         { source: "edge", subject: `room/${this.name}` },
       ),
     );
+  }
+
+  /** Queues an event for the media side; building it can never fail the chat or presence change it reports. */
+  private forward(build: () => Envelope): void {
+    try {
+      this.mediaSide.queue(build());
+    } catch (error) {
+      console.error(`room ${this.name}: could not build an event for the media side:`, error);
+    }
   }
 
   /** The fan-out fast path: one serialized string to every open socket, without per-socket wrappers. */
