@@ -157,6 +157,9 @@ describe("EventOutbox", () => {
     expect(await refused(outbox.enqueue([good, bad]))).toHaveProperty("message", expect.stringMatching(/unknown event type 'chat.nope'/));
     const huge = makeEvent("notification.requested", { notificationId: "n", userId: "u1", title: "t", data: { blob: "x".repeat(70_000) } }, { source: "edge", subject: "user/u1" });
     expect(await refused(outbox.enqueue([good, huge]))).toHaveProperty("message", expect.stringMatching(/larger than 65536 bytes/));
+    // Bytes, not characters: 30,000 three-byte characters are under the limit as text, over it as UTF-8.
+    const wide = makeEvent("notification.requested", { notificationId: "n", userId: "u1", title: "t", data: { blob: "€".repeat(30_000) } }, { source: "edge", subject: "user/u1" });
+    expect(await refused(outbox.enqueue([wide]))).toHaveProperty("message", expect.stringMatching(/larger than 65536 bytes/));
     expect(await refused(sendToMediaSide(env, [good], ""))).toHaveProperty("message", expect.stringMatching(/shardKey is empty/));
     expect((await outbox.status()).pending).toBe(0);
     expect(bridge.attemptsOf([good.id, huge.id])).toEqual([]);

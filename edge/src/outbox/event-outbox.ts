@@ -9,6 +9,7 @@
 // event to a dead-letter table with the reason and delivery goes on with the next.
 
 import { DurableObject } from "cloudflare:workers";
+import { utf8 } from "../../../shared/encoding.ts";
 import { type Envelope, MAX_EVENT_BYTES, parseEvent } from "../../../shared/envelope.ts";
 import type { Env } from "../env.ts";
 import { AppliedLedger } from "../events/applied-ledger.ts";
@@ -54,6 +55,11 @@ export interface DeadLetter {
   body: string;
 }
 
+/** UTF-8 size of a string, encoding only when the character count alone cannot settle it (the common case). */
+function utf8Bytes(text: string): number {
+  return text.length * 3 <= MAX_EVENT_BYTES ? text.length : utf8(text).byteLength;
+}
+
 type Meta = { delivered: number; failures: number; last_error: string | null };
 
 export class EventOutbox extends DurableObject<Env> {
@@ -89,7 +95,7 @@ export class EventOutbox extends DurableObject<Env> {
       const checked = parseEvent(event);
       if (!checked.ok) throw new Error(`outbox: event ${i} (${String((event as { id?: unknown })?.id)}) refused: ${checked.error}`);
       const body = JSON.stringify(checked.event);
-      if (body.length > MAX_EVENT_BYTES) throw new Error(`outbox: event ${checked.event.id} is larger than ${MAX_EVENT_BYTES} bytes`);
+      if (utf8Bytes(body) > MAX_EVENT_BYTES) throw new Error(`outbox: event ${checked.event.id} is larger than ${MAX_EVENT_BYTES} bytes`);
       return { id: checked.event.id, type: checked.event.type, body };
     });
     const now = Date.now();
