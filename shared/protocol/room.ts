@@ -151,7 +151,13 @@ export const welcomeFrame = z.object({
   type: z.literal("welcome"),
   connectionId: z.string(),
   user: z.object({ userId, role, name: z.string().optional(), avatar: z.string().optional() }),
+  /**
+   * Users present, the newcomer included. In a very large room this holds the first ones only (the welcome
+   * stays well below the platform's 1 MiB message limit); the rest follow at once as `join` frames.
+   */
   presence: z.array(presenceEntry),
+  /** how many users are present in all (length of `presence` plus those that follow as `join` frames) */
+  presenceTotal: z.number().int().nonnegative(),
   /** the last ROOM_WELCOME_MESSAGES messages, or, when the client connected with `?since=<id>`, the ones after it */
   messages: z.array(chatMessage),
   room: roomInfo,

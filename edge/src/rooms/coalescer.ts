@@ -8,36 +8,53 @@
 // 268k -> 13k deliveries/s at 1,000 clients). `flushMs` of latency is the price, and small.
 import type { SingleServerFrame } from "../../../shared/protocol/room.ts";
 
-/** Serializes one flush: a lone frame bare, several as `{type:"batch",frames}` (order kept). Pure. */
+/**
+ * A flush is cut early when its frames reach this many UTF-16 units of JSON (≤ 3 bytes each in UTF-8), so a
+ * burst of long messages never builds one WebSocket message near the 1 MiB platform limit.
+ */
+export const MAX_FLUSH_CHARS = 256 * 1024;
+
+/** Joins already-serialized frames into one message: a lone frame bare, several as a `batch` (order kept). Pure. */
+export function joinFlush(parts: string[]): string {
+  if (parts.length === 1) return parts[0]!;
+  return `{"type":"batch","frames":[${parts.join(",")}]}`;
+}
+
+/** Serializes frames the way a flush sends them. */
 export function serializeFlush(frames: SingleServerFrame[]): string {
-  if (frames.length === 1) return JSON.stringify(frames[0]);
-  return JSON.stringify({ type: "batch", frames });
+  return joinFlush(frames.map((f) => JSON.stringify(f)));
 }
 
 export class FrameCoalescer {
-  private frames: SingleServerFrame[] = [];
+  private parts: string[] = [];
+  private chars = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private readonly flushMs: number;
-  private readonly deliver: (text: string, except?: WebSocket) => void;
+  private readonly deliver: (text: string) => void;
 
-  /** `deliver` sends one serialized message to every open socket of the room (but `except`). */
-  constructor(flushMs: number, deliver: (text: string, except?: WebSocket) => void) {
+  /** `deliver` sends one serialized message to every open socket of the room. */
+  constructor(flushMs: number, deliver: (text: string) => void) {
     this.flushMs = flushMs;
     this.deliver = deliver;
   }
 
   push(frame: SingleServerFrame): void {
-    this.frames.push(frame);
+    // Serialized once here, whatever the number of sockets it goes to.
+    const text = JSON.stringify(frame);
+    if (this.chars + text.length > MAX_FLUSH_CHARS && this.parts.length > 0) this.flush();
+    this.parts.push(text);
+    this.chars += text.length;
     this.timer ??= setTimeout(() => this.flush(), this.flushMs);
   }
 
   /** Sends what is queued now (e.g. before closing a kicked user's sockets, so they learn why). */
-  flush(except?: WebSocket): void {
+  flush(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    if (this.frames.length === 0) return;
-    const frames = this.frames;
-    this.frames = [];
-    this.deliver(serializeFlush(frames), except);
+    if (this.parts.length === 0) return;
+    const parts = this.parts;
+    this.parts = [];
+    this.chars = 0;
+    this.deliver(joinFlush(parts));
   }
 }

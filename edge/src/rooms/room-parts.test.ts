@@ -2,12 +2,13 @@
 import { describe, expect, it } from "vitest";
 import { makeEvent } from "../../../shared/envelope.ts";
 import { serverFrame } from "../../../shared/protocol/room.ts";
-import { serializeFlush } from "./coalescer.ts";
+import { FrameCoalescer, MAX_FLUSH_CHARS, serializeFlush } from "./coalescer.ts";
 import { ROOM_DEFAULTS, roomConfig } from "./config.ts";
 import { presenceFromStates } from "./presence.ts";
 import { newBucket, take } from "./rate-limit.ts";
 import type { RoomEvent } from "./room-events.ts";
 import { nextRoomInfo } from "./room-info.ts";
+import { splitPresence } from "./room.ts";
 
 describe("token bucket", () => {
   it("allows the burst, then refills at the rate, and scores refusals minus acceptances", () => {
@@ -83,5 +84,29 @@ describe("flush framing", () => {
     expect(JSON.parse(one)).toEqual({ type: "leave", userId: "a" });
     const many = JSON.parse(serializeFlush([{ type: "leave", userId: "a" }, { type: "reactions", counts: { "🔥": 2 }, at: 1 }]));
     expect(serverFrame.parse(many)).toEqual({ type: "batch", frames: [{ type: "leave", userId: "a" }, { type: "reactions", counts: { "🔥": 2 }, at: 1 }] });
+  });
+
+  it("cuts a flush early instead of building a message near the platform's size limit", () => {
+    const sent: string[] = [];
+    const coalescer = new FrameCoalescer(10_000, (text) => sent.push(text));
+    const text = "x".repeat(4000);
+    const count = Math.ceil((3 * MAX_FLUSH_CHARS) / text.length);
+    for (let i = 0; i < count; i++) coalescer.push({ type: "comment", userId: "a", text, at: i });
+    coalescer.flush();
+    expect(sent.length).toBeGreaterThanOrEqual(3);
+    expect(Math.max(...sent.map((s) => s.length))).toBeLessThanOrEqual(MAX_FLUSH_CHARS + 200);
+    const frames = sent.flatMap((s) => { const f = serverFrame.parse(JSON.parse(s)); return f.type === "batch" ? f.frames : [f]; });
+    expect(frames.map((f) => (f.type === "comment" ? f.at : -1))).toEqual(Array.from({ length: count }, (_, i) => i));
+  });
+});
+
+describe("welcome presence split", () => {
+  it("keeps the welcome within its budget and hands the rest over in order", () => {
+    const entries = Array.from({ length: 100 }, (_, i) => ({ userId: `u${i}`, role: "member" as const, connections: 1, state: { pad: "x".repeat(100) } }));
+    const { head, rest } = splitPresence(entries, 2000);
+    expect(head.length).toBeGreaterThan(0);
+    expect(JSON.stringify(head).length).toBeLessThanOrEqual(2000);
+    expect([...head, ...rest]).toEqual(entries);
+    expect(splitPresence(entries.slice(0, 3))).toEqual({ head: entries.slice(0, 3), rest: [] });
   });
 });

@@ -15,6 +15,7 @@ describe("Room: join and presence", () => {
     expect(alice.welcome.connectionId).toMatch(/^[0-9a-f-]{36}$/);
     expect(alice.welcome.user).toEqual({ userId: "alice", role: "member", name: "Alice" });
     expect(alice.welcome.presence).toEqual([{ userId: "alice", role: "member", name: "Alice", connections: 1, state: {} }]);
+    expect(alice.welcome.presenceTotal).toBe(1);
     expect(alice.welcome.messages).toEqual([]);
     expect(alice.welcome.room).toEqual({ roomId: room });
     expect(alice.welcome.resume).toBeUndefined();

@@ -56,7 +56,7 @@ export class Room extends Server<Env> {
     // Schema setup is synchronous and here (not in onStart) so RPC calls like applyEvent find it too.
     this.store = new RoomStore(ctx.storage);
     this.ledger = new AppliedLedger(ctx.storage);
-    this.coalescer = new FrameCoalescer(this.config.flushMs, (text, except) => this.sendToAll(text, except));
+    this.coalescer = new FrameCoalescer(this.config.flushMs, (text) => this.sendToAll(text));
     this.reactions = new ReactionAggregator(this.config.reactionFlushMs, (counts) =>
       this.coalescer.push({ type: "reactions", counts, at: Date.now() }),
     );
@@ -139,15 +139,24 @@ export class Room extends Server<Env> {
     const since = this.sinceParam(ctx.request);
     const resume = since === undefined ? undefined : this.store.after(since, this.config.resumeMax, this.config.welcomeMessages);
     const messages: ChatMessage[] = resume ? resume.messages : this.store.latest(this.config.welcomeMessages);
+    const entries = [...presence.values()].map((p) => p.entry);
+    const { head, rest } = splitPresence(entries);
     this.sendTo(conn, {
       type: "welcome",
       connectionId: conn.id,
       user: (conn.state as ConnState).user,
-      presence: [...presence.values()].map((p) => p.entry),
+      presence: head,
+      presenceTotal: entries.length,
       messages,
       room: this.store.info(this.name),
       ...(since !== undefined && resume ? { resume: { since, complete: resume.complete } } : {}),
     });
+    if (rest.length > 0) {
+      // The rest of a very large snapshot, in messages of bounded size, to this connection only.
+      const overflow = new FrameCoalescer(60_000, (text) => safeSend(conn, text)); // flushed below, never by its timer
+      for (const user of rest) overflow.push({ type: "join", user });
+      overflow.flush();
+    }
 
     this.coalescer.push(connections === 1 ? { type: "join", user: entry } : { type: "update", user: entry });
     if (connections === 1) this.forwardPresence(entry, "join");
@@ -377,8 +386,8 @@ export class Room extends Server<Env> {
   }
 
   /** The fan-out fast path: one serialized string to every open socket, without per-socket wrappers. */
-  private sendToAll(text: string, except?: WebSocket): void {
-    for (const ws of this.ctx.getWebSockets()) if (ws !== except && ws.readyState === OPEN) safeSend(ws, text);
+  private sendToAll(text: string): void {
+    for (const ws of this.ctx.getWebSockets()) if (ws.readyState === OPEN) safeSend(ws, text);
   }
 
   private sendTo(conn: WebSocket, frame: ServerFrame): void {
@@ -391,6 +400,19 @@ export class Room extends Server<Env> {
     if (retryAfterMs !== undefined) frame.retryAfterMs = retryAfterMs;
     this.sendTo(conn, frame);
   }
+}
+
+/** JSON characters of presence a welcome carries at most; a larger snapshot continues in `join` frames. */
+export const WELCOME_PRESENCE_CHARS = 256 * 1024;
+
+/** Splits a presence snapshot into what fits in the welcome and what follows it. Pure. */
+export function splitPresence(entries: PresenceEntry[], budget = WELCOME_PRESENCE_CHARS): { head: PresenceEntry[]; rest: PresenceEntry[] } {
+  let used = 0;
+  for (let i = 0; i < entries.length; i++) {
+    used += JSON.stringify(entries[i]).length + 1;
+    if (used > budget) return { head: entries.slice(0, i), rest: entries.slice(i) };
+  }
+  return { head: entries, rest: [] };
 }
 
 function safeSend(ws: WebSocket, text: string): void {
