@@ -14,7 +14,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Envelope, makeEvent } from "../../shared/envelope.ts";
-import { signWebhook } from "../../shared/signing/webhooks.ts";
+import { createDeliverer } from "../../media-node/src/bridges/nats-to-http/deliver.ts";
 import { busConfig } from "../../media-node/src/bus/config.ts";
 import { createMediaEventBus } from "../../media-node/src/bus/event-bus.ts";
 import { type NatsToHttpBridgeProcess, startNatsToHttpBridge } from "../helpers/bridges.ts";
@@ -64,17 +64,18 @@ async function warmUp(edge: EdgeServer, run: string) {
   await Promise.all(Array.from({ length: ROOMS }, (_, i) => postSigned(edge, event(run, i))));
 }
 
+// The baseline posts with the bridge's own HTTP client (keep-alive node:http, fresh signature per attempt),
+// so the comparison is the bus and the bridge against no bus at all, not one HTTP client against another.
+let deliverer: ReturnType<typeof createDeliverer> | undefined;
 async function postSigned(edge: EdgeServer, e: Envelope): Promise<void> {
+  deliverer ??= createDeliverer({ url: `${edge.url}/hooks/events`, secrets: [TEST_SECRETS.EDGE_INGRESS_SECRET], timeoutMs: 30_000, maxSockets: BASELINE_CONCURRENCY });
   const body = JSON.stringify(e);
-  for (;;) {
-    const res = await fetch(`${edge.url}/hooks/events`, {
-      method: "POST",
-      headers: { "content-type": "application/json", ...(await signWebhook(TEST_SECRETS.EDGE_INGRESS_SECRET, e.id, body)) },
-      body,
-    });
-    await res.arrayBuffer();
-    if (res.ok) return;
-    if (res.status < 500) throw new Error(`edge refused a baseline event: ${res.status}`);
+  for (let attempt = 1; ; attempt++) {
+    const outcome = await deliverer(e.id, body);
+    if (outcome.kind === "response" && outcome.status >= 200 && outcome.status < 300) return;
+    if (outcome.kind === "response" && outcome.status < 500) throw new Error(`edge refused a baseline event: ${outcome.status} ${outcome.body}`);
+    // Same as the bridge: a 5xx or a dropped connection is retried.
+    await new Promise((r) => setTimeout(r, Math.min(1000, 10 * attempt)));
   }
 }
 
@@ -155,6 +156,7 @@ async function main() {
     baseline_events_per_s: Math.round(baselineRate),
   };
   console.log(JSON.stringify(result));
+  deliverer?.close();
   await cleanup();
   process.exit(0);
 }

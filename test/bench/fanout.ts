@@ -15,11 +15,11 @@
 //   BENCH_CLIENTS (1000)            receivers in the room, plus one sender
 //   BENCH_RUNTIME (miniflare)       `miniflare` or `wrangler` (see lib/miniflare-edge.ts for why miniflare)
 //   BENCH_REPS (3)                  repetitions of each measured case
-//   BENCH_BURST_MESSAGES (200)      messages per burst
+//   BENCH_BURST_MESSAGES (500)      messages per burst (x clients = deliveries counted)
 //   BENCH_PACED_RATE (10000)        deliveries/s in the paced case (messages/s = rate / clients)
 //   BENCH_PACED_SECONDS (3)         length of each paced run
 //   BENCH_IDLE (10000)              idle connections to try (capped by the open-files limit); 0 skips the phase
-//   BENCH_IDLE_BUDGET_S (90)        time allowed for connecting them
+//   BENCH_IDLE_BUDGET_S (60)        time allowed for connecting them
 //   BENCH_CONNECT_CONCURRENCY (50)  connects in flight at once
 import { type ChildProcess, spawn } from "node:child_process";
 import { execFileSync } from "node:child_process";
@@ -91,11 +91,11 @@ function setting(name: string, fallback: number): number {
 
 const CLIENTS = setting("BENCH_CLIENTS", 1000);
 const REPS = Math.max(1, setting("BENCH_REPS", 3));
-const BURST_MESSAGES = Math.max(1, setting("BENCH_BURST_MESSAGES", 200));
+const BURST_MESSAGES = Math.max(1, setting("BENCH_BURST_MESSAGES", 500));
 const PACED_RATE = Math.max(1, setting("BENCH_PACED_RATE", 10_000));
 const PACED_SECONDS = Math.max(1, setting("BENCH_PACED_SECONDS", 3));
 const IDLE_TARGET = setting("BENCH_IDLE", 10_000);
-const IDLE_BUDGET_S = setting("BENCH_IDLE_BUDGET_S", 90);
+const IDLE_BUDGET_S = setting("BENCH_IDLE_BUDGET_S", 60);
 const CONCURRENCY = Math.max(1, setting("BENCH_CONNECT_CONCURRENCY", 50));
 const RUNTIME = process.env.BENCH_RUNTIME === "wrangler" ? "wrangler" : "miniflare";
 

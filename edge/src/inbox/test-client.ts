@@ -1,10 +1,9 @@
 // Test support for inbox tests inside workerd (not a test file): WebSocket clients that queue frames,
 // identities, JWTs and envelopes. Waiting is always on a frame, with a message saying which one.
 import { env as workerEnv } from "cloudflare:workers";
-import { SignJWT } from "jose";
 import { type Envelope, makeEvent } from "../../../shared/envelope.ts";
-import { utf8 } from "../../../shared/encoding.ts";
 import { type InboxServerFrame, inboxServerFrame } from "../../../shared/protocol/inbox.ts";
+import { mintHs256 } from "../../../test/helpers/jwt.ts";
 import { encodeVerifiedUser, VERIFIED_CLAIMS_HEADER } from "../auth/claims.ts";
 import type { Env } from "../env.ts";
 
@@ -90,13 +89,8 @@ export async function openClient(userId: string): Promise<TestClient> {
 }
 
 /** An HS256 JWT for `sub`, signed with the test JWT_SECRET (as the app's identity provider would). */
-export async function jwtFor(sub: string, claims: Record<string, unknown> = {}): Promise<string> {
-  return new SignJWT({ ...claims })
-    .setProtectedHeader({ alg: "HS256" })
-    .setSubject(sub)
-    .setIssuedAt()
-    .setExpirationTime("1h")
-    .sign(utf8(env.JWT_SECRET!));
+export function jwtFor(sub: string): Promise<string> {
+  return mintHs256(env.JWT_SECRET!, { sub });
 }
 
 let counter = 0;

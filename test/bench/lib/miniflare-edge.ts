@@ -1,10 +1,13 @@
 // The edge on bare Miniflare (workerd without wrangler dev's proxy in front), built the way it deploys:
 // `wrangler deploy --dry-run --outdir` bundles edge/src exactly as production gets it.
 //
-// Why the bench prefers this over `wrangler dev` (test/helpers/edge.ts): wrangler dev puts a proxy worker
-// in a second workerd process in front of the Worker, so every WebSocket frame crosses one more process
-// and the proxy's CPU competes with the room on 2 cores. Measured on this machine (see the README section
-// of the bench / report) the same room delivered more with bare Miniflare; the Worker code is the same.
+// Why the bench defaults to this rather than `wrangler dev` (test/helpers/edge.ts): wrangler dev puts a
+// proxy worker in a second workerd process in front of the Worker, so every frame crosses one more process
+// and that proxy's memory and CPU are not the room's. Measured back to back here (1,000 clients, 2 cores
+// shared with other work, load ~10): burst 219k-310k vs 228k-508k deliveries/s, paced p99 245-257 vs
+// 225-309 ms, workerd RSS 364 vs 821 MB (Miniflare vs wrangler dev). Throughput and latency are within the
+// noise of this machine; the RSS is not, and only the bare runtime's RSS answers "what does a full room
+// cost". The Worker code is the same bundle `wrangler deploy` uploads.
 // BENCH_RUNTIME=wrangler runs the bench against wrangler dev instead.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
