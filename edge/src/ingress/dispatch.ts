@@ -106,8 +106,13 @@ export async function dispatchEvent(event: Envelope, targets: EventTargets): Pro
     return { outcome: result.applied ? "applied" : "duplicate" };
   }
 
-  let applied = false;
-  for (const userId of route.inboxes) applied = (await targets.inbox(userId).applyEvent(event)).applied || applied;
-  for (const roomId of route.rooms) applied = (await targets.room(roomId).applyEvent(event)).applied || applied;
-  return { outcome: applied ? "applied" : "duplicate" };
+  // In parallel, and every attempt settled before answering: each target dedups on its own, so after a
+  // partial failure the bridge's retry applies the event where it is missing and nowhere twice.
+  const results = await Promise.allSettled([
+    ...route.inboxes.map((userId) => targets.inbox(userId).applyEvent(event)),
+    ...route.rooms.map((roomId) => targets.room(roomId).applyEvent(event)),
+  ]);
+  const failed = results.find((r) => r.status === "rejected");
+  if (failed) throw failed.reason;
+  return { outcome: results.some((r) => r.status === "fulfilled" && r.value.applied) ? "applied" : "duplicate" };
 }

@@ -246,6 +246,26 @@ describe("POST /hooks/events: refused, nothing applied", () => {
     expect(await appliedIn("Room", roomId, event.id)).toBe(false);
     expect((await post(event)).body).toEqual({ applied: true, id: event.id });
   });
+
+  it("one of two targets failing: 503, and the retry completes the missing one without repeating the other", async () => {
+    const roomId = newId("room");
+    const ownerId = newId("user");
+    const event = makeEvent(
+      "media.failed",
+      { mediaId: newId("med"), ownerId, roomId, stage: "transcode", reason: "corrupt input" },
+      { source: "media-node/n1", subject: "media/x" },
+    );
+    const roomDown = { ...env, Room: { getByName: () => ({ applyEvent: () => Promise.reject(new Error("room unavailable")) }) } } as unknown as Env;
+    const first = await ingressRoutes.request("/hooks/events", await signedRequest(event), roomDown);
+    expect(first.status).toBe(503);
+    expect(await appliedIn("Inbox", ownerId, event.id)).toBe(true);
+    expect(await appliedIn("Room", roomId, event.id)).toBe(false);
+
+    expect((await post(event)).body).toEqual({ applied: true, id: event.id });
+    expect(await appliedIn("Room", roomId, event.id)).toBe(true);
+    expect(await env.Inbox.getByName(ownerId).unread()).toBe(1);
+    expect((await post(event)).body).toEqual({ duplicate: true, id: event.id });
+  });
 });
 
 describe("GET /internal/bus/*", () => {
