@@ -9,6 +9,12 @@ import type { Room } from "./room.ts";
 import { env, join, newRoom, tokenFor } from "./test-client.ts";
 
 describe("Room: join and presence", () => {
+  it("refuses requests that did not come through the authenticating front Worker", async () => {
+    const direct = await env.Room.getByName(newRoom()).fetch("http://room/parties/room/x", { headers: { Upgrade: "websocket" } });
+    expect(direct.status).toBe(401);
+    expect(((await direct.json()) as { error: { code: string } }).error.code).toBe("unauthenticated");
+  });
+
   it("sends one welcome with connection id, user, presence, messages and room info", async () => {
     const room = newRoom();
     const alice = await join(room, "alice", { name: "Alice" });

@@ -49,6 +49,11 @@ export class Room extends Server<Env> {
   /** cache of presence, keyed by user id; null until first needed after a (re)start */
   private presence: Map<string, { entry: PresenceEntry; stateAt: number }> | null = null;
   private readonly buckets = new Map<string, TokenBucket>();
+  /**
+   * Open sockets, counted on connect/close so admitting a connection does not list every socket of the room
+   * (10k connections would make that O(n^2)). Recounted exactly when it reaches the limit, and after a wake.
+   */
+  private openCount: number | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -71,10 +76,17 @@ export class Room extends Server<Env> {
     // Only the front Worker sets the verified header; a request without it did not pass auth.
     if (!user) return errorResponse(401, "unauthenticated", "request did not come through the authenticating front Worker");
     if (this.store.isBanned(user.userId)) return errorResponse(403, "banned", "you are banned from this room");
-    if (request.headers.get("upgrade")?.toLowerCase() === "websocket" && this.ctx.getWebSockets().length >= this.config.maxConnections) {
+    if (request.headers.get("upgrade")?.toLowerCase() === "websocket" && this.roomIsFull()) {
       return errorResponse(503, "room_full", `room has reached its limit of ${this.config.maxConnections} connections`, { "retry-after": "5" });
     }
     return super.fetch(request);
+  }
+
+  private roomIsFull(): boolean {
+    this.openCount ??= this.ctx.getWebSockets().length;
+    if (this.openCount < this.config.maxConnections) return false;
+    this.openCount = this.ctx.getWebSockets().length;
+    return this.openCount >= this.config.maxConnections;
   }
 
   override getConnectionTags(_conn: Connection, ctx: ConnectionContext): string[] {
@@ -123,6 +135,7 @@ export class Room extends Server<Env> {
 
   private join(conn: RoomConnection, ctx: ConnectionContext): void {
     const user = userFromRequest(ctx.request) as VerifiedUser; // fetch() refused requests without one
+    if (this.openCount !== null) this.openCount++;
     const presence = this.presenceMap();
     const existing = presence.get(user.userId);
     const now = Date.now();
@@ -164,6 +177,7 @@ export class Room extends Server<Env> {
 
   override onClose(conn: RoomConnection): void {
     this.buckets.delete(conn.id);
+    if (this.openCount !== null) this.openCount = Math.max(0, this.openCount - 1);
     const cs = conn.state as ConnState | null;
     if (!cs) return;
     const presence = this.presenceMap();
