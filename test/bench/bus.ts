@@ -39,11 +39,21 @@ interface Stats {
 }
 
 const auth = { authorization: `Bearer ${TEST_SECRETS.INTERNAL_API_TOKEN}` };
+let since = "";
+// The edge's counters live in the Worker isolate's memory; a reload (wrangler dev sees its sources change)
+// zeroes them mid-run. That must abort the run, not read as lost events.
 async function stats(edge: EdgeServer): Promise<Stats> {
-  return (await (await fetch(`${edge.url}/internal/bus/stats`, { headers: auth })).json()) as Stats;
+  const s = (await (await fetch(`${edge.url}/internal/bus/stats`, { headers: auth })).json()) as Stats & { since: string };
+  if (since && s.since !== since) {
+    log("the edge's Worker isolate restarted during the run (sources changed under wrangler dev?): counts are void");
+    await cleanup();
+    process.exit(1);
+  }
+  return s;
 }
 async function resetStats(edge: EdgeServer): Promise<void> {
-  await fetch(`${edge.url}/internal/bus/stats/reset`, { method: "POST", headers: auth });
+  const res = await fetch(`${edge.url}/internal/bus/stats/reset`, { method: "POST", headers: auth });
+  since = ((await res.json()) as { since: string }).since;
 }
 
 const event = (run: string, n: number): Envelope =>

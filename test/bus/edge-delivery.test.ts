@@ -18,6 +18,7 @@ import { freePort } from "../helpers/ports.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 interface IngressStats {
+  since: string;
   applied: number;
   duplicates: number;
   appliedTwice: number;
@@ -25,10 +26,39 @@ interface IngressStats {
   rejected: Record<string, number>;
 }
 
+const firstSince = new Map<EdgeServer, string>();
+
+/**
+ * The edge's ingress counters. They live in the Worker isolate's memory: if wrangler dev reloads the Worker
+ * (its sources changed under it), they restart from zero and the counts of this test mean nothing, so that
+ * is reported as such instead of as lost events.
+ */
 async function edgeStats(edge: EdgeServer): Promise<IngressStats> {
   const res = await fetch(`${edge.url}/internal/bus/stats`, { headers: { authorization: `Bearer ${TEST_SECRETS.INTERNAL_API_TOKEN}` } });
   if (!res.ok) throw new Error(`stats: ${res.status} ${await res.text()}`);
-  return (await res.json()) as IngressStats;
+  const stats = (await res.json()) as IngressStats;
+  const since = firstSince.get(edge) ?? stats.since;
+  firstSince.set(edge, since);
+  if (stats.since !== since) throw new IsolateRestarted();
+  return stats;
+}
+
+class IsolateRestarted extends Error {
+  override message = "the edge's Worker isolate restarted during the test (wrangler dev reloaded changed sources): its in-memory counters were reset";
+}
+
+/** waitFor on the edge's counters, failing at once (not at the timeout) if they were reset. */
+async function waitForEdge(what: string, check: (s: IngressStats) => boolean, timeoutMs: number, edge: EdgeServer) {
+  let restarted: Error | undefined;
+  await waitFor(what, async () => {
+    try {
+      return check(await edgeStats(edge));
+    } catch (error) {
+      if (error instanceof IsolateRestarted) return (restarted = error);
+      throw error;
+    }
+  }, timeoutMs, 200);
+  if (restarted) throw restarted;
 }
 
 /** A stream lifecycle event for one of `rooms` rooms, so the load spreads over several objects. */
@@ -81,7 +111,7 @@ describe("media side -> NATS -> bridge -> edge: every event takes effect exactly
 
     const edge = await startEdge({}, { port: edgePort });
     cleanups.push(() => edge.stop());
-    await waitFor("1,000 events applied at the edge", async () => (await edgeStats(edge)).applied >= 1000, 180_000, 200);
+    await waitForEdge("1,000 events applied at the edge", (s) => s.applied >= 1000, 180_000, edge);
     await waitFor("the bridge's consumer idle (all acked)", () => consumerIdle(nats), 30_000, 200);
     const stats = await edgeStats(edge);
     expect(stats.applied).toBe(1000);
@@ -106,14 +136,14 @@ describe("media side -> NATS -> bridge -> edge: every event takes effect exactly
       for (let i = 0; i < total; i += 100) await Promise.all(events.slice(i, i + 100).map((e) => bus.publish(e)));
     })();
 
-    await waitFor("first events applied", async () => (await edgeStats(edge)).applied >= 300, 120_000, 100);
+    await waitForEdge("first events applied", (s) => s.applied >= 300, 120_000, edge);
     await nats.restart({ hard: true });
-    await waitFor("delivery resumed after the NATS restart", async () => (await edgeStats(edge)).applied >= 800, 120_000, 100);
+    await waitForEdge("delivery resumed after the NATS restart", (s) => s.applied >= 800, 120_000, edge);
     // Replica A dies with deliveries in flight; they come back to B after the ack wait.
     await a.kill();
     await publishing;
     await bus.drained();
-    await waitFor(`all ${total} applied`, async () => (await edgeStats(edge)).applied >= total, 180_000, 200);
+    await waitForEdge(`all ${total} applied`, (s) => s.applied >= total, 180_000, edge);
     await waitFor("the consumer idle (all acked)", () => consumerIdle(nats), 30_000, 200);
 
     const stats = await edgeStats(edge);
