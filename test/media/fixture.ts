@@ -12,7 +12,7 @@ import { busConfig } from "../../media-node/src/bus/index.ts";
 import { loadConfig } from "../../media-node/src/config.ts";
 import { createLogger, type LogFields } from "../../media-node/src/log.ts";
 import { type MediaNode, startMediaNode } from "../../media-node/src/main.ts";
-import { DEFAULT_UPLOADER_CONFIG, FsObjectStore } from "../../media-node/src/storage/index.ts";
+import { createObjectStore, DEFAULT_UPLOADER_CONFIG, FsObjectStore, type ObjectStore, type StorageConfig } from "../../media-node/src/storage/index.ts";
 import { TEST_SECRETS } from "../helpers/edge.ts";
 import { type NatsServer, startNats } from "../helpers/nats.ts";
 import { freePort } from "../helpers/ports.ts";
@@ -22,7 +22,7 @@ export interface MediaFixture {
   node: MediaNode;
   nats: NatsServer;
   /** read access to what the node stored */
-  store: FsObjectStore;
+  store: ObjectStore;
   storeDir: string;
   /** every event seen on NATS (stream.*, media.*), parsed and schema-checked */
   events: Envelope[];
@@ -35,7 +35,12 @@ export interface MediaFixture {
   stop(): Promise<void>;
 }
 
-export async function startMediaFixture(env: Record<string, string> = {}): Promise<MediaFixture> {
+export interface FixtureOptions {
+  /** storage other than the default fs folder (e.g. s3rver); `store` then reads through it */
+  storage?: StorageConfig;
+}
+
+export async function startMediaFixture(env: Record<string, string> = {}, opts: FixtureOptions = {}): Promise<MediaFixture> {
   const [rtmpPort, httpPort, nats] = await Promise.all([freePort(), freePort(), startNats()]);
   const root = await mkdtemp(join(tmpdir(), "pulsecast-media-"));
   const storeDir = join(root, "store");
@@ -55,7 +60,7 @@ export async function startMediaFixture(env: Record<string, string> = {}): Promi
   const log = createLogger({ level: "debug", sink: (_line, record) => void logs.push(record), fields: { nodeId: "test-node" } });
   const node = await startMediaNode({
     config,
-    storage: { store: { driver: "fs", dir: storeDir, publicBaseUrl: `http://127.0.0.1:${httpPort}/media` }, uploader: { ...DEFAULT_UPLOADER_CONFIG, retryBaseMs: 50, retryMaxMs: 500 } },
+    storage: opts.storage ?? { store: { driver: "fs", dir: storeDir, publicBaseUrl: `http://127.0.0.1:${httpPort}/media` }, uploader: { ...DEFAULT_UPLOADER_CONFIG, retryBaseMs: 50, retryMaxMs: 500 } },
     bus: busConfig({ natsUrl: nats.url, outboxDir: join(root, "outbox") }),
     log,
   });
@@ -77,7 +82,7 @@ export async function startMediaFixture(env: Record<string, string> = {}): Promi
   return {
     node,
     nats,
-    store: new FsObjectStore({ dir: storeDir, publicBaseUrl: `http://127.0.0.1:${httpPort}/media` }),
+    store: opts.storage ? createObjectStore(opts.storage.store) : new FsObjectStore({ dir: storeDir, publicBaseUrl: `http://127.0.0.1:${httpPort}/media` }),
     storeDir,
     events,
     logs,
