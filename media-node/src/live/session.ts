@@ -21,7 +21,7 @@ import type { PublishClaims } from "../../../shared/tokens/publish-token.ts";
 import type { Logger } from "../log.ts";
 import type { LiveMetrics } from "../metrics/metrics.ts";
 import type { Uploader } from "../storage/types.ts";
-import { buildLiveArgs, FFMPEG_MASTER, type Variant } from "../transcode/args.ts";
+import { buildLiveArgs, FFMPEG_MASTER, type Variant, variantsOf } from "../transcode/args.ts";
 import { FfmpegJob } from "../transcode/ffmpeg.ts";
 import { AAC_LC_CODEC, avcCodecString, type Ladder, selectLadder, type SourceInfo, variantBandwidth } from "../transcode/ladder.ts";
 import { type MasterVariant, parseFfmpegMasterCodecs, parseFfmpegPlaylist, type PlaylistSegment, renderMasterPlaylist, renderMediaPlaylist } from "./playlist.ts";
@@ -205,7 +205,7 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
       return this.end("transcoder-failed");
     }
     this.#ladder = ladder;
-    this.#variants = buildLiveArgs({ input: "", outDir: "", ladder, segmentS: 1, preset: "x" }).variants.map((variant) => ({ variant, segments: [], chain: Promise.resolve(), gap: false }));
+    this.#variants = variantsOf(ladder).map((variant) => ({ variant, segments: [], chain: Promise.resolve(), gap: false }));
     this.#log.info("ladder chosen", { source, variants: this.#variants.map((v) => v.variant.name) });
     await this.#startRun("start");
   }

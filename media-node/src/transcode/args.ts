@@ -41,11 +41,20 @@ export interface LiveArgsOptions {
 
 export const FFMPEG_MASTER = "ffmpeg-master.m3u8";
 
+/**
+ * The HLS variants a ladder becomes, in FFmpeg's output order: copied rung first, then encoded rungs highest
+ * first, each carrying the audio; an audio-only source becomes one `audio` variant.
+ */
+export function variantsOf(ladder: Ladder): Variant[] {
+  const video = [...ladder.video.filter((r) => r.mode === "copy"), ...ladder.video.filter((r) => r.mode === "encode")];
+  if (video.length === 0) return ladder.audio ? [{ name: "audio", video: undefined, audio: ladder.audio }] : [];
+  return video.map((r) => ({ name: r.name, video: r, audio: ladder.audio }));
+}
+
 /** Builds the whole argv (minus the ffmpeg binary). Throws on an empty ladder (a source with no tracks). */
 export function buildLiveArgs(opts: LiveArgsOptions): FfmpegPlan {
   const { ladder, segmentS } = opts;
   const encoded = ladder.video.filter((r) => r.mode === "encode");
-  const copied = ladder.video.filter((r) => r.mode === "copy");
   if (ladder.video.length === 0 && !ladder.audio) throw new Error("buildLiveArgs: source has neither video nor audio");
 
   const inputArgs = ["-hide_banner", "-nostdin", "-loglevel", "level+info", "-stats_period", "1"];
@@ -57,7 +66,6 @@ export function buildLiveArgs(opts: LiveArgsOptions): FfmpegPlan {
   }
 
   const out: string[] = [];
-  const variants: Variant[] = [];
   if (encoded.length > 0) {
     // [0:v] split=N [s0][s1]...; [s0] scale=W:H [v0]; ...
     const labels = encoded.map((_, i) => `[s${i}]`).join("");
@@ -65,30 +73,23 @@ export function buildLiveArgs(opts: LiveArgsOptions): FfmpegPlan {
     out.push("-filter_complex", [`[0:v]split=${encoded.length}${labels}`, ...chains].join(";"));
   }
   // Output stream order: per variant, its video then its audio. Stream specifiers (-b:v:N, -c:a:N) count per type.
+  const variants = variantsOf(ladder);
+  const mapEntries: string[] = [];
   let vIndex = 0;
   let aIndex = 0;
-  const mapEntries: string[] = [];
-  const videoRungs = [...copied, ...encoded];
-  for (const r of videoRungs) {
-    const v = vIndex++;
-    if (r.mode === "copy") {
-      out.push("-map", "0:v:0", `-c:v:${v}`, "copy");
-    } else {
-      out.push("-map", `[v${encoded.indexOf(r)}]`, `-c:v:${v}`, "libx264", `-b:v:${v}`, `${r.kbps}k`, `-maxrate:v:${v}`, `${r.maxKbps}k`, `-bufsize:v:${v}`, `${r.bufKbps}k`, `-profile:v:${v}`, "high", `-level:v:${v}`, r.level);
+  for (const { name, video: r } of variants) {
+    const entry: string[] = [];
+    if (r) {
+      const v = vIndex++;
+      if (r.mode === "copy") out.push("-map", "0:v:0", `-c:v:${v}`, "copy");
+      else out.push("-map", `[v${encoded.indexOf(r)}]`, `-c:v:${v}`, "libx264", `-b:v:${v}`, `${r.kbps}k`, `-maxrate:v:${v}`, `${r.maxKbps}k`, `-bufsize:v:${v}`, `${r.bufKbps}k`, `-profile:v:${v}`, "high", `-level:v:${v}`, r.level);
+      entry.push(`v:${v}`);
     }
-    let entry = `v:${v}`;
     if (ladder.audio) {
-      const a = aIndex++;
       out.push("-map", "0:a:0");
-      entry += `,a:${a}`;
+      entry.push(`a:${aIndex++}`);
     }
-    mapEntries.push(`${entry},name:${r.name}`);
-    variants.push({ name: r.name, video: r, audio: ladder.audio });
-  }
-  if (videoRungs.length === 0 && ladder.audio) {
-    out.push("-map", "0:a:0");
-    mapEntries.push(`a:${aIndex++},name:audio`);
-    variants.push({ name: "audio", video: undefined, audio: ladder.audio });
+    mapEntries.push([...entry, `name:${name}`].join(","));
   }
   if (encoded.length > 0) {
     const fps = encoded[0]!.fps;
