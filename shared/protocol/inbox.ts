@@ -89,6 +89,8 @@ export const inboxErrorCode = z.enum([
   "unknown_type",
   /** a known `type` whose fields are wrong */
   "bad_frame",
+  /** more frames than the per-connection rate allows; retry after `retryAfterMs` (keeps on: close 1008) */
+  "rate_limited",
   /** the user already has the maximum number of open connections; sent just before close 1008 */
   "too_many_connections",
 ]);
@@ -98,6 +100,8 @@ export const inboxErrorFrame = z.object({
   type: z.literal("error"),
   code: inboxErrorCode,
   message: z.string(),
+  /** for `rate_limited`: when the next frame will be accepted */
+  retryAfterMs: z.number().int().nonnegative().optional(),
 });
 
 export const inboxWelcomeFrame = z.object({
@@ -109,7 +113,13 @@ export const inboxWelcomeFrame = z.object({
   notifications: z.array(inboxNotification),
   /** true when there are more unread than `notifications` holds: page the rest with `list` or GET /inbox */
   more: z.boolean(),
-  limits: z.object({ maxFrameBytes: z.number().int(), maxConnections: z.number().int(), pageLimit: z.number().int() }),
+  limits: z.object({
+    maxFrameBytes: z.number().int(),
+    maxConnections: z.number().int(),
+    pageLimit: z.number().int(),
+    /** client frames per second per connection, sustained (bursts up to twice that) */
+    ratePerS: z.number(),
+  }),
 });
 
 /** A new notification, pushed to every open connection of the user. */

@@ -8,6 +8,8 @@ export interface InboxVars {
   INBOX_MAX_FRAME_BYTES?: string;
   INBOX_WELCOME_LIMIT?: string;
   INBOX_MAX_STORED?: string;
+  INBOX_RATE_PER_S?: string;
+  INBOX_RATE_STRIKES?: string;
 }
 
 export interface InboxConfig {
@@ -31,6 +33,15 @@ export interface InboxConfig {
    * only when every kept one is unread does the oldest unread go. Bounds one user's storage.
    */
   maxStored: number;
+  /**
+   * INBOX_RATE_PER_S (default 10): client frames per second per connection (token bucket, burst twice
+   * that). A frame over it gets `rate_limited` with retryAfterMs; INBOX_RATE_STRIKES refused frames in a
+   * row (net of accepted ones) close the socket with 1008. Clients send a mark-read or a page request now
+   * and then; a flood is a bug or abuse, and each frame costs a SQLite query.
+   */
+  ratePerS: number;
+  /** INBOX_RATE_STRIKES (default 20): see ratePerS. */
+  rateStrikes: number;
 }
 
 function positiveInt(value: string | undefined, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -45,5 +56,7 @@ export function inboxConfig(env: Env): InboxConfig {
     maxFrameBytes: positiveInt(vars.INBOX_MAX_FRAME_BYTES, 4096),
     welcomeLimit: positiveInt(vars.INBOX_WELCOME_LIMIT, 20, 100),
     maxStored: positiveInt(vars.INBOX_MAX_STORED, 1000),
+    ratePerS: positiveInt(vars.INBOX_RATE_PER_S, 10),
+    rateStrikes: positiveInt(vars.INBOX_RATE_STRIKES, 20),
   };
 }

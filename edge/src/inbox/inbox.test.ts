@@ -155,6 +155,20 @@ describe("Inbox object", () => {
     client.close();
   });
 
+  it("rate-limits client frames: error frames with retryAfterMs, then close 1008 on continued flooding", async () => {
+    const user = newUser("flood");
+    const client = await openClient(user);
+    const { ratePerS } = (await client.next("welcome")).limits;
+    for (let i = 0; i < ratePerS * 10; i++) client.send({ type: "list", limit: 1 });
+    const frames = await client.rest();
+    expect((await client.closed).code).toBe(1008);
+    const limited = frames.filter((f) => f.type === "error" && f.code === "rate_limited");
+    expect(limited.length).toBeGreaterThan(0);
+    expect(limited[0]).toMatchObject({ retryAfterMs: expect.any(Number) });
+    // the burst was served before the limit bit
+    expect(frames.filter((f) => f.type === "list").length).toBeGreaterThanOrEqual(ratePerS * 2);
+  });
+
   it("refuses a connection over the per-user limit with an error frame and close 1008", async () => {
     const user = newUser("many");
     const first = await openClient(user);

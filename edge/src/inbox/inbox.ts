@@ -9,6 +9,7 @@ import { Server, type Connection, type ConnectionContext, type WSMessage } from 
 import type { Envelope } from "../../../shared/envelope.ts";
 import {
   type InboxPage,
+  MAX_PAGE_LIMIT,
   type InboxServerFrame,
   type ListRequest,
   listRequest,
@@ -19,6 +20,7 @@ import {
 import { errorResponse, userFromRequest } from "../auth/index.ts";
 import type { Env } from "../env.ts";
 import { AppliedLedger } from "../events/applied-ledger.ts";
+import { newBucket, take, type TokenBucket } from "../rooms/rate-limit.ts";
 import { type InboxConfig, inboxConfig } from "./config.ts";
 import { inboxEffectOf } from "./events.ts";
 import { parseClientFrame } from "./frames.ts";
@@ -37,6 +39,8 @@ export class Inbox extends Server<Env> {
   private readonly config: InboxConfig;
   private readonly store: NotificationStore;
   private readonly ledger: AppliedLedger;
+  /** per-connection rate buckets; memory only (after a hibernation wake a connection starts full, having been idle) */
+  private readonly buckets = new Map<string, TokenBucket>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -74,11 +78,12 @@ export class Inbox extends Server<Env> {
       unread,
       notifications,
       more: unread > notifications.length,
-      limits: { maxFrameBytes: this.config.maxFrameBytes, maxConnections: this.config.maxConnections, pageLimit: 100 },
+      limits: { maxFrameBytes: this.config.maxFrameBytes, maxConnections: this.config.maxConnections, pageLimit: MAX_PAGE_LIMIT, ratePerS: this.config.ratePerS },
     });
   }
 
   override onMessage(conn: Connection, message: WSMessage): void {
+    if (!this.takeToken(conn)) return;
     const parsed = parseClientFrame(message, this.config.maxFrameBytes);
     if (!parsed.ok) {
       this.sendTo(conn, { type: "error", code: parsed.code, message: parsed.message });
@@ -87,11 +92,31 @@ export class Inbox extends Server<Env> {
     const frame = parsed.frame;
     if (frame.type === "read") {
       const { type: _, ...req } = frame;
-      this.markRead(req);
+      void this.markRead(req); // synchronous inside; the promise is only the RPC shape
     } else {
       const { type: _, ...req } = frame;
       this.sendTo(conn, { type: "list", ...this.store.page(req) });
     }
+  }
+
+  override onClose(conn: Connection): void {
+    this.buckets.delete(conn.id);
+  }
+
+  /** Rate check before any parsing: garbage floods cost tokens like anything else. */
+  private takeToken(conn: Connection): boolean {
+    const now = Date.now();
+    const burst = this.config.ratePerS * 2;
+    let bucket = this.buckets.get(conn.id);
+    if (!bucket) this.buckets.set(conn.id, (bucket = newBucket(burst, now)));
+    const taken = take(bucket, now, this.config.ratePerS, burst);
+    if (taken.ok) return true;
+    if (taken.strikes > this.config.rateStrikes) {
+      conn.close(1008, "rate limit exceeded");
+      return false;
+    }
+    this.sendTo(conn, { type: "error", code: "rate_limited", message: `more than ${this.config.ratePerS} frames/s; slow down`, retryAfterMs: taken.retryAfterMs });
+    return false;
   }
 
   // ---- RPC (front Worker routes, C2's event ingress) -----------------------------------------------

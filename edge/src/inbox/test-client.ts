@@ -19,6 +19,8 @@ export interface TestClient {
   next<T extends InboxServerFrame["type"]>(type: T): Promise<Extract<InboxServerFrame, { type: T }>>;
   send(frame: unknown): void;
   closed: Promise<{ code: number; reason: string }>;
+  /** waits for the close, then returns every frame not yet taken with next() */
+  rest(): Promise<InboxServerFrame[]>;
   close(): void;
 }
 
@@ -63,6 +65,10 @@ export function wrapSocket(ws: WebSocket): TestClient {
     },
     send(frame) {
       ws.send(typeof frame === "string" ? frame : JSON.stringify(frame));
+    },
+    async rest() {
+      await closed;
+      return queue.splice(0);
     },
     close() {
       // Close with a code: a close without one (1005) gets no close frame back (STACK-NOTES).
