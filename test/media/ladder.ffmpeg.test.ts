@@ -54,6 +54,10 @@ describe("live ladder: RTMP in, fMP4 HLS ladder out", () => {
     expect(m.playlists[1].attributes.RESOLUTION).toEqual({ width: 426, height: 240 });
     expect(new TextDecoder().decode(master!.body)).toContain("#EXT-X-INDEPENDENT-SEGMENTS");
 
+    // the stable per-stream URL points at this broadcast's playlists
+    const alias = parse(new TextDecoder().decode((await fx.store.get("live/ladder1/live.m3u8"))!.body));
+    expect(alias.playlists.map((p: { uri: string }) => p.uri)).toEqual([`${session.broadcastId}/360p/index.m3u8`, `${session.broadcastId}/240p/index.m3u8`]);
+
     const started = await fx.waitForEvent("stream.started", (e) => e.data.streamId === "ladder1");
     expect(started).toMatchObject({ source: "media-node/test-node", subject: "stream/ladder1", data: { roomId: "room-1", resumed: false, app: "live" } });
     const liveEvent = await fx.waitForEvent("stream.live", (e) => e.data.streamId === "ladder1");

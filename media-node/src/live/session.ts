@@ -158,6 +158,14 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
     return `${this.keyBase}/master.m3u8`;
   }
 
+  /**
+   * A stable per-stream master (`<prefix>/<streamId>/live.m3u8`) pointing at the current broadcast, so a
+   * playback URL can be known before anyone publishes (the broadcast's own master is the canonical one).
+   */
+  get aliasKey(): string {
+    return `${this.#deps.settings.keyPrefix}/${this.streamId}/live.m3u8`;
+  }
+
   get vodKey(): string {
     return `${this.keyBase}/vod.m3u8`;
   }
@@ -377,18 +385,21 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
   #maybeMaster(run: Run): void {
     if (this.#master || this.#variants.some((v) => v.segments.length === 0)) return;
     this.#master = (async () => {
-      const text = renderMasterPlaylist(await this.#masterVariants(run, "index.m3u8"));
-      await this.#deps.uploader.uploadBody(this.masterKey, text, { cacheControl: CACHE.livePlaylist });
+      const variants = await this.#masterVariants(run, "index.m3u8");
+      await this.#deps.uploader.uploadBody(this.masterKey, renderMasterPlaylist(variants), { cacheControl: CACHE.livePlaylist });
+      // After the broadcast's own master: everything the alias lists is stored too.
+      const alias = renderMasterPlaylist(variants.map((v) => ({ ...v, uri: `${this.broadcastId}/${v.uri}` })));
+      await this.#deps.uploader.uploadBody(this.aliasKey, alias, { cacheControl: CACHE.livePlaylist, replaceQueued: true });
       const now = Date.now();
       const playbackUrl = this.playbackUrl;
-      this.#log.info("stream is live", { playbackUrl, sincePublishMs: now - this.#publishAt });
+      this.#log.info("stream is live", { playbackUrl, streamUrl: this.#deps.publicUrl(this.aliasKey), sincePublishMs: now - this.#publishAt });
       this.emit("live", { playbackUrl, sincePublishMs: now - this.#publishAt, firstSegmentMs: (this.#firstSegmentAt ?? now) - this.#publishAt });
       await this.#emitEvent("stream.live", {
         streamId: this.streamId,
         roomId: this.#roomId,
         nodeId: this.#deps.settings.nodeId,
         playbackUrl,
-        renditions: (await this.#masterVariants(run, "index.m3u8")).map((m, i) => ({
+        renditions: variants.map((m, i) => ({
           name: this.#variants[i]!.variant.name,
           ...(m.width ? { width: m.width } : {}),
           ...(m.height ? { height: m.height } : {}),
