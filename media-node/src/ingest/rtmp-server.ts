@@ -118,6 +118,9 @@ export class RtmpIngest extends EventEmitter<RtmpIngestEvents> {
           }),
       ),
     );
+    // The listen error fires while nms.run() is still being awaited: mark the promise handled now, or Node
+    // treats the rejection as unhandled and crashes the process (the very thing this wrapper prevents).
+    listening.catch(() => {});
     // Instead of process.exit(1): the error reaches start()'s caller, later errors are logged.
     nms.rtmpServer.handleListenError = (name: string, p: number) => (error: Error) =>
       this.#log.error("listener error", { listener: name, port: p, error });
