@@ -1,16 +1,25 @@
-// Brings Pulsecast up locally: nats-server (JetStream), the edge under wrangler dev, the media node and both
-// bridges, all on 127.0.0.1, with secrets from .dev.vars (written with random values on first run).
-// Ctrl-C stops everything (each part runs in its own process group).
+// `npm start`: brings Pulsecast up locally on 127.0.0.1 — nats-server (JetStream), the edge under wrangler dev,
+// the media node, and both bridges — with secrets from .dev.vars (written with random values on first run).
+// Prints a ready-to-paste publish command, the playback URL and a test JWT. Ctrl-C stops everything: each part
+// runs in its own process group, so wrangler's workerd and FFmpeg children go with their parents.
+//
+// Ports (override with the env vars named): EDGE_PORT 8787, NATS_PORT 4222, MEDIA_RTMP_PORT 1935,
+// MEDIA_HTTP_PORT 8000, HTTP_TO_NATS_PORT 8788, METRICS_PORT 8789 (NATS->HTTP bridge metrics).
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { resolve } from "node:path";
+import { SignJWT } from "jose";
+import { mintPublishToken } from "../../shared/tokens/publish-token.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const DEV_VARS = resolve(ROOT, ".dev.vars");
+const VAR = resolve(ROOT, "var");
+/** Secrets every part needs; generated once per checkout into .dev.vars (git-ignored), never committed. */
 const SECRET_NAMES = ["JWT_SECRET", "PUBLISH_TOKEN_SECRET", "EDGE_INGRESS_SECRET", "BRIDGE_INGRESS_SECRET", "INTERNAL_API_TOKEN"];
 
-/** Reads .dev.vars (KEY=value lines), adding a random value for every secret that is missing. */
+/** Reads .dev.vars (KEY="value" lines; wrangler dev reads the same file), adding a random value for each missing secret. */
 function loadDevVars(): Record<string, string> {
   const vars: Record<string, string> = {};
   if (existsSync(DEV_VARS)) {
@@ -19,23 +28,29 @@ function loadDevVars(): Record<string, string> {
       if (m) vars[m[1]!] = m[2]!;
     }
   }
-  let added = false;
-  for (const name of SECRET_NAMES) {
-    if (!vars[name]) {
-      vars[name] = randomBytes(24).toString("base64url");
-      added = true;
-    }
-  }
-  if (added) {
+  const missing = SECRET_NAMES.filter((name) => !vars[name]);
+  for (const name of missing) vars[name] = randomBytes(24).toString("base64url");
+  if (missing.length > 0) {
     writeFileSync(DEV_VARS, Object.entries(vars).map(([k, v]) => `${k}="${v}"`).join("\n") + "\n", { mode: 0o600 });
-    console.log(`[start] wrote local secrets to .dev.vars (git-ignored)`);
+    console.log(`[start] wrote ${missing.join(", ")} to .dev.vars (git-ignored)`);
   }
   return vars;
 }
 
-const children: { name: string; child: ChildProcess }[] = [];
+const port = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+const ports = {
+  edge: port("EDGE_PORT", 8787),
+  nats: port("NATS_PORT", 4222),
+  rtmp: port("MEDIA_RTMP_PORT", 1935),
+  mediaHttp: port("MEDIA_HTTP_PORT", 8000),
+  httpToNats: port("HTTP_TO_NATS_PORT", 8788),
+  bridgeMetrics: port("METRICS_PORT", 8789),
+};
 
-function start(name: string, command: string, args: string[], env: Record<string, string> = {}) {
+const children: { name: string; child: ChildProcess }[] = [];
+let stopping = false;
+
+function start(name: string, command: string, args: string[], env: Record<string, string> = {}): void {
   const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env }, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   const prefix = `[${name}] `;
   const pipe = (stream: NodeJS.ReadableStream | null, out: NodeJS.WriteStream) =>
@@ -43,73 +58,122 @@ function start(name: string, command: string, args: string[], env: Record<string
   pipe(child.stdout, process.stdout);
   pipe(child.stderr, process.stderr);
   child.on("exit", (code, signal) => {
-    if (!stopping) {
-      console.error(`[start] ${name} exited (${signal ?? code}); stopping everything`);
-      void stopAll(1);
-    }
+    if (stopping) return;
+    console.error(`[start] ${name} exited (${signal ?? `code ${code}`}); stopping everything`);
+    void stopAll(1);
   });
   children.push({ name, child });
-  return child;
 }
 
-let stopping = false;
-async function stopAll(code = 0) {
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined || child.exitCode !== null) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    /* already gone */
+  }
+}
+
+async function stopAll(code = 0): Promise<void> {
   if (stopping) return;
   stopping = true;
-  for (const { child } of children.reverse()) {
-    if (child.pid && child.exitCode === null) {
-      try {
-        process.kill(-child.pid, "SIGTERM");
-      } catch {
-        /* gone */
-      }
-    }
-  }
-  await new Promise((r) => setTimeout(r, 1500));
-  for (const { child } of children) {
-    if (child.pid && child.exitCode === null) {
-      try {
-        process.kill(-child.pid, "SIGKILL");
-      } catch {
-        /* gone */
-      }
-    }
-  }
+  // Reverse start order: bridges and media node first (they flush to NATS), NATS last.
+  const running = [...children].reverse();
+  for (const { child } of running) signalGroup(child, "SIGTERM");
+  const exited = running.map(({ child }) => new Promise((r) => (child.exitCode !== null ? r(null) : child.once("exit", r))));
+  await Promise.race([Promise.all(exited), new Promise((r) => setTimeout(r, 15_000))]);
+  for (const { child } of running) signalGroup(child, "SIGKILL");
   process.exit(code);
 }
 process.on("SIGINT", () => void stopAll(0));
 process.on("SIGTERM", () => void stopAll(0));
 
-async function waitHttp(url: string, timeoutMs = 60_000) {
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 90_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if ((await fetch(url)).ok) return;
-    } catch {
-      /* not yet */
-    }
-    if (Date.now() > deadline) throw new Error(`${url} did not come up`);
+  while (!(await check().catch(() => false))) {
+    if (stopping) throw new Error(`stopped while waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`${what} did not come up within ${timeoutMs / 1000} s`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
-
-const ports = {
-  edge: Number(process.env.EDGE_PORT ?? 8787),
-  nats: Number(process.env.NATS_PORT ?? 4222),
-};
+const httpOk = (url: string) => async () => (await fetch(url)).ok;
+const tcpOpen = (p: number) => () =>
+  new Promise<boolean>((res) => {
+    const socket = connect(p, "127.0.0.1", () => (socket.destroy(), res(true)));
+    socket.on("error", () => res(false));
+  });
 
 const vars = loadDevVars();
-mkdirSync(resolve(ROOT, "var/nats"), { recursive: true });
-start("nats", "nats-server", ["-js", "-a", "127.0.0.1", "-p", String(ports.nats), "-sd", resolve(ROOT, "var/nats")]);
-start("edge", "wrangler", ["dev", "--ip", "127.0.0.1", "--port", String(ports.edge), "--persist-to", resolve(ROOT, "var/edge"), "--show-interactive-dev-session=false"], {
+mkdirSync(resolve(VAR, "nats"), { recursive: true });
+const natsUrl = `nats://127.0.0.1:${ports.nats}`;
+const edgeUrl = `http://127.0.0.1:${ports.edge}`;
+const mediaUrl = `http://127.0.0.1:${ports.mediaHttp}`;
+const shared = { NATS_URL: natsUrl };
+
+start("nats", "nats-server", ["-js", "-a", "127.0.0.1", "-p", String(ports.nats), "-sd", resolve(VAR, "nats")]);
+start("edge", "wrangler", ["dev", "--ip", "127.0.0.1", "--port", String(ports.edge), "--persist-to", resolve(VAR, "edge"), "--show-interactive-dev-session=false",
+  "--var", `BRIDGE_URL:http://127.0.0.1:${ports.httpToNats}/events`, "--var", `PLAYBACK_BASE_URL:${mediaUrl}/media`, "--var", `RTMP_BASE_URL:rtmp://127.0.0.1:${ports.rtmp}/live`], {
   CLOUDFLARE_CF_FETCH_ENABLED: "false",
   WRANGLER_SEND_METRICS: "false",
 });
-await waitHttp(`http://127.0.0.1:${ports.edge}/healthz`);
+await waitFor("nats-server", tcpOpen(ports.nats));
+start("media-node", "node", ["media-node/src/main.ts"], {
+  ...shared,
+  PUBLISH_TOKEN_SECRET: vars.PUBLISH_TOKEN_SECRET!,
+  MEDIA_RTMP_PORT: String(ports.rtmp),
+  MEDIA_HTTP_PORT: String(ports.mediaHttp),
+  UPLOAD_JOURNAL_DIR: process.env.UPLOAD_JOURNAL_DIR ?? resolve(VAR, "media/upload-journal"),
+});
+start("nats-to-http", "node", ["media-node/src/bridges/nats-to-http/main.ts"], {
+  ...shared,
+  EDGE_EVENTS_URL: `${edgeUrl}/hooks/events`,
+  EDGE_INGRESS_SECRET: vars.EDGE_INGRESS_SECRET!,
+  METRICS_PORT: String(ports.bridgeMetrics),
+});
+start("http-to-nats", "node", ["media-node/src/bridges/http-to-nats/main.ts"], {
+  ...shared,
+  BRIDGE_INGRESS_SECRET: vars.BRIDGE_INGRESS_SECRET!,
+  HTTP_TO_NATS_PORT: String(ports.httpToNats),
+});
+
+try {
+  await Promise.all([
+    waitFor("the edge", httpOk(`${edgeUrl}/healthz`)),
+    waitFor("the media node", httpOk(`${mediaUrl}/healthz`)),
+    waitFor("the NATS->HTTP bridge", httpOk(`http://127.0.0.1:${ports.bridgeMetrics}/healthz`)),
+    waitFor("the HTTP->NATS bridge", httpOk(`http://127.0.0.1:${ports.httpToNats}/healthz`)),
+  ]);
+} catch (error) {
+  console.error(`[start] ${(error as Error).message}`);
+  await stopAll(1);
+}
+
+// A publish token and a JWT to try things with, valid for a day.
+const streamId = "demo";
+const exp = Math.floor(Date.now() / 1000) + 24 * 3600;
+const publishToken = await mintPublishToken(vars.PUBLISH_TOKEN_SECRET!, { sid: streamId, app: "live", scope: "publish", exp, room: streamId });
+const jwt = await new SignJWT({ role: "broadcaster", name: "Demo Broadcaster" })
+  .setProtectedHeader({ alg: "HS256" })
+  .setSubject("demo-user")
+  .setExpirationTime(exp)
+  .sign(new TextEncoder().encode(vars.JWT_SECRET!));
+const rtmpUrl = `rtmp://127.0.0.1:${ports.rtmp}/live/${streamId}?token=${publishToken}`;
+
 console.log(`
-[start] Pulsecast is up
-  edge       http://127.0.0.1:${ports.edge}   (WebSocket: ws://127.0.0.1:${ports.edge}/parties/room/<roomId>?token=<JWT>)
-  nats       nats://127.0.0.1:${ports.nats}
-  secrets    .dev.vars
-Ctrl-C stops everything.`);
-void vars;
+[start] Pulsecast is up.
+
+  Publish a test stream (FFmpeg):
+    ffmpeg -re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440 \\
+      -c:v libx264 -preset veryfast -g 60 -c:a aac -f flv '${rtmpUrl}'
+  OBS: Settings > Stream > Custom; Server rtmp://127.0.0.1:${ports.rtmp}/live ; Stream Key ${streamId}?token=${publishToken}
+
+  Watch (HLS):      ${mediaUrl}/media/live/${streamId}/live.m3u8
+  Chat + presence:  ws://127.0.0.1:${ports.edge}/parties/room/${streamId}?token=${jwt}
+  Test JWT (HS256, sub demo-user, role broadcaster, 24 h):
+    ${jwt}
+
+  edge ${edgeUrl}   media node ${mediaUrl} (/healthz, /metrics)   nats ${natsUrl}
+  HTTP->NATS bridge http://127.0.0.1:${ports.httpToNats}/events   NATS->HTTP bridge metrics http://127.0.0.1:${ports.bridgeMetrics}/metrics
+  secrets: .dev.vars    state: var/
+Ctrl-C stops everything.
+`);
