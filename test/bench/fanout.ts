@@ -278,7 +278,15 @@ async function idlePhase(): Promise<{ held: number; kbPer: number; note?: string
     if (first.error) throw new Error(`idle: first connection failed: ${first.error}`);
     const before = edge.rssMb();
     const t0 = performance.now();
-    const got = await fleet.connect(target - 1, (i) => spec(i + 1), CONCURRENCY, t0 + IDLE_BUDGET_S * 1000);
+    // Connects per second as the room fills show whether joining gets dearer with the room's size.
+    let mark = t0;
+    const progress = (n: number) => {
+      if (n % 1000 !== 0) return;
+      const now = performance.now();
+      log(`idle: ${n} connected, last 1000 at ${Math.round(1000 / ((now - mark) / 1000))}/s, RSS ${edge.rssMb().toFixed(0)} MB`);
+      mark = now;
+    };
+    const got = await fleet.connect(target - 1, (i) => spec(i + 1), CONCURRENCY, t0 + IDLE_BUDGET_S * 1000, progress);
     const connected = fleet.sockets.length;
     log(`idle: ${connected}/${target} connected in ${((performance.now() - t0) / 1000).toFixed(1)} s${got.error ? ` (stopped: ${got.error})` : ""}`);
     // Held = still open and served: every one of them receives a broadcast sent now.

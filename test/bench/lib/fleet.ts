@@ -74,7 +74,13 @@ export class Fleet {
   };
 
   /** Connects `n` clients, `concurrency` at a time; stops at the first failure (returned with how many got in). */
-  async connect(n: number, specFor: (i: number) => ConnectSpec, concurrency = 50, stopAt = Number.POSITIVE_INFINITY): Promise<{ connected: number; error?: string }> {
+  async connect(
+    n: number,
+    specFor: (i: number) => ConnectSpec,
+    concurrency = 50,
+    stopAt = Number.POSITIVE_INFINITY,
+    onProgress?: (connected: number) => void,
+  ): Promise<{ connected: number; error?: string }> {
     let next = 0;
     let error: string | undefined;
     const worker = async () => {
@@ -82,6 +88,7 @@ export class Fleet {
         const i = next++;
         try {
           this.sockets.push(await openClient(specFor(i), this.onFrame));
+          onProgress?.(this.sockets.length);
         } catch (e) {
           error ??= `client ${i}: ${(e as Error).message}`;
         }
