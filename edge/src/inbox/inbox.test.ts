@@ -38,6 +38,25 @@ describe("Inbox object", () => {
     client.close();
   });
 
+  it("welcomes with the newest unread up to the limit and says there is more", async () => {
+    const user = newUser("many-unread");
+    const inbox = env.Inbox.getByName(user);
+    for (let i = 1; i <= 25; i++) await inbox.applyEvent(notificationEvent(user, { title: `n${i}` }));
+    const client = await openClient(user);
+    const welcome = await client.next("welcome");
+    expect(welcome.unread).toBe(25);
+    expect(welcome.more).toBe(true);
+    expect(welcome.notifications.length).toBeLessThan(25);
+    expect(welcome.notifications[0]!.title).toBe("n25");
+    // the rest, by paging on from the oldest one the welcome held
+    const oldest = welcome.notifications[welcome.notifications.length - 1]!;
+    client.send({ type: "list", before: oldest.seq, limit: 100, unreadOnly: true });
+    const rest = await client.next("list");
+    expect(welcome.notifications.length + rest.notifications.length).toBe(25);
+    expect(rest.nextBefore).toBeUndefined();
+    client.close();
+  });
+
   it("applies a repeated event id once, and a repeated notification id once", async () => {
     const user = newUser("dup");
     const inbox = env.Inbox.getByName(user);
