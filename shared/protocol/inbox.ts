@@ -76,7 +76,7 @@ export const inboxClientFrame = z.discriminatedUnion("type", [
   z.object({ type: z.literal("list"), ...listFields }).strict(),
 ]);
 export type InboxClientFrame = z.infer<typeof inboxClientFrame>;
-export const inboxClientFrameTypes: readonly string[] = ["read", "list"];
+export const inboxClientFrameTypes: readonly string[] = inboxClientFrame.options.map((o) => o.shape.type.value);
 
 // ---- server -> client ----------------------------------------------------------------------------------
 
