@@ -69,6 +69,11 @@ const SPEC = {
   ladder: ["MEDIA_LADDER", list.pipe(z.array(z.enum(RUNG_NAMES)).min(1)), DEFAULT_LADDER.join(",")],
   /** MEDIA_PASSTHROUGH (default false): add a `source` rung that copies H.264 from the broadcaster unchanged (no re-encode). */
   passthrough: ["MEDIA_PASSTHROUGH", bool, "false"],
+  /**
+   * MEDIA_SEPARATE_AUDIO (default true): encode the audio once as its own HLS rendition (EXT-X-MEDIA) that every
+   * video variant plays with (CMAF style: less CPU, audio stored once); false muxes a copy into each variant.
+   */
+  separateAudio: ["MEDIA_SEPARATE_AUDIO", bool, "true"],
   /** MEDIA_X264_PRESET (default veryfast): libx264 preset; faster presets trade quality for CPU. */
   x264Preset: ["MEDIA_X264_PRESET", z.enum(["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"]), "veryfast"],
   /** MEDIA_RW_TIMEOUT_S (default 3): FFmpeg gives up on the RTMP pull after this much silence, so a stream ends promptly when the publisher leaves. */

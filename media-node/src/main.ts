@@ -82,7 +82,7 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
     settings: {
       nodeId: config.nodeId,
       segmentS: config.segmentS,
-      ladder: { rungs: config.ladder, passthrough: config.passthrough },
+      ladder: { rungs: config.ladder, passthrough: config.passthrough, separateAudio: config.separateAudio },
       x264Preset: config.x264Preset,
       ffmpegPath: config.ffmpegPath,
       rwTimeoutS: config.rwTimeoutS,

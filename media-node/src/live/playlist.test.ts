@@ -74,6 +74,17 @@ describe("renderMasterPlaylist", () => {
     expect(m.playlists[0].attributes).toMatchObject({ BANDWIDTH: 3_500_000, RESOLUTION: { width: 1280, height: 720 }, CODECS: "avc1.64001f,mp4a.40.2" });
   });
 
+  it("lists a separate audio rendition as EXT-X-MEDIA and points every variant at its group", () => {
+    const text = renderMasterPlaylist(
+      [{ uri: "360p/index.m3u8", bandwidth: 600_000, averageBandwidth: 520_000, width: 640, height: 360, frameRate: 30, codecs: "avc1.64001e,mp4a.40.2", audioGroup: "aud" }],
+      [{ groupId: "aud", name: "audio", uri: "audio/index.m3u8", channels: 2 }],
+    );
+    const m = parse(text);
+    expect(m.mediaGroups.AUDIO.aud.audio).toMatchObject({ uri: "audio/index.m3u8", default: true, autoselect: true });
+    expect(m.playlists[0].attributes.AUDIO).toBe("aud");
+    expect(text.indexOf("#EXT-X-MEDIA")).toBeLessThan(text.indexOf("#EXT-X-STREAM-INF"));
+  });
+
   it("omits RESOLUTION and FRAME-RATE for audio-only", () => {
     const text = renderMasterPlaylist([{ uri: "audio/index.m3u8", bandwidth: 134_400, averageBandwidth: 134_400, codecs: "mp4a.40.2" }]);
     expect(text).not.toContain("RESOLUTION");

@@ -66,16 +66,30 @@ export interface MasterVariant {
   height?: number | undefined;
   frameRate?: number | undefined;
   codecs: string;
+  /** GROUP-ID of the audio rendition this variant plays with */
+  audioGroup?: string | undefined;
 }
 
-export function renderMasterPlaylist(variants: readonly MasterVariant[]): string {
+/** A separate audio rendition (EXT-X-MEDIA TYPE=AUDIO) the variants refer to by group id. */
+export interface MasterAudioRendition {
+  groupId: string;
+  name: string;
+  uri: string;
+  channels: number;
+}
+
+export function renderMasterPlaylist(variants: readonly MasterVariant[], audio: readonly MasterAudioRendition[] = []): string {
   const lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"];
+  for (const a of audio) {
+    lines.push(`#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="${a.groupId}",NAME="${a.name}",DEFAULT=YES,AUTOSELECT=YES,CHANNELS="${a.channels}",URI="${a.uri}"`);
+  }
   // Highest first: players that start with the first listed variant start with the best guess.
   for (const v of [...variants].sort((a, b) => b.bandwidth - a.bandwidth)) {
     const attrs = [`BANDWIDTH=${v.bandwidth}`, `AVERAGE-BANDWIDTH=${v.averageBandwidth}`];
     if (v.width && v.height) attrs.push(`RESOLUTION=${v.width}x${v.height}`);
     if (v.frameRate) attrs.push(`FRAME-RATE=${v.frameRate.toFixed(3)}`);
     attrs.push(`CODECS="${v.codecs}"`);
+    if (v.audioGroup) attrs.push(`AUDIO="${v.audioGroup}"`);
     lines.push(`#EXT-X-STREAM-INF:${attrs.join(",")}`, v.uri);
   }
   return lines.join("\n") + "\n";

@@ -21,10 +21,10 @@ import type { PublishClaims } from "../../../shared/tokens/publish-token.ts";
 import type { Logger } from "../log.ts";
 import type { LiveMetrics } from "../metrics/metrics.ts";
 import type { Uploader } from "../storage/types.ts";
-import { buildLiveArgs, FFMPEG_MASTER, type Variant, variantsOf } from "../transcode/args.ts";
+import { AUDIO_GROUP, buildLiveArgs, FFMPEG_MASTER, type Variant, variantsOf } from "../transcode/args.ts";
 import { FfmpegJob } from "../transcode/ffmpeg.ts";
 import { AAC_LC_CODEC, avcCodecString, type Ladder, selectLadder, type SourceInfo, variantBandwidth } from "../transcode/ladder.ts";
-import { type MasterVariant, parseFfmpegMasterCodecs, parseFfmpegPlaylist, type PlaylistSegment, renderMasterPlaylist, renderMediaPlaylist } from "./playlist.ts";
+import { type MasterAudioRendition, type MasterVariant, parseFfmpegMasterCodecs, parseFfmpegPlaylist, type PlaylistSegment, renderMasterPlaylist, renderMediaPlaylist } from "./playlist.ts";
 
 /** Cache-Control values (issue 3): segments never change; live playlists change every segment. */
 export const CACHE = {
@@ -385,27 +385,25 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
   #maybeMaster(run: Run): void {
     if (this.#master || this.#variants.some((v) => v.segments.length === 0)) return;
     this.#master = (async () => {
-      const variants = await this.#masterVariants(run, "index.m3u8");
-      await this.#deps.uploader.uploadBody(this.masterKey, renderMasterPlaylist(variants), { cacheControl: CACHE.livePlaylist });
+      const { variants, audio } = await this.#masterEntries(run, "index.m3u8");
+      await this.#deps.uploader.uploadBody(this.masterKey, renderMasterPlaylist(variants, audio), { cacheControl: CACHE.livePlaylist });
       // After the broadcast's own master: everything the alias lists is stored too.
-      const alias = renderMasterPlaylist(variants.map((v) => ({ ...v, uri: `${this.broadcastId}/${v.uri}` })));
-      await this.#deps.uploader.uploadBody(this.aliasKey, alias, { cacheControl: CACHE.livePlaylist, replaceQueued: true });
+      const prefixed = <T extends { uri: string }>(xs: T[]) => xs.map((x) => ({ ...x, uri: `${this.broadcastId}/${x.uri}` }));
+      await this.#deps.uploader.uploadBody(this.aliasKey, renderMasterPlaylist(prefixed(variants), prefixed(audio)), { cacheControl: CACHE.livePlaylist, replaceQueued: true });
       const now = Date.now();
       const playbackUrl = this.playbackUrl;
       this.#log.info("stream is live", { playbackUrl, streamUrl: this.#deps.publicUrl(this.aliasKey), sincePublishMs: now - this.#publishAt });
       this.emit("live", { playbackUrl, sincePublishMs: now - this.#publishAt, firstSegmentMs: (this.#firstSegmentAt ?? now) - this.#publishAt });
+      const audioRendition = this.#variants.find((v) => v.variant.rendition)?.variant.audio;
       await this.#emitEvent("stream.live", {
         streamId: this.streamId,
         roomId: this.#roomId,
         nodeId: this.#deps.settings.nodeId,
         playbackUrl,
-        renditions: variants.map((m, i) => ({
-          name: this.#variants[i]!.variant.name,
-          ...(m.width ? { width: m.width } : {}),
-          ...(m.height ? { height: m.height } : {}),
-          bandwidth: m.bandwidth,
-          codecs: m.codecs,
-        })),
+        renditions: [
+          ...variants.map((m) => ({ name: m.name, ...(m.width ? { width: m.width } : {}), ...(m.height ? { height: m.height } : {}), bandwidth: m.bandwidth, codecs: m.codecs })),
+          ...(audioRendition ? [{ name: "audio", bandwidth: variantBandwidth(undefined, audioRendition).peak, codecs: AAC_LC_CODEC }] : []),
+        ],
       });
     })().catch((error: unknown) => {
       this.#master = undefined; // try again with the next segment
@@ -414,19 +412,27 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
     });
   }
 
-  /** Variant lines of a master playlist, in the order of this.#variants. */
-  async #masterVariants(run: Run | undefined, playlistName: string): Promise<MasterVariant[]> {
+  /** What a master playlist lists: variant streams, and the separate audio rendition when there is one. */
+  async #masterEntries(run: Run | undefined, playlistName: string): Promise<{ variants: (MasterVariant & { name: string })[]; audio: MasterAudioRendition[] }> {
     // Codecs of copied (passthrough) video come from FFmpeg's own master, which read them from the stream.
     let ffmpegCodecs = new Map<string, string>();
     if (run && this.#variants.some((v) => v.variant.video?.mode === "copy")) {
       ffmpegCodecs = parseFfmpegMasterCodecs(await readFile(join(run.dir, FFMPEG_MASTER), "utf8").catch(() => ""));
     }
-    return this.#variants.map(({ variant }) => {
-      const { video, audio } = variant;
-      const bw = variantBandwidth(video, audio);
-      const codecs = [video ? (video.mode === "copy" ? ffmpegCodecs.get(variant.name)?.split(",")[0] ?? avcCodecString(video.level) : avcCodecString(video.level)) : undefined, audio ? AAC_LC_CODEC : undefined].filter(Boolean).join(",");
-      return { uri: `${variant.name}/${playlistName}`, bandwidth: bw.peak, averageBandwidth: bw.average, width: video?.width, height: video?.height, frameRate: video?.fps, codecs };
-    });
+    const variants = this.#variants
+      .filter(({ variant }) => !variant.rendition)
+      .map(({ variant }) => {
+        const { video } = variant;
+        const audio = variant.audio ?? variant.audioGroup;
+        const bw = variantBandwidth(video, audio);
+        const videoCodec = video ? (video.mode === "copy" ? (ffmpegCodecs.get(variant.name)?.split(",")[0] ?? avcCodecString(video.level)) : avcCodecString(video.level)) : undefined;
+        const codecs = [videoCodec, audio ? AAC_LC_CODEC : undefined].filter(Boolean).join(",");
+        return { name: variant.name, uri: `${variant.name}/${playlistName}`, bandwidth: bw.peak, averageBandwidth: bw.average, width: video?.width, height: video?.height, frameRate: video?.fps, codecs, audioGroup: variant.audioGroup ? AUDIO_GROUP : undefined };
+      });
+    const audio = this.#variants
+      .filter(({ variant }) => variant.rendition)
+      .map(({ variant }) => ({ groupId: AUDIO_GROUP, name: "audio", uri: `${variant.name}/${playlistName}`, channels: variant.audio?.channels ?? 2 }));
+    return { variants, audio };
   }
 
   /** Ends the stream: ENDLIST on every live playlist, the VOD playlists, stream.ended and media.ready. Idempotent. */
@@ -459,7 +465,8 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
               this.#deps.uploader.uploadBody(`${this.keyBase}/${v.variant.name}/vod.m3u8`, renderMediaPlaylist(v.segments, { targetS: s.segmentS, kind: "vod", ended: true }), { cacheControl: CACHE.segment }),
             ),
           );
-          await this.#deps.uploader.uploadBody(this.vodKey, renderMasterPlaylist(await this.#masterVariants(this.#run, "vod.m3u8")), { cacheControl: CACHE.segment });
+          const vod = await this.#masterEntries(this.#run, "vod.m3u8");
+          await this.#deps.uploader.uploadBody(this.vodKey, renderMasterPlaylist(vod.variants, vod.audio), { cacheControl: CACHE.segment });
           vodUrl = this.#deps.publicUrl(this.vodKey);
         }
       }

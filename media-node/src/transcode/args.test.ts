@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { buildLiveArgs, toArgv } from "./args.ts";
 import { selectLadder } from "./ladder.ts";
 
-const rungs = { rungs: ["720p", "480p", "360p"] as const, passthrough: false };
+const rungs = { rungs: ["720p", "480p", "360p"] as const, passthrough: false, separateAudio: false };
 
 function valueOf(args: string[], flag: string): string | undefined {
   const i = args.indexOf(flag);
@@ -67,13 +67,26 @@ describe("buildLiveArgs", () => {
   });
 
   it("copies the source for a passthrough rung next to encoded ones", () => {
-    const p = buildLiveArgs({ input: "x", outDir: "/o", ladder: selectLadder({ video: { width: 1280, height: 720, fps: 30, codec: "h264" }, audio: {} }, { rungs: ["360p"], passthrough: true }), segmentS: 2, preset: "veryfast" });
+    const p = buildLiveArgs({ input: "x", outDir: "/o", ladder: selectLadder({ video: { width: 1280, height: 720, fps: 30, codec: "h264" }, audio: {} }, { rungs: ["360p"], passthrough: true, separateAudio: false }), segmentS: 2, preset: "veryfast" });
     expect(valueOf(p.outputArgs, "-c:v:0")).toBe("copy");
     expect(valueOf(p.outputArgs, "-c:v:1")).toBe("libx264");
     expect(valueOf(p.outputArgs, "-var_stream_map")).toBe("v:0,a:0,name:source v:1,a:1,name:360p");
   });
 
+  it("encodes the audio once as a separate rendition every video variant refers to (default)", () => {
+    const ladder = selectLadder({ video: { width: 1280, height: 720, fps: 30 }, audio: {} }, { rungs: ["720p", "360p"], passthrough: false });
+    expect(ladder.separateAudio).toBe(true);
+    const p = buildLiveArgs({ input: "x", outDir: "/o", ladder, segmentS: 2, preset: "veryfast" });
+    expect(p.outputArgs.filter((a) => a === "0:a:0")).toHaveLength(1);
+    expect(valueOf(p.outputArgs, "-var_stream_map")).toBe("v:0,agroup:aud,name:720p v:1,agroup:aud,name:360p a:0,agroup:aud,name:audio");
+    expect(p.variants.map((v) => [v.name, v.rendition, Boolean(v.audio), Boolean(v.audioGroup)])).toEqual([
+      ["720p", false, false, true],
+      ["360p", false, false, true],
+      ["audio", true, true, false],
+    ]);
+  });
+
   it("refuses a source with no tracks", () => {
-    expect(() => buildLiveArgs({ input: "x", outDir: "/o", ladder: { video: [], audio: undefined }, segmentS: 2, preset: "veryfast" })).toThrow(/neither video nor audio/);
+    expect(() => buildLiveArgs({ input: "x", outDir: "/o", ladder: { video: [], audio: undefined, separateAudio: false }, segmentS: 2, preset: "veryfast" })).toThrow(/neither video nor audio/);
   });
 });

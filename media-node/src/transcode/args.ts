@@ -11,8 +11,16 @@ export interface Variant {
   /** folder and name of the variant (`720p`, `source`, `audio`) */
   name: string;
   video: VideoRung | undefined;
+  /** audio inside this variant's own segments */
   audio: AudioSpec | undefined;
+  /** the variant plays with the separate audio rendition (which has this spec) */
+  audioGroup: AudioSpec | undefined;
+  /** this is the separate audio rendition: listed as EXT-X-MEDIA, not as a variant stream */
+  rendition: boolean;
 }
+
+/** GROUP-ID of the separate audio rendition in master playlists and FFmpeg's var_stream_map. */
+export const AUDIO_GROUP = "aud";
 
 export interface FfmpegPlan {
   input: string;
@@ -47,8 +55,12 @@ export const FFMPEG_MASTER = "ffmpeg-master.m3u8";
  */
 export function variantsOf(ladder: Ladder): Variant[] {
   const video = [...ladder.video.filter((r) => r.mode === "copy"), ...ladder.video.filter((r) => r.mode === "encode")];
-  if (video.length === 0) return ladder.audio ? [{ name: "audio", video: undefined, audio: ladder.audio }] : [];
-  return video.map((r) => ({ name: r.name, video: r, audio: ladder.audio }));
+  const audioOnly: Variant = { name: "audio", video: undefined, audio: ladder.audio, audioGroup: undefined, rendition: false };
+  if (video.length === 0) return ladder.audio ? [audioOnly] : [];
+  if (ladder.separateAudio && ladder.audio) {
+    return [...video.map((r) => ({ name: r.name, video: r, audio: undefined, audioGroup: ladder.audio, rendition: false })), { ...audioOnly, rendition: true }];
+  }
+  return video.map((r) => ({ name: r.name, video: r, audio: ladder.audio, audioGroup: undefined, rendition: false }));
 }
 
 /** Builds the whole argv (minus the ffmpeg binary). Throws on an empty ladder (a source with no tracks). */
@@ -77,7 +89,7 @@ export function buildLiveArgs(opts: LiveArgsOptions): FfmpegPlan {
   const mapEntries: string[] = [];
   let vIndex = 0;
   let aIndex = 0;
-  for (const { name, video: r } of variants) {
+  for (const { name, video: r, audio, audioGroup } of variants) {
     const entry: string[] = [];
     if (r) {
       const v = vIndex++;
@@ -85,10 +97,12 @@ export function buildLiveArgs(opts: LiveArgsOptions): FfmpegPlan {
       else out.push("-map", `[v${encoded.indexOf(r)}]`, `-c:v:${v}`, "libx264", `-b:v:${v}`, `${r.kbps}k`, `-maxrate:v:${v}`, `${r.maxKbps}k`, `-bufsize:v:${v}`, `${r.bufKbps}k`, `-profile:v:${v}`, "high", `-level:v:${v}`, r.level);
       entry.push(`v:${v}`);
     }
-    if (ladder.audio) {
+    if (audio) {
+      // muxed: one AAC encode per variant; separate: the one audio rendition (encoded once for all)
       out.push("-map", "0:a:0");
       entry.push(`a:${aIndex++}`);
     }
+    if (audioGroup || (audio && ladder.separateAudio)) entry.push(`agroup:${AUDIO_GROUP}`);
     mapEntries.push([...entry, `name:${name}`].join(","));
   }
   if (encoded.length > 0) {

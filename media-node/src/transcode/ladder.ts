@@ -38,6 +38,11 @@ export interface Ladder {
   video: VideoRung[];
   /** undefined for video-only sources */
   audio: AudioSpec | undefined;
+  /**
+   * true: audio is encoded once into its own rendition (EXT-X-MEDIA TYPE=AUDIO) that every video variant plays
+   * with; false: each video variant carries its own copy of the audio. Only true when there is video and audio.
+   */
+  separateAudio: boolean;
 }
 
 export const RUNG_TABLE: Record<RungName, { height: number; kbps: number }> = {
@@ -88,12 +93,14 @@ function rung(name: string, height: number, kbps: number, source: { width: numbe
 export interface LadderSettings {
   rungs: readonly RungName[];
   passthrough: boolean;
+  /** one audio rendition for all video variants (default) instead of audio muxed into each */
+  separateAudio?: boolean;
 }
 
 export function selectLadder(source: SourceInfo, settings: LadderSettings): Ladder {
   const audio = source.audio ? AUDIO : undefined;
   const v = source.video;
-  if (!v) return { video: [], audio };
+  if (!v) return { video: [], audio, separateAudio: false };
   const wanted = [...new Set(settings.rungs)].map((name) => ({ name, ...RUNG_TABLE[name] })).sort((a, b) => b.height - a.height);
   const video = wanted.filter((r) => r.height <= v.height).map((r) => rung(r.name, r.height, r.kbps, v));
   if (video.length === 0) {
@@ -108,7 +115,7 @@ export function selectLadder(source: SourceInfo, settings: LadderSettings): Ladd
     const kbps = Math.round((top.kbps * v.width * v.height) / (1920 * 1080));
     video.unshift({ name: "source", mode: "copy", width: v.width, height: v.height, fps: v.fps, kbps, maxKbps: Math.round(kbps * 1.5), bufKbps: kbps, level: h264Level(v.width, v.height, v.fps ?? 30) });
   }
-  return { video, audio };
+  return { video, audio, separateAudio: audio !== undefined && settings.separateAudio !== false };
 }
 
 /** BANDWIDTH (peak) and AVERAGE-BANDWIDTH, bits/s, including audio and ~5% container overhead. */
