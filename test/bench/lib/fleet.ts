@@ -73,14 +73,17 @@ export class Fleet {
     if (this.count >= this.target) this.onDone?.();
   };
 
-  /** Connects `n` clients, `concurrency` at a time; stops at the first failure (returned with how many got in). */
+  /**
+   * Connects `n` clients, `concurrency` at a time. Stops early at the first failure, at `stopAt`
+   * (performance.now() time) or when `onProgress` returns a reason to stop; says why.
+   */
   async connect(
     n: number,
     specFor: (i: number) => ConnectSpec,
-    concurrency = 50,
-    stopAt = Number.POSITIVE_INFINITY,
-    onProgress?: (connected: number) => void,
+    opts: { concurrency?: number; stopAt?: number; onProgress?: (connected: number) => string | undefined } = {},
   ): Promise<{ connected: number; error?: string }> {
+    const concurrency = opts.concurrency ?? 50;
+    const stopAt = opts.stopAt ?? Number.POSITIVE_INFINITY;
     let next = 0;
     let error: string | undefined;
     const worker = async () => {
@@ -88,7 +91,7 @@ export class Fleet {
         const i = next++;
         try {
           this.sockets.push(await openClient(specFor(i), this.onFrame));
-          onProgress?.(this.sockets.length);
+          error ??= opts.onProgress?.(this.sockets.length);
         } catch (e) {
           error ??= `client ${i}: ${(e as Error).message}`;
         }

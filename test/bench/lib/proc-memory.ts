@@ -68,3 +68,16 @@ export function workerdPidsUnder(root: number): number[] {
 export function rssMb(pids: number[]): number {
   return pids.reduce((sum, pid) => sum + rssKb(pid), 0) / 1024;
 }
+
+/** Open file descriptors of `pids`, summed (sockets count: workerd dies when it runs out). */
+export function openFds(pids: number[]): number {
+  let n = 0;
+  for (const pid of pids) {
+    try {
+      n += readdirSync(`/proc/${pid}/fd`).length;
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return n;
+}
