@@ -77,6 +77,9 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
     log.warn("upload attempt failed; retrying", { key, error, retryInMs });
   });
   uploader.on("storage", ({ up, error }) => (up ? log.info("storage reachable again") : log.error("storage unreachable; segments wait on local disk", { error })));
+  // Files a previous run accepted but could not store (storage was down when it stopped) go out first.
+  const recovered = await uploader.recover();
+  if (recovered.recovered || recovered.dropped) log.info("uploads from the previous run re-queued", recovered);
 
   const live = new LiveManager({
     settings: {
