@@ -2,8 +2,8 @@
 //
 // Exactly-once is the target objects' job: each one records the event id in its AppliedLedger in the same
 // transaction as the effect. An event with several targets (a media.ready for the owner's inbox and the
-// room) is applied to each in turn; if one fails, the caller answers 5xx, the bridge retries, the targets that
-// already applied it answer "duplicate" and only the missing one applies it. The ingress itself keeps no
+// room) is applied at each (in parallel); if one fails, the caller answers 5xx, the bridge retries, the targets
+// that already applied it answer "duplicate" and only the missing one applies it. The ingress itself keeps no
 // ledger: a second one could only disagree with the objects' (and would cost a round trip per event).
 
 import { type Envelope, makeEvent } from "../../../shared/envelope.ts";
