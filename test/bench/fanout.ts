@@ -31,7 +31,7 @@ import { type EdgeServer, startEdge, TEST_SECRETS } from "../helpers/edge.ts";
 import { mintHs256 } from "../helpers/jwt.ts";
 import { type ConnectSpec, Fleet, openClient } from "./lib/fleet.ts";
 import { type BenchEdge, startMiniflareEdge } from "./lib/miniflare-edge.ts";
-import { openFds, rssMb, workerdPidsInGroup } from "./lib/proc-memory.ts";
+import { cpuSeconds, openFds, rssMb, workerdPidsInGroup } from "./lib/proc-memory.ts";
 import { median, percentile, round } from "./lib/stats.ts";
 
 // ---------------------------------------------------------------------------------------------------------
@@ -136,7 +136,15 @@ interface Target {
   name: string;
   /** connect spec of receiver i, or of the sender (i = -1) */
   spec(i: number): Promise<ConnectSpec>;
+  /** CPU seconds the server has used so far (to tell the server's cost from the clients') */
+  serverCpuS(): number;
 }
+
+/** CPU seconds this process (the clients) has used so far. */
+const clientCpuS = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
 
 interface CaseResults {
   deliveriesPerS: number[];
@@ -172,10 +180,12 @@ async function measure(target: Target): Promise<CaseResults> {
       const burstTag = `b${++runNo}_`;
       const expected = BURST_MESSAGES * CLIENTS;
       const burst = fleet.run(burstTag, expected, Math.max(60_000, (expected / 2_000) * 1000));
+      const cpu0 = [target.serverCpuS(), clientCpuS()];
       const start = performance.now();
       for (let i = 0; i < BURST_MESSAGES; i++) send(burstTag, i);
       const b = await burst.done;
       const rate = b.count / ((fleet.lastDeliveryAt - start) / 1000);
+      const burstCpu = [target.serverCpuS() - cpu0[0]!, clientCpuS() - cpu0[1]!];
       if (!b.complete) log(`${target.name}: burst ${rep + 1} INCOMPLETE: ${b.count}/${expected} deliveries`);
       results.deliveriesPerS.push(rate);
 
@@ -186,6 +196,7 @@ async function measure(target: Target): Promise<CaseResults> {
       const intervalMs = 1000 / perSecond;
       const sentAt = new Float64Array(count);
       const paced = fleet.run(pacedTag, count * CLIENTS, PACED_SECONDS * 1000 + 60_000, sentAt);
+      const cpu1 = [target.serverCpuS(), clientCpuS()];
       const pacedStart = performance.now();
       for (let i = 0; i < count; i++) {
         // Pacing needs a clock, not an event: send message i at its slot, correcting for drift.
@@ -195,12 +206,15 @@ async function measure(target: Target): Promise<CaseResults> {
         send(pacedTag, i);
       }
       const p = await paced.done;
+      const pacedS = (performance.now() - pacedStart) / 1000;
+      const pacedCpu = [(target.serverCpuS() - cpu1[0]!) / pacedS, (clientCpuS() - cpu1[1]!) / pacedS];
       if (!p.complete) log(`${target.name}: paced ${rep + 1} INCOMPLETE: ${p.count}/${count * CLIENTS} deliveries`);
       results.p50.push(percentile(fleet.latencies, 50));
       results.p99.push(percentile(fleet.latencies, 99));
       log(
-        `${target.name} rep ${rep + 1}: burst ${Math.round(rate)} deliveries/s (${b.count}/${expected}); ` +
-          `paced ${PACED_RATE}/s: p50 ${round(results.p50[rep]!)} ms, p99 ${round(results.p99[rep]!)} ms (${p.count}/${count * CLIENTS})`,
+        `${target.name} rep ${rep + 1}: burst ${Math.round(rate)} deliveries/s (${b.count}/${expected}; CPU server ${burstCpu[0]!.toFixed(2)} s, clients ${burstCpu[1]!.toFixed(2)} s); ` +
+          `paced ${PACED_RATE}/s: p50 ${round(results.p50[rep]!)} ms, p99 ${round(results.p99[rep]!)} ms (${p.count}/${count * CLIENTS}; ` +
+          `CPU server ${(pacedCpu[0]! * 100).toFixed(0)}%, clients ${(pacedCpu[1]! * 100).toFixed(0)}% of a core)`,
       );
     }
     return results;
@@ -233,6 +247,7 @@ async function startBenchEdge(vars: Record<string, string>): Promise<RunningEdge
 function edgeTarget(edge: RunningEdge, room: string, userFor: (i: number) => string): Target {
   return {
     name: `edge (${RUNTIME})`,
+    serverCpuS: () => cpuSeconds(edge.workerdPids()),
     async spec(i) {
       const sender = i < 0;
       const token = await mintHs256(TEST_SECRETS.JWT_SECRET, { sub: sender ? "bench-sender" : userFor(i), claims: { role: sender ? "broadcaster" : "viewer" } });
@@ -327,7 +342,7 @@ async function main(): Promise<void> {
   cleanups.add(baseline.stop);
   let baseResults: CaseResults;
   try {
-    baseResults = await measure({ name: "baseline ws", spec: async () => ({ url: baseline.wsUrl }) });
+    baseResults = await measure({ name: "baseline ws", spec: async () => ({ url: baseline.wsUrl }), serverCpuS: () => cpuSeconds([baseline.child.pid!]) });
   } finally {
     await baseline.stop();
     cleanups.delete(baseline.stop);

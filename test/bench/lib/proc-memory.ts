@@ -6,7 +6,12 @@ interface ProcStat {
   comm: string;
   ppid: number;
   pgrp: number;
+  /** user + system CPU time, clock ticks */
+  cpuTicks: number;
 }
+
+/** Linux clock ticks per second (USER_HZ), 100 on every mainstream kernel configuration. */
+const TICKS_PER_S = 100;
 
 function stat(pid: number): ProcStat | null {
   try {
@@ -15,7 +20,8 @@ function stat(pid: number): ProcStat | null {
     const close = text.lastIndexOf(")");
     const comm = text.slice(text.indexOf("(") + 1, close);
     const fields = text.slice(close + 2).split(" ");
-    return { pid, comm, ppid: Number(fields[1]), pgrp: Number(fields[2]) };
+    // fields[0] is /proc/<pid>/stat field 3 (state); utime and stime are fields 14 and 15.
+    return { pid, comm, ppid: Number(fields[1]), pgrp: Number(fields[2]), cpuTicks: Number(fields[11]) + Number(fields[12]) };
   } catch {
     return null; // gone meanwhile
   }
@@ -80,4 +86,11 @@ export function openFds(pids: number[]): number {
     }
   }
   return n;
+}
+
+/** CPU seconds (user + system) used so far by `pids`, summed: deltas show where a phase's CPU went. */
+export function cpuSeconds(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) ticks += stat(pid)?.cpuTicks ?? 0;
+  return ticks / TICKS_PER_S;
 }
