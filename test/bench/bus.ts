@@ -51,6 +51,7 @@ async function stats(edge: EdgeServer): Promise<Stats> {
   const s = (await (await fetch(`${edge.url}/internal/bus/stats`, { headers: auth })).json()) as Stats & { since: string };
   if (since && s.since !== since) {
     log("the edge's Worker isolate restarted during the run (sources changed under wrangler dev?): counts are void");
+    log(`counters since ${since}, now since ${s.since}; wrangler dev said:\n${edge.process.output().slice(-3000)}`);
     await cleanup();
     process.exit(1);
   }
