@@ -20,6 +20,7 @@ try {
 }
 
 let connected = false;
+log(`connecting to NATS at ${cfg.natsUrl} (waits for it if it is not up yet; POST /events opens once connected)`);
 const nc = await connectNats(cfg.natsUrl, {
   name: "pulsecast-http-to-nats",
   onStatus: (status, detail) => {

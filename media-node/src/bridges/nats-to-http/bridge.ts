@@ -195,6 +195,7 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
       return connected;
     },
     async start() {
+      log(`connecting to NATS at ${cfg.natsUrl} (waits for it if it is not up yet)`);
       nc = await connectNats(cfg.natsUrl, {
         name: "pulsecast-nats-to-http",
         onStatus: (status, detail) => {
