@@ -44,10 +44,17 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
   const minPull = Math.max(1, Math.floor(cfg.concurrency / 4));
   const deliver = createDeliverer({ url: cfg.edgeUrl, secrets: cfg.secrets, timeoutMs: cfg.requestTimeoutMs, maxSockets: cfg.concurrency });
 
+  // A retry wait that stop() cuts short. The listener goes when the wait ends, or a long outage (thousands of
+  // retries) would pile them up on the signal.
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      stopping.signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+      const done = () => {
+        clearTimeout(timer);
+        stopping.signal.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      stopping.signal.addEventListener("abort", done, { once: true });
     });
 
   function isSkipped(event: Envelope): boolean {
