@@ -10,9 +10,11 @@
 // cost". The Worker code is the same bundle `wrangler deploy` uploads.
 // BENCH_RUNTIME=wrangler runs the bench against wrangler dev instead.
 import { mkdtemp, rm } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { convertV4MiniflareOptions, Miniflare, type V4MiniflareOptions } from "miniflare";
+import { pathToFileURL } from "node:url";
+import type { V4MiniflareOptions } from "miniflare";
 import { ROOT, TEST_SECRETS } from "../../helpers/edge.ts";
 import { freePort } from "../../helpers/ports.ts";
 import { run } from "../../helpers/process.ts";
@@ -33,6 +35,15 @@ async function compatibilityDate(): Promise<string> {
   const m = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(toml);
   if (!m?.[1]) throw new Error("wrangler.toml has no compatibility_date");
   return m[1];
+}
+
+/**
+ * Miniflare as wrangler itself uses it: wrangler pins its own version (with its workerd), which can be newer
+ * than the one hoisted for @cloudflare/vitest-plugin, and the bench should run the runtime wrangler runs.
+ */
+async function wranglersMiniflare(): Promise<typeof import("miniflare")> {
+  const fromWrangler = createRequire(join(ROOT, "node_modules/wrangler/package.json"));
+  return (await import(pathToFileURL(fromWrangler.resolve("miniflare")).href)) as typeof import("miniflare");
 }
 
 export async function startMiniflareEdge(vars: Record<string, string>): Promise<BenchEdge> {
@@ -62,6 +73,7 @@ export async function startMiniflareEdge(vars: Record<string, string>): Promise<
       },
     ],
   };
+  const { Miniflare, convertV4MiniflareOptions } = await wranglersMiniflare();
   const mf = new Miniflare(convertV4MiniflareOptions(options));
   const url = (await mf.ready).toString().replace(/\/$/, "");
   return {
