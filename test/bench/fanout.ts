@@ -21,8 +21,7 @@
 //   BENCH_IDLE (10000)              idle connections to try (capped by the open-files limit); 0 skips the phase
 //   BENCH_IDLE_BUDGET_S (60)        time allowed for connecting them
 //   BENCH_CONNECT_CONCURRENCY (50)  connects in flight at once
-import { type ChildProcess, spawn } from "node:child_process";
-import { execFileSync } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import { createServer } from "node:http";
 import { performance } from "node:perf_hooks";
