@@ -139,6 +139,8 @@ describe("NATS -> HTTP bridge (real nats-server, bridge process, signed receiver
     expect(await bridge.metric("pulsecast_bridge_in_flight_events")).toBe(4);
     // Still four after the consumer had every chance to hand out more.
     expect([...receiver.deliveries.values()].length).toBe(4);
+    // Cut the hanging posts so the bridge stops at once instead of after its grace period.
+    await receiver.close();
   });
 
   it("exposes its metrics for Prometheus and stops cleanly on SIGTERM", async () => {
