@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { routePartykitRequest } from "partyserver";
-import { answerSubprotocol, guardPartyRequest, isPublicParty, stripInternalHeaders } from "./auth/party-guard.ts";
+import { answerSubprotocol, guardPartyRequest, isPublicParty, normalizePartyUrl, stripInternalHeaders } from "./auth/party-guard.ts";
 import { errorResponse } from "./auth/errors.ts";
 import type { AppEnv } from "./env.ts";
 import { healthRoutes } from "./health/routes.ts";
@@ -22,7 +22,9 @@ export function createApp() {
     // routePartykitRequest would route to any DO binding by its kebab name; only rooms and inboxes are public.
     const party = new URL(c.req.url).pathname.split("/")[2] ?? "";
     if (!isPublicParty(party)) return errorResponse(404, "not_found", `no party '${party}'; use /parties/room/<roomId> or /parties/inbox/<userId>`);
-    const req = new Request(c.req.raw);
+    const url = normalizePartyUrl(new URL(c.req.url), party);
+    if (!url) return errorResponse(400, party === "room" ? "invalid_room_id" : "invalid_user_id", "the name in the path has a malformed %-escape");
+    const req = new Request(url, c.req.raw);
     // Before anything else: a client copy of an internal header must never reach an object.
     stripInternalHeaders(req.headers);
     const guard = (r: Request, lobby: { name: string }) => guardPartyRequest(r, c.env, party, lobby.name);

@@ -31,6 +31,28 @@ export function stripInternalHeaders(headers: Headers): void {
 }
 
 /**
+ * partyserver names the object by the raw path segment, so `auth0%7Cabc` (what encodeURIComponent makes of
+ * `auth0|abc`) and `auth0|abc` would be two different objects, and only the second is the one the event
+ * ingress reaches by user id. Decode the name segment once, here, when the decoded name is valid for its
+ * party; otherwise leave it as it is for guardPartyRequest to refuse. Returns null for undecodable escapes.
+ */
+export function normalizePartyUrl(url: URL, party: PublicParty): URL | null {
+  const parts = url.pathname.split("/"); // ["", "parties", party, name, ...]
+  const raw = parts[3];
+  if (raw === undefined || !raw.includes("%")) return url;
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(raw);
+  } catch {
+    return null;
+  }
+  if (!(party === "room" ? checkRoomId(decoded) : checkUserId(decoded)).ok) return url;
+  const normalized = new URL(url);
+  normalized.pathname = [...parts.slice(0, 3), decoded, ...parts.slice(4)].join("/");
+  return normalized;
+}
+
+/**
  * Checks one party request (upgrade or plain HTTP) and returns the request to forward, or the refusal.
  * `party`/`name` are the raw path segments routePartykitRequest matched.
  */
