@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { routePartykitRequest } from "partyserver";
 import { answerSubprotocol, guardPartyRequest, isPublicParty, normalizePartyUrl, stripInternalHeaders } from "./auth/party-guard.ts";
 import { errorResponse } from "./auth/errors.ts";
+import { browserCors } from "./cors/cors.ts";
 import type { AppEnv } from "./env.ts";
 import { healthRoutes } from "./health/routes.ts";
 import { inboxRoutes } from "./inbox/routes.ts";
@@ -11,6 +12,8 @@ import { internalRoutes } from "./internal/routes.ts";
 /** The front Worker's HTTP surface. Each area mounts its own routes here; `/parties/*` goes to the objects. */
 export function createApp() {
   const app = new Hono<AppEnv>();
+  // Browser-facing HTTP (history, inbox) is readable cross-origin; see cors/cors.ts.
+  for (const path of ["/inbox", "/inbox/*", "/parties/*"]) app.use(path, browserCors());
   app.route("/", healthRoutes);
   app.route("/", inboxRoutes);
   app.route("/", ingressRoutes);

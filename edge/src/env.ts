@@ -28,6 +28,8 @@ export interface Env {
   /** Bearer token for the internal push API (server -> room / user). */
   INTERNAL_API_TOKEN?: string;
   BRIDGE_URL?: string;
+  /** Origins allowed to read browser-facing HTTP routes (history, inbox): `*` or a comma-separated list. */
+  CORS_ORIGINS?: string;
   PLAYBACK_BASE_URL?: string;
   RTMP_BASE_URL?: string;
 
