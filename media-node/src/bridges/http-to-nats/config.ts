@@ -1,6 +1,7 @@
 // Settings of the HTTP -> NATS bridge (`node media-node/src/bridges/http-to-nats/main.ts`).
 // Every setting: env var, default, meaning. Read and checked at start-up; a bad value stops the process.
 
+import { MAX_BATCH_BYTES } from "../../../../shared/batch.ts";
 import { MAX_EVENT_BYTES } from "../../../../shared/envelope.ts";
 import { DEFAULT_TOLERANCE_S } from "../../../../shared/signing/webhooks.ts";
 import { busSettings } from "../../bus/config.ts";
@@ -26,6 +27,11 @@ export const httpToNatsSettings = {
   toleranceS: intSetting("BRIDGE_TIMESTAMP_TOLERANCE_S", DEFAULT_TOLERANCE_S, "signature timestamp tolerance, s", { min: 1, max: 3600 }),
   /** BRIDGE_MAX_BODY_BYTES (default 65536 = the envelope's own limit): larger bodies get 413 unread. */
   maxBodyBytes: intSetting("BRIDGE_MAX_BODY_BYTES", MAX_EVENT_BYTES, "largest request body, bytes", { min: 1024, max: MAX_EVENT_BYTES }),
+  /**
+   * BRIDGE_MAX_BATCH_BYTES (default 1048576 = shared/batch.ts MAX_BATCH_BYTES): largest body of a batch request
+   * (Content-Type application/vnd.pulsecast.batch+json, up to 100 events); larger ones get 413 unread.
+   */
+  maxBatchBytes: intSetting("BRIDGE_MAX_BATCH_BYTES", MAX_BATCH_BYTES, "largest batch request body, bytes", { min: 1024, max: MAX_BATCH_BYTES }),
 } as const;
 
 export type HttpToNatsConfig = SettingsOf<typeof httpToNatsSettings>;

@@ -38,6 +38,7 @@ const server = createHttpToNatsServer({
   secrets: cfg.secrets,
   toleranceS: cfg.toleranceS,
   maxBodyBytes: cfg.maxBodyBytes,
+  maxBatchBytes: cfg.maxBatchBytes,
   healthy: () => connected,
   // The checked event goes on the bus (fields the schema does not know are dropped here, not downstream).
   store: (event) => publishEvent(js, event, { timeoutMs: cfg.publishTimeoutMs }),

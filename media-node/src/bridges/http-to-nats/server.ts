@@ -1,10 +1,14 @@
-// node:http front of the HTTP -> NATS bridge: routing, the body size limit and JSON replies around handleEvent.
+// node:http front of the HTTP -> NATS bridge: routing, the body size limits (one event, or a batch by its
+// content type) and JSON replies around handleEvent / handleBatch.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { isBatchRequest } from "../../../../shared/batch.ts";
+import { handleBatch } from "./batch-handler.ts";
 import { type HandlerDeps, handleEvent, type Reply } from "./handler.ts";
 
 export interface ServerOptions extends HandlerDeps {
   maxBodyBytes: number;
+  maxBatchBytes: number;
   healthy: () => boolean;
 }
 
@@ -41,14 +45,16 @@ export function createHttpToNatsServer(opts: ServerOptions): Server {
     }
     if (path !== "/events") return send(res, { status: 404, body: { ok: false, error: "not-found", message: "POST /events" } });
     if (req.method !== "POST") return send(res, { status: 405, body: { ok: false, error: "method-not-allowed", message: "POST /events" }, headers: { allow: "POST" } });
-    readBody(req, opts.maxBodyBytes).then(
+    const batch = isBatchRequest(req.headers["content-type"]);
+    const limit = batch ? opts.maxBatchBytes : opts.maxBodyBytes;
+    readBody(req, limit).then(
       async (body) => {
         if (body === null) {
           // The unread rest of the body would be parsed as the next request: close this connection.
           res.setHeader("connection", "close");
-          return send(res, { status: 413, body: { ok: false, error: "too-large", message: `body larger than ${opts.maxBodyBytes} bytes` } });
+          return send(res, { status: 413, body: { ok: false, error: "too-large", message: `${batch ? "batch " : ""}body larger than ${limit} bytes` } });
         }
-        send(res, await handleEvent({ headers: req.headers, body }, opts));
+        send(res, await (batch ? handleBatch : handleEvent)({ headers: req.headers, body }, opts));
       },
       (error: Error) => send(res, { status: 400, body: { ok: false, error: "bad-request", message: error.message } }),
     ).catch((error: Error) => {

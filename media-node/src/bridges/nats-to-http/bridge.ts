@@ -5,7 +5,8 @@
 // redelivery, and the edge drops the repeat by event id. Any number of replicas share the one durable consumer.
 //
 // Concurrency is bounded by pulling only as many events as there are free slots, so nothing waits in a client
-// buffer while its ack timer runs.
+// buffer while its ack timer runs. Each event runs its own retry loop (handle); its attempts go through the
+// batcher, which sends whatever events are due together as one signed batch and hands each its own verdict.
 
 import { headers as natsHeaders, type Consumer, type JetStreamClient, type JsMsg, type NatsConnection } from "nats";
 import { type Envelope, parseEventJson } from "../../../../shared/envelope.ts";
@@ -15,7 +16,8 @@ import { connectNats } from "../../bus/connect.ts";
 import { ensureDurableConsumer, ensureEventStreams } from "../../bus/streams.ts";
 import { DEAD_LETTER_HEADERS, deadLetterSubject } from "../../bus/subjects.ts";
 import { busConfig } from "../../bus/config.ts";
-import { classify, type Decision } from "./classify.ts";
+import { createBatcher } from "./batcher.ts";
+import type { Decision } from "./classify.ts";
 import { createDeliverer } from "./deliver.ts";
 import type { BridgeMetrics } from "./metrics.ts";
 import type { NatsToHttpConfig } from "./config.ts";
@@ -43,6 +45,20 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
   const maxDelay = Math.min(cfg.retryMaxMs, Math.floor(cfg.ackWaitMs / 2));
   const minPull = Math.max(1, Math.floor(cfg.concurrency / 4));
   const deliver = createDeliverer({ url: cfg.edgeUrl, secrets: cfg.secrets, timeoutMs: cfg.requestTimeoutMs, maxSockets: cfg.concurrency });
+  let splitLogged = false;
+  const send = createBatcher({
+    max: cfg.batchMax,
+    lingerMs: cfg.batchLingerMs,
+    deliver,
+    retryStatuses: cfg.retryStatusSet,
+    onBatch: (size) => metrics.batchSize.observe(size),
+    onSplit: (size, reason) => {
+      metrics.batchesSplit.inc();
+      // Once: an edge that never takes batches would otherwise log every batch (set BRIDGE_BATCH_MAX=1 there).
+      if (!splitLogged) log(`a batch of ${size} was refused whole, sending its events one by one (logged once): ${reason}`);
+      splitLogged = true;
+    },
+  });
 
   // A retry wait that stop() cuts short. The listener goes when the wait ends, or a long outage (thousands of
   // retries) would pile them up on the signal.
@@ -102,8 +118,7 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
       while (running) {
         // The first attempt runs on a fresh ack timer (request timeout < ack wait); retries renew it.
         if (attempt > 0) m.working();
-        const outcome = await deliver(event.id, json);
-        const decision = classify(outcome, cfg.retryStatusSet);
+        const { decision, cause, status } = await send(event.id, json);
         if (decision.action === "ack") {
           metrics.delivered.inc({ type: event.type });
           metrics.latency.observe(Math.max(0, Date.now() - m.info.timestampNanos / 1e6) / 1000);
@@ -111,10 +126,10 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
           return;
         }
         if (decision.action === "dead-letter") {
-          await settle(m, decision, event, outcome.kind === "response" ? outcome.status : undefined);
+          await settle(m, decision, event, status);
           return;
         }
-        metrics.retried.inc({ cause: outcome.kind === "error" ? "error" : String(outcome.kind === "response" ? outcome.status : "") });
+        metrics.retried.inc({ cause });
         attempt++;
         // Earlier deliveries of this event (other replicas, earlier holds) count towards the backoff too.
         const delay = Math.min(maxDelay, Math.max(decision.minDelayMs ?? 0, backoffDelay(attempt + m.info.deliveryCount - 1, { baseMs: cfg.retryBaseMs, maxMs: maxDelay })));

@@ -1,6 +1,7 @@
 // Settings of the NATS -> HTTP bridge (`node media-node/src/bridges/nats-to-http/main.ts`).
 // Every setting: env var, default, meaning. Read and checked at start-up; a bad value stops the process.
 
+import { MAX_BATCH_EVENTS } from "../../../../shared/batch.ts";
 import { busSettings } from "../../bus/config.ts";
 import { hostSetting, intSetting, portSetting, readSettings, secretsSetting, type Setting, type SettingsOf, stringSetting, urlSetting } from "../../bus/settings.ts";
 
@@ -33,8 +34,23 @@ export const natsToHttpSettings = {
   secrets: secretsSetting("EDGE_INGRESS_SECRET", "Standard Webhooks secret(s) shared with the edge's ingress"),
   /** BRIDGE_CONSUMER (default edge-bridge): the durable consumer every replica shares (each event goes to one). */
   consumer: stringSetting("BRIDGE_CONSUMER", "edge-bridge", "durable JetStream consumer name", /^[A-Za-z0-9_-]{1,64}$/),
-  /** BRIDGE_CONCURRENCY (default 64): events one replica has in flight at most (posting or waiting to retry). */
-  concurrency: intSetting("BRIDGE_CONCURRENCY", 64, "events in flight per replica", { min: 1, max: 4096 }),
+  /**
+   * BRIDGE_CONCURRENCY (default 256): events one replica has in flight at most (queued for a batch, posting, or
+   * waiting to retry). With batching, a few times BRIDGE_BATCH_MAX keeps several batches on the wire at once.
+   */
+  concurrency: intSetting("BRIDGE_CONCURRENCY", 256, "events in flight per replica", { min: 1, max: 4096 }),
+  /**
+   * BRIDGE_BATCH_MAX (default 100, at most 100 = shared/batch.ts MAX_BATCH_EVENTS): events sent in one signed
+   * POST (the batch form, `application/vnd.pulsecast.batch+json`). The edge pays one Durable Object call and
+   * commit per request, so batching is what lets it keep up. 1 = one event per request in the plain single-event
+   * form, for an edge that does not take batches. A batch that happens to hold one event is sent in single form.
+   */
+  batchMax: intSetting("BRIDGE_BATCH_MAX", 100, "events per POST (1 = single-event form)", { min: 1, max: MAX_BATCH_EVENTS }),
+  /**
+   * BRIDGE_BATCH_LINGER_MS (default 2): how long the first event of a batch waits for more before the batch is
+   * sent anyway. Kept tiny: it only gathers what JetStream handed over together; a full batch goes at once.
+   */
+  batchLingerMs: intSetting("BRIDGE_BATCH_LINGER_MS", 2, "wait for more events before sending a partial batch, ms", { min: 0, max: 1000 }),
   /**
    * BRIDGE_MAX_ACK_PENDING (default 4096): delivered-but-unacked events across all replicas; JetStream stops
    * handing out more beyond it. Keep it >= replicas x BRIDGE_CONCURRENCY.
@@ -61,6 +77,9 @@ export const natsToHttpSettings = {
    * BRIDGE_RETRY_STATUSES (default 401,403,408,425,429): 4xx answers retried like 5xx instead of dead-lettered.
    * 401/403 mean a secret mismatch (a rotation in progress, a misconfiguration): the event is fine, so it waits.
    * Any other 4xx is permanent: the event goes to `deadletter.<type>` with the reason, then is acked.
+   * For a batch the same statuses apply to the request as a whole (every event retried); any other 4xx on a
+   * whole batch is not held against its events: they are sent again one by one (see classify-batch.ts).
+   * Inside a 200 batch answer, each event's `rejected` is permanent and `failed` is retried.
    */
   retryStatuses: listSetting("BRIDGE_RETRY_STATUSES", ["401", "403", "408", "425", "429"], "4xx statuses to retry", /^4\d\d$/),
   /**

@@ -1,4 +1,5 @@
-// One signed POST of one event to the edge. Signed afresh on each attempt, so a retry long after the first try
+// One signed POST to the edge: one event (webhook-id = event id, application/json) or a batch (webhook-id =
+// batch id, shared/batch.ts content type). Signed afresh on each attempt, so a retry long after the first try
 // still carries a timestamp inside the edge's tolerance.
 //
 // node:http with a keep-alive agent rather than fetch: per request it costs a fraction of undici's fetch, and
@@ -17,9 +18,12 @@ export interface DeliverOptions {
   maxSockets: number;
 }
 
-export type Deliver = (eventId: string, body: string) => Promise<AttemptOutcome>;
+/** POSTs `body` signed with `webhookId` (the event id, or a batch id for a batch body). */
+export type Deliver = (webhookId: string, body: string, contentType?: string) => Promise<AttemptOutcome>;
 
 const MAX_EXCERPT = 2000;
+/** A batch answer carries one result per event: keep all of it (the edge's answer is bounded by the batch). */
+const MAX_BODY = 1024 * 1024;
 
 export function createDeliverer(opts: DeliverOptions): Deliver & { close(): void } {
   const url = new URL(opts.url);
@@ -27,25 +31,26 @@ export function createDeliverer(opts: DeliverOptions): Deliver & { close(): void
   const agent = https ? new HttpsAgent({ keepAlive: true, maxSockets: opts.maxSockets }) : new HttpAgent({ keepAlive: true, maxSockets: opts.maxSockets });
   const send = https ? httpsRequest : httpRequest;
 
-  const deliver = async (eventId: string, body: string): Promise<AttemptOutcome> => {
-    const signed = await signWebhook(opts.secrets, eventId, body);
+  const deliver = async (webhookId: string, body: string, contentType = "application/json"): Promise<AttemptOutcome> => {
+    const signed = await signWebhook(opts.secrets, webhookId, body);
+    const keep = contentType === "application/json" ? MAX_EXCERPT : MAX_BODY;
     return new Promise<AttemptOutcome>((resolve) => {
       const req = send(url, {
         method: "POST",
         agent,
-        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body), ...signed },
+        headers: { "content-type": contentType, "content-length": Buffer.byteLength(body), ...signed },
         signal: AbortSignal.timeout(opts.timeoutMs),
       });
       req.on("response", (res) => {
         let text = "";
         res.setEncoding("utf8");
-        // Read the whole body (so the socket can be reused) but keep only an excerpt for reasons and logs.
+        // Read the whole body (so the socket can be reused) but keep only what the caller can use.
         res.on("data", (chunk: string) => {
-          if (text.length < MAX_EXCERPT) text += chunk;
+          if (text.length < keep) text += chunk;
         });
         res.on("end", () => {
           const retryAfter = res.headers["retry-after"];
-          resolve({ kind: "response", status: res.statusCode ?? 0, body: text.slice(0, MAX_EXCERPT), retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : (retryAfter ?? null) });
+          resolve({ kind: "response", status: res.statusCode ?? 0, body: text.slice(0, keep), retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : (retryAfter ?? null) });
         });
         res.on("error", (error) => resolve({ kind: "error", message: `response broken off: ${error.message}` }));
       });

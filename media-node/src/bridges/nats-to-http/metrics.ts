@@ -15,6 +15,13 @@ export function createBridgeMetrics() {
     skipped: new Counter({ name: "pulsecast_bridge_skipped_total", help: "Events acked without posting (from the edge itself)", registers }),
     lag: new Gauge({ name: "pulsecast_bridge_lag_events", help: "Events in the stream not yet delivered to any replica (consumer num_pending)", registers }),
     inFlight: new Gauge({ name: "pulsecast_bridge_in_flight_events", help: "Events this replica holds (posting or waiting to retry)", registers }),
+    batchSize: new Histogram({
+      name: "pulsecast_bridge_batch_size_events",
+      help: "Events per POST to the edge (1 = single-event form)",
+      buckets: [1, 2, 5, 10, 25, 50, 75, 100],
+      registers,
+    }),
+    batchesSplit: new Counter({ name: "pulsecast_bridge_batches_split_total", help: "Batches the edge refused whole (permanent 4xx, no per-event results), then sent one event at a time", registers }),
     latency: new Histogram({
       name: "pulsecast_bridge_delivery_latency_seconds",
       help: "From the event being stored in JetStream to the edge's 2xx",
