@@ -7,31 +7,25 @@
 // MEDIA_HTTP_PORT 8000, HTTP_TO_NATS_PORT 8788, METRICS_PORT 8789 (NATS->HTTP bridge metrics).
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { resolve } from "node:path";
 import { SignJWT } from "jose";
+import { DEV_VARS_PATH, readDevVars } from "../../media-node/src/settings-env.ts";
 import { mintPublishToken } from "../../shared/tokens/publish-token.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
-const DEV_VARS = resolve(ROOT, ".dev.vars");
 const VAR = resolve(ROOT, "var");
 /** Secrets every part needs; generated once per checkout into .dev.vars (git-ignored), never committed. */
 const SECRET_NAMES = ["JWT_SECRET", "PUBLISH_TOKEN_SECRET", "EDGE_INGRESS_SECRET", "BRIDGE_INGRESS_SECRET", "INTERNAL_API_TOKEN"];
 
-/** Reads .dev.vars (KEY="value" lines; wrangler dev reads the same file), adding a random value for each missing secret. */
+/** Reads .dev.vars (wrangler dev reads the same file), adding a random value for each missing secret. */
 function loadDevVars(): Record<string, string> {
-  const vars: Record<string, string> = {};
-  if (existsSync(DEV_VARS)) {
-    for (const line of readFileSync(DEV_VARS, "utf8").split("\n")) {
-      const m = line.match(/^\s*([A-Z0-9_]+)\s*=\s*"?(.*?)"?\s*$/);
-      if (m) vars[m[1]!] = m[2]!;
-    }
-  }
+  const vars = readDevVars(DEV_VARS_PATH);
   const missing = SECRET_NAMES.filter((name) => !vars[name]);
   for (const name of missing) vars[name] = randomBytes(24).toString("base64url");
   if (missing.length > 0) {
-    writeFileSync(DEV_VARS, Object.entries(vars).map(([k, v]) => `${k}="${v}"`).join("\n") + "\n", { mode: 0o600 });
+    writeFileSync(DEV_VARS_PATH, Object.entries(vars).map(([k, v]) => `${k}="${v}"`).join("\n") + "\n", { mode: 0o600 });
     console.log(`[start] wrote ${missing.join(", ")} to .dev.vars (git-ignored)`);
   }
   return vars;

@@ -8,10 +8,10 @@
 // Secrets (PUBLISH_TOKEN_SECRET) come from the environment or, for local runs, the repo's git-ignored
 // .dev.vars; the only default is an obviously-local one used when NODE_ENV is not `production`.
 
-import { existsSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { z } from "zod";
+import { ConfigError, type SettingsEnv, settingsEnv } from "./settings-env.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 
@@ -110,28 +110,15 @@ const SPEC = {
 type Spec = typeof SPEC;
 export type MediaConfig = { [K in keyof Spec]: z.output<Spec[K][1]> };
 
-export class ConfigError extends Error {
-  override name = "ConfigError";
-}
+export { ConfigError };
 
-type Env = Record<string, string | undefined>;
-
-function devVars(): Env {
-  const file = resolve(ROOT, ".dev.vars");
-  if (!existsSync(file)) return {};
-  const vars: Env = {};
-  for (const line of readFileSync(file, "utf8").split("\n")) {
-    const m = line.match(/^\s*([A-Z0-9_]+)\s*=\s*"?(.*?)"?\s*$/);
-    if (m) vars[m[1]!] = m[2]!;
-  }
-  return vars;
-}
+type Env = SettingsEnv;
 
 /**
  * Reads every setting from `env` (default: process.env over the repo's .dev.vars) and validates it.
  * Throws one ConfigError listing every problem.
  */
-export function loadConfig(env: Env = { ...devVars(), ...process.env }): MediaConfig {
+export function loadConfig(env: Env = settingsEnv()): MediaConfig {
   const out: Record<string, unknown> = {};
   const problems: string[] = [];
   for (const [key, [name, schema, def]] of Object.entries(SPEC) as [string, readonly [string, z.ZodType, string | undefined]][]) {

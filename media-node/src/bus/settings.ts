@@ -7,8 +7,7 @@
 // Secrets have no default. They come from the environment, or for local development from the repo's
 // `.dev.vars` (written with random values by `npm start`), never from the code.
 
-import { existsSync, readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { ConfigError, type SettingsEnv, settingsEnv } from "../settings-env.ts";
 import { parseSecrets } from "../../../shared/signing/webhooks.ts";
 
 export interface Setting<T> {
@@ -24,30 +23,15 @@ export interface Setting<T> {
 export type SettingsSpec = Record<string, Setting<unknown>>;
 export type SettingsOf<S extends SettingsSpec> = { [K in keyof S]: S[K] extends Setting<infer T> ? T : never };
 
-export class ConfigError extends Error {
-  override name = "ConfigError";
-}
+export { ConfigError };
 
-type Env = Record<string, string | undefined>;
-
-const DEV_VARS = resolve(import.meta.dirname, "../../../.dev.vars");
-
-/** KEY="value" lines of the repo's .dev.vars, if present (local development only). */
-function devVars(): Env {
-  if (!existsSync(DEV_VARS)) return {};
-  const vars: Env = {};
-  for (const line of readFileSync(DEV_VARS, "utf8").split("\n")) {
-    const m = line.match(/^\s*([A-Z0-9_]+)\s*=\s*"?(.*?)"?\s*$/);
-    if (m) vars[m[1]!] = m[2]!;
-  }
-  return vars;
-}
+type Env = SettingsEnv;
 
 /**
  * Reads and validates every setting in `spec` from `env` (default: process.env, falling back to .dev.vars for
  * names that are unset). Throws one ConfigError listing every problem.
  */
-export function readSettings<S extends SettingsSpec>(spec: S, env: Env = { ...devVars(), ...process.env }): SettingsOf<S> {
+export function readSettings<S extends SettingsSpec>(spec: S, env: Env = settingsEnv()): SettingsOf<S> {
   const out: Record<string, unknown> = {};
   const problems: string[] = [];
   for (const [key, setting] of Object.entries(spec)) {
