@@ -7,6 +7,23 @@
 // Records are kept for RETENTION_MS (longer than any bridge retries: see the NATS->HTTP bridge's max age),
 // and pruned a batch at a time as new events are claimed, so the table stays small without an alarm.
 
+/**
+ * What an object's `applyEvents` (batch RPC) says about one event, in input order: applied now, already
+ * applied (`applied: false`), or not applicable here (`error`, nothing of it stored; the caller retries it).
+ */
+export type EventApplyOutcome = { id: string; applied: boolean } | { id: string; applied: false; error: string };
+
+/** The id an item claims to have, for reporting on items that are not valid events. */
+export function claimedId(item: unknown, index: number): string {
+  const id = (item as { id?: unknown } | null)?.id;
+  return typeof id === "string" ? id.slice(0, 128) : `#${index}`;
+}
+
+/** A thrown value as text for an outcome's `error`. */
+export function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 export const APPLIED_EVENT_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
 const PRUNE_EVERY = 256;
 const PRUNE_BATCH = 1000;
@@ -39,6 +56,28 @@ export class AppliedLedger {
     });
     if (outcome.applied && ++this.claims % PRUNE_EVERY === 0) this.prune(now);
     return outcome;
+  }
+
+  /**
+   * applyOnce for many events in ONE outer transaction, so a batch costs one commit instead of one per event.
+   * Each event still runs in its own (nested, i.e. savepoint) transaction: an effect that throws rolls back
+   * only that event's work and id, which comes back as `{ error }`; the others stay applied. Items are handled
+   * in order, so an id repeated within the batch is applied once and then reported as a duplicate.
+   */
+  applyManyOnce<I extends { id: string }, T>(
+    items: readonly I[],
+    effect: (item: I) => T,
+    now = Date.now(),
+  ): ({ applied: true; result: T } | { applied: false } | { applied: false; error: unknown })[] {
+    return this.storage.transactionSync(() =>
+      items.map((item) => {
+        try {
+          return this.applyOnce(item.id, () => effect(item), now);
+        } catch (error) {
+          return { applied: false as const, error };
+        }
+      }),
+    );
   }
 
   prune(now = Date.now()): void {

@@ -19,7 +19,7 @@ import {
 } from "../../../shared/protocol/inbox.ts";
 import { errorResponse, userFromRequest } from "../auth/index.ts";
 import type { Env } from "../env.ts";
-import { AppliedLedger } from "../events/applied-ledger.ts";
+import { AppliedLedger, claimedId, errorText } from "../events/applied-ledger.ts";
 import { newBucket, take, type TokenBucket } from "../rooms/rate-limit.ts";
 import { type InboxConfig, inboxConfig } from "./config.ts";
 import { inboxEffectOf } from "./events.ts";
@@ -32,6 +32,9 @@ export interface ApplyResult {
   /** live connections the event was delivered to (0 = the user was offline; it waits in the inbox) */
   connections: number;
 }
+
+/** One event's outcome in `applyEvents`: ApplyResult, or `error` for an event this inbox cannot take. */
+export type InboxApplyOutcome = { id: string } & (ApplyResult | { applied: false; connections: 0; error: string });
 
 export class Inbox extends Server<Env> {
   static override options = { hibernate: true };
@@ -128,15 +131,39 @@ export class Inbox extends Server<Env> {
    * Throws (clear message) for an event that is not for this inbox: a routing bug, not input to ignore.
    */
   async applyEvent(event: Envelope): Promise<ApplyResult> {
-    const effect = inboxEffectOf(event, this.name);
-    if (!effect.ok) throw new Error(effect.error);
-    const outcome = this.ledger.applyOnce(event.id, () => (effect.kind === "store" ? this.store.insert(effect.notification) : null));
-    if (!outcome.applied) return { applied: false, connections: 0 };
-    if (effect.kind === "live") return { applied: true, connections: this.deliver(effect.frame) };
-    const notification = outcome.result;
-    // Same notification id under a new event id (the requester retried with a fresh event): already kept.
-    if (!notification) return { applied: false, connections: 0 };
-    return { applied: true, connections: this.deliver({ type: "notification", notification, unread: this.store.unreadCount() }) };
+    const [outcome] = await this.applyEvents([event]);
+    if (!outcome || "error" in outcome) throw new Error(outcome?.error ?? `inbox ${this.name}: no outcome`);
+    return { applied: outcome.applied, connections: outcome.connections };
+  }
+
+  /**
+   * applyEvent for many events in one storage transaction (one commit per batch, not per event). One outcome
+   * per event in input order; an event that is not for this inbox comes back with `error` (nothing of it
+   * stored) and the others are applied. Frames go out after the commit, in input order.
+   */
+  async applyEvents(events: Envelope[]): Promise<InboxApplyOutcome[]> {
+    const checked = events.map((event, index) => ({ id: claimedId(event, index), effect: inboxEffectOf(event, this.name) }));
+    const valid = checked.filter((c) => c.effect.ok);
+    // The unread count each notification frame carries is the one right after its own insert (as when applied
+    // one by one); counted only when someone is connected to see it.
+    const live = this.openConnections() > 0;
+    const applied = this.ledger.applyManyOnce(valid, ({ effect }) => {
+      if (!effect.ok || effect.kind !== "store") return null;
+      const notification = this.store.insert(effect.notification);
+      return notification && { notification, unread: live ? this.store.unreadCount() : 0 };
+    });
+    const outcomes = new Map(valid.map((v, i) => [v, applied[i]!]));
+    return checked.map(({ id, effect }, i): InboxApplyOutcome => {
+      if (!effect.ok) return { id, applied: false, connections: 0, error: effect.error };
+      const outcome = outcomes.get(checked[i]!)!;
+      if ("error" in outcome) return { id, applied: false, connections: 0, error: `inbox ${this.name}: ${errorText(outcome.error)}` };
+      if (!outcome.applied) return { id, applied: false, connections: 0 };
+      if (effect.kind === "live") return { id, applied: true, connections: this.deliver(effect.frame) };
+      // Same notification id under a new event id (the requester retried with a fresh event): already kept.
+      if (!outcome.result) return { id, applied: false, connections: 0 };
+      const { notification, unread } = outcome.result;
+      return { id, applied: true, connections: live ? this.deliver({ type: "notification", notification, unread }) : 0 };
+    });
   }
 
   /** Newest first; see ListRequest. */

@@ -1,21 +1,25 @@
-// Where a verified event from the media side takes effect, and applying it there exactly once.
+// Where verified events from the media side take effect, and applying them there exactly once.
 //
 // Exactly-once is the target objects' job: each one records the event id in its AppliedLedger in the same
-// transaction as the effect. An event with several targets (a media.ready for the owner's inbox and the
-// room) is applied at each (in parallel); if one fails, the caller answers 5xx, the bridge retries, the targets
-// that already applied it answer "duplicate" and only the missing one applies it. The ingress itself keeps no
-// ledger: a second one could only disagree with the objects' (and would cost a round trip per event).
+// transaction as the effect. A batch is grouped by target object and each object gets ONE call with all of its
+// events (applied in one transaction: one commit instead of one per event), all objects in parallel. An event
+// with several targets (a media.ready for the owner's inbox and the room) is applied at each; if one of them
+// fails, that event's result is `failed`, the bridge retries just that event, the targets that already applied
+// it answer "duplicate" and only the missing one applies it. The ingress itself keeps no ledger: a second one
+// could only disagree with the objects' (and would cost a round trip per event).
 
+import type { EventResult } from "../../../shared/batch.ts";
 import { type Envelope, makeEvent } from "../../../shared/envelope.ts";
 import { toBase64Url, utf8 } from "../../../shared/encoding.ts";
+import { errorText, type EventApplyOutcome } from "../events/applied-ledger.ts";
 import type { Outcome } from "./stats.ts";
 
-/** What Room.applyEvent and Inbox.applyEvent promise (DO RPC; dedup by event id inside the object). */
+/** What Room.applyEvents and Inbox.applyEvents promise (DO RPC; dedup by event id inside the object). */
 export interface RoomTarget {
-  applyEvent(event: Envelope): Promise<{ applied: boolean }>;
+  applyEvents(events: Envelope[]): Promise<EventApplyOutcome[]>;
 }
 export interface InboxTarget {
-  applyEvent(event: Envelope): Promise<{ applied: boolean; connections: number }>;
+  applyEvents(events: Envelope[]): Promise<(EventApplyOutcome & { connections: number })[]>;
 }
 
 /** The objects an event can reach, and the way back to the media side. Injected so routing is testable. */
@@ -81,38 +85,112 @@ export const userShard = (userId: string) => `user/${userId}`;
 
 export type DispatchResult = { outcome: Outcome; reason?: string };
 
-/** Applies a checked event at its targets. Resolves only once every effect is durably stored; throws otherwise. */
+/** Applies one checked event at its targets. Resolves only once every effect is durably stored; throws otherwise. */
 export async function dispatchEvent(event: Envelope, targets: EventTargets): Promise<DispatchResult> {
-  const route = routeFor(event);
-  if (route.kind === "ignored") return { outcome: "ignored", reason: route.reason };
+  const [result] = await dispatchBatch([event], targets);
+  if (!result || result.status === "failed") {
+    throw new Error(result?.message ?? `event ${event.id}: no result`);
+  }
+  return result.status === "ignored" ? { outcome: "ignored", reason: result.message ?? "" } : { outcome: result.status };
+}
 
-  if (route.kind === "notification") {
-    if (event.type !== "notification.requested") throw new Error("unreachable: notification route for " + event.type);
-    const result = await targets.inbox(route.userId).applyEvent(event);
-    // Also on a duplicate: if the first attempt died between the inbox and the outbox, this is the only
-    // chance to send the answer. Its id is derived from the notification, so when it was already stored the
-    // outbox ignores it (and then the connection count of this retry, 0, does not matter).
+/** The results dispatchBatch gives: what happened to each event (never `rejected`: those never get here). */
+export type DispatchedResult = EventResult & { status: Outcome | "failed" };
+
+/**
+ * Applies checked events at their targets: one call per target object, all in parallel, every call settled
+ * before answering. Returns one result per event in input order; `applied` / `duplicate` / `ignored` are
+ * durably done, `failed` means at least one of the event's targets (or, for a notification, the outbox) did
+ * not take it, and a retry of that event completes it without repeating what did happen.
+ */
+export async function dispatchBatch(events: readonly Envelope[], targets: EventTargets): Promise<DispatchedResult[]> {
+  const state = events.map(() => ({ applied: false, failure: null as string | null, connections: 0, notification: false, ignored: null as string | null }));
+  const rooms = new Map<string, number[]>();
+  const inboxes = new Map<string, number[]>();
+  const add = (groups: Map<string, number[]>, key: string, index: number) => {
+    const list = groups.get(key);
+    if (list) list.push(index);
+    else groups.set(key, [index]);
+  };
+  events.forEach((event, i) => {
+    const route = routeFor(event);
+    if (route.kind === "ignored") state[i]!.ignored = route.reason;
+    else if (route.kind === "notification") {
+      state[i]!.notification = true;
+      add(inboxes, route.userId, i);
+    } else {
+      for (const userId of route.inboxes) add(inboxes, userId, i);
+      for (const roomId of route.rooms) add(rooms, roomId, i);
+    }
+  });
+
+  const fail = (i: number, why: string) => (state[i]!.failure ??= why);
+  const call = async (what: string, indexes: number[], apply: (events: Envelope[]) => Promise<(EventApplyOutcome & { connections?: number })[]>) => {
+    try {
+      const outcomes = await apply(indexes.map((i) => events[i]!));
+      if (outcomes.length !== indexes.length) throw new Error(`answered ${outcomes.length} outcomes for ${indexes.length} events`);
+      outcomes.forEach((outcome, j) => {
+        const s = state[indexes[j]!]!;
+        if ("error" in outcome) fail(indexes[j]!, `${what}: ${outcome.error}`);
+        else if (outcome.applied) {
+          s.applied = true;
+          s.connections += outcome.connections ?? 0;
+        }
+      });
+    } catch (error) {
+      console.error(`ingress: ${indexes.length} event(s) not applied at ${what}:`, error);
+      for (const i of indexes) fail(i, `${what}: ${errorText(error)}`);
+    }
+  };
+  await Promise.all([
+    ...[...inboxes].map(([userId, indexes]) => call(`inbox ${userId}`, indexes, (batch) => targets.inbox(userId).applyEvents(batch))),
+    ...[...rooms].map(([roomId, indexes]) => call(`room ${roomId}`, indexes, (batch) => targets.room(roomId).applyEvents(batch))),
+  ]);
+
+  await answerNotifications(events, state, targets);
+
+  return events.map((event, i): DispatchedResult => {
+    const s = state[i]!;
+    if (s.ignored !== null) return { id: event.id, status: "ignored", code: "no_edge_consumer", message: s.ignored };
+    if (s.failure !== null) return { id: event.id, status: "failed", code: "apply_failed", message: `not applied (retry later): ${s.failure}` };
+    return { id: event.id, status: s.applied ? "applied" : "duplicate" };
+  });
+}
+
+/**
+ * notification.requested that reached the inbox -> notification.sent into the outbox, one enqueue per user
+ * shard. Also on a duplicate: if the first attempt died between the inbox and the outbox, this is the only
+ * chance to send the answer. Its id is derived from the notification, so when it was already stored the
+ * outbox ignores it (and then the connection count of this retry, 0, does not matter).
+ */
+async function answerNotifications(
+  events: readonly Envelope[],
+  state: { failure: string | null; connections: number; notification: boolean }[],
+  targets: EventTargets,
+): Promise<void> {
+  const shards = new Map<string, { indexes: number[]; sent: Envelope[] }>();
+  for (const [i, event] of events.entries()) {
+    const s = state[i]!;
+    if (!s.notification || s.failure !== null || event.type !== "notification.requested") continue;
+    const { notificationId, userId } = event.data;
     const sent = makeEvent(
       "notification.sent",
-      {
-        notificationId: event.data.notificationId,
-        userId: event.data.userId,
-        channel: result.connections > 0 ? "live" : "stored",
-        connections: result.connections,
-      },
-      { source: "edge", subject: `user/${event.data.userId}`, id: await sentEventId(event.data.userId, event.data.notificationId) },
+      { notificationId, userId, channel: s.connections > 0 ? "live" : "stored", connections: s.connections },
+      { source: "edge", subject: `user/${userId}`, id: await sentEventId(userId, notificationId) },
     );
-    await targets.toMediaSide([sent], userShard(event.data.userId), { once: true });
-    return { outcome: result.applied ? "applied" : "duplicate" };
+    const shard = shards.get(userShard(userId)) ?? { indexes: [], sent: [] };
+    shard.indexes.push(i);
+    shard.sent.push(sent);
+    shards.set(userShard(userId), shard);
   }
-
-  // In parallel, and every attempt settled before answering: each target dedups on its own, so after a
-  // partial failure the bridge's retry applies the event where it is missing and nowhere twice.
-  const results = await Promise.allSettled([
-    ...route.inboxes.map((userId) => targets.inbox(userId).applyEvent(event)),
-    ...route.rooms.map((roomId) => targets.room(roomId).applyEvent(event)),
-  ]);
-  const failed = results.find((r) => r.status === "rejected");
-  if (failed) throw failed.reason;
-  return { outcome: results.some((r) => r.status === "fulfilled" && r.value.applied) ? "applied" : "duplicate" };
+  await Promise.all(
+    [...shards].map(async ([shardKey, { indexes, sent }]) => {
+      try {
+        await targets.toMediaSide(sent, shardKey, { once: true });
+      } catch (error) {
+        console.error(`ingress: notification.sent not stored in outbox ${shardKey}:`, error);
+        for (const i of indexes) state[i]!.failure ??= `outbox ${shardKey}: ${errorText(error)}`;
+      }
+    }),
+  );
 }

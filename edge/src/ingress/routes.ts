@@ -1,6 +1,7 @@
 // Signed event ingress from the NATS->HTTP bridge, and the bus's operator/test endpoints.
 //
-//   POST /hooks/events                       one event, signed the Standard Webhooks way (EDGE_INGRESS_SECRET)
+//   POST /hooks/events                       one event, signed the Standard Webhooks way (EDGE_INGRESS_SECRET),
+//                                            or a batch of events (Content-Type BATCH_CONTENT_TYPE, see below)
 //   GET  /internal/bus/stats                 ingress counters (Bearer INTERNAL_API_TOKEN), see stats.ts
 //   POST /internal/bus/stats/reset           zero them (between benchmark phases)
 //   GET  /internal/bus/outbox/:shard         one outbox shard: status, pending and dead letters
@@ -14,15 +15,24 @@
 // The answer is 2xx only once the effect is durably stored: `{ applied: true }` the first time,
 // `{ duplicate: true }` for an event already applied, `{ ignored: true, reason }` for a valid event the edge
 // has no use for (see dispatch.ts routeFor).
+//
+// A batch (shared/batch.ts: `Content-Type: application/vnd.pulsecast.batch+json`, body `{"batch":[...]}`,
+// webhook-id = the batch id, signed once over the whole body) goes through the same checks as a whole: size
+// (413 past MAX_BATCH_BYTES), signature (401), and "is it a batch at all" (400 malformed_batch). Past those the
+// answer is 200 `{ results: [...] }`, one result per event in input order: an item that is not a valid event
+// is `rejected` on its own (malformed_event / unknown_event_type / too_large), the valid ones are applied with
+// ONE call per target object (dispatchBatch) and come back `applied`, `duplicate`, `ignored`, or `failed` when
+// a target did not take them (the bridge retries only those). Counters in stats.ts stay per event.
 
 import { Hono } from "hono";
-import { MAX_EVENT_BYTES, parseEvent } from "../../../shared/envelope.ts";
+import { type BatchItem, type EventResult, isBatchRequest, MAX_BATCH_BYTES, parseBatch } from "../../../shared/batch.ts";
+import { type Envelope, MAX_EVENT_BYTES, parseEvent } from "../../../shared/envelope.ts";
 import { parseSecrets, verifyWebhook, WEBHOOK_ID } from "../../../shared/signing/webhooks.ts";
 import { errorResponse } from "../auth/errors.ts";
 import type { AppEnv, Env } from "../env.ts";
 import { requireInternalToken } from "../internal/auth.ts";
 import { outboxFor, sendToMediaSide } from "../outbox/send.ts";
-import { type EventTargets, dispatchEvent } from "./dispatch.ts";
+import { dispatchBatch, type EventTargets, dispatchEvent } from "./dispatch.ts";
 import { readBodyLimited } from "./body.ts";
 import { ingressConfig, type IngressVars } from "./config.ts";
 import { ingressStats } from "./stats.ts";
@@ -45,7 +55,8 @@ ingressRoutes.post("/hooks/events", async (c) => {
     return errorResponse(status, code, message);
   };
 
-  const body = await readBodyLimited(c.req.raw, MAX_EVENT_BYTES);
+  const batch = isBatchRequest(c.req.header("content-type"));
+  const body = await readBodyLimited(c.req.raw, batch ? MAX_BATCH_BYTES : MAX_EVENT_BYTES);
   if (!body.ok) return refuse(413, "too_large", body.message);
 
   const verified = await verifyWebhook(parseSecrets(c.env.EDGE_INGRESS_SECRET), c.req.raw.headers, body.text, {
@@ -56,6 +67,12 @@ ingressRoutes.post("/hooks/events", async (c) => {
     const misconfigured = verified.reason === "no-secret";
     if (misconfigured) console.error("POST /hooks/events refused: EDGE_INGRESS_SECRET is not set");
     return refuse(misconfigured ? 503 : 401, verified.reason.replaceAll("-", "_"), verified.message);
+  }
+
+  if (batch) {
+    const parsed = parseBatch(body.text);
+    if (!parsed.ok) return refuse(parsed.code === "too_large" ? 413 : 400, parsed.code, parsed.error);
+    return c.json({ results: await applyBatch(parsed.items, objectTargets(c.env)) });
   }
 
   let value: unknown;
@@ -88,6 +105,24 @@ ingressRoutes.post("/hooks/events", async (c) => {
   if (result.outcome === "duplicate") return c.json({ duplicate: true, id: event.id });
   return c.json({ ignored: true, id: event.id, reason: result.reason });
 });
+
+/** The valid items of a parsed batch applied in one go; results in input order, counted per event. */
+async function applyBatch(items: BatchItem[], targets: EventTargets): Promise<EventResult[]> {
+  const valid: Envelope[] = [];
+  for (const item of items) if (item.ok) valid.push(item.event);
+  const dispatched = valid.length > 0 ? await dispatchBatch(valid, targets) : [];
+  let next = 0;
+  return items.map((item): EventResult => {
+    if (!item.ok) {
+      ingressStats.rejectedRequest(item.result.code ?? "rejected");
+      return item.result;
+    }
+    const result = dispatched[next++]!;
+    if (result.status === "failed") ingressStats.failedEvent();
+    else ingressStats.handled(item.event.id, item.event.type, result.status, item.event.time);
+    return result;
+  });
+}
 
 ingressRoutes.use("/internal/bus/*", requireInternalToken());
 

@@ -24,12 +24,16 @@ describe("retryDelayMs", () => {
 describe("outboxConfig", () => {
   it("reads the env vars, falling back to the defaults on anything that is not a positive integer", () => {
     expect(outboxConfig({})).toEqual(OUTBOX_DEFAULTS);
-    expect(outboxConfig({ OUTBOX_RETRY_BASE_MS: "100", OUTBOX_RETRY_MAX_MS: "2000", OUTBOX_DELIVERY_TIMEOUT_MS: "3000" })).toEqual({
+    expect(outboxConfig({ OUTBOX_RETRY_BASE_MS: "100", OUTBOX_RETRY_MAX_MS: "2000", OUTBOX_DELIVERY_TIMEOUT_MS: "3000", OUTBOX_BATCH_MAX: "20" })).toEqual({
       retryBaseMs: 100,
       retryMaxMs: 2000,
       deliveryTimeoutMs: 3000,
+      batchMax: 20,
     });
-    expect(outboxConfig({ OUTBOX_RETRY_BASE_MS: "-5", OUTBOX_RETRY_MAX_MS: "soon", OUTBOX_DELIVERY_TIMEOUT_MS: "1.5" })).toEqual(OUTBOX_DEFAULTS);
+    expect(outboxConfig({ OUTBOX_RETRY_BASE_MS: "-5", OUTBOX_RETRY_MAX_MS: "soon", OUTBOX_DELIVERY_TIMEOUT_MS: "1.5", OUTBOX_BATCH_MAX: "0" })).toEqual(OUTBOX_DEFAULTS);
+    // a batch is at most what the bridge takes (MAX_BATCH_EVENTS); 1 means the single-event form
+    expect(outboxConfig({ OUTBOX_BATCH_MAX: "5000" }).batchMax).toBe(100);
+    expect(outboxConfig({ OUTBOX_BATCH_MAX: "1" }).batchMax).toBe(1);
     // the cap is never below the base
     expect(outboxConfig({ OUTBOX_RETRY_BASE_MS: "5000", OUTBOX_RETRY_MAX_MS: "1000" }).retryMaxMs).toBe(5000);
   });

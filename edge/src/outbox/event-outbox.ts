@@ -3,10 +3,17 @@
 //
 // Why an object per shard and alarms: a room must be able to hand off an event in one cheap local call and go
 // on, whatever state the media side is in. The outbox stores first (one transaction per batch), then delivers
-// from an alarm, in order, one event at a time, so the bridge sees each shard's events in the order they were
-// handed over. A failed delivery stops the shard and reschedules the alarm with exponential backoff; a media
-// side that is down for an hour receives everything when it returns. A permanent refusal (4xx) moves that one
-// event to a dead-letter table with the reason and delivery goes on with the next.
+// from an alarm, in order, up to OUTBOX_BATCH_MAX events per POST in the batch format (shared/batch.ts: one
+// signature and one round trip for many events, since the cost per request dominates), so the bridge sees each
+// shard's events in the order they were handed over. Each event is settled by its own result: stored ->
+// forgotten, rejected (permanent) -> a dead-letter table with the reason, failed (temporary) -> kept at the head
+// of the queue. A failed request or a failed event stops the shard and reschedules the alarm with exponential
+// backoff; a media side that is down for an hour receives everything when it returns.
+//
+// Single POSTs remain for two reasons: OUTBOX_BATCH_MAX=1 (a bridge that does not take batches), and a batch
+// refused AS A WHOLE with a permanent 4xx — that verdict is about the request (an older bridge answering 400 to
+// the batch body, a lower size limit), not about any one event, so instead of dead-lettering up to 100 good
+// events the outbox sends that batch's events one by one, where each gets a verdict of its own.
 
 import { DurableObject } from "cloudflare:workers";
 import { utf8 } from "../../../shared/encoding.ts";
@@ -15,7 +22,8 @@ import type { Env } from "../env.ts";
 import { AppliedLedger } from "../events/applied-ledger.ts";
 import { retryDelayMs } from "./backoff.ts";
 import { type OutboxConfig, outboxConfig, type OutboxVars } from "./config.ts";
-import { type DeliveryOutcome, deliverEvent } from "./deliver.ts";
+import { deliverBatch, deliverEvent, type DeliveryTarget, type EventDelivery } from "./deliver.ts";
+import { MAX_BATCH_BYTES } from "../../../shared/batch.ts";
 
 /** Events read per query inside one alarm run. */
 const READ_BATCH = 64;
@@ -58,6 +66,27 @@ export interface DeadLetter {
 /** UTF-8 size of a string, encoding only when the character count alone cannot settle it (the common case). */
 function utf8Bytes(text: string): number {
   return text.length * 3 <= MAX_EVENT_BYTES ? text.length : utf8(text).byteLength;
+}
+
+type Row = { seq: number; id: string; type: string; body: string };
+
+/** Bytes of `{"batch":[` + `]}` around the events. */
+const BATCH_FRAME_BYTES = 12;
+
+/**
+ * The next batch from rows[start]: up to `max` events whose bodies together stay under MAX_BATCH_BYTES
+ * (always at least one: a stored event is at most MAX_EVENT_BYTES, well under it).
+ */
+export function takeBatch<R extends { body: string }>(rows: readonly R[], start: number, max: number): R[] {
+  const batch: R[] = [];
+  let bytes = BATCH_FRAME_BYTES;
+  for (let i = start; i < rows.length && batch.length < max; i++) {
+    const size = utf8(rows[i]!.body).byteLength + 1;
+    if (batch.length > 0 && bytes + size > MAX_BATCH_BYTES) break;
+    batch.push(rows[i]!);
+    bytes += size;
+  }
+  return batch;
 }
 
 type Meta = { delivered: number; failures: number; last_error: string | null };
@@ -130,22 +159,16 @@ export class EventOutbox extends DurableObject<Env> {
     const target = { url: this.env.BRIDGE_URL, secret: this.env.BRIDGE_INGRESS_SECRET, timeoutMs: this.config.deliveryTimeoutMs };
     const started = Date.now();
     for (;;) {
-      const rows = this.sql.exec<{ seq: number; id: string; type: string; body: string }>(
-        "SELECT seq, id, type, body FROM outbox ORDER BY seq LIMIT ?",
-        READ_BATCH,
-      ).toArray();
+      const rows = this.sql.exec<Row>("SELECT seq, id, type, body FROM outbox ORDER BY seq LIMIT ?", Math.max(READ_BATCH, this.config.batchMax)).toArray();
       if (rows.length === 0) return; // idle: no alarm until the next enqueue
-      for (const row of rows) {
-        const outcome = await deliverEvent(target, row.id, row.body);
-        if (outcome.kind === "retry") {
-          const failures = this.meta().failures + 1;
-          const delay = retryDelayMs(failures, this.config);
-          this.sql.exec("UPDATE outbox_meta SET failures = ?, last_error = ? WHERE k = 1", failures, outcome.reason);
-          console.warn(`outbox ${this.ctx.id.name ?? this.ctx.id}: ${row.id} not delivered (attempt ${failures}), retry in ${delay} ms: ${outcome.reason}`);
-          await this.ctx.storage.setAlarm(Date.now() + delay);
-          return;
-        }
-        this.settle(row, outcome);
+      const retry = this.config.batchMax > 1 ? await this.deliverBatches(target, rows) : await this.deliverSingly(target, rows);
+      if (retry) {
+        const failures = this.meta().failures + 1;
+        const delay = retryDelayMs(failures, this.config);
+        this.sql.exec("UPDATE outbox_meta SET failures = ?, last_error = ? WHERE k = 1", failures, retry.reason);
+        console.warn(`outbox ${this.ctx.id.name ?? this.ctx.id}: ${retry.id} not delivered (attempt ${failures}), retry in ${delay} ms: ${retry.reason}`);
+        await this.ctx.storage.setAlarm(Date.now() + delay);
+        return;
       }
       if (Date.now() - started > ALARM_RUN_BUDGET_MS) {
         await this.ctx.storage.setAlarm(Date.now());
@@ -154,13 +177,61 @@ export class EventOutbox extends DurableObject<Env> {
     }
   }
 
-  /** Removes a delivered or permanently refused event from the queue (refused ones go to dead_letters). */
-  private settle(row: { seq: number; id: string; type: string; body: string }, outcome: Exclude<DeliveryOutcome, { kind: "retry" }>): void {
+  /**
+   * Delivers `rows` (queue order) one POST per event; stops at the first that must be retried and says why.
+   * Used with OUTBOX_BATCH_MAX=1, and for a batch the bridge refused as a whole.
+   */
+  private async deliverSingly(target: DeliveryTarget, rows: Row[]): Promise<{ id: string; reason: string } | null> {
+    for (const row of rows) {
+      const outcome = await deliverEvent(target, row.id, row.body);
+      if (outcome.kind === "retry") return { id: row.id, reason: outcome.reason };
+      this.settle([[row, outcome]]);
+    }
+    return null;
+  }
+
+  /**
+   * Delivers `rows` in batches of up to OUTBOX_BATCH_MAX events and MAX_BATCH_BYTES, in queue order, and settles
+   * each event by its own result: delivered -> deleted, rejected -> dead letter, failed -> kept. Returns the
+   * reason to back off when a batch failed as a whole or any of its events must be retried (they stay at the
+   * head of the queue, so the next attempt starts with them). Later events of the same batch that the bridge
+   * stored are settled anyway: holding them back would not un-store them.
+   */
+  private async deliverBatches(target: DeliveryTarget, rows: Row[]): Promise<{ id: string; reason: string } | null> {
+    for (let start = 0; start < rows.length; ) {
+      const batch = takeBatch(rows, start, this.config.batchMax);
+      start += batch.length;
+      const outcome = await deliverBatch(target, batch);
+      if (outcome.kind === "retry") return { id: `${batch.length} event(s) from ${batch[0]!.id}`, reason: outcome.reason };
+      if (outcome.kind === "refused") {
+        console.warn(`outbox ${this.ctx.id.name ?? this.ctx.id}: batch of ${batch.length} refused as a whole, sending them one by one: ${outcome.reason}`);
+        const retry = await this.deliverSingly(target, batch);
+        if (retry) return retry;
+        continue;
+      }
+      this.settle(outcome.results.flatMap((result, i): [Row, Exclude<EventDelivery, { kind: "retry" }>][] => (result.kind === "retry" ? [] : [[batch[i]!, result]])));
+      const failed = outcome.results.findIndex((r) => r.kind === "retry");
+      if (failed >= 0) {
+        const result = outcome.results[failed] as { reason: string };
+        const others = outcome.results.filter((r) => r.kind === "retry").length - 1;
+        return { id: batch[failed]!.id + (others > 0 ? ` and ${others} more` : ""), reason: result.reason };
+      }
+    }
+    return null;
+  }
+
+  /** Removes delivered or permanently refused events from the queue (refused ones go to dead_letters), in one transaction. */
+  private settle(settled: [Row, { kind: "delivered" } | { kind: "dead"; reason: string }][]): void {
+    if (settled.length === 0) return;
     this.ctx.storage.transactionSync(() => {
-      this.sql.exec("DELETE FROM outbox WHERE seq = ?", row.seq);
-      if (outcome.kind === "delivered") {
-        this.sql.exec("UPDATE outbox_meta SET delivered = delivered + 1, failures = 0, last_error = NULL WHERE k = 1");
-      } else {
+      let delivered = 0;
+      let lastReason: string | null = null;
+      for (const [row, outcome] of settled) {
+        this.sql.exec("DELETE FROM outbox WHERE seq = ?", row.seq);
+        if (outcome.kind === "delivered") {
+          delivered++;
+          continue;
+        }
         this.sql.exec(
           "INSERT INTO dead_letters (id, type, body, reason, dead_at) VALUES (?, ?, ?, ?, ?)",
           row.id,
@@ -169,9 +240,11 @@ export class EventOutbox extends DurableObject<Env> {
           outcome.reason,
           Date.now(),
         );
-        this.sql.exec("UPDATE outbox_meta SET failures = 0, last_error = ? WHERE k = 1", outcome.reason);
+        lastReason = outcome.reason;
         console.error(`outbox ${this.ctx.id.name ?? this.ctx.id}: ${row.id} (${row.type}) dead-lettered: ${outcome.reason}`);
       }
+      // A settled event ends the run of failures at the head; a dead letter's reason stays visible as lastError.
+      this.sql.exec("UPDATE outbox_meta SET delivered = delivered + ?, failures = 0, last_error = ? WHERE k = 1", delivered, lastReason);
     });
   }
 

@@ -18,7 +18,7 @@ import {
 } from "../../../shared/protocol/room.ts";
 import { userFromRequest, type VerifiedUser } from "../auth/claims.ts";
 import { errorResponse } from "../auth/errors.ts";
-import { AppliedLedger } from "../events/applied-ledger.ts";
+import { AppliedLedger, claimedId, errorText, type EventApplyOutcome } from "../events/applied-ledger.ts";
 import type { Env } from "../env.ts";
 import { FrameCoalescer } from "./coalescer.ts";
 import { type RoomConfig, roomConfig } from "./config.ts";
@@ -26,7 +26,7 @@ import { MediaSideForwarder } from "./media-side.ts";
 import { type ConnState, connStateFor, entryFor, presenceFromStates, stateBytes, userTag } from "./presence.ts";
 import { newBucket, take, type TokenBucket } from "./rate-limit.ts";
 import { ReactionAggregator } from "./reactions.ts";
-import { isRoomEvent } from "./room-events.ts";
+import { isRoomEvent, type RoomEvent } from "./room-events.ts";
 import { nextRoomInfo } from "./room-info.ts";
 import { RoomStore } from "./room-store.ts";
 
@@ -340,18 +340,38 @@ export class Room extends Server<Env> {
 
   /** Applies a `stream.*` / `media.*` event once: a repeated event id changes nothing and is not re-broadcast. */
   async applyEvent(event: Envelope): Promise<{ applied: boolean }> {
+    const [outcome] = await this.applyEvents([event]);
+    if (!outcome || "error" in outcome) throw new Error(outcome?.error ?? `room ${this.name}: no outcome`);
+    return { applied: outcome.applied };
+  }
+
+  /**
+   * Applies many `stream.*` / `media.*` events, each exactly once, in one storage transaction (one commit
+   * for the batch instead of one per event). Returns one outcome per event in input order; an event this room
+   * cannot take comes back with `error` and nothing of it is stored, the others are applied. Broadcasts go out
+   * after the commit, in input order.
+   */
+  async applyEvents(events: Envelope[]): Promise<EventApplyOutcome[]> {
     // Checked again on this side of the RPC: the schema is the contract, not the caller.
-    const parsed = parseEvent(event);
-    if (!parsed.ok) throw new Error(`room ${this.name}: ${parsed.error}`);
-    const checked = parsed.event;
-    if (!isRoomEvent(checked)) throw new Error(`room ${this.name}: rooms take stream.* and media.* events, not '${checked.type}'`);
-    const outcome = this.ledger.applyOnce(checked.id, () => {
-      const info = nextRoomInfo(this.store.info(this.name), checked);
-      this.store.setInfo(info);
+    const checked = events.map((event, index): EventApplyOutcome | { id: string; event: RoomEvent } => {
+      const parsed = parseEvent(event);
+      if (!parsed.ok) return { id: claimedId(event, index), applied: false, error: `room ${this.name}: ${parsed.error}` };
+      const ok = parsed.event;
+      if (!isRoomEvent(ok)) return { id: ok.id, applied: false, error: `room ${this.name}: rooms take stream.* and media.* events, not '${ok.type}'` };
+      return { id: ok.id, event: ok };
     });
-    if (!outcome.applied) return { applied: false };
-    this.coalescer.push({ type: "event", event: checked });
-    return { applied: true };
+    const valid = checked.filter((c): c is { id: string; event: RoomEvent } => "event" in c);
+    const applied = this.ledger.applyManyOnce(valid, ({ event }) => {
+      this.store.setInfo(nextRoomInfo(this.store.info(this.name), event));
+    });
+    const outcomes = new Map(valid.map((v, i) => [v, applied[i]!]));
+    return checked.map((c) => {
+      if (!("event" in c)) return c;
+      const outcome = outcomes.get(c)!;
+      if ("error" in outcome) return { id: c.id, applied: false, error: `room ${this.name}: ${errorText(outcome.error)}` };
+      if (outcome.applied) this.coalescer.push({ type: "event", event: c.event });
+      return { id: c.id, applied: outcome.applied };
+    });
   }
 
   // ---------------------------------------------------------------------------------------------------
