@@ -1,0 +1,31 @@
+import { runInDurableObject } from "cloudflare:test";
+import { env as workersEnv } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { newId } from "../../../shared/ids.ts";
+import type { Env } from "../env.ts";
+import { AppliedLedger } from "./applied-ledger.ts";
+
+// The ledger on a real Durable Object's SQLite storage (an outbox object's, with a scratch table).
+const env = workersEnv as unknown as Env;
+
+describe("AppliedLedger.applyManyOnce", () => {
+  it("applies each id once, rolls back only the event whose effect threw, and keeps the rest", async () => {
+    await runInDurableObject(env.EVENT_OUTBOX.getByName(newId("ledger")), (_instance, state) => {
+      const sql = state.storage.sql;
+      sql.exec("CREATE TABLE IF NOT EXISTS effects (id TEXT NOT NULL)");
+      const ledger = new AppliedLedger(state.storage);
+      const items = [{ id: "a" }, { id: "b" }, { id: "a" }, { id: "c" }];
+      const outcomes = ledger.applyManyOnce(items, (item) => {
+        sql.exec("INSERT INTO effects (id) VALUES (?)", item.id);
+        if (item.id === "b") throw new Error("b breaks after writing");
+        return item.id.toUpperCase();
+      });
+      expect(outcomes).toEqual([{ applied: true, result: "A" }, { applied: false, error: new Error("b breaks after writing") }, { applied: false }, { applied: true, result: "C" }]);
+      // b's write and its id were rolled back together; a and c are stored once each.
+      expect(sql.exec<{ id: string }>("SELECT id FROM effects ORDER BY id").toArray().map((r) => r.id)).toEqual(["a", "c"]);
+      expect(["a", "b", "c"].map((id) => ledger.has(id))).toEqual([true, false, true]);
+      // b can be applied by a later attempt; a and c are duplicates now.
+      expect(ledger.applyManyOnce([{ id: "a" }, { id: "b" }, { id: "c" }], () => null).map((o) => o.applied)).toEqual([false, true, false]);
+    });
+  });
+});
