@@ -3,6 +3,7 @@
 
 import { connect, type JetStreamManager, type NatsConnection } from "nats";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { BATCH_CONTENT_TYPE, batchBody, type EventResult, MAX_BATCH_BYTES, newBatchId } from "../../shared/batch.ts";
 import { type Envelope, makeEvent, MAX_EVENT_BYTES } from "../../shared/envelope.ts";
 import { signWebhook } from "../../shared/signing/webhooks.ts";
 import { type HttpToNatsBridgeProcess, startHttpToNatsBridge } from "../helpers/bridges.ts";
@@ -144,11 +145,95 @@ describe("HTTP -> NATS bridge (real process, real nats-server)", () => {
     });
   });
 
+  describe("batches (one signed request, per-event results)", () => {
+    async function postBatch(body: string, opts: { secret?: string; ts?: number } = {}) {
+      const headers = await signWebhook(opts.secret ?? SECRET, newBatchId(), body, opts.ts);
+      const res = await fetch(bridge.url, { method: "POST", headers: { "content-type": BATCH_CONTENT_TYPE, ...headers }, body });
+      return { status: res.status, body: (await res.json()) as { results?: EventResult[]; ok?: boolean; error?: string; message?: string } };
+    }
+    async function lastStored(count: number): Promise<Envelope[]> {
+      const { state } = await jsm.streams.info("EVENTS");
+      const out: Envelope[] = [];
+      for (let seq = state.last_seq - count + 1; seq <= state.last_seq; seq++) out.push((await jsm.streams.getMessage("EVENTS", { seq })).json<Envelope>());
+      return out;
+    }
+
+    it("stores every event of a batch in order, each with its id as Nats-Msg-Id, and answers 200 stored / duplicate per event", async () => {
+      const events = Array.from({ length: 100 }, (_, i) => chat(`batch ${i}`));
+      const reply = await postBatch(batchBody(events));
+      expect(reply.status).toBe(200);
+      expect(reply.body.results).toEqual(events.map((e) => ({ id: e.id, status: "stored" })));
+      expect(await stored()).toBe(storedBefore + 100);
+      expect((await lastStored(100)).map((e) => e.id)).toEqual(events.map((e) => e.id));
+      const msg = await jsm.streams.getMessage("EVENTS", { last_by_subj: "chat.message" });
+      expect(msg.header.get("Nats-Msg-Id")).toBe(events[99]!.id);
+      // The outbox retried the same batch (say its answer was lost): all duplicates, nothing stored twice.
+      const again = await postBatch(batchBody(events.slice(0, 3)));
+      expect(again.body.results!.map((r) => r.status)).toEqual(["duplicate", "duplicate", "duplicate"]);
+      expect(await stored()).toBe(storedBefore + 100);
+    });
+
+    it("mixed good and bad items: each bad one rejected with its reason, the good ones stored", async () => {
+      const good = [chat("first"), chat("second")];
+      const live = makeEvent("stream.live", { streamId: "s1", nodeId: "n1", playbackUrl: "https://cdn.example/s1.m3u8", renditions: [] }, { source: "edge", subject: "stream/s1" });
+      const body = JSON.stringify({ batch: [good[0], { ...chat(), type: "chat.exploded" }, { ...chat(), data: { roomId: "lobby", text: 5 } }, "not an event", live, good[1]] });
+      const reply = await postBatch(body);
+      expect(reply.status).toBe(200);
+      expect(reply.body.results!.map((r) => [r.status, r.code ?? null])).toEqual([
+        ["stored", null],
+        ["rejected", "unknown_event_type"],
+        ["rejected", "malformed_event"],
+        ["rejected", "malformed_event"],
+        ["rejected", "type_not_accepted"],
+        ["stored", null],
+      ]);
+      expect(reply.body.results![3]!.id).toBe("#3");
+      expect(await stored()).toBe(storedBefore + 2);
+      expect((await lastStored(2)).map((e) => e.id)).toEqual(good.map((e) => e.id));
+    });
+
+    it("bad signature, wrong secret, stale timestamp -> 401, nothing stored", async () => {
+      const body = batchBody([chat()]);
+      const headers = await signWebhook(SECRET, newBatchId(), body);
+      const tampered = await fetch(bridge.url, { method: "POST", headers: { "content-type": BATCH_CONTENT_TYPE, ...headers }, body: batchBody([chat("tampered")]) });
+      expect(tampered.status).toBe(401);
+      expect(((await tampered.json()) as { error: string }).error).toBe("bad-signature");
+      expect(await postBatch(body, { secret: "some-other-secret-0123456789" })).toMatchObject({ status: 401, body: { error: "bad-signature" } });
+      expect(await postBatch(body, { ts: Math.floor(Date.now() / 1000) - 600 })).toMatchObject({ status: 401, body: { error: "stale-timestamp" } });
+      expect(await stored()).toBe(storedBefore);
+    });
+
+    it("malformed batch (not JSON, not {batch:[...]}, empty, more than 100 events) -> 400 malformed-batch, nothing stored", async () => {
+      for (const body of ["{not json", JSON.stringify([chat()]), '{"batch":[]}', JSON.stringify({ batch: Array.from({ length: 101 }, () => chat()) })]) {
+        const reply = await postBatch(body);
+        expect(reply, body.slice(0, 40)).toMatchObject({ status: 400, body: { ok: false, error: "malformed-batch" } });
+        expect(reply.body.message).toBeTruthy();
+      }
+      expect(await stored()).toBe(storedBefore);
+    });
+
+    it("oversized batch (past MAX_BATCH_BYTES) -> 413 without reading it, nothing stored; a batch larger than one event's limit is fine", async () => {
+      const big = JSON.stringify({ batch: [{ ...chat(), data: { pad: "x".repeat(MAX_BATCH_BYTES) } }] });
+      expect(await postBatch(big)).toMatchObject({ status: 413, body: { error: "too-large" } });
+      expect(await stored()).toBe(storedBefore);
+      // 100 events of ~1 KiB: past the single-event limit of 64 KiB, well within a batch's.
+      const events = Array.from({ length: 100 }, (_, i) => chat(`${i} ${"y".repeat(1000)}`));
+      expect(batchBody(events).length).toBeGreaterThan(MAX_EVENT_BYTES);
+      expect((await postBatch(batchBody(events))).status).toBe(200);
+      expect(await stored()).toBe(storedBefore + 100);
+    });
+  });
+
   it("answers 503 (so the edge's outbox retries) while NATS is down, and stores again once it is back", async () => {
     const e = chat("during outage");
     await nats.process.kill();
     const down = await signedPost(e);
     expect(down).toMatchObject({ status: 503, body: { error: "not-stored" } });
+    // A batch while NATS is away: 503 as a whole (the outbox keeps all of it), not 200 with every event failed.
+    const batch = batchBody([chat("batch during outage")]);
+    const batchDown = await fetch(bridge.url, { method: "POST", headers: { "content-type": BATCH_CONTENT_TYPE, ...(await signWebhook(SECRET, newBatchId(), batch)) }, body: batch });
+    expect(batchDown.status).toBe(503);
+    expect(((await batchDown.json()) as { error: string }).error).toBe("not-stored");
     await nats.restart();
     // The bridge reconnects on its own; the edge's retry then succeeds.
     const reply = await waitFor("the bridge storing again after NATS restarted", async () => {
