@@ -239,7 +239,7 @@ describe("POST /hooks/events: refused, nothing applied", () => {
   it("a target that fails: 503 so the bridge retries, and the retry applies it once", async () => {
     const roomId = newId("room");
     const event = streamLive(roomId);
-    const broken = { ...env, Room: { getByName: () => ({ applyEvent: () => Promise.reject(new Error("storage exploded")) }) } } as unknown as Env;
+    const broken = { ...env, Room: { getByName: () => ({ applyEvents: () => Promise.reject(new Error("storage exploded")) }) } } as unknown as Env;
     const res = await ingressRoutes.request("/hooks/events", await signedRequest(event), broken);
     expect(res.status).toBe(503);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe("apply_failed");
@@ -255,7 +255,7 @@ describe("POST /hooks/events: refused, nothing applied", () => {
       { mediaId: newId("med"), ownerId, roomId, stage: "transcode", reason: "corrupt input" },
       { source: "media-node/n1", subject: "media/x" },
     );
-    const roomDown = { ...env, Room: { getByName: () => ({ applyEvent: () => Promise.reject(new Error("room unavailable")) }) } } as unknown as Env;
+    const roomDown = { ...env, Room: { getByName: () => ({ applyEvents: () => Promise.reject(new Error("room unavailable")) }) } } as unknown as Env;
     const first = await ingressRoutes.request("/hooks/events", await signedRequest(event), roomDown);
     expect(first.status).toBe(503);
     expect(await appliedIn("Inbox", ownerId, event.id)).toBe(true);
