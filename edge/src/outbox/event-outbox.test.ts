@@ -129,6 +129,63 @@ describe("EventOutbox", () => {
     expect(ids(await bridge.waitForStored(ids(events)))).toEqual([events[0]!.id, events[2]!.id, events[1]!.id]);
   });
 
+  it("delivers up to OUTBOX_BATCH_MAX (100) events per POST, in order", async () => {
+    const shard = newId("room");
+    const events = Array.from({ length: 230 }, (_, n) => chat(shard, n + 1));
+    bridge.mode = "down";
+    await sendToMediaSide(env, events, shard);
+    bridge.mode = "up";
+    await runDurableObjectAlarm(outboxFor(env, shard));
+    expect(ids(await bridge.waitForStored(ids(events)))).toEqual(ids(events));
+    const delivered = bridge.requestsOf(ids(events)).filter((r) => r.ids.some((id) => bridge.attemptsOf([id]).some((a) => a.status === "stored")));
+    expect(delivered.map((r) => r.ids.length)).toEqual([100, 100, 30]);
+    expect(delivered.every((r) => r.batch && r.webhookId.startsWith("bat_"))).toBe(true);
+    await waitFor(async () => (await outboxFor(env, shard).status()).pending === 0);
+    expect(await outboxFor(env, shard).status()).toMatchObject({ delivered: 230, deadLetters: 0 });
+  });
+
+  it("keeps an event the bridge failed (per-event `failed`), forgets the ones it stored, and retries only that one", async () => {
+    const shard = newId("room");
+    const outbox = outboxFor(env, shard);
+    const events = [1, 2, 3, 4].map((n) => chat(shard, n));
+    bridge.refuse.set(events[1]!.id, 503);
+    await sendToMediaSide(env, events, shard);
+    await bridge.waitForStored([events[0]!.id, events[2]!.id, events[3]!.id]);
+    await waitFor(async () => (await outbox.status()).failures >= 1);
+    const status = await outbox.status();
+    expect(status).toMatchObject({ pending: 1, deadLetters: 0, delivered: 3 });
+    expect(status.lastError).toContain("failed");
+    expect((await outbox.pending()).map((b) => (JSON.parse(b) as Envelope).id)).toEqual([events[1]!.id]);
+
+    bridge.refuse.clear();
+    await runDurableObjectAlarm(outbox);
+    await bridge.waitForStored([events[1]!.id]);
+    await waitFor(async () => (await outbox.status()).pending === 0);
+    // The retry carried only the failed event; the others were stored once.
+    const lastTry = bridge.requestsOf(ids(events)).at(-1)!;
+    expect(lastTry.ids).toEqual([events[1]!.id]);
+    expect(bridge.storedOf(ids(events)).map((e) => e.id).sort()).toEqual(ids(events).sort());
+    expect(await outbox.status()).toMatchObject({ pending: 0, failures: 0, lastError: null, delivered: 4 });
+  });
+
+  it("a batch refused as a whole (e.g. a bridge that does not take batches) is sent one by one, and nothing good is dead-lettered", async () => {
+    const shard = newId("room");
+    const outbox = outboxFor(env, shard);
+    const events = [1, 2, 3].map((n) => chat(shard, n));
+    bridge.refuseBatches = 400;
+    bridge.refuse.set(events[2]!.id, 422);
+    await sendToMediaSide(env, events, shard);
+    await bridge.waitForStored([events[0]!.id, events[1]!.id]);
+    await waitFor(async () => (await outbox.status()).deadLetters === 1);
+    expect(ids(bridge.storedOf(ids(events)))).toEqual([events[0]!.id, events[1]!.id]);
+    expect(bridge.requestsOf(ids(events)).map((r) => r.batch)).toEqual([true, false, false, false]);
+    // Only the event the bridge refused on its own is a dead letter, with its own reason.
+    const [dead] = await outbox.deadLetters();
+    expect(dead).toMatchObject({ id: events[2]!.id });
+    expect(dead!.reason).toContain("422");
+    expect(await outbox.status()).toMatchObject({ pending: 0, deadLetters: 1, delivered: 2 });
+  });
+
   it("with `once`, stores an event id only once, also after it was delivered", async () => {
     const shard = newId("user");
     const outbox = outboxFor(env, shard);
