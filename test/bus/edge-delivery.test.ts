@@ -119,6 +119,12 @@ describe("media side -> NATS -> bridge -> edge: every event takes effect exactly
     expect(stats.rejected).toEqual({});
     expect(await bridge.metric("pulsecast_bridge_delivered_total")).toBe(1000);
     expect(await bridge.metric("pulsecast_bridge_dead_lettered_total")).toBe(0);
+    // They went as batches (the default form) that the edge took as such: none refused whole and split.
+    expect(await bridge.metric("pulsecast_bridge_batches_split_total")).toBe(0);
+    // (Retries during the outage are jittered per event and mostly go alone; the backlog pulled after goes in
+    // full batches, so the mean is well above one event per POST without being near 100.)
+    const posts = await bridge.metric("pulsecast_bridge_batch_size_events_count");
+    expect(await bridge.metric("pulsecast_bridge_batch_size_events_sum")).toBeGreaterThan(posts * 2);
   }, 300_000);
 
   it("loses nothing when nats-server is SIGKILLed mid-burst and a bridge replica is SIGKILLed mid-delivery; the edge absorbs the repeats", async () => {
@@ -150,6 +156,7 @@ describe("media side -> NATS -> bridge -> edge: every event takes effect exactly
     expect(stats.applied).toBe(total);
     expect(stats.appliedTwice).toBe(0);
     expect(stats.rejected).toEqual({});
+    expect(await b.metric("pulsecast_bridge_batches_split_total")).toBe(0);
     // Repeats happen (acks lost in the kill, in-flight posts of the dead replica) and are answered as duplicates.
     console.log(`faults: applied ${stats.applied}, duplicates absorbed ${stats.duplicates}`);
   }, 300_000);
