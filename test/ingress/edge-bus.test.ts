@@ -1,6 +1,7 @@
 import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BATCH_CONTENT_TYPE, type EventResult, isBatchRequest, newBatchId, parseBatch } from "../../shared/batch.ts";
 import { type Envelope, makeEvent, parseEventJson } from "../../shared/envelope.ts";
 import { newId } from "../../shared/ids.ts";
 import { signWebhook, verifyWebhook } from "../../shared/signing/webhooks.ts";
@@ -12,10 +13,12 @@ import { waitFor } from "../helpers/wait.ts";
 // real HTTP receiver in this process standing in for the HTTP->NATS bridge (it checks signatures the same way).
 // The receiver starts out absent (connection refused), so the outbox has to keep events and retry.
 
-/** A signed-webhook receiver that records every event it accepts, in order. */
+/** A signed-webhook receiver that records every event it accepts, in order; takes single events and batches. */
 class Receiver {
   readonly events: Envelope[] = [];
   readonly refused: string[] = [];
+  /** how many events each accepted request carried, and whether it was a batch */
+  readonly requests: { batch: boolean; events: number }[] = [];
   private server: Server | null = null;
   readonly port: number;
   constructor(port: number) {
@@ -26,6 +29,22 @@ class Receiver {
     this.server = createServer(async (req, res) => {
       const body = await readAll(req);
       const verified = await verifyWebhook(TEST_SECRETS.BRIDGE_INGRESS_SECRET, req.headers, body);
+      if (isBatchRequest(req.headers["content-type"])) {
+        const batch = parseBatch(body);
+        if (!verified.ok || !batch.ok) {
+          this.refused.push(verified.ok ? "malformed" : verified.reason);
+          res.writeHead(verified.ok ? 400 : 401).end();
+          return;
+        }
+        const results = batch.items.map((item): EventResult => {
+          if (!item.ok) return item.result;
+          this.events.push(item.event);
+          return { id: item.event.id, status: "stored" };
+        });
+        this.requests.push({ batch: true, events: results.length });
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ results }));
+        return;
+      }
       const parsed = parseEventJson(body);
       if (!verified.ok || !parsed.ok || parsed.event.id !== verified.id) {
         this.refused.push(verified.ok ? "malformed" : verified.reason);
@@ -33,6 +52,7 @@ class Receiver {
         return;
       }
       this.events.push(parsed.event);
+      this.requests.push({ batch: false, events: 1 });
       res.writeHead(202, { "content-type": "application/json" }).end(JSON.stringify({ stored: true }));
     });
     this.server.listen(this.port, "127.0.0.1");
@@ -128,6 +148,48 @@ describe("edge event bus over real sockets (wrangler dev)", () => {
     expect(s).toMatchObject({ applied: 20, duplicates: 20, appliedTwice: 0, rejected: { bad_signature: 1 } });
     expect(s.latencyMs.count).toBe(20);
     expect(s.latencyMs.p50).toEqual(expect.any(Number));
+  });
+
+  it("takes a signed batch over HTTP and answers per event, in order", async () => {
+    const roomId = newId("room");
+    const events = Array.from({ length: 50 }, (_, i) =>
+      makeEvent("stream.started", { streamId: `b${i}`, roomId, nodeId: "n", app: "live" }, { source: "media-node/test", subject: `stream/b${i}` }),
+    );
+    const unknown = { ...events[0]!, id: newId("evt"), type: "stream.exploded" };
+    const postBatch = async (items: unknown[]) => {
+      const body = JSON.stringify({ batch: items });
+      const headers = await signWebhook(TEST_SECRETS.EDGE_INGRESS_SECRET, newBatchId(), body);
+      const res = await fetch(`${edge.url}/hooks/events`, { method: "POST", headers: { ...headers, "content-type": BATCH_CONTENT_TYPE }, body });
+      return { status: res.status, body: (await res.json()) as { results: EventResult[] } };
+    };
+    const first = await postBatch([...events, unknown]);
+    expect(first.status).toBe(200);
+    expect(first.body.results.map((r) => r.id)).toEqual([...events.map((e) => e.id), unknown.id]);
+    expect(first.body.results.map((r) => r.status)).toEqual([...events.map(() => "applied"), "rejected"]);
+    expect(first.body.results.at(-1)).toMatchObject({ code: "unknown_event_type" });
+    const again = await postBatch(events);
+    expect(again.body.results.every((r) => r.status === "duplicate")).toBe(true);
+  });
+
+  it("the outbox delivers to the bridge in batches", async () => {
+    const userId = newId("user");
+    // 30 notifications for one user in one batch: 30 notification.sent in that user's outbox shard.
+    const requests = Array.from({ length: 30 }, () =>
+      makeEvent("notification.requested", { notificationId: newId("ntf"), userId, title: "hi" }, { source: "media-node/test", subject: `user/${userId}` }),
+    );
+    const body = JSON.stringify({ batch: requests });
+    const headers = await signWebhook(TEST_SECRETS.EDGE_INGRESS_SECRET, newBatchId(), body);
+    const requestsBefore = receiver.requests.length;
+    const res = await fetch(`${edge.url}/hooks/events`, { method: "POST", headers: { ...headers, "content-type": BATCH_CONTENT_TYPE }, body });
+    expect(res.status).toBe(200);
+    await waitFor("30 notification.sent at the bridge", () => receiver.events.filter((e) => (e.data as { userId?: string }).userId === userId).length >= 30, 60_000);
+    const sent = receiver.events.filter((e) => (e.data as { userId?: string }).userId === userId);
+    expect(sent.map((e) => (e.data as { notificationId: string }).notificationId)).toEqual(requests.map((e) => e.data.notificationId));
+    // All handed over in one enqueue, so at most a couple of requests carried them, all batches.
+    const used = receiver.requests.slice(requestsBefore);
+    expect(used.length).toBeGreaterThanOrEqual(1);
+    expect(used.every((r) => r.batch)).toBe(true);
+    expect(used.length).toBeLessThanOrEqual(3);
   });
 
   it("refuses an oversized body with 413 and a JSON error", async () => {
