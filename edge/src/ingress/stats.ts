@@ -21,13 +21,17 @@ export type Outcome = "applied" | "duplicate" | "ignored";
 
 export interface StatsSnapshot {
   since: string;
+  /** requests (a batch counts once; its events are counted in the fields below, one by one) */
   received: number;
   applied: number;
   duplicates: number;
   ignored: number;
-  /** refused requests by error code (bad-signature, stale-timestamp, malformed, unknown-type, too-large, ...) */
+  /**
+   * refused requests by error code (bad-signature, stale-timestamp, malformed, unknown-type, too-large, ...),
+   * plus each event of a batch rejected on its own (by its result's code)
+   */
   rejected: Record<string, number>;
-  /** events whose effect could not be applied (5xx; the bridge retries) */
+  /** events whose effect could not be applied (a 503, or a batch result `failed`; the bridge retries) */
   failed: number;
   appliedTwice: number;
   byType: Partial<Record<EventType, { applied: number; duplicates: number; ignored: number }>>;
