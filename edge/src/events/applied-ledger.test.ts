@@ -28,4 +28,26 @@ describe("AppliedLedger.applyManyOnce", () => {
       expect(ledger.applyManyOnce([{ id: "a" }, { id: "b" }, { id: "c" }], () => null).map((o) => o.applied)).toEqual([false, true, false]);
     });
   });
+
+  it("claimMany: one query and one insert for a batch; fresh once per id; a throwing apply stores nothing", async () => {
+    await runInDurableObject(env.EVENT_OUTBOX.getByName(newId("ledger")), (_instance, state) => {
+      const sql = state.storage.sql;
+      sql.exec("CREATE TABLE IF NOT EXISTS effects (n INTEGER NOT NULL)");
+      const ledger = new AppliedLedger(state.storage);
+      expect(ledger.claimMany(["x"], () => null).fresh).toEqual([true]);
+      const first = ledger.claimMany(["x", "y", "y", "z"], (fresh) => {
+        sql.exec("INSERT INTO effects (n) VALUES (?)", fresh.filter(Boolean).length);
+        return "done";
+      });
+      expect(first).toEqual({ fresh: [false, true, false, true], result: "done" });
+      expect(() =>
+        ledger.claimMany(["w", "v"], () => {
+          sql.exec("INSERT INTO effects (n) VALUES (99)");
+          throw new Error("storage broke");
+        }),
+      ).toThrow("storage broke");
+      expect(sql.exec<{ n: number }>("SELECT n FROM effects").toArray().map((r) => r.n)).toEqual([2]);
+      expect(["w", "v", "x", "y", "z"].map((id) => ledger.has(id))).toEqual([false, false, true, true, true]);
+    });
+  });
 });

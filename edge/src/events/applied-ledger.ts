@@ -54,30 +54,74 @@ export class AppliedLedger {
       this.storage.sql.exec("INSERT INTO applied_events (id, at) VALUES (?, ?)", eventId, now);
       return { applied: true as const, result };
     });
-    if (outcome.applied && ++this.claims % PRUNE_EVERY === 0) this.prune(now);
+    if (outcome.applied) this.countClaims(1, now);
     return outcome;
   }
 
   /**
-   * applyOnce for many events in ONE outer transaction, so a batch costs one commit instead of one per event.
-   * Each event still runs in its own (nested, i.e. savepoint) transaction: an effect that throws rolls back
-   * only that event's work and id, which comes back as `{ error }`; the others stay applied. Items are handled
-   * in order, so an id repeated within the batch is applied once and then reported as a duplicate.
+   * Exactly-once for a batch: ONE query for the ids already recorded and ONE insert for the new ones, in one
+   * transaction with `apply`. `apply(fresh)` learns, per id, whether this is its first time (an id repeated
+   * within the batch is fresh once) and must only do synchronous storage work; if it throws, nothing of the
+   * batch is stored and the error propagates. Outward effects (broadcasts) go after, driven by `fresh`.
+   */
+  claimMany<T>(ids: readonly string[], apply: (fresh: boolean[]) => T, now = Date.now()): { fresh: boolean[]; result: T } {
+    const outcome = this.storage.transactionSync(() => {
+      const seen = new Set(
+        this.storage.sql
+          .exec<{ id: string }>("SELECT id FROM applied_events WHERE id IN (SELECT value FROM json_each(?))", JSON.stringify(ids))
+          .toArray()
+          .map((r) => r.id),
+      );
+      const fresh = ids.map((id) => !seen.has(id) && (seen.add(id), true));
+      const result = apply(fresh);
+      const claimed = ids.filter((_, i) => fresh[i]);
+      if (claimed.length > 0) {
+        this.storage.sql.exec("INSERT INTO applied_events (id, at) SELECT value, ? FROM json_each(?)", now, JSON.stringify(claimed));
+      }
+      return { fresh, result, claimed: claimed.length };
+    });
+    this.countClaims(outcome.claimed, now);
+    return { fresh: outcome.fresh, result: outcome.result };
+  }
+
+  /**
+   * applyOnce for many events in ONE transaction (one commit instead of one per event), with each event's
+   * effect isolated: an effect that throws rolls back only that event's work and id, which comes back as
+   * `{ error }`; the others stay applied. Items are handled in order, so an id repeated within the batch is
+   * applied once and then reported as a duplicate.
+   *
+   * Fast path: every effect runs in one claimMany (no savepoint per event). Only if one of them throws is that
+   * rolled back whole and the batch redone with a savepoint (nested transaction) per event to isolate it.
    */
   applyManyOnce<I extends { id: string }, T>(
     items: readonly I[],
     effect: (item: I) => T,
     now = Date.now(),
   ): ({ applied: true; result: T } | { applied: false } | { applied: false; error: unknown })[] {
-    return this.storage.transactionSync(() =>
-      items.map((item) => {
-        try {
-          return this.applyOnce(item.id, () => effect(item), now);
-        } catch (error) {
-          return { applied: false as const, error };
-        }
-      }),
-    );
+    try {
+      const { fresh, result } = this.claimMany(
+        items.map((item) => item.id),
+        (fresh) => items.map((item, i) => (fresh[i] ? effect(item) : undefined)),
+        now,
+      );
+      return items.map((_, i) => (fresh[i] ? { applied: true as const, result: result[i] as T } : { applied: false as const }));
+    } catch {
+      return this.storage.transactionSync(() =>
+        items.map((item) => {
+          try {
+            return this.applyOnce(item.id, () => effect(item), now);
+          } catch (error) {
+            return { applied: false as const, error };
+          }
+        }),
+      );
+    }
+  }
+
+  private countClaims(n: number, now: number): void {
+    const before = this.claims;
+    this.claims += n;
+    if (Math.floor(before / PRUNE_EVERY) !== Math.floor(this.claims / PRUNE_EVERY)) this.prune(now);
   }
 
   prune(now = Date.now()): void {

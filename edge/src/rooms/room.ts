@@ -361,16 +361,28 @@ export class Room extends Server<Env> {
       return { id: ok.id, event: ok };
     });
     const valid = checked.filter((c): c is { id: string; event: RoomEvent } => "event" in c);
-    const applied = this.ledger.applyManyOnce(valid, ({ event }) => {
-      this.store.setInfo(nextRoomInfo(this.store.info(this.name), event));
-    });
-    const outcomes = new Map(valid.map((v, i) => [v, applied[i]!]));
+    let fresh: boolean[];
+    try {
+      // The room info is folded over the new events in memory and written once (nextRoomInfo is pure).
+      ({ fresh } = this.ledger.claimMany(
+        valid.map((v) => v.id),
+        (fresh) => {
+          const before = this.store.info(this.name);
+          const info = valid.reduce((info, v, i) => (fresh[i] ? nextRoomInfo(info, v.event) : info), before);
+          if (info !== before) this.store.setInfo(info);
+        },
+      ));
+    } catch (error) {
+      // Storage failed: nothing of the batch was stored; every event of it is retried.
+      const message = `room ${this.name}: ${errorText(error)}`;
+      return checked.map((c) => ("event" in c ? { id: c.id, applied: false, error: message } : c));
+    }
+    const outcomes = new Map(valid.map((v, i) => [v, fresh[i]!]));
     return checked.map((c) => {
       if (!("event" in c)) return c;
-      const outcome = outcomes.get(c)!;
-      if ("error" in outcome) return { id: c.id, applied: false, error: `room ${this.name}: ${errorText(outcome.error)}` };
-      if (outcome.applied) this.coalescer.push({ type: "event", event: c.event });
-      return { id: c.id, applied: outcome.applied };
+      const applied = outcomes.get(c)!;
+      if (applied) this.coalescer.push({ type: "event", event: c.event });
+      return { id: c.id, applied };
     });
   }
 
