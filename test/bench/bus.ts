@@ -29,7 +29,8 @@ import { waitFor } from "../helpers/wait.ts";
 const N = Number(process.env.BENCH_EVENTS ?? 10_000);
 const ROOMS = Number(process.env.BENCH_ROOMS ?? 64);
 const BASELINE_CONCURRENCY = Number(process.env.BENCH_BASELINE_CONCURRENCY ?? 64);
-const BRIDGE_CONCURRENCY = process.env.BENCH_BRIDGE_CONCURRENCY ?? "64";
+/** unset: the bridge's own default (BRIDGE_CONCURRENCY); any other BRIDGE_* variable passes through too */
+const BRIDGE_CONCURRENCY = process.env.BENCH_BRIDGE_CONCURRENCY;
 const REPLICAS = Number(process.env.BENCH_BRIDGE_REPLICAS ?? 1);
 const PUBLISH_RATE = Number(process.env.BENCH_PUBLISH_RATE ?? 0);
 const PACED_EVENTS = Number(process.env.BENCH_PACED_EVENTS ?? 2000);
@@ -111,6 +112,13 @@ async function baseline(edge: EdgeServer): Promise<number> {
   return N / ((performance.now() - t0) / 1000);
 }
 
+/** One metric summed over the bridge replicas (all phases: warm-up, burst and paced). */
+async function sumMetric(bridges: NatsToHttpBridgeProcess[], name: string): Promise<number> {
+  let sum = 0;
+  for (const b of bridges) sum += await b.metric(name);
+  return sum;
+}
+
 async function main() {
   log(`starting nats-server and the edge (wrangler dev)`);
   const [nats, edge] = await Promise.all([startNats(), startEdge()]);
@@ -122,7 +130,7 @@ async function main() {
 
   const bridges: NatsToHttpBridgeProcess[] = [];
   for (let i = 0; i < REPLICAS; i++) {
-    bridges.push(await startNatsToHttpBridge({ natsUrl: nats.url, edgeUrl: `${edge.url}/hooks/events`, env: { BRIDGE_CONCURRENCY } }));
+    bridges.push(await startNatsToHttpBridge({ natsUrl: nats.url, edgeUrl: `${edge.url}/hooks/events`, env: BRIDGE_CONCURRENCY ? { BRIDGE_CONCURRENCY } : {} }));
   }
   cleanups.push(...bridges.map((b) => () => b.stop()));
   const dir = await mkdtemp(join(tmpdir(), "pulsecast-bench-outbox-"));
@@ -189,6 +197,7 @@ async function main() {
     paced_p50_ms: paced.stats.latencyMs.p50,
     paced_p99_ms: paced.stats.latencyMs.p99,
     load_avg_1m: Number(loadavg()[0]!.toFixed(1)),
+    bridge_events_per_post: Number(((await sumMetric(bridges, "pulsecast_bridge_batch_size_events_sum")) / Math.max(1, await sumMetric(bridges, "pulsecast_bridge_batch_size_events_count"))).toFixed(1)),
   };
   console.log(JSON.stringify(result));
   deliverer?.close();

@@ -3,9 +3,18 @@
 // attempt and gets that event's verdict; whether the attempt travelled alone or with 99 others is this
 // module's business. Retries of different events that fall due together are batched as well.
 //
-// A batch goes out when it is full (BRIDGE_BATCH_MAX events, or the next event would pass MAX_BATCH_BYTES) or
-// when its first event has waited BRIDGE_BATCH_LINGER_MS: a burst fills batches at once, a trickle pays at most
-// the linger. One event alone, or BRIDGE_BATCH_MAX = 1, uses the plain single-event form.
+// When a batch goes: at most BRIDGE_MAX_REQUESTS POSTs are in flight; while they are, new events queue up and
+// leave together when one comes back (group commit), so batches grow with the load by themselves and a light
+// load is not held back. With a request slot free, a batch goes when it is full (BRIDGE_BATCH_MAX events, or the
+// next event would pass MAX_BATCH_BYTES) or when its oldest event has waited BRIDGE_BATCH_LINGER_MS.
+//
+// What goes into a batch: queued events grouped by their `subject` (stream/<id>, user/<id>, ...), oldest subject
+// first. The edge applies a batch with one call per target object, and the subject names what the event is
+// about, so a batch of a few subjects costs it a few object calls instead of one per event. That needs a
+// backlog to choose from, which is why BRIDGE_CONCURRENCY is well above BRIDGE_MAX_REQUESTS x BRIDGE_BATCH_MAX.
+// A subject with events in a POST still out waits for it to come back: a subject's events reach the edge in
+// queue order (until one of them needs a retry) and two requests never queue up at one object. One event alone, or BRIDGE_BATCH_MAX = 1, uses the plain single-event form (and
+// then, as before batching existed, every event is its own request, bounded only by BRIDGE_CONCURRENCY).
 
 import { BATCH_CONTENT_TYPE, MAX_BATCH_BYTES, newBatchId } from "../../../../shared/batch.ts";
 import { classifyBatch, type EventVerdict, singleVerdict } from "./classify-batch.ts";
@@ -14,6 +23,8 @@ import type { Deliver } from "./deliver.ts";
 export interface BatcherOptions {
   max: number;
   lingerMs: number;
+  /** POSTs in flight at once (ignored when `max` is 1) */
+  maxRequests: number;
   deliver: Deliver;
   retryStatuses: Set<number>;
   /** a batch left (its size); for metrics */
@@ -22,21 +33,31 @@ export interface BatcherOptions {
   onSplit?: (size: number, reason: string) => void;
 }
 
-export type Send = (eventId: string, json: string) => Promise<EventVerdict>;
+/** One attempt for one event; `key` groups events into batches (the event's subject). */
+export type Send = (eventId: string, json: string, key?: string) => Promise<EventVerdict>;
 
 interface Pending {
   id: string;
   json: string;
+  key: string;
+  bytes: number;
+  at: number;
   resolve: (verdict: EventVerdict) => void;
 }
 
-// `{"batch":[` + `]}` and a comma per event.
+// `{"batch":[` + `]}`; each event adds its bytes and a comma.
 const OVERHEAD = 12;
 
 export function createBatcher(opts: BatcherOptions): Send {
   let queue: Pending[] = [];
   let queuedBytes = OVERHEAD;
+  let active = 0;
+  /** subjects with events in a POST now, and how many such POSTs */
+  const keysOut = new Map<string, number>();
   let timer: NodeJS.Timeout | undefined;
+  const maxRequests = opts.max === 1 ? Number.POSITIVE_INFINITY : Math.max(1, opts.maxRequests);
+  // One event per request (BRIDGE_BATCH_MAX=1) stays as it always was: every event posted at once, in parallel.
+  const ordered = opts.max > 1;
 
   async function sendAlone(p: Pending): Promise<void> {
     p.resolve(singleVerdict(await opts.deliver(p.id, p.json), opts.retryStatuses));
@@ -58,26 +79,71 @@ export function createBatcher(opts: BatcherOptions): Send {
     items.forEach((p, i) => p.resolve(verdict.events[i]!));
   }
 
-  function flush() {
-    clearTimeout(timer);
-    timer = undefined;
-    const items = queue;
-    queue = [];
-    queuedBytes = OVERHEAD;
-    if (items.length === 0) return;
-    sendBatch(items).catch((error: Error) => {
-      // deliver() resolves every failure as an outcome; this is a bug guard so no event waits forever.
-      for (const p of items) p.resolve({ decision: { action: "retry", reason: `sending the batch failed: ${error.message}` }, cause: "error" });
-    });
+  /** Up to `max` events and MAX_BATCH_BYTES, whole subjects first, oldest subject first. */
+  function take(): Pending[] {
+    const groups = new Map<string, Pending[]>();
+    for (const p of queue) {
+      if (ordered && keysOut.has(p.key)) continue;
+      const g = groups.get(p.key);
+      if (g) g.push(p);
+      else groups.set(p.key, [p]);
+    }
+    const picked: Pending[] = [];
+    let bytes = OVERHEAD;
+    outer: for (const group of groups.values()) {
+      for (const p of group) {
+        if (picked.length >= opts.max || (picked.length > 0 && bytes + p.bytes > MAX_BATCH_BYTES)) break outer;
+        picked.push(p);
+        bytes += p.bytes;
+      }
+    }
+    const taken = new Set(picked);
+    queue = queue.filter((p) => !taken.has(p));
+    queuedBytes -= bytes - OVERHEAD;
+    return picked;
   }
 
-  return (id, json) =>
+  function markKeys(items: Pending[], by: 1 | -1) {
+    for (const key of new Set(items.map((p) => p.key))) {
+      const n = (keysOut.get(key) ?? 0) + by;
+      if (n > 0) keysOut.set(key, n);
+      else keysOut.delete(key);
+    }
+  }
+
+  function pump() {
+    clearTimeout(timer);
+    timer = undefined;
+    while (queue.length > 0 && active < maxRequests) {
+      const full = queue.length >= opts.max || queuedBytes > MAX_BATCH_BYTES;
+      const waited = Date.now() - queue[0]!.at;
+      if (!full && waited < opts.lingerMs) {
+        timer = setTimeout(pump, opts.lingerMs - waited);
+        return;
+      }
+      const items = take();
+      // Everything queued belongs to subjects still out: the next answer pumps again.
+      if (items.length === 0) return;
+      active++;
+      markKeys(items, 1);
+      sendBatch(items)
+        .catch((error: Error) => {
+          // deliver() resolves every failure as an outcome; this is a bug guard so no event waits forever.
+          for (const p of items) p.resolve({ decision: { action: "retry", reason: `sending the batch failed: ${error.message}` }, cause: "error" });
+        })
+        .finally(() => {
+          active--;
+          markKeys(items, -1);
+          pump();
+        });
+    }
+  }
+
+  return (id, json, key = id) =>
     new Promise<EventVerdict>((resolve) => {
       const bytes = Buffer.byteLength(json) + 1;
-      if (queue.length > 0 && queuedBytes + bytes > MAX_BATCH_BYTES) flush();
-      queue.push({ id, json, resolve });
+      queue.push({ id, json, key, bytes, at: Date.now(), resolve });
       queuedBytes += bytes;
-      if (queue.length >= opts.max) flush();
-      else timer ??= setTimeout(flush, opts.lingerMs);
+      pump();
     });
 }

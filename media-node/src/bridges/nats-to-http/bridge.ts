@@ -49,6 +49,7 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
   const send = createBatcher({
     max: cfg.batchMax,
     lingerMs: cfg.batchLingerMs,
+    maxRequests: cfg.maxRequests,
     deliver,
     retryStatuses: cfg.retryStatusSet,
     onBatch: (size) => metrics.batchSize.observe(size),
@@ -118,7 +119,10 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
       while (running) {
         // The first attempt runs on a fresh ack timer (request timeout < ack wait); retries renew it.
         if (attempt > 0) m.working();
-        const { decision, cause, status } = await send(event.id, json);
+        // Waiting for a request slot and then the answer may take a while under load: keep the ack timer fresh
+        // meanwhile (only a live replica does), so a busy replica's events are not handed to another.
+        const keepAlive = setInterval(() => m.working(), Math.max(500, Math.floor(cfg.ackWaitMs / 3)));
+        const { decision, cause, status } = await send(event.id, json, event.subject).finally(() => clearInterval(keepAlive));
         if (decision.action === "ack") {
           metrics.delivered.inc({ type: event.type });
           metrics.latency.observe(Math.max(0, Date.now() - m.info.timestampNanos / 1e6) / 1000);
