@@ -7,12 +7,16 @@
 // from the first publish to the last effect. Targets: >= 2,000 events/s, p99 <= 100 ms, lost 0, duplicates 0.
 //
 // Settings (env): BENCH_EVENTS (10000), BENCH_ROOMS (64: events spread over this many room objects),
-// BENCH_BASELINE_CONCURRENCY (64: parallel POSTs in the baseline), BENCH_BRIDGE_CONCURRENCY (64),
-// BENCH_BRIDGE_REPLICAS (1), BENCH_PUBLISH_RATE (0 = as fast as the outbox takes them; else events/s),
-// BENCH_PACED_EVENTS (2000: at most this many events, at most 20 s, in the paced latency phase).
+// BENCH_BASELINE_CONCURRENCY (64: parallel POSTs in the baseline), BENCH_BRIDGE_CONCURRENCY (unset: the
+// bridge's default), BENCH_BRIDGE_REPLICAS (1), BENCH_PUBLISH_RATE (0 = as fast as the outbox takes them; else
+// events/s), BENCH_PACED_EVENTS (2000: at most this many events, at most 20 s, in the paced latency phase),
+// BENCH_PACED_RATE (0 = half the burst's rate; else events/s).
 //
-// Besides the required fields the line carries paced_events_per_s / paced_p50_ms / paced_p99_ms (latency at
-// half the burst's rate, where it is not queueing) and load_avg_1m (the machine is shared; read numbers with it).
+// Besides the required fields the line carries paced_events_per_s / paced_p50_ms / paced_p99_ms (latency at a
+// steady rate: BENCH_PACED_RATE, by default half the burst's rate), latency_phases (which latency is which:
+// the required p50/p99 are the burst's and include its queueing), load_avg_1m (the machine is shared; read
+// numbers with it) and bridge_events_per_post (mean batch size over the run). BRIDGE_* variables set for the
+// bench reach the bridge (e.g. BRIDGE_BATCH_MAX=1 for the single-event form).
 
 import { mkdtemp, rm } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
@@ -34,6 +38,8 @@ const BRIDGE_CONCURRENCY = process.env.BENCH_BRIDGE_CONCURRENCY;
 const REPLICAS = Number(process.env.BENCH_BRIDGE_REPLICAS ?? 1);
 const PUBLISH_RATE = Number(process.env.BENCH_PUBLISH_RATE ?? 0);
 const PACED_EVENTS = Number(process.env.BENCH_PACED_EVENTS ?? 2000);
+/** events/s of the paced latency phase; 0 (default) = half the rate the burst achieved */
+const PACED_RATE = Number(process.env.BENCH_PACED_RATE ?? 0);
 
 interface Stats {
   applied: number;
@@ -180,7 +186,7 @@ async function main() {
   log(`burst ${burstRate.toFixed(0)} events/s, p50 ${burst.stats.latencyMs.p50} ms, p99 ${burst.stats.latencyMs.p99} ms (queueing included)`);
   // A burst measures throughput; its latency is mostly time spent queued behind the burst. Latency of the
   // path itself is measured paced at half the rate the burst achieved.
-  const pacedRate = Math.max(1, Math.floor(burstRate / 2));
+  const pacedRate = PACED_RATE > 0 ? PACED_RATE : Math.max(1, Math.floor(burstRate / 2));
   const pacedCount = Math.min(PACED_EVENTS, Math.ceil(pacedRate * 20));
   log(`paced: ${pacedCount} events at ${pacedRate}/s`);
   const paced = await pipeline("q", pacedCount, pacedRate);
@@ -197,6 +203,7 @@ async function main() {
     paced_p50_ms: paced.stats.latencyMs.p50,
     paced_p99_ms: paced.stats.latencyMs.p99,
     load_avg_1m: Number(loadavg()[0]!.toFixed(1)),
+    latency_phases: `p50_ms/p99_ms: burst (all ${N} published at once; mostly time queued behind the burst); paced_p50_ms/paced_p99_ms: steady ${pacedRate}/s`,
     bridge_events_per_post: Number(((await sumMetric(bridges, "pulsecast_bridge_batch_size_events_sum")) / Math.max(1, await sumMetric(bridges, "pulsecast_bridge_batch_size_events_count"))).toFixed(1)),
   };
   console.log(JSON.stringify(result));
