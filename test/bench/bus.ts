@@ -146,6 +146,9 @@ async function main() {
   cleanups.push(() => bus.stop());
 
   // Warm the path (connections, consumer, room objects) outside the measurement.
+  // Counters zeroed first: the baseline's 10,000 would satisfy the wait at once, and warm-up events still on
+  // their way would then be counted in the burst (more applied than published: a negative `lost`).
+  await resetStats(edge);
   const warm = Array.from({ length: ROOMS }, (_, i) => event("pw", i));
   for (const e of warm) await bus.publish(e);
   await waitFor("warm-up events applied", async () => (await stats(edge)).applied >= warm.length, 60_000, 100);
