@@ -121,7 +121,13 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
         if (attempt > 0) m.working();
         // Waiting for a request slot and then the answer may take a while under load: keep the ack timer fresh
         // meanwhile (only a live replica does), so a busy replica's events are not handed to another.
-        const keepAlive = setInterval(() => m.working(), Math.max(500, Math.floor(cfg.ackWaitMs / 3)));
+        const keepAlive = setInterval(() => {
+          try {
+            m.working();
+          } catch {
+            /* connection gone (NATS restarting): the ack wait hands the event out again, which is safe */
+          }
+        }, Math.max(500, Math.floor(cfg.ackWaitMs / 3)));
         const { decision, cause, status } = await send(event.id, json, event.subject).finally(() => clearInterval(keepAlive));
         if (decision.action === "ack") {
           metrics.delivered.inc({ type: event.type });
