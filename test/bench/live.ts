@@ -7,11 +7,14 @@
 //   segment_upload_p50_ms segment closed by FFmpeg (seen in its playlist) -> stored in S3, median
 //   core_per_stream       CPU of the stream's FFmpeg (utime+stime from /proc) over wall time, steady state
 // Offline part: a 720p clip transcoded to the 3-rung 720p/480p/360p ladder
-//   ladder_speed_x              one FFmpeg, one decode, `split` (our design), media seconds / wall seconds
+//   ladder_speed_x              one FFmpeg, one decode, cascaded scales (our design), media seconds / wall seconds
 //   per_rung_processes_speed_x  one FFmpeg per rung, run concurrently (the naive design), same measure
 //   ratio                       ladder_speed_x / per_rung_processes_speed_x
+//   cpu_ratio                   per-rung CPU seconds / ladder CPU seconds: the same comparison, less sensitive to load
+// The two designs run alternately, `repeats` times each; every offline figure is the median of those runs
+// (wall times on this shared 2-core machine swing by 20% between runs, so a single run or the best run misleads).
 //
-//   node test/bench/live.ts [liveSeconds=16] [clipSeconds=20] [repeats=2]
+//   node test/bench/live.ts [liveSeconds=16] [clipSeconds=20] [repeats=5]
 //
 // Details (every run's wall and CPU seconds, the load average) go to stderr; the JSON line to stdout.
 
@@ -38,7 +41,7 @@ import { percentile, round } from "./lib/stats.ts";
 
 const LIVE_S = Number(process.argv[2] ?? 16);
 const CLIP_S = Number(process.argv[3] ?? 20);
-const REPEATS = Number(process.argv[4] ?? 2);
+const REPEATS = Number(process.argv[4] ?? 5);
 const SECRET = "bench-publish-secret-0123456789abcdef";
 const CLK_TCK = 100; // Linux USER_HZ
 
@@ -105,7 +108,7 @@ async function offline(work: string) {
   // The same argument builder the live node uses, on a file instead of the RTMP pull.
   const argv = (rungs: ("720p" | "480p" | "360p")[], out: string) =>
     toArgv(buildLiveArgs({ input: clip, outDir: out, ladder: selectLadder(source, { rungs, passthrough: false }), segmentS: 2, preset, listSize: 0 }));
-  // Other work on this machine skews single runs: alternate the two designs and keep each one's best.
+  // Other work on this machine skews single runs: alternate the two designs and take each one's median.
   const ladder: { wall: number; cpu: number }[] = [];
   const perRung: { wall: number; cpu: number }[] = [];
   for (let i = 0; i < REPEATS; i++) {
@@ -114,14 +117,19 @@ async function offline(work: string) {
     const parts = await Promise.all((["720p", "480p", "360p"] as const).map((r) => timed(argv([r], join(work, `rung-${i}-${r}`)))));
     perRung.push({ wall: (performance.now() - start) / 1000, cpu: parts.reduce((t, p) => t + p.cpu, 0) });
   }
-  const best = (xs: { wall: number }[]) => Math.min(...xs.map((x) => x.wall));
-  const cpu = (xs: { cpu: number }[]) => Math.min(...xs.map((x) => x.cpu));
+  const median = (xs: number[]) => {
+    const sorted = [...xs].sort((a, b) => a - b);
+    const mid = sorted.length >> 1;
+    return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  };
+  const wallOf = (xs: { wall: number }[]) => median(xs.map((x) => x.wall));
+  const cpu = (xs: { cpu: number }[]) => median(xs.map((x) => x.cpu));
   process.stderr.write(
     `offline ${CLIP_S}s 720p clip, ${REPEATS} alternating runs: ladder wall ${ladder.map((x) => x.wall.toFixed(1)).join("/")} s cpu ${ladder.map((x) => x.cpu.toFixed(1)).join("/")} s; ` +
       `per-rung wall ${perRung.map((x) => x.wall.toFixed(1)).join("/")} s cpu ${perRung.map((x) => x.cpu.toFixed(1)).join("/")} s; ` +
       `cpu ratio (per-rung cpu / ladder cpu) ${(cpu(perRung) / cpu(ladder)).toFixed(2)}; load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}\n`,
   );
-  return { ladder: CLIP_S / best(ladder), perRung: CLIP_S / best(perRung) };
+  return { ladder: CLIP_S / wallOf(ladder), perRung: CLIP_S / wallOf(perRung), cpuRatio: cpu(perRung) / cpu(ladder) };
 }
 
 const work = await mkdtemp(join(tmpdir(), "pulsecast-bench-live-"));
@@ -137,6 +145,7 @@ try {
       core_per_stream: round(l.corePerStream),
       per_rung_processes_speed_x: round(o.perRung),
       ratio: round(o.ladder / o.perRung),
+      cpu_ratio: round(o.cpuRatio),
     }),
   );
 } finally {

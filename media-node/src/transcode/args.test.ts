@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildLiveArgs, toArgv } from "./args.ts";
+import { buildLiveArgs, ladderFilterGraph, toArgv } from "./args.ts";
 import { selectLadder } from "./ladder.ts";
 
 const rungs = { rungs: ["720p", "480p", "360p"] as const, passthrough: false, separateAudio: false };
@@ -13,11 +13,13 @@ describe("buildLiveArgs", () => {
   const ladder = selectLadder({ video: { width: 1280, height: 720, fps: 30 }, audio: {} }, rungs);
   const plan = buildLiveArgs({ input: "rtmp://127.0.0.1:1935/live/abc?pull=k", outDir: "/w/e0", ladder, segmentS: 2, preset: "veryfast", rwTimeoutS: 3 });
 
-  it("decodes once and splits into one scaled branch per rung", () => {
+  it("decodes once and scales the rungs in a cascade, each from the next larger one", () => {
     const graph = valueOf(plan.outputArgs, "-filter_complex")!;
-    expect(graph).toMatch(/^\[0:v\]split=3\[s0\]\[s1\]\[s2\];/);
-    expect(graph).toContain("[s0]scale=1280:720");
-    expect(graph).toContain("[s2]scale=640:360");
+    expect(graph).toBe(
+      "[0:v]scale=1280:720:flags=bicubic,format=yuv420p,split=2[v0][c0];" +
+        "[c0]scale=854:480:flags=bicubic,split=2[v1][c1];" +
+        "[c1]scale=640:360:flags=bicubic[v2]",
+    );
     expect(plan.outputArgs.filter((a) => a === "libx264")).toHaveLength(3);
   });
 
@@ -88,5 +90,19 @@ describe("buildLiveArgs", () => {
 
   it("refuses a source with no tracks", () => {
     expect(() => buildLiveArgs({ input: "x", outDir: "/o", ladder: { video: [], audio: undefined, separateAudio: false }, segmentS: 2, preset: "veryfast" })).toThrow(/neither video nor audio/);
+  });
+});
+
+describe("ladderFilterGraph", () => {
+  it("scales a single rung straight from the source, with no split", () => {
+    expect(ladderFilterGraph([{ width: 640, height: 360 }])).toBe("[0:v]scale=640:360:flags=bicubic,format=yuv420p[v0]");
+  });
+
+  it("never scales up: rungs given out of order still cascade from the largest, labelled by their own index", () => {
+    expect(ladderFilterGraph([{ width: 640, height: 360 }, { width: 1920, height: 1080 }, { width: 1280, height: 720 }])).toBe(
+      "[0:v]scale=1920:1080:flags=bicubic,format=yuv420p,split=2[v1][c0];" +
+        "[c0]scale=1280:720:flags=bicubic,split=2[v2][c1];" +
+        "[c1]scale=640:360:flags=bicubic[v0]",
+    );
   });
 });
