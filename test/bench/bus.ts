@@ -1,5 +1,5 @@
 // `npm run bench:bus`: 10,000 events from a media-side publisher (the media node's outbox) through NATS
-// JetStream and the NATS -> HTTP bridge into the edge (wrangler dev), against a baseline of the same number
+// JetStream and the NATS -> HTTP bridge into the edge (the local Workers runtime, BENCH_RUNTIME), against a baseline of the same number
 // of events POSTed, signed, straight to the edge's ingress in the same run. Prints one JSON line:
 //   {"events":10000,"events_per_s":…,"p50_ms":…,"p99_ms":…,"lost":0,"duplicates_applied":0,"baseline_events_per_s":…}
 // Latency is from the event's `time` (stamped when the media side publishes it) to its effect being applied
@@ -10,7 +10,7 @@
 // BENCH_BASELINE_CONCURRENCY (64: parallel POSTs in the baseline), BENCH_BRIDGE_CONCURRENCY (unset: the
 // bridge's default), BENCH_BRIDGE_REPLICAS (1), BENCH_PUBLISH_RATE (0 = as fast as the outbox takes them; else
 // events/s), BENCH_PACED_EVENTS (2000: at most this many events, at most 20 s, in the paced latency phase),
-// BENCH_PACED_RATE (0 = half the burst's rate; else events/s).
+// BENCH_PACED_RATE (0 = half the burst's rate; else events/s), BENCH_RUNTIME (miniflare, or wrangler: see startBenchEdge).
 //
 // Besides the required fields the line carries paced_events_per_s / paced_p50_ms / paced_p99_ms (latency at a
 // steady rate: BENCH_PACED_RATE, by default half the burst's rate), latency_phases (which latency is which:
@@ -26,7 +26,8 @@ import { createDeliverer } from "../../media-node/src/bridges/nats-to-http/deliv
 import { busConfig } from "../../media-node/src/bus/config.ts";
 import { createMediaEventBus } from "../../media-node/src/bus/event-bus.ts";
 import { type NatsToHttpBridgeProcess, startNatsToHttpBridge } from "../helpers/bridges.ts";
-import { type EdgeServer, startEdge, TEST_SECRETS } from "../helpers/edge.ts";
+import { startEdge, TEST_SECRETS } from "../helpers/edge.ts";
+import { startMiniflareEdge } from "./lib/miniflare-edge.ts";
 import { startNats } from "../helpers/nats.ts";
 import { waitFor } from "../helpers/wait.ts";
 
@@ -54,26 +55,49 @@ const auth = { authorization: `Bearer ${TEST_SECRETS.INTERNAL_API_TOKEN}` };
 let since = "";
 // The edge's counters live in the Worker isolate's memory; a reload (wrangler dev sees its sources change)
 // zeroes them mid-run. That must abort the run, not read as lost events.
-async function stats(edge: EdgeServer): Promise<Stats> {
+async function stats(edge: BenchEdge): Promise<Stats> {
   const s = (await (await fetch(`${edge.url}/internal/bus/stats`, { headers: auth })).json()) as Stats & { since: string };
   if (since && s.since !== since) {
     log("the edge's Worker isolate restarted during the run (sources changed under wrangler dev?): counts are void");
-    log(`counters since ${since}, now since ${s.since}; wrangler dev said:\n${edge.process.output().slice(-3000)}`);
+    log(`counters since ${since}, now since ${s.since}; the runtime said:\n${edge.output().slice(-3000)}`);
     await cleanup();
     process.exit(1);
   }
   return s;
 }
-async function resetStats(edge: EdgeServer): Promise<void> {
+async function resetStats(edge: BenchEdge): Promise<void> {
   const res = await fetch(`${edge.url}/internal/bus/stats/reset`, { method: "POST", headers: auth });
   since = ((await res.json()) as { since: string }).since;
 }
 
-const event = (run: string, n: number): Envelope =>
+// Every phase (warm-up, baseline, burst, paced) targets the same ROOMS room objects, so the warm-up really warms
+// what is measured: a room's first event ever creates its object and SQLite database, a one-time cost per room
+// that, repeated for fresh rooms in each phase, would dominate the paced p99 (64 cold objects in 2,000 events).
+/**
+ * The edge under the local Workers runtime. BENCH_RUNTIME=miniflare (default): bare Miniflare on the
+ * `wrangler deploy --dry-run` bundle, the code production runs with no dev proxy in front (see
+ * lib/miniflare-edge.ts); BENCH_RUNTIME=wrangler: `wrangler dev`, whose proxy process adds a hop per request.
+ */
+const RUNTIME = process.env.BENCH_RUNTIME === "wrangler" ? "wrangler" : "miniflare";
+interface BenchEdge {
+  url: string;
+  stop(): Promise<void>;
+  output(): string;
+}
+async function startBenchEdge(): Promise<BenchEdge> {
+  if (RUNTIME === "wrangler") {
+    const edge = await startEdge();
+    return { url: edge.url, stop: () => edge.stop(), output: () => edge.process.output() };
+  }
+  const edge = await startMiniflareEdge({});
+  return { url: edge.url, stop: () => edge.stop(), output: () => "(Worker logs are on stderr)" };
+}
+
+const event = (n: number): Envelope =>
   makeEvent(
     "stream.started",
-    { streamId: `${run}${n % ROOMS}`, roomId: `bench-${run}-${n % ROOMS}`, nodeId: "bench-node", app: "live", resumed: n >= ROOMS },
-    { source: "media-node/bench-node", subject: `stream/${run}${n % ROOMS}` },
+    { streamId: `s${n % ROOMS}`, roomId: `bench-${n % ROOMS}`, nodeId: "bench-node", app: "live", resumed: n >= ROOMS },
+    { source: "media-node/bench-node", subject: `stream/s${n % ROOMS}` },
   );
 
 const log = (m: string) => process.stderr.write(`[bench:bus] ${m}\n`);
@@ -82,15 +106,15 @@ async function cleanup() {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
 }
 
-async function warmUp(edge: EdgeServer, run: string) {
+async function warmUp(edge: BenchEdge) {
   // Wake every room object once so neither phase pays the first-instantiation cost.
-  await Promise.all(Array.from({ length: ROOMS }, (_, i) => postSigned(edge, event(run, i))));
+  await Promise.all(Array.from({ length: ROOMS }, (_, i) => postSigned(edge, event(i))));
 }
 
 // The baseline posts with the bridge's own HTTP client (keep-alive node:http, fresh signature per attempt),
 // so the comparison is the bus and the bridge against no bus at all, not one HTTP client against another.
 let deliverer: ReturnType<typeof createDeliverer> | undefined;
-async function postSigned(edge: EdgeServer, e: Envelope): Promise<void> {
+async function postSigned(edge: BenchEdge, e: Envelope): Promise<void> {
   deliverer ??= createDeliverer({ url: `${edge.url}/hooks/events`, secrets: [TEST_SECRETS.EDGE_INGRESS_SECRET], timeoutMs: 30_000, maxSockets: BASELINE_CONCURRENCY });
   const body = JSON.stringify(e);
   for (let attempt = 1; ; attempt++) {
@@ -102,9 +126,9 @@ async function postSigned(edge: EdgeServer, e: Envelope): Promise<void> {
   }
 }
 
-async function baseline(edge: EdgeServer): Promise<number> {
-  const events = Array.from({ length: N }, (_, i) => event("b", i));
-  await warmUp(edge, "bw");
+async function baseline(edge: BenchEdge): Promise<number> {
+  const events = Array.from({ length: N }, (_, i) => event(i));
+  await warmUp(edge);
   await resetStats(edge);
   const t0 = performance.now();
   let next = 0;
@@ -127,7 +151,7 @@ async function sumMetric(bridges: NatsToHttpBridgeProcess[], name: string): Prom
 
 async function main() {
   log(`starting nats-server and the edge (wrangler dev)`);
-  const [nats, edge] = await Promise.all([startNats(), startEdge()]);
+  const [nats, edge] = await Promise.all([startNats(), startBenchEdge()]);
   cleanups.push(() => nats.stop(), () => edge.stop());
 
   log(`baseline: ${N} signed POSTs straight to the edge, ${BASELINE_CONCURRENCY} at a time`);
@@ -149,13 +173,13 @@ async function main() {
   // Counters zeroed first: the baseline's 10,000 would satisfy the wait at once, and warm-up events still on
   // their way would then be counted in the burst (more applied than published: a negative `lost`).
   await resetStats(edge);
-  const warm = Array.from({ length: ROOMS }, (_, i) => event("pw", i));
+  const warm = Array.from({ length: ROOMS }, (_, i) => event(i));
   for (const e of warm) await bus.publish(e);
   await waitFor("warm-up events applied", async () => (await stats(edge)).applied >= warm.length, 60_000, 100);
   await resetStats(edge);
 
   /** Publishes `count` events (at `rate`/s, or as fast as possible) and waits until the edge applied them. */
-  async function pipeline(run: string, count: number, rate: number) {
+  async function pipeline(count: number, rate: number) {
     await resetStats(edge);
     const t0 = performance.now();
     for (let i = 0; i < count; i++) {
@@ -164,7 +188,7 @@ async function main() {
         if (wait > 1) await new Promise((r) => setTimeout(r, wait));
       }
       // `time` is stamped at publish, so the edge's latency is publish -> applied.
-      const p = bus.publish({ ...event(run, i), time: new Date().toISOString() });
+      const p = bus.publish({ ...event(i), time: new Date().toISOString() });
       // Await outbox group commits every 200 events (a real node emits from many places at once).
       if (rate > 0 || i % 200 === 199) await p;
     }
@@ -184,7 +208,7 @@ async function main() {
   }
 
   log(`pipeline burst: ${N} events media bus -> JetStream -> ${REPLICAS} bridge replica(s) -> edge`);
-  const burst = await pipeline("p", N, PUBLISH_RATE);
+  const burst = await pipeline(N, PUBLISH_RATE);
   const burstRate = burst.stats.applied / burst.seconds;
   log(`burst ${burstRate.toFixed(0)} events/s, p50 ${burst.stats.latencyMs.p50} ms, p99 ${burst.stats.latencyMs.p99} ms (queueing included)`);
   // A burst measures throughput; its latency is mostly time spent queued behind the burst. Latency of the
@@ -192,7 +216,7 @@ async function main() {
   const pacedRate = PACED_RATE > 0 ? PACED_RATE : Math.max(1, Math.floor(burstRate / 2));
   const pacedCount = Math.min(PACED_EVENTS, Math.ceil(pacedRate * 20));
   log(`paced: ${pacedCount} events at ${pacedRate}/s`);
-  const paced = await pipeline("q", pacedCount, pacedRate);
+  const paced = await pipeline(pacedCount, pacedRate);
 
   const result = {
     events: N,
