@@ -9,11 +9,11 @@
 // Settings (env): BENCH_EVENTS (10000), BENCH_ROOMS (64: events spread over this many room objects),
 // BENCH_BASELINE_CONCURRENCY (64: parallel POSTs in the baseline), BENCH_BRIDGE_CONCURRENCY (unset: the
 // bridge's default), BENCH_BRIDGE_REPLICAS (1), BENCH_PUBLISH_RATE (0 = as fast as the outbox takes them; else
-// events/s), BENCH_PACED_EVENTS (2000: at most this many events, at most 20 s, in the paced latency phase),
-// BENCH_PACED_RATE (0 = half the burst's rate; else events/s), BENCH_RUNTIME (miniflare, or wrangler: see startBenchEdge).
+// events/s), BENCH_PACED_EVENTS (10000: at most this many events, at most 20 s, in the paced latency phase),
+// BENCH_PACED_RATE (2000, the issue's target rate; 0 = half the burst's rate; else events/s), BENCH_RUNTIME (miniflare, or wrangler: see startBenchEdge).
 //
 // Besides the required fields the line carries paced_events_per_s / paced_p50_ms / paced_p99_ms (latency at a
-// steady rate: BENCH_PACED_RATE, by default half the burst's rate), latency_phases (which latency is which:
+// steady rate: BENCH_PACED_RATE, by default 2,000 events/s), latency_phases (which latency is which:
 // the required p50/p99 are the burst's and include its queueing), load_avg_1m (the machine is shared; read
 // numbers with it) and bridge_events_per_post (mean batch size over the run). BRIDGE_* variables set for the
 // bench reach the bridge (e.g. BRIDGE_BATCH_MAX=1 for the single-event form).
@@ -38,9 +38,9 @@ const BASELINE_CONCURRENCY = Number(process.env.BENCH_BASELINE_CONCURRENCY ?? 64
 const BRIDGE_CONCURRENCY = process.env.BENCH_BRIDGE_CONCURRENCY;
 const REPLICAS = Number(process.env.BENCH_BRIDGE_REPLICAS ?? 1);
 const PUBLISH_RATE = Number(process.env.BENCH_PUBLISH_RATE ?? 0);
-const PACED_EVENTS = Number(process.env.BENCH_PACED_EVENTS ?? 2000);
-/** events/s of the paced latency phase; 0 (default) = half the rate the burst achieved */
-const PACED_RATE = Number(process.env.BENCH_PACED_RATE ?? 0);
+const PACED_EVENTS = Number(process.env.BENCH_PACED_EVENTS ?? 10_000);
+/** events/s of the paced latency phase (default 2000, the target rate); 0 = half the rate the burst achieved */
+const PACED_RATE = Number(process.env.BENCH_PACED_RATE ?? 2000);
 
 interface Stats {
   applied: number;
@@ -212,7 +212,7 @@ async function main() {
   const burstRate = burst.stats.applied / burst.seconds;
   log(`burst ${burstRate.toFixed(0)} events/s, p50 ${burst.stats.latencyMs.p50} ms, p99 ${burst.stats.latencyMs.p99} ms (queueing included)`);
   // A burst measures throughput; its latency is mostly time spent queued behind the burst. Latency of the
-  // path itself is measured paced at half the rate the burst achieved.
+  // path itself is measured paced, by default at the target rate of 2,000 events/s.
   const pacedRate = PACED_RATE > 0 ? PACED_RATE : Math.max(1, Math.floor(burstRate / 2));
   const pacedCount = Math.min(PACED_EVENTS, Math.ceil(pacedRate * 20));
   log(`paced: ${pacedCount} events at ${pacedRate}/s`);
