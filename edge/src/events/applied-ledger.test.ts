@@ -3,7 +3,7 @@ import { env as workersEnv } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { newId } from "../../../shared/ids.ts";
 import type { Env } from "../env.ts";
-import { AppliedLedger } from "./applied-ledger.ts";
+import { APPLIED_EVENT_RETENTION_MS, AppliedLedger } from "./applied-ledger.ts";
 
 // The ledger on a real Durable Object's SQLite storage (an outbox object's, with a scratch table).
 const env = workersEnv as unknown as Env;
@@ -48,6 +48,19 @@ describe("AppliedLedger.applyManyOnce", () => {
       ).toThrow("storage broke");
       expect(sql.exec<{ n: number }>("SELECT n FROM effects").toArray().map((r) => r.n)).toEqual([2]);
       expect(["w", "v", "x", "y", "z"].map((id) => ledger.has(id))).toEqual([false, false, true, true, true]);
+    });
+  });
+});
+
+describe("AppliedLedger retention", () => {
+  it("prunes expired ids on the first claim of a freshly built ledger (hibernating objects rarely claim many in one life)", async () => {
+    await runInDurableObject(env.EVENT_OUTBOX.getByName(newId("ledger")), (_instance, state) => {
+      const now = Date.now();
+      new AppliedLedger(state.storage).applyOnce("old", () => null, now - APPLIED_EVENT_RETENTION_MS - 1000);
+      new AppliedLedger(state.storage).applyOnce("recent", () => null, now - 1000);
+      const rebuilt = new AppliedLedger(state.storage);
+      rebuilt.applyOnce("new", () => null, now);
+      expect(["old", "recent", "new"].map((id) => rebuilt.has(id))).toEqual([false, true, true]);
     });
   });
 });

@@ -29,7 +29,9 @@ const PRUNE_EVERY = 256;
 const PRUNE_BATCH = 1000;
 
 export class AppliedLedger {
-  private claims = 0;
+  // Starts one short of a prune, so the first claim after the object is (re)built prunes: hibernating objects
+  // are rebuilt often and may never make PRUNE_EVERY claims in one life.
+  private claims = PRUNE_EVERY - 1;
   private readonly storage: DurableObjectStorage;
 
   constructor(storage: DurableObjectStorage) {

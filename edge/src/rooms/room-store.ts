@@ -27,12 +27,8 @@ export interface Ban {
 
 export type ResumeResult = { complete: true; messages: ChatMessage[] } | { complete: false; messages: ChatMessage[] };
 
-/** Prune once every this many appends (deleting old rows one by one on every send would cost more). */
-const PRUNE_EVERY = 100;
-
 export class RoomStore {
   private readonly sql: SqlStorage;
-  private appends = 0;
 
   constructor(storage: DurableObjectStorage) {
     this.sql = storage.sql;
@@ -48,12 +44,15 @@ export class RoomStore {
     const row = this.sql
       .exec<MessageRow>("INSERT INTO messages (user_id, name, text, at) VALUES (?, ?, ?, ?) RETURNING *", userId, name ?? null, text, at)
       .one();
-    if (++this.appends % PRUNE_EVERY === 0) this.prune(historyMax);
+    // Keep the newest `historyMax` on every append: a primary-key range, so it costs next to nothing (usually
+    // one row or none). A counter of appends would live in memory and restart at every wake of a hibernating
+    // room, so a quiet room that sleeps between messages would never reach it and grow without bound.
+    this.prune(historyMax, row.id);
     return toMessage(row);
   }
 
-  prune(historyMax: number): void {
-    this.sql.exec("DELETE FROM messages WHERE id <= (SELECT MAX(id) FROM messages) - ?", historyMax);
+  private prune(historyMax: number, newestId: number): void {
+    this.sql.exec("DELETE FROM messages WHERE id <= ?", newestId - historyMax);
   }
 
   /** The last `n` messages, oldest first. */

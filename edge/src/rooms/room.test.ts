@@ -249,6 +249,9 @@ describe("Room: WebRTC signaling", () => {
 
     a.send({ type: "signal", to: elsewhere.welcome.connectionId, kind: "offer", sdp: "v=0" });
     expect(await a.next("error")).toMatchObject({ code: "peer_not_found", ref: "signal" });
+    // Sockets also carry a user tag (`u:<userId>`): a signal addressed to a tag, not a connection id, goes nowhere.
+    a.send({ type: "signal", to: "u:b", kind: "offer", sdp: "v=0" });
+    expect(await a.next("error")).toMatchObject({ code: "peer_not_found", ref: "signal" });
 
     // Proof of delivery order: c gets a later room-wide frame, and by then has seen no signal.
     a.send({ type: "send", text: "after the signals" });

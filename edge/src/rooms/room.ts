@@ -308,8 +308,10 @@ export class Room extends Server<Env> {
 
   private relaySignal(conn: RoomConnection, cs: ConnState, frame: Extract<ClientFrame, { type: "signal" }>): void {
     if (cs.user.role === "viewer") return this.sendError(conn, "forbidden", "viewers may not send signaling", "signal");
-    // Only sockets of this object can be found here, so a signal never leaves its room.
-    const target = this.ctx.getWebSockets(frame.to).find((ws) => ws.readyState === OPEN);
+    // Only sockets of this object can be found here, so a signal never leaves its room. getConnection matches the
+    // connection id itself, not any tag: a `to` of `u:<userId>` (each socket's user tag) must not reach anyone.
+    const found = this.getConnection(frame.to);
+    const target = found && found.readyState === OPEN ? found : undefined;
     if (!target || frame.to === conn.id) return this.sendError(conn, "peer_not_found", `no connection '${frame.to}' in this room`, "signal");
     const out: SingleServerFrame = { type: "signal", from: conn.id, fromUserId: cs.user.userId, kind: frame.kind };
     if (frame.sdp !== undefined) out.sdp = frame.sdp;

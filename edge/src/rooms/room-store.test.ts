@@ -1,0 +1,16 @@
+import { runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { newId } from "../../../shared/ids.ts";
+import { env } from "./test-client.ts";
+import { RoomStore } from "./room-store.ts";
+
+describe("RoomStore history bound", () => {
+  it("keeps the newest historyMax messages even when the object is rebuilt between every message", async () => {
+    // A hibernating room is a new RoomStore at nearly every wake: the bound must not depend on an in-memory count.
+    await runInDurableObject(env.Room.getByName(newId("store")), (_instance, state) => {
+      for (let i = 1; i <= 12; i++) new RoomStore(state.storage).append("u1", undefined, `m${i}`, i, 5);
+      const texts = new RoomStore(state.storage).latest(100).map((m) => m.text);
+      expect(texts).toEqual(["m8", "m9", "m10", "m11", "m12"]);
+    });
+  });
+});
