@@ -25,4 +25,20 @@ describe("media node config", () => {
     const message = (error as Error).message;
     for (const name of ["MEDIA_RTMP_PORT", "MEDIA_SEGMENT_S", "MEDIA_LADDER", "PUBLISH_TOKEN_SECRET", "MEDIA_RTMPS_KEY"]) expect(message).toContain(name);
   });
+
+  it("never repeats a secret's value in the error, only its length", () => {
+    const secret = "hunter2-short";
+    let error: unknown;
+    try {
+      loadConfig({ PUBLISH_TOKEN_SECRET: secret, MEDIA_SEGMENT_S: "eleven" });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    expect(message).toContain(`PUBLISH_TOKEN_SECRET=<redacted, ${secret.length} characters>: must be at least 16 characters`);
+    expect(message).not.toContain("hunter2");
+    // ordinary settings still show the bad value, which is what makes the message useful
+    expect(message).toContain('MEDIA_SEGMENT_S="eleven"');
+  });
 });
