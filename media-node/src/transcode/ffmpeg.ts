@@ -4,7 +4,9 @@
 //   once, which it takes verbatim (so `-var_stream_map "v:0,a:0 v:1,a:1"` stays one argument);
 // - its `progress` event runs ffprobe on the input (an extra RTMP play): we parse stderr ourselves;
 // - kill() defaults to SIGKILL, which leaves half-written segments and playlists: stop() sends SIGINT so FFmpeg
-//   finishes the current segment, and escalates to SIGKILL only after a grace period.
+//   finishes the current segment, and escalates to SIGKILL only after a grace period;
+// - it spawns asynchronously (path lookup, capability checks) and kill() is a silent no-op until then: a stop or
+//   kill asked for before the process exists is remembered and sent from the 'start' handler.
 
 import { EventEmitter } from "node:events";
 import ffmpeg from "fluent-ffmpeg";
@@ -24,6 +26,10 @@ export class FfmpegJob extends EventEmitter<FfmpegJobEvents> {
   readonly #command: ffmpeg.FfmpegCommand;
   #pid: number | undefined;
   #exited = false;
+  #started = false;
+  /** a stop()/kill() that came before the process existed: sent as soon as it does */
+  #pending: { signal: "SIGINT"; graceMs: number } | { signal: "SIGKILL" } | undefined;
+  #killTimer: NodeJS.Timeout | undefined;
   #tail: string[] = [];
   readonly exited: Promise<void>;
 
@@ -41,7 +47,12 @@ export class FfmpegJob extends EventEmitter<FfmpegJobEvents> {
     this.exited = new Promise((r) => (resolveExit = r));
     command.on("start", (commandLine: string) => {
       this.#pid = (command as unknown as { ffmpegProc?: { pid?: number } }).ffmpegProc?.pid;
+      this.#started = true;
       this.emit("start", { pid: this.#pid, commandLine });
+      const pending = this.#pending;
+      this.#pending = undefined;
+      if (pending?.signal === "SIGKILL") this.#command.kill("SIGKILL");
+      else if (pending) this.#interrupt(pending.graceMs);
     });
     command.on("stderr", (line: string) => {
       const progress = parseProgressLine(line);
@@ -53,6 +64,7 @@ export class FfmpegJob extends EventEmitter<FfmpegJobEvents> {
     const finish = (code: number | null, signal: string | null, error?: Error) => {
       if (this.#exited) return;
       this.#exited = true;
+      clearTimeout(this.#killTimer);
       this.emit("exit", { code, signal, ...(error ? { error } : {}), stderrTail: this.#tail.join("\n") });
       resolveExit!();
     };
@@ -79,17 +91,23 @@ export class FfmpegJob extends EventEmitter<FfmpegJobEvents> {
   /** SIGINT (FFmpeg closes the current segment and playlist), SIGKILL after `graceMs`. Resolves on exit. */
   async stop(graceMs = 5000): Promise<void> {
     if (this.#exited) return;
-    this.#command.kill("SIGINT");
-    const timer = setTimeout(() => this.#command.kill("SIGKILL"), graceMs);
+    // The grace period counts from the SIGINT, so a process that spawns late is not killed mid-encode.
+    if (!this.#started) this.#pending ??= { signal: "SIGINT", graceMs };
+    else if (this.#killTimer === undefined) this.#interrupt(graceMs);
     await this.exited;
-    clearTimeout(timer);
   }
 
   /** SIGKILL at once (fault injection in tests, last resort on shutdown). */
   async kill(): Promise<void> {
     if (this.#exited) return;
-    this.#command.kill("SIGKILL");
+    if (this.#started) this.#command.kill("SIGKILL");
+    else this.#pending = { signal: "SIGKILL" };
     await this.exited;
+  }
+
+  #interrupt(graceMs: number): void {
+    this.#command.kill("SIGINT");
+    this.#killTimer = setTimeout(() => this.#command.kill("SIGKILL"), graceMs);
   }
 }
 
