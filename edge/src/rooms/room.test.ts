@@ -1,9 +1,10 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { makeEvent } from "../../../shared/envelope.ts";
 import { waitFor } from "../../../test/helpers/wait.ts";
 import { ROOM_CLOSE } from "../../../shared/protocol/room.ts";
+import { type FakeBridge, installFakeBridge } from "../outbox/test-bridge.ts";
 import { ROOM_DEFAULTS } from "./config.ts";
 import type { Room } from "./room.ts";
 import { env, join, newRoom, tokenFor } from "./test-client.ts";
@@ -168,6 +169,12 @@ describe("Room: chat", () => {
 });
 
 describe("Room: events to the media side", () => {
+  let bridge: FakeBridge;
+  beforeAll(() => {
+    bridge = installFakeBridge(env.BRIDGE_URL!, env.BRIDGE_INGRESS_SECRET!);
+  });
+  const storedFor = (room: string) => bridge.stored.filter((e) => (e.data as { roomId?: string }).roomId === room);
+
   it("hands chat messages and presence joins/leaves to the room's outbox shard, off the hot path", async () => {
     const room = newRoom();
     const alice = await join(room, "alice", { name: "Alice" });
@@ -175,15 +182,30 @@ describe("Room: events to the media side", () => {
     await alice.next("message");
     alice.close();
     await alice.closed;
-    const outbox = env.EVENT_OUTBOX.getByName(room);
-    // The room hands events over every ROOM_OUTBOX_FLUSH_MS; the outbox then holds them until the bridge takes them.
-    const handed = await waitFor("chat and presence events in the room's outbox", async () => {
-      const status = await outbox.status();
-      if (status.delivered >= 3) return ["delivered"]; // a bridge was listening: handed over and already sent
-      const events = (await outbox.pending()).map((body) => JSON.parse(body) as { type: string; data: Record<string, unknown> });
-      return events.length >= 3 ? events.map((e) => `${e.type}:${String(e.data.change ?? e.data.text)}`) : null;
+    // The room hands events over every ROOM_OUTBOX_FLUSH_MS; its outbox shard delivers them to the (fake) bridge.
+    const delivered = await waitFor("chat and presence events at the bridge", () => (storedFor(room).length >= 3 ? storedFor(room) : null));
+    expect(delivered.map((e) => `${e.type}:${String((e.data as Record<string, unknown>).change ?? (e.data as Record<string, unknown>).text)}`)).toEqual([
+      "presence.update:join",
+      "chat.message:for moderation",
+      "presence.update:leave",
+    ]);
+  });
+
+  it("hands over events an earlier life of the room left in its storage (evicted before its flush)", async () => {
+    const room = newRoom();
+    const stub = env.Room.getByName(room);
+    const left = makeEvent("chat.message", { roomId: room, messageId: 1, userId: "u1", text: "left behind", at: 1 }, { source: "edge", subject: `room/${room}` });
+    // The row exactly as queue() writes it, then the object is evicted before any flush could run.
+    await runInDurableObject(stub, (_instance, state) => {
+      state.storage.sql.exec("INSERT INTO media_side_pending (shard, body) VALUES (?, ?)", room, JSON.stringify(left));
     });
-    if (handed[0] !== "delivered") expect(handed).toEqual(["presence.update:join", "chat.message:for moderation", "presence.update:leave"]);
+    await evictDurableObject(stub);
+    await runInDurableObject(stub, () => undefined); // any wake rebuilds the room
+    expect((await bridge.waitForStored([left.id])).map((e) => e.id)).toEqual([left.id]);
+    const remaining = await runInDurableObject(stub, (_instance, state) =>
+      state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM media_side_pending").one().n,
+    );
+    expect(remaining).toBe(0);
   });
 });
 

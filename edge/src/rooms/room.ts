@@ -65,7 +65,7 @@ export class Room extends Server<Env> {
     this.reactions = new ReactionAggregator(this.config.reactionFlushMs, (counts) =>
       this.coalescer.push({ type: "reactions", counts, at: Date.now() }),
     );
-    this.mediaSide = new MediaSideForwarder(env, ctx, () => this.name, this.config.outboxFlushMs);
+    this.mediaSide = new MediaSideForwarder(env, ctx, this.config.outboxFlushMs);
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -427,7 +427,7 @@ export class Room extends Server<Env> {
   /** Queues an event for the media side; building it can never fail the chat or presence change it reports. */
   private forward(build: () => Envelope): void {
     try {
-      this.mediaSide.queue(build());
+      this.mediaSide.queue(build(), this.name);
     } catch (error) {
       console.error(`room ${this.name}: could not build an event for the media side:`, error);
     }
