@@ -56,6 +56,13 @@ function start(name: string, command: string, args: string[], env: Record<string
     console.error(`[start] ${name} exited (${signal ?? `code ${code}`}); stopping everything`);
     void stopAll(1);
   });
+  // A binary that cannot be started (not installed, not executable) must stop the rest, not crash this script
+  // and leave the parts already started running on their own.
+  child.on("error", (error) => {
+    if (stopping) return;
+    console.error(`[start] could not run ${name} (${command}): ${error.message}; stopping everything`);
+    void stopAll(1);
+  });
   children.push({ name, child });
 }
 
@@ -71,12 +78,15 @@ function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
 async function stopAll(code = 0): Promise<void> {
   if (stopping) return;
   stopping = true;
-  // Reverse start order: bridges and media node first (they flush to NATS), NATS last.
-  const running = [...children].reverse();
-  for (const { child } of running) signalGroup(child, "SIGTERM");
-  const exited = running.map(({ child }) => new Promise((r) => (child.exitCode !== null ? r(null) : child.once("exit", r))));
-  await Promise.race([Promise.all(exited), new Promise((r) => setTimeout(r, 15_000))]);
-  for (const { child } of running) signalGroup(child, "SIGKILL");
+  // Reverse start order, one part at a time: the bridges and the media node first (they flush to NATS and the
+  // edge), then the edge, then NATS last. Each part gets up to 15 s before its process group is killed.
+  for (const { child } of [...children].reverse()) {
+    if (child.exitCode !== null || child.signalCode !== null) continue;
+    const exited = new Promise((r) => child.once("exit", r));
+    signalGroup(child, "SIGTERM");
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+    signalGroup(child, "SIGKILL");
+  }
   process.exit(code);
 }
 process.on("SIGINT", () => void stopAll(0));
