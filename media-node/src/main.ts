@@ -148,11 +148,19 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
       log.info("media node stopping");
       // Order: no new broadcasters; every FFmpeg stopped and ENDLIST written; uploads flushed (bounded); then
       // the bus (unconfirmed events stay in its outbox on disk) and HTTP.
-      await live.shutdown(15_000);
+      const streams = await live.shutdown(15_000);
       await ingest.stop();
       const drained = await uploader.drain(10_000);
       if (!drained) log.warn("uploads still pending at shutdown; their local files are kept", { pending: uploader.stats().pending });
       await uploader.close();
+      // Streams that ran out of time finish now that the closed uploader refuses what is left: their stream.ended
+      // and media.ready must reach the bus's outbox before it stops (bounded, in case one is stuck on FFmpeg).
+      if (!streams.inTime) {
+        let timer: NodeJS.Timeout | undefined;
+        const late = await Promise.race([streams.ended.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), 10_000)))]);
+        clearTimeout(timer);
+        if (late) log.warn("shutdown: some streams still had not ended; their events may be missing");
+      }
       await bus?.stop();
       await new Promise<void>((r) => http.close(() => r()));
       http.closeAllConnections();

@@ -87,14 +87,21 @@ export class LiveManager extends EventEmitter<LiveManagerEvents> {
     return probeSource(this.#opts.ingest.pullUrl(publish.app, publish.streamId), { ffprobePath: this.#opts.ffprobePath, rwTimeoutS: this.#opts.settings.rwTimeoutS });
   }
 
-  /** Ends every stream (node-shutdown): FFmpeg stopped, ENDLIST written where storage allows within `timeoutMs`. */
-  async shutdown(timeoutMs = 10_000): Promise<void> {
+  /**
+   * Ends every stream (node-shutdown): FFmpeg stopped, ENDLIST written where storage allows within `timeoutMs`.
+   * `inTime` says whether every stream finished by then; `ended` settles once every session's end is over, which
+   * after a timeout may be later (e.g. once the uploader is closed and refuses what is left): await it before the
+   * bus stops, or stream.ended / media.ready would meet a stopped outbox.
+   */
+  async shutdown(timeoutMs = 10_000): Promise<{ inTime: boolean; ended: Promise<void> }> {
     this.#closing = true;
     const all = [...this.#sessions.values()].map((s) => s.end("node-shutdown"));
+    const ended = Promise.allSettled(all).then(() => {});
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), timeoutMs)));
-    const result = await Promise.race([Promise.all(all), timedOut]);
+    const result = await Promise.race([ended, timedOut]);
     clearTimeout(timer);
     if (result === "timeout") this.#log.warn("shutdown: streams did not finish storing in time; local files are kept", { timeoutMs });
+    return { inTime: result !== "timeout", ended };
   }
 }

@@ -20,6 +20,7 @@ import { checkRoomId, checkUserId } from "../../../shared/names.ts";
 import type { PublishClaims } from "../../../shared/tokens/publish-token.ts";
 import type { Logger } from "../log.ts";
 import type { LiveMetrics } from "../metrics/metrics.ts";
+import { UploaderClosedError } from "../storage/errors.ts";
 import type { Uploader } from "../storage/types.ts";
 import { AUDIO_GROUP, buildLiveArgs, FFMPEG_MASTER, type Variant, variantsOf } from "../transcode/args.ts";
 import { FfmpegJob } from "../transcode/ffmpeg.ts";
@@ -92,6 +93,8 @@ interface VariantState {
   chain: Promise<void>;
   /** a segment was lost (upload gave up): the next one is marked discontinuous */
   gap: boolean;
+  /** this variant's index.m3u8 is stored (the master may list it only then, or a player could get a 404) */
+  playlistStored: boolean;
 }
 
 interface Run {
@@ -106,6 +109,13 @@ interface Run {
   polling: Promise<void> | undefined;
   /** resolves when the run's last segments were handed over after FFmpeg exited */
   finished: Promise<void>;
+  /** we stopped it on purpose (resume, end, fallback): its exit is not a crash and must not trigger a restart */
+  stopping: boolean;
+}
+
+/** FFmpeg's stderr may quote the input URL, whose `?pull=` key lets anyone play any stream: never log it. */
+export function redactPullKey(text: string): string {
+  return text.replace(/\?pull=[^\s'":&]+/g, "?pull=…");
 }
 
 // How often FFmpeg's playlists are read for newly closed segments (the upload latency floor). Cheap: a few small files.
@@ -132,6 +142,8 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
   #master: Promise<void> | undefined;
   #runLock: Promise<void> = Promise.resolve();
   #ending: Promise<void> | undefined;
+  /** an upload was refused because the uploader closed: its local file is in the upload journal, keep the work dir */
+  #uploadsKept = false;
   readonly #workRoot: string;
   readonly #roomId: string | undefined;
 
@@ -213,7 +225,7 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
       return this.end("transcoder-failed");
     }
     this.#ladder = ladder;
-    this.#variants = variantsOf(ladder).map((variant) => ({ variant, segments: [], chain: Promise.resolve(), gap: false }));
+    this.#variants = variantsOf(ladder).map((variant) => ({ variant, segments: [], chain: Promise.resolve(), gap: false, playlistStored: false }));
     this.#log.info("ladder chosen", { source, variants: this.#variants.map((v) => v.variant.name) });
     await this.#startRun("start");
   }
@@ -227,7 +239,12 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
     this.#restarts = 0;
     this.#log.info("broadcaster resumed within the grace window");
     void this.#emitEvent("stream.started", { streamId: this.streamId, roomId: this.#roomId, nodeId: this.#deps.settings.nodeId, app: this.app, resumed: true });
-    if (!this.#ladder) return; // still starting: start() will pick the new publisher up
+    if (!this.#ladder) {
+      // Still starting (metadata wait / ffprobe): start() picks the new publisher up. Back to "starting" from the
+      // "waiting" the drop left, so the run start() begins is promoted to "live" (and restarted if FFmpeg crashes).
+      this.#setState("starting");
+      return;
+    }
     this.#setState("live");
     await this.#startRun("resume");
   }
@@ -240,7 +257,10 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
     // broadcast's last second); -rw_timeout, then this timer, are the fallbacks if that does not happen.
     const run = this.#run;
     if (run) {
-      const fallback = setTimeout(() => void run.job.stop(), (this.#deps.settings.rwTimeoutS + 2) * 1000);
+      const fallback = setTimeout(() => {
+        run.stopping = true;
+        void run.job.stop();
+      }, (this.#deps.settings.rwTimeoutS + 2) * 1000);
       void run.job.exited.then(() => clearTimeout(fallback));
     }
     const graceMs = this.#deps.settings.reconnectGraceS * 1000;
@@ -257,6 +277,7 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
     try {
       const old = this.#run;
       if (old) {
+        old.stopping = true;
         await old.job.stop();
         await old.finished;
       }
@@ -270,11 +291,11 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
       const plan = buildLiveArgs({ input: this.#deps.ingest.pullUrl(this.app, this.streamId), outDir: dir, ladder: this.#ladder, segmentS: s.segmentS, preset: s.x264Preset, rwTimeoutS: s.rwTimeoutS });
       const job = new FfmpegJob(plan, { ffmpegPath: s.ffmpegPath });
       let finish!: () => void;
-      const run: Run = { epoch, dir, job, seen: new Map(), init: new Map(), timer: undefined, polling: undefined, finished: new Promise((r) => (finish = r)) };
+      const run: Run = { epoch, dir, job, seen: new Map(), init: new Map(), timer: undefined, polling: undefined, finished: new Promise((r) => (finish = r)), stopping: false };
       this.#run = run;
       job.on("progress", (p) => this.#deps.metrics.ffmpegProgress(this.streamId, p));
       job.on("line", (line) => {
-        if (/\[(error|fatal)\]/.test(line)) this.#log.debug("ffmpeg", { epoch, line: line.slice(0, 500) });
+        if (/\[(error|fatal)\]/.test(line)) this.#log.debug("ffmpeg", { epoch, line: redactPullKey(line).slice(0, 500) });
       });
       job.on("start", ({ pid }) => this.emit("run", { epoch, pid, reason }));
       job.on("exit", (exit) => void this.#onExit(run, exit).finally(finish));
@@ -293,19 +314,22 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
     await this.#poll(run); // FFmpeg lists its last segment when it exits
     this.#deps.metrics.ffmpegProgress(this.streamId, { speed: 0, fps: 0 });
     const publisherThere = this.#deps.ingest.isPublishing(this.streamId) && (this.#state === "live" || this.#state === "starting");
-    this.#log.info("ffmpeg exited", { epoch: run.epoch, code: exit.code, signal: exit.signal, publisherThere });
-    if (!publisherThere || this.#run !== run) return;
+    this.#log.info("ffmpeg exited", { epoch: run.epoch, code: exit.code, signal: exit.signal, publisherThere, stopped: run.stopping });
+    // A run we stopped on purpose is not a crash: whoever stopped it (a resume, the end) decides what comes next.
+    if (run.stopping || !publisherThere || this.#run !== run) return;
     // FFmpeg died under a broadcaster who is still sending: restart, the playlist continues after a discontinuity.
     if (this.#restarts >= this.#deps.settings.maxRestarts) {
-      this.#log.error("ffmpeg keeps failing; ending the stream", { restarts: this.#restarts, stderr: exit.stderrTail.slice(-2000) });
+      this.#log.error("ffmpeg keeps failing; ending the stream", { restarts: this.#restarts, stderr: redactPullKey(exit.stderrTail).slice(-2000) });
       this.#deps.ingest.disconnect(this.#publisher);
       void this.end("transcoder-failed");
       return;
     }
     this.#restarts++;
     this.#deps.metrics.ffmpegRestarted(this.streamId);
-    this.#log.warn("ffmpeg died while the broadcaster is live; restarting", { restarts: this.#restarts, code: exit.code, signal: exit.signal, stderr: exit.stderrTail.slice(-1000) });
+    this.#log.warn("ffmpeg died while the broadcaster is live; restarting", { restarts: this.#restarts, code: exit.code, signal: exit.signal, stderr: redactPullKey(exit.stderrTail).slice(-1000) });
     await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** (this.#restarts - 1))));
+    // A resume (or the end) may have taken over during the back-off: its run is the current one, leave it alone.
+    if (this.#run !== run || this.#state === "ending" || this.#state === "ended") return;
     void this.#startRun("restart");
   }
 
@@ -358,18 +382,21 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
           v.gap = false;
           v.segments.push({ uri: segName, durationS, map: mapName, discontinuity });
           await this.#uploadPlaylist(v, false);
+          v.playlistStored = true;
           this.#firstSegmentAt ??= Date.now();
           this.emit("segment", { variant: name, epoch: run.epoch, index, durationS, uploadMs, discontinuity });
           this.#maybeMaster(run);
         },
         (error: unknown) => {
           // Retrying could not help (local file gone, spool full, uploader closed): skip it, mark the gap.
+          if (error instanceof UploaderClosedError) this.#uploadsKept = true;
           v.gap = true;
           metrics.uploadFailed("segment");
           this.#log.error("segment not stored; skipped", { variant: name, epoch: run.epoch, index, error });
         },
       )
       .catch((error: unknown) => {
+        if (error instanceof UploaderClosedError) this.#uploadsKept = true;
         metrics.uploadFailed("playlist");
         this.#log.error("playlist not stored", { variant: name, error });
       });
@@ -383,7 +410,7 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
   }
 
   #maybeMaster(run: Run): void {
-    if (this.#master || this.#variants.some((v) => v.segments.length === 0)) return;
+    if (this.#master || this.#variants.some((v) => !v.playlistStored)) return;
     this.#master = (async () => {
       const { variants, audio } = await this.#masterEntries(run, "index.m3u8");
       await this.#deps.uploader.uploadBody(this.masterKey, renderMasterPlaylist(variants, audio), { cacheControl: CACHE.livePlaylist });
@@ -447,6 +474,7 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
     // Wait for any run being started, then stop FFmpeg (SIGINT: it closes the segment in progress).
     await this.#runLock;
     if (this.#run) {
+      this.#run.stopping = true;
       await this.#run.job.stop();
       await this.#run.finished;
     }
@@ -471,6 +499,7 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
         }
       }
     } catch (error) {
+      if (error instanceof UploaderClosedError) this.#uploadsKept = true;
       this.#deps.metrics.uploadFailed("playlist");
       this.#log.error("final playlists not stored", { error });
     }
@@ -482,6 +511,14 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
     if (vodUrl) {
       const owner = this.claims.sub && checkUserId(this.claims.sub).ok ? this.claims.sub : undefined;
       await this.#emitEvent("media.ready", { mediaId: this.broadcastId, streamId: this.streamId, roomId: this.#roomId, ownerId: owner, playbackUrl: vodUrl, durationS });
+    }
+    // Segments the closed uploader refused are in its journal, which recover() replays from these very files:
+    // keep the work dir then (and while any upload is still pending at shutdown, as it may be one of ours).
+    // (Pending counts every stream's uploads, so it only decides at node shutdown, when the uploader is closing.)
+    const pending = reason === "node-shutdown" ? this.#deps.uploader.stats().pending : 0;
+    if (this.#uploadsKept || pending > 0) {
+      this.#log.warn("uploads not stored; local files kept for recovery", { dir: this.#workRoot, pending });
+      return;
     }
     // Everything is stored (uploads resolved), so what is left locally is FFmpeg's own playlists.
     await rm(this.#workRoot, { recursive: true, force: true }).catch(() => {});

@@ -1,0 +1,203 @@
+// Races in a live session's lifecycle, each made deterministic: a broadcaster who is back while the previous
+// FFmpeg is still draining (one resume run, no phantom "restart"), a drop while the session is still describing
+// its source (the run that follows is live and restarted on a crash), the master playlist waiting for every
+// variant playlist to be stored, and the pull key kept out of the logs.
+
+import { once } from "node:events";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Envelope } from "../../shared/envelope.ts";
+import { newId } from "../../shared/ids.ts";
+import { loadConfig } from "../../media-node/src/config.ts";
+import { type LiveDeps, type LiveSession, type LiveSessionEvents, LiveSession as Session, redactPullKey } from "../../media-node/src/live/session.ts";
+import { createLogger } from "../../media-node/src/log.ts";
+import { NodeMetrics } from "../../media-node/src/metrics/metrics.ts";
+import type { Uploader } from "../../media-node/src/storage/types.ts";
+import type { SourceInfo } from "../../media-node/src/transcode/ladder.ts";
+import { publishTestSource } from "../helpers/ffmpeg.ts";
+import { freePort } from "../helpers/ports.ts";
+import type { GroupProcess } from "../helpers/process.ts";
+import { waitFor } from "../helpers/wait.ts";
+import { type MediaFixture, startMediaFixture } from "./fixture.ts";
+
+function alive(pid: number | undefined): boolean {
+  if (pid === undefined) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Resolves after `n` more segments of `variant` were stored. */
+function segments(session: LiveSession, n: number, variant = "240p"): Promise<LiveSessionEvents["segment"][0][]> {
+  return new Promise((resolve) => {
+    const got: LiveSessionEvents["segment"][0][] = [];
+    const on = (s: LiveSessionEvents["segment"][0]) => {
+      if (s.variant !== variant) return;
+      got.push(s);
+      if (got.length >= n) {
+        session.off("segment", on);
+        resolve(got);
+      }
+    };
+    session.on("segment", on);
+  });
+}
+
+async function restartsTotal(fx: MediaFixture): Promise<number> {
+  const text = await (await fetch(`${fx.node.httpUrl}/metrics`)).text();
+  return Number(/^pulsecast_ffmpeg_restarts_total (\d+)/m.exec(text)?.[1] ?? 0);
+}
+
+describe("live session races (real node, real FFmpeg)", () => {
+  let fx: MediaFixture;
+  let publisher: GroupProcess | undefined;
+
+  beforeAll(async () => {
+    fx = await startMediaFixture({ MEDIA_LADDER: "360p,240p", MEDIA_SEGMENT_S: "1", MEDIA_RECONNECT_GRACE_S: "30" });
+  });
+  afterAll(async () => {
+    await publisher?.kill();
+    await fx?.stop();
+  });
+
+  it("a broadcaster back while the old FFmpeg still drains gets one resume run, not a phantom restart", async () => {
+    const started = once(fx.node.live, "session") as Promise<[LiveSession]>;
+    publisher = publishTestSource(`${fx.rtmpBase}/live/race?token=${await fx.token("race")}`, { size: "426x240" });
+    const [session] = await started;
+    const runs: LiveSessionEvents["run"][0][] = [];
+    session.on("run", (r) => runs.push(r));
+    await once(session, "live");
+    await segments(session, 1);
+    const restartsBefore = await restartsTotal(fx);
+    const oldPid = session.ffmpegPid;
+    expect(alive(oldPid)).toBe(true);
+
+    // Freeze the old FFmpeg so it is certainly still "draining" when the broadcaster is back.
+    process.kill(oldPid!, "SIGSTOP");
+    try {
+      const waiting = once(session, "state", { signal: AbortSignal.timeout(20_000) });
+      await publisher.kill();
+      await waiting;
+      expect(session.state).toBe("waiting");
+      const firstPublisher = session.publisherSessionId;
+      publisher = publishTestSource(`${fx.rtmpBase}/live/race?token=${await fx.token("race")}`, { size: "426x240" });
+      await waitFor("the session to take the reconnect", () => session.publisherSessionId !== firstPublisher, 20_000);
+    } finally {
+      process.kill(oldPid!, "SIGCONT"); // it now gets the resume's SIGINT and exits
+    }
+    await waitFor("the old FFmpeg to exit", () => !alive(oldPid), 20_000);
+    // Before the fix the old run's exit counted as a crash: a "restart" run 250 ms later replaced the resume run.
+    const resumed = await segments(session, 3);
+    expect(resumed.every((s) => s.epoch === 1)).toBe(true);
+    expect(runs.map((r) => r.reason)).toEqual(["start", "resume"]);
+    expect(await restartsTotal(fx)).toBe(restartsBefore);
+    expect(await fx.node.live.kick("race")).toBe(true);
+  });
+
+  it("the master playlist is stored only after every variant playlist is", async () => {
+    // Storage slow for one variant's first playlist: the other variant's segments keep arriving meanwhile.
+    const uploader = fx.node.uploader;
+    const original = uploader.uploadBody.bind(uploader);
+    let delayed = false;
+    uploader.uploadBody = (key, body, meta) => {
+      if (!delayed && key.includes("/gate/") && key.endsWith("/240p/index.m3u8")) {
+        delayed = true;
+        return new Promise((r) => setTimeout(r, 3000)).then(() => original(key, body, meta));
+      }
+      return original(key, body, meta);
+    };
+    try {
+      const started = once(fx.node.live, "session") as Promise<[LiveSession]>;
+      // 640x360: both rungs of the ladder (a smaller source would get 240p alone)
+      publisher = publishTestSource(`${fx.rtmpBase}/live/gate?token=${await fx.token("gate")}`, { size: "640x360" });
+      const [session] = await started;
+      await once(session, "live", { signal: AbortSignal.timeout(60_000) });
+      expect(delayed).toBe(true);
+      // "live" follows the master's upload: every playlist the master lists must be there already.
+      for (const v of ["360p", "240p"]) expect(await fx.store.head(`${session.keyBase}/${v}/index.m3u8`), v).not.toBeNull();
+      expect(await fx.store.head(session.masterKey)).not.toBeNull();
+      expect(await fx.node.live.kick("gate")).toBe(true);
+    } finally {
+      uploader.uploadBody = original;
+    }
+  });
+});
+
+describe("live session: the broadcaster drops while the source is still being described", () => {
+  let workDir: string;
+  beforeAll(async () => {
+    workDir = await mkdtemp(join(tmpdir(), "pulsecast-drop-"));
+  });
+  afterAll(async () => {
+    await rm(workDir, { recursive: true, force: true });
+  });
+
+  it("the run after the reconnect is live, its crash is restarted, and the pull key never reaches the logs", async () => {
+    const config = loadConfig({ PUBLISH_TOKEN_SECRET: "x".repeat(32), MEDIA_LADDER: "240p", MEDIA_X264_PRESET: "ultrafast" });
+    const lines: string[] = [];
+    const events: Envelope[] = [];
+    const disconnected: string[] = [];
+    // Nothing listens there: every FFmpeg run fails at once, like a crash under a broadcaster who is still there.
+    const pullUrl = `rtmp://127.0.0.1:${await freePort()}/live/drop?pull=SECRETPULLKEY`;
+    let describe!: (s: SourceInfo) => void;
+    // Only what a session calls; storing is never reached (no segment is ever produced).
+    const uploader = { upload: async () => {}, uploadBody: async () => {}, stats: () => ({ pending: 0 }) } as unknown as Uploader;
+    const deps: LiveDeps = {
+      settings: {
+        nodeId: "test-node",
+        segmentS: 1,
+        ladder: { rungs: config.ladder, passthrough: config.passthrough, separateAudio: config.separateAudio },
+        x264Preset: "ultrafast",
+        ffmpegPath: config.ffmpegPath,
+        rwTimeoutS: 2,
+        maxRestarts: 1,
+        reconnectGraceS: 120, // far beyond the test: only a restart-and-give-up can end this stream in time
+        liveWindow: 6,
+        keyPrefix: "live",
+        workDir,
+        record: false,
+      },
+      uploader,
+      publicUrl: (key) => `http://127.0.0.1/media/${key}`,
+      events: { publish: async (e) => void events.push(e) },
+      ingest: { pullUrl: () => pullUrl, isPublishing: () => true, disconnect: (id) => void disconnected.push(id) },
+      metrics: new NodeMetrics(),
+      log: createLogger({ level: "debug", sink: (line) => void lines.push(line) }),
+      describeSource: () => new Promise((r) => (describe = r)),
+    };
+    const session = new Session({ streamId: "drop", app: "live", broadcastId: newId("brd"), claims: { sid: "drop", app: "live", scope: "publish", exp: 0 }, publisherSessionId: "pub-1" }, deps);
+    const runs: LiveSessionEvents["run"][0][] = [];
+    session.on("run", (r) => runs.push(r));
+    const ended = once(session, "ended", { signal: AbortSignal.timeout(60_000) }) as Promise<LiveSessionEvents["ended"]>;
+
+    const starting = session.start(); // now waiting for the source's description
+    session.publisherLeft("pub-1");
+    expect(session.state).toBe("waiting");
+    await session.resume("pub-2");
+    expect(session.state).toBe("starting");
+    describe({ video: { width: 426, height: 240, fps: 30 }, audio: { channels: 2, sampleRate: 48_000 } });
+    await starting;
+    expect(session.state).toBe("live");
+
+    // Before the fix the session stayed "waiting": the crash was taken for a departed broadcaster, never restarted.
+    const [info] = await ended;
+    expect(info.reason).toBe("transcoder-failed");
+    expect(runs.map((r) => r.reason)).toEqual(["start", "restart"]);
+    expect(disconnected).toEqual(["pub-2"]);
+    expect(events.filter((e) => e.type === "stream.ended")).toHaveLength(1);
+    const stderrLogs = lines.filter((l) => l.includes("ffmpeg died") || l.includes("ffmpeg keeps failing"));
+    expect(stderrLogs).toHaveLength(2);
+    expect(lines.filter((l) => l.includes("SECRETPULLKEY"))).toEqual([]);
+  });
+
+  it("redactPullKey hides the key wherever FFmpeg quotes the URL", () => {
+    expect(redactPullKey("rtmp://127.0.0.1:1935/live/s?pull=abc123: Connection refused")).toBe("rtmp://127.0.0.1:1935/live/s?pull=…: Connection refused");
+    expect(redactPullKey("Input #0, flv, from 'rtmp://h/live/s?pull=k-1_2':")).toBe("Input #0, flv, from 'rtmp://h/live/s?pull=…':");
+    expect(redactPullKey("no url here")).toBe("no url here");
+  });
+});
