@@ -1,4 +1,6 @@
-import { createServer, type Server } from "node:net";
+import { once } from "node:events";
+import { createRequire } from "node:module";
+import { connect, createServer, type Server, type Socket } from "node:net";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,7 +8,9 @@ import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../../../test/helpers/ports.ts";
 import { createLogger, type LogFields } from "../log.ts";
 import { createAuthorizer } from "./authorize.ts";
-import { hintsOf, RtmpIngest } from "./rtmp-server.ts";
+import { hangUp, hintsOf, releasePublisherSlot, RtmpIngest } from "./rtmp-server.ts";
+
+const require = createRequire(import.meta.url);
 
 describe("RtmpIngest (node-media-server contained)", () => {
   const logs: LogFields[] = [];
@@ -47,5 +51,46 @@ describe("RtmpIngest (node-media-server contained)", () => {
     });
     // audio-only: metadata without video fields
     expect(hintsOf({ ...before, videoCodec: undefined, videoWidth: undefined, videoHeight: undefined, audioCodec: 10 })).toEqual({ audio: { codecId: 10, channels: 0, sampleRate: 0 } });
+  });
+
+  it("hangs up on a peer that ignores the FIN: the connection is gone, not half-open and still read", async () => {
+    const server = createServer();
+    const accepted = once(server, "connection") as Promise<[Socket]>;
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    // allowHalfOpen: the client does not end its side when the server's FIN arrives, like a hostile publisher
+    const client = connect({ host: "127.0.0.1", port: (server.address() as { port: number }).port, allowHalfOpen: true });
+    client.on("error", () => {});
+    const [socket] = await accepted;
+    const serverSideClosed = once(socket, "close");
+    // NMS's close() is socket.end(); on its own that leaves the socket open for reading while the client holds on
+    hangUp({ close: () => socket.end(), socket });
+    await serverSideClosed;
+    expect(socket.destroyed).toBe(true);
+    client.destroy();
+    server.close();
+  });
+
+  it("releases the NMS publisher slot a refused session holds, so the real broadcaster is not told 'already has a publisher'", () => {
+    // node-media-server's own BroadcastServer, as a session's `broadcast` is in NMS. (Its postPublish is not used:
+    // it emits on NMS's process-wide emitter, where the RtmpIngest above still listens.)
+    const BroadcastServer = require("node-media-server/src/server/broadcast_server.js") as new (path: string) => {
+      publisher: unknown;
+      rtmpVideoHeader: Buffer | null;
+      donePublish(session: object): void;
+      getPublishStatus(): string;
+    };
+    const broadcast = new BroadcastServer("/live/k-slot");
+    const refused = { id: "refused", ip: "127.0.0.1:50001", streamPath: "/live/k-slot", broadcast };
+    broadcast.publisher = refused; // what NMS's postPublish did before our async token check refused it
+    broadcast.rtmpVideoHeader = Buffer.from("the refused sender's header");
+    // someone else's slot is never touched
+    releasePublisherSlot({ id: "other", ip: "127.0.0.1:50002", streamPath: "/live/k-slot", broadcast });
+    expect(broadcast.publisher).toBe(refused);
+
+    releasePublisherSlot(refused);
+    expect(broadcast.publisher).toBeNull(); // the next publisher is not told "already has a publisher"
+    expect(broadcast.rtmpVideoHeader).toBeNull(); // nothing of the refused sender is left to serve to FFmpeg
+    broadcast.donePublish(refused); // NMS's own close handling afterwards starts no 30 s resume window
+    expect(broadcast.getPublishStatus()).toBe("idle");
   });
 });

@@ -2,6 +2,10 @@
 // service must not do is contained here (see STACK-NOTES):
 // - it cannot refuse a publish from `prePublish` (the client already got "Publish.Start"): we decide there,
 //   close refused sessions ourselves and keep our own bookkeeping, so its later `postPublish` is ignored;
+// - its session.close() is only socket.end(): a client that ignores the FIN keeps sending, NMS keeps reading,
+//   and a refused publisher keeps the stream's slot in NMS (the real broadcaster then gets "already has a
+//   publisher") with its media cached for our FFmpeg. Every connection we end is destroyed, and a refused
+//   publisher's slot in NMS is released at once (not held for NMS's 30 s resume window);
 // - its `donePublish` fires 30 s after the publisher left: we watch the socket and report `unpublish` at once;
 // - it calls process.exit(1) on EADDRINUSE: start() rejects instead;
 // - it forces its logger to debug on console.log: its lines go to our JSON logger at debug level;
@@ -75,8 +79,6 @@ export class RtmpIngest extends EventEmitter<RtmpIngestEvents> {
   readonly #publishers = new Map<string, string>();
   /** sessions we accepted, by id */
   readonly #accepted = new Map<string, { session: NmsSession; streamId: string; app: string }>();
-  /** sessions we refused; NMS still fires postPublish/donePublish for them, which we ignore */
-  readonly #refused = new Set<string>();
   /** our FFmpeg pulls, by stream path: closed when the publisher leaves (see #onPublisherClosed) */
   readonly #players = new Map<string, Set<NmsSession>>();
   /** bytes received from publishers that have since left (for the bytes-in counter) */
@@ -151,7 +153,8 @@ export class RtmpIngest extends EventEmitter<RtmpIngestEvents> {
 
   /** Closes a broadcaster's connection (kick, shutdown). */
   disconnect(sessionId: string): void {
-    this.#accepted.get(sessionId)?.session.close();
+    const accepted = this.#accepted.get(sessionId);
+    if (accepted) hangUp(accepted.session);
   }
 
   /** Bytes received from all publishers so far. */
@@ -186,14 +189,16 @@ export class RtmpIngest extends EventEmitter<RtmpIngestEvents> {
   }
 
   #refuse(session: NmsSession, refusal: Refusal): void {
-    this.#refused.add(session.id);
     const app = session.streamApp || session.rtmp?.streamApp || "";
     const name = rawName(session);
     // The key may be hostile (control characters, megabytes): log a bounded, JSON-escaped prefix.
     this.#log.warn("publish refused", { reason: refusal.reason, detail: refusal.detail, app, name: name.slice(0, 100), ip: session.ip, sessionId: session.id });
-    session.close();
+    hangUp(session);
+    // Refused after the async token check: NMS has already made it the stream's publisher. Refused from inside
+    // prePublish (early checks): NMS does so right after this returns, so release again once the socket closed.
+    releasePublisherSlot(session);
+    session.socket?.once("close", () => releasePublisherSlot(session));
     this.emit("refused", { ...refusal, sessionId: session.id, ip: session.ip, app, name: name.slice(0, 100) });
-    setTimeout(() => this.#refused.delete(session.id), 60_000).unref();
   }
 
   async #onPrePublish(session: NmsSession): Promise<void> {
@@ -260,8 +265,33 @@ export class RtmpIngest extends EventEmitter<RtmpIngestEvents> {
       return;
     }
     this.#log.warn("play refused", { reason: "play-not-allowed", detail: "RTMP play is for the node's own transcoder; viewers use HLS", path: session.streamPath, ip: session.ip });
-    session.close();
+    hangUp(session);
   }
+}
+
+/**
+ * Ends a connection for good. NMS's close() is only socket.end() (a FIN the peer may ignore while NMS keeps
+ * reading its packets); destroying the socket stops the reading too, and NMS's own close handling still runs.
+ */
+export function hangUp(session: Pick<NmsSession, "close" | "socket">): void {
+  session.close();
+  session.socket?.destroy();
+}
+
+/** The NMS internals releasePublisherSlot touches (node-media-server 4.4 BroadcastServer). */
+interface NmsBroadcast {
+  publisher: unknown;
+  _finishPublish?: () => void;
+}
+
+/**
+ * If `session` (refused by us) holds its stream's publisher slot in NMS, ends that publish now. NMS would keep
+ * the slot for 30 s after the disconnect, and a broadcaster from the same address would "resume" it, inheriting
+ * the refused sender's cached headers and GOP, which our FFmpeg would then pull.
+ */
+export function releasePublisherSlot(session: object): void {
+  const broadcast = (session as { broadcast?: NmsBroadcast }).broadcast;
+  if (broadcast && broadcast.publisher === session) broadcast._finishPublish?.();
 }
 
 /** Reads what onMetaData set on the NMS session; undefined until the metadata arrived. */
