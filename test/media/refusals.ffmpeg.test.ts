@@ -3,7 +3,7 @@
 // nothing, and does not disturb the stream that is live meanwhile.
 
 import { once } from "node:events";
-import { connect } from "node:net";
+import { connect, createServer, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LiveSession } from "../../media-node/src/live/session.ts";
 import { publishTestSource } from "../helpers/ffmpeg.ts";
@@ -127,5 +127,52 @@ describe("refused publishes and garbage on the RTMP port", () => {
     expect(text).toMatch(/pulsecast_bytes_in_total [1-9]/);
     expect(text).toMatch(/pulsecast_bytes_out_total [1-9]/);
     expect(text).toMatch(/pulsecast_upload_failures_total/);
+  });
+
+  // Last: it leaves a second stream live, which the metrics test above does not expect.
+  it("a refused publisher that ignores the close loses the key at once; the real broadcaster then gets its ladder", async () => {
+    const port = Number(new URL(fx.rtmpBase.replace("rtmp:", "http:")).port);
+    // A relay that never passes the server's FIN on to the publisher and keeps forwarding what it sends: a client
+    // that ignores the close. Only a connection the server destroys (not merely ends) gets rid of it.
+    const upstreams: Socket[] = [];
+    const relay = createServer({ allowHalfOpen: true }, (client) => {
+      const upstream = connect({ host: "127.0.0.1", port, allowHalfOpen: true });
+      upstreams.push(upstream);
+      client.on("data", (d) => upstream.write(d));
+      upstream.on("data", (d) => client.write(d));
+      upstream.on("close", () => client.destroy());
+      client.on("close", () => upstream.destroy());
+      client.on("error", () => {});
+      upstream.on("error", () => {});
+    });
+    await new Promise<void>((r) => relay.listen(0, "127.0.0.1", () => r()));
+    const relayPort = (relay.address() as { port: number }).port;
+    const stubborn = publishTestSource(`rtmp://127.0.0.1:${relayPort}/live/k-stubborn?token=${await fx.token("k-stubborn", {}, "not-the-secret-0123456789abcdef")}`, { size: "320x180", audio: false, durationS: 60 });
+    let real: GroupProcess | undefined;
+    try {
+      const [refused] = (await once(fx.node.ingest, "refused", { signal: AbortSignal.timeout(20_000) })) as [{ reason: string; name: string }];
+      expect(refused).toMatchObject({ reason: "token-bad-signature", name: "k-stubborn" });
+      // the node hung up on it although the "client" never closed its side
+      await waitFor("the node to drop the refused connection", () => upstreams.length > 0 && upstreams.every((u) => u.destroyed), 15_000);
+
+      const session = new Promise<LiveSession>((resolve) => {
+        const onSession = (s: LiveSession) => {
+          if (s.streamId !== "k-stubborn") return;
+          fx.node.live.off("session", onSession);
+          resolve(s);
+        };
+        fx.node.live.on("session", onSession);
+      });
+      real = publishTestSource(`${fx.rtmpBase}/live/k-stubborn?token=${await fx.token("k-stubborn")}`, { size: "426x240", audio: false });
+      const live = await session;
+      await once(live, "live", { signal: AbortSignal.timeout(60_000) });
+      expect(fx.node.ingest.isPublishing("k-stubborn")).toBe(true);
+      expect((await fx.store.list("live/k-stubborn/")).length).toBeGreaterThan(0);
+      expect(fx.logs.some((l) => /k-stubborn already has a publisher/.test(String(l.msg)))).toBe(false);
+    } finally {
+      await stubborn.kill();
+      await real?.kill();
+      relay.close();
+    }
   });
 });
