@@ -11,7 +11,7 @@
 import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { z } from "zod";
-import { ConfigError, type SettingsEnv, settingsEnv } from "./settings-env.ts";
+import { ConfigError, type SettingsEnv, settingsEnv, shownValue } from "./settings-env.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 
@@ -131,19 +131,11 @@ export function loadConfig(env: Env = settingsEnv()): MediaConfig {
     }
     const parsed = schema.safeParse(raw);
     if (parsed.success) out[key] = parsed.data;
-    else problems.push(`${name}=${shown(name, raw)}: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
+    else problems.push(`${name}=${shownValue(name, raw)}: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
   }
   if (Boolean(out.rtmpsCert) !== Boolean(out.rtmpsKey)) problems.push("MEDIA_RTMPS_CERT and MEDIA_RTMPS_KEY must be set together");
   if (problems.length) throw new ConfigError(`invalid media node configuration:\n  - ${problems.join("\n  - ")}`);
   return out as MediaConfig;
-}
-
-/** Settings whose value may be a credential: errors (which end up in logs) never repeat it. */
-const SENSITIVE = /SECRET|TOKEN|KEY|PASSWORD/i;
-
-/** How a bad value appears in a config error: a bounded, quoted prefix, or only its length for credentials. */
-function shown(name: string, raw: string): string {
-  return SENSITIVE.test(name) ? `<redacted, ${raw.length} characters>` : JSON.stringify(raw.slice(0, 80));
 }
 
 /** The env var behind each setting, for error messages and docs. */

@@ -16,3 +16,22 @@ describe(".dev.vars", () => {
     expect(readDevVars(join(dir, ".dev.vars"))).toEqual({ JWT_SECRET: "s" });
   });
 });
+
+describe("rejected values in config errors", () => {
+  it("never repeats a credential, and masks URL credentials", async () => {
+    const { shownValue } = await import("./settings-env.ts");
+    expect(shownValue("BRIDGE_INGRESS_SECRET", "short-secret")).toBe("<redacted, 12 characters>");
+    expect(shownValue("NATS_URL", "nats://user:pa55@127.0.0.1:4222")).toBe('"nats://…@127.0.0.1:4222"');
+    expect(shownValue("MEDIA_RTMP_PORT", "x".repeat(100))).toBe(JSON.stringify("x".repeat(80) + "…"));
+  });
+
+  it("keeps a too-short bridge secret out of the bus config error", async () => {
+    const { readNatsToHttpConfig } = await import("./bridges/nats-to-http/config.ts");
+    expect(() => readNatsToHttpConfig({ EDGE_INGRESS_SECRET: "tiny-secret" })).toThrow(/EDGE_INGRESS_SECRET=<redacted, 11 characters> is invalid/);
+    try {
+      readNatsToHttpConfig({ EDGE_INGRESS_SECRET: "tiny-secret" });
+    } catch (error) {
+      expect((error as Error).message).not.toContain("tiny-secret");
+    }
+  });
+});

@@ -32,3 +32,16 @@ export function readDevVars(path: string = DEV_VARS_PATH): Record<string, string
 export function settingsEnv(): SettingsEnv {
   return { ...readDevVars(), ...process.env };
 }
+
+/** Settings whose value may be a credential: config errors (which end up in logs) never repeat it. */
+const SENSITIVE = /SECRET|TOKEN|KEY|PASSWORD/i;
+
+/**
+ * How a rejected value appears in a config error: only its length for credentials, otherwise a bounded quoted
+ * prefix with any `user:password@` of a URL (e.g. NATS_URL) masked.
+ */
+export function shownValue(name: string, raw: string): string {
+  if (SENSITIVE.test(name)) return `<redacted, ${raw.length} characters>`;
+  const masked = raw.replace(/(\/\/)[^/@\s]*@/g, "$1…@");
+  return JSON.stringify(masked.length > 80 ? masked.slice(0, 80) + "…" : masked);
+}

@@ -7,7 +7,7 @@
 // Secrets have no default. They come from the environment, or for local development from the repo's
 // `.dev.vars` (written with random values by `npm start`), never from the code.
 
-import { ConfigError, type SettingsEnv, settingsEnv } from "../settings-env.ts";
+import { ConfigError, type SettingsEnv, settingsEnv, shownValue } from "../settings-env.ts";
 import { parseSecrets } from "../../../shared/signing/webhooks.ts";
 
 export interface Setting<T> {
@@ -44,7 +44,7 @@ export function readSettings<S extends SettingsSpec>(spec: S, env: Env = setting
     try {
       out[key] = setting.parse(raw);
     } catch (error) {
-      problems.push(`${setting.env}=${JSON.stringify(raw.length > 80 ? raw.slice(0, 80) + "…" : raw)} is invalid: ${(error as Error).message}`);
+      problems.push(`${setting.env}=${shownValue(setting.env, raw)} is invalid: ${(error as Error).message}`);
     }
   }
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
