@@ -48,6 +48,13 @@ function segments(session: LiveSession, n: number, variant = "240p"): Promise<Li
   });
 }
 
+/** `promise`, or a clear failure after `ms` (instead of the suite's timeout). */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 async function restartsTotal(fx: MediaFixture): Promise<number> {
   const text = await (await fetch(`${fx.node.httpUrl}/metrics`)).text();
   return Number(/^pulsecast_ffmpeg_restarts_total (\d+)/m.exec(text)?.[1] ?? 0);
@@ -92,7 +99,7 @@ describe("live session races (real node, real FFmpeg)", () => {
     }
     await waitFor("the old FFmpeg to exit", () => !alive(oldPid), 20_000);
     // Before the fix the old run's exit counted as a crash: a "restart" run 250 ms later replaced the resume run.
-    const resumed = await segments(session, 3);
+    const resumed = await within(segments(session, 3), 30_000, "3 segments after the resume");
     expect(resumed.every((s) => s.epoch === 1)).toBe(true);
     expect(runs.map((r) => r.reason)).toEqual(["start", "resume"]);
     expect(await restartsTotal(fx)).toBe(restartsBefore);
