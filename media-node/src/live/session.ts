@@ -328,8 +328,9 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
     this.#deps.metrics.ffmpegRestarted(this.streamId);
     this.#log.warn("ffmpeg died while the broadcaster is live; restarting", { restarts: this.#restarts, code: exit.code, signal: exit.signal, stderr: redactPullKey(exit.stderrTail).slice(-1000) });
     await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** (this.#restarts - 1))));
-    // A resume (or the end) may have taken over during the back-off: its run is the current one, leave it alone.
-    if (this.#run !== run || this.#state === "ending" || this.#state === "ended") return;
+    // A resume or the end may have taken over during the back-off (it marks this run `stopping`, then waits for
+    // this handler to finish before starting its own run): that run is the one that counts, start no other.
+    if (run.stopping || this.#run !== run || this.#state === "ending" || this.#state === "ended") return;
     void this.#startRun("restart");
   }
 
