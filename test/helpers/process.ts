@@ -94,3 +94,14 @@ export async function run(command: string, args: string[], options: SpawnOptions
   const [code] = (await once(child, "exit")) as [number | null];
   return { code, stdout, stderr };
 }
+
+/** Whether a process with this pid exists (signal 0 checks without sending anything). */
+export function processAlive(pid: number | undefined): boolean {
+  if (pid === undefined) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -11,6 +11,7 @@ import { mintPublishToken, type PublishClaims } from "../../shared/tokens/publis
 import { busConfig } from "../../media-node/src/bus/index.ts";
 import { loadConfig } from "../../media-node/src/config.ts";
 import { createLogger, type LogFields } from "../../media-node/src/log.ts";
+import type { LiveSession, LiveSessionEvents } from "../../media-node/src/live/session.ts";
 import { type MediaNode, startMediaNode } from "../../media-node/src/main.ts";
 import { createObjectStore, DEFAULT_UPLOADER_CONFIG, FsObjectStore, type ObjectStore, type StorageConfig } from "../../media-node/src/storage/index.ts";
 import { TEST_SECRETS } from "../helpers/edge.ts";
@@ -98,4 +99,20 @@ export async function startMediaFixture(env: Record<string, string> = {}, opts: 
       await rm(root, { recursive: true, force: true });
     },
   };
+}
+
+/** Resolves after `n` more segments of `variant` were stored by this session. */
+export function nextSegments(session: LiveSession, n: number, variant = "240p"): Promise<LiveSessionEvents["segment"][0][]> {
+  return new Promise((resolve) => {
+    const got: LiveSessionEvents["segment"][0][] = [];
+    const on = (s: LiveSessionEvents["segment"][0]) => {
+      if (s.variant !== variant) return;
+      got.push(s);
+      if (got.length >= n) {
+        session.off("segment", on);
+        resolve(got);
+      }
+    };
+    session.on("segment", on);
+  });
 }

@@ -3,19 +3,12 @@
 
 import { once } from "node:events";
 import { join } from "node:path";
-import m3u8Parser from "m3u8-parser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LiveSession } from "../../media-node/src/live/session.ts";
 import { probeFmp4Segment, publishTestSource } from "../helpers/ffmpeg.ts";
 import type { GroupProcess } from "../helpers/process.ts";
 import { type MediaFixture, startMediaFixture } from "./fixture.ts";
-
-function parse(text: string) {
-  const parser = new m3u8Parser.Parser();
-  parser.push(text);
-  parser.end();
-  return parser.manifest;
-}
+import { parsePlaylist } from "../helpers/hls.ts";
 
 describe("live ladder: RTMP in, fMP4 HLS ladder out", () => {
   let fx: MediaFixture;
@@ -41,7 +34,7 @@ describe("live ladder: RTMP in, fMP4 HLS ladder out", () => {
     const master = await fx.store.get(session.masterKey);
     expect(master?.contentType).toBe("application/vnd.apple.mpegurl");
     expect(master?.cacheControl).toBe("public, max-age=1");
-    const m = parse(new TextDecoder().decode(master!.body));
+    const m = parsePlaylist(new TextDecoder().decode(master!.body));
     expect(m.playlists.map((p: { uri: string }) => p.uri)).toEqual(["360p/index.m3u8", "240p/index.m3u8"]);
     // the audio is encoded once, as a rendition every variant plays with
     expect(m.mediaGroups.AUDIO.aud.audio.uri).toBe("audio/index.m3u8");
@@ -59,7 +52,7 @@ describe("live ladder: RTMP in, fMP4 HLS ladder out", () => {
     expect(new TextDecoder().decode(master!.body)).toContain("#EXT-X-INDEPENDENT-SEGMENTS");
 
     // the stable per-stream URL points at this broadcast's playlists
-    const alias = parse(new TextDecoder().decode((await fx.store.get("live/ladder1/live.m3u8"))!.body));
+    const alias = parsePlaylist(new TextDecoder().decode((await fx.store.get("live/ladder1/live.m3u8"))!.body));
     expect(alias.playlists.map((p: { uri: string }) => p.uri)).toEqual([`${session.broadcastId}/360p/index.m3u8`, `${session.broadcastId}/240p/index.m3u8`]);
     expect(alias.mediaGroups.AUDIO.aud.audio.uri).toBe(`${session.broadcastId}/audio/index.m3u8`);
 
@@ -86,7 +79,7 @@ describe("live ladder: RTMP in, fMP4 HLS ladder out", () => {
     });
     for (const rung of ["360p", "240p", "audio"]) {
       const obj = await fx.store.get(`${session.keyBase}/${rung}/index.m3u8`);
-      const pl = parse(new TextDecoder().decode(obj!.body));
+      const pl = parsePlaylist(new TextDecoder().decode(obj!.body));
       expect(pl.endList).toBeUndefined();
       expect(pl.segments.length).toBeGreaterThanOrEqual(1);
       for (const s of pl.segments) expect(await fx.store.head(`${session.keyBase}/${rung}/${s.uri}`), s.uri).not.toBeNull();
@@ -101,13 +94,13 @@ describe("live ladder: RTMP in, fMP4 HLS ladder out", () => {
     expect(ended.durationS).toBeLessThan(10.5);
     expect(ended.vodUrl).toBe(fx.store.publicUrl(session.vodKey));
 
-    const vodMaster = parse(new TextDecoder().decode((await fx.store.get(session.vodKey))!.body));
+    const vodMaster = parsePlaylist(new TextDecoder().decode((await fx.store.get(session.vodKey))!.body));
     expect(vodMaster.playlists.map((p: { uri: string }) => p.uri)).toEqual(["360p/vod.m3u8", "240p/vod.m3u8"]);
     expect(vodMaster.mediaGroups.AUDIO.aud.audio.uri).toBe("audio/vod.m3u8");
     for (const rung of ["360p", "240p", "audio"]) {
-      const live = parse(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/${rung}/index.m3u8`))!.body));
+      const live = parsePlaylist(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/${rung}/index.m3u8`))!.body));
       expect(live.endList).toBe(true);
-      const vod = parse(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/${rung}/vod.m3u8`))!.body));
+      const vod = parsePlaylist(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/${rung}/vod.m3u8`))!.body));
       expect(vod.playlistType).toBe("VOD");
       expect(vod.endList).toBe(true);
       const total = vod.segments.reduce((t: number, s: { duration: number }) => t + s.duration, 0);
@@ -126,7 +119,7 @@ describe("live ladder: RTMP in, fMP4 HLS ladder out", () => {
     const rungs = ["360p", "240p"];
     const perRung: { durations: number[]; starts: number[] }[] = [];
     for (const rung of rungs) {
-      const vod = parse(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/${rung}/vod.m3u8`))!.body));
+      const vod = parsePlaylist(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/${rung}/vod.m3u8`))!.body));
       const durations: number[] = [];
       const starts: number[] = [];
       const segments = vod.segments as { uri: string; duration: number; map: { uri: string } }[];
@@ -150,7 +143,7 @@ describe("live ladder: RTMP in, fMP4 HLS ladder out", () => {
       perRung.push({ durations, starts });
     }
     // the audio rendition: AAC in every segment, durations within target
-    const audio = parse(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/audio/vod.m3u8`))!.body));
+    const audio = parsePlaylist(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/audio/vod.m3u8`))!.body));
     for (const s of audio.segments as { uri: string; duration: number; map: { uri: string } }[]) {
       const probed = await probeFmp4Segment(join(fx.storeDir, session.keyBase, "audio", s.map.uri), join(fx.storeDir, session.keyBase, "audio", s.uri));
       expect(probed.video).toHaveLength(0);

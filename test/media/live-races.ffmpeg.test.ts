@@ -18,35 +18,10 @@ import type { Uploader } from "../../media-node/src/storage/types.ts";
 import type { SourceInfo } from "../../media-node/src/transcode/ladder.ts";
 import { publishTestSource } from "../helpers/ffmpeg.ts";
 import { freePort } from "../helpers/ports.ts";
-import type { GroupProcess } from "../helpers/process.ts";
+import { type GroupProcess, processAlive } from "../helpers/process.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { type MediaFixture, startMediaFixture } from "./fixture.ts";
+import { type MediaFixture, nextSegments, startMediaFixture } from "./fixture.ts";
 
-function alive(pid: number | undefined): boolean {
-  if (pid === undefined) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Resolves after `n` more segments of `variant` were stored. */
-function segments(session: LiveSession, n: number, variant = "240p"): Promise<LiveSessionEvents["segment"][0][]> {
-  return new Promise((resolve) => {
-    const got: LiveSessionEvents["segment"][0][] = [];
-    const on = (s: LiveSessionEvents["segment"][0]) => {
-      if (s.variant !== variant) return;
-      got.push(s);
-      if (got.length >= n) {
-        session.off("segment", on);
-        resolve(got);
-      }
-    };
-    session.on("segment", on);
-  });
-}
 
 /** `promise`, or a clear failure after `ms` (instead of the suite's timeout). */
 function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -79,10 +54,10 @@ describe("live session races (real node, real FFmpeg)", () => {
     const runs: LiveSessionEvents["run"][0][] = [];
     session.on("run", (r) => runs.push(r));
     await once(session, "live");
-    await segments(session, 1);
+    await nextSegments(session, 1);
     const restartsBefore = await restartsTotal(fx);
     const oldPid = session.ffmpegPid;
-    expect(alive(oldPid)).toBe(true);
+    expect(processAlive(oldPid)).toBe(true);
 
     // Freeze the old FFmpeg so it is certainly still "draining" when the broadcaster is back.
     process.kill(oldPid!, "SIGSTOP");
@@ -97,9 +72,9 @@ describe("live session races (real node, real FFmpeg)", () => {
     } finally {
       process.kill(oldPid!, "SIGCONT"); // it now gets the resume's SIGINT and exits
     }
-    await waitFor("the old FFmpeg to exit", () => !alive(oldPid), 20_000);
+    await waitFor("the old FFmpeg to exit", () => !processAlive(oldPid), 20_000);
     // Before the fix the old run's exit counted as a crash: a "restart" run 250 ms later replaced the resume run.
-    const resumed = await within(segments(session, 3), 30_000, "3 segments after the resume");
+    const resumed = await within(nextSegments(session, 3), 30_000, "3 segments after the resume");
     expect(resumed.every((s) => s.epoch === 1)).toBe(true);
     expect(runs.map((r) => r.reason)).toEqual(["start", "resume"]);
     expect(await restartsTotal(fx)).toBe(restartsBefore);

@@ -5,7 +5,6 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import m3u8Parser from "m3u8-parser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mintPublishToken } from "../../shared/tokens/publish-token.ts";
 import { ROOT, TEST_SECRETS } from "../helpers/edge.ts";
@@ -14,6 +13,7 @@ import { type NatsServer, startNats } from "../helpers/nats.ts";
 import { freePort } from "../helpers/ports.ts";
 import { type GroupProcess, run, spawnGroup } from "../helpers/process.ts";
 import { waitFor } from "../helpers/wait.ts";
+import { parsePlaylist } from "../helpers/hls.ts";
 
 describe("media node process", () => {
   let nats: NatsServer;
@@ -77,10 +77,8 @@ describe("media node process", () => {
     const rungUrl = new URL("240p/index.m3u8", playbackUrl).href;
     const rung = await fetch(rungUrl);
     expect(rung.status).toBe(200);
-    const parser = new m3u8Parser.Parser();
-    parser.push(await rung.text());
-    parser.end();
-    const seg = await fetch(new URL(parser.manifest.segments[0].uri, rungUrl));
+    const rungPlaylist = parsePlaylist(await rung.text());
+    const seg = await fetch(new URL(rungPlaylist.segments[0].uri, rungUrl));
     expect(seg.status).toBe(200);
     expect(seg.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
 

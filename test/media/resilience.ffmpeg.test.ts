@@ -4,46 +4,14 @@
 // stream live stops every child.
 
 import { once } from "node:events";
-import m3u8Parser from "m3u8-parser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LiveSession, LiveSessionEvents } from "../../media-node/src/live/session.ts";
 import { publishTestSource } from "../helpers/ffmpeg.ts";
-import type { GroupProcess } from "../helpers/process.ts";
+import { type GroupProcess, processAlive } from "../helpers/process.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { type MediaFixture, startMediaFixture } from "./fixture.ts";
+import { type MediaFixture, nextSegments, startMediaFixture } from "./fixture.ts";
+import { parsePlaylist } from "../helpers/hls.ts";
 
-function parse(text: string) {
-  const parser = new m3u8Parser.Parser();
-  parser.push(text);
-  parser.end();
-  return parser.manifest;
-}
-
-function alive(pid: number | undefined): boolean {
-  if (pid === undefined) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Resolves after `n` more segments of `variant` were stored. */
-function segments(session: LiveSession, n: number, variant = "240p"): Promise<LiveSessionEvents["segment"][0][]> {
-  return new Promise((resolve) => {
-    const got: LiveSessionEvents["segment"][0][] = [];
-    const on = (s: LiveSessionEvents["segment"][0]) => {
-      if (s.variant !== variant) return;
-      got.push(s);
-      if (got.length >= n) {
-        session.off("segment", on);
-        resolve(got);
-      }
-    };
-    session.on("segment", on);
-  });
-}
 
 describe("live stream resilience", () => {
   let fx: MediaFixture;
@@ -67,11 +35,11 @@ describe("live stream resilience", () => {
     [session] = await started;
     session.on("run", (r) => runs.push(r));
     await once(session, "live");
-    await segments(session, 2);
+    await nextSegments(session, 2);
     const pid = session.ffmpegPid;
-    expect(alive(pid)).toBe(true);
+    expect(processAlive(pid)).toBe(true);
 
-    const next = segments(session, 2);
+    const next = nextSegments(session, 2);
     process.kill(pid!, "SIGKILL");
     const after = await next;
     expect(after[0]).toMatchObject({ epoch: 1, discontinuity: true });
@@ -79,8 +47,8 @@ describe("live stream resilience", () => {
       [0, "start"],
       [1, "restart"],
     ]);
-    expect(alive(pid)).toBe(false);
-    const pl = parse(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/240p/index.m3u8`))!.body));
+    expect(processAlive(pid)).toBe(false);
+    const pl = parsePlaylist(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/240p/index.m3u8`))!.body));
     expect(pl.endList).toBeUndefined();
     const flags = pl.segments.map((s: { discontinuity?: boolean; uri: string }) => [s.uri.split("-")[0], Boolean(s.discontinuity)]);
     expect(flags.filter(([, d]: [string, boolean]) => d)).toEqual([["e1", true]]);
@@ -95,17 +63,17 @@ describe("live stream resilience", () => {
     await waiting;
     expect(session.state).toBe("waiting");
     const lastPid = runs.at(-1)!.pid;
-    await waitFor("the old FFmpeg to exit", () => !alive(lastPid), 15_000);
+    await waitFor("the old FFmpeg to exit", () => !processAlive(lastPid), 15_000);
 
     publisher = publishTestSource(`${fx.rtmpBase}/live/tough?token=${await fx.token("tough")}`, { size: "426x240" });
-    const resumed = await segments(session, 2);
+    const resumed = await nextSegments(session, 2);
     expect(resumed[0]).toMatchObject({ discontinuity: true, epoch: runs.at(-1)!.epoch });
     expect(runs.slice(runBefore).map((r) => r.reason)).toEqual(["resume"]);
     expect(sessions).toHaveLength(1); // the same stream, not a new one
     const startedEvents = fx.events.filter((e) => e.type === "stream.started" && e.data.streamId === "tough");
     expect(startedEvents.map((e) => (e.data as { resumed: boolean }).resumed)).toEqual([false, true]);
     // one FFmpeg per stream at any time: every earlier run's process is gone
-    for (const r of runs.slice(0, -1)) expect(alive(r.pid), `run ${r.epoch} still alive`).toBe(false);
+    for (const r of runs.slice(0, -1)) expect(processAlive(r.pid), `run ${r.epoch} still alive`).toBe(false);
   });
 
   it("ends with ENDLIST after the broadcaster leaves for good; the playlist spans all three runs", async () => {
@@ -113,13 +81,13 @@ describe("live stream resilience", () => {
     await publisher!.stop();
     const [info] = await ended;
     expect(info.reason).toBe("publisher-left");
-    const vod = parse(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/240p/vod.m3u8`))!.body));
+    const vod = parsePlaylist(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/240p/vod.m3u8`))!.body));
     expect(vod.endList).toBe(true);
     const epochs = [...new Set(vod.segments.map((s: { uri: string }) => s.uri.split("-")[0]))];
     expect(epochs).toEqual(["e0", "e1", "e2"]);
     expect(vod.segments.filter((s: { discontinuity?: boolean }) => s.discontinuity)).toHaveLength(2);
     for (const s of vod.segments) expect(await fx.store.head(`${session.keyBase}/240p/${s.uri}`), s.uri).not.toBeNull();
-    const live = parse(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/240p/index.m3u8`))!.body));
+    const live = parsePlaylist(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/240p/index.m3u8`))!.body));
     expect(live.endList).toBe(true);
     await waitFor("stream.ended on NATS", () => fx.events.some((e) => e.type === "stream.ended" && e.data.streamId === "tough"));
     expect(fx.events.filter((e) => e.type === "stream.ended" && e.data.streamId === "tough")).toHaveLength(1);
@@ -131,10 +99,10 @@ describe("live stream resilience", () => {
     const [last] = await started;
     await once(last, "live");
     const pid = last.ffmpegPid;
-    expect(alive(pid)).toBe(true);
+    expect(processAlive(pid)).toBe(true);
     await fx.node.stop();
-    expect(alive(pid)).toBe(false);
-    const pl = parse(new TextDecoder().decode((await fx.store.get(`${last.keyBase}/240p/index.m3u8`))!.body));
+    expect(processAlive(pid)).toBe(false);
+    const pl = parsePlaylist(new TextDecoder().decode((await fx.store.get(`${last.keyBase}/240p/index.m3u8`))!.body));
     expect(pl.endList).toBe(true);
     await waitFor("stream.ended (node-shutdown) on NATS", () => fx.events.some((e) => e.type === "stream.ended" && e.data.streamId === "last" && e.data.reason === "node-shutdown"), 10_000);
   });

@@ -7,13 +7,13 @@ import { once } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import m3u8Parser from "m3u8-parser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LiveSession } from "../../media-node/src/live/session.ts";
 import { probeFmp4Segment, publishTestSource } from "../helpers/ffmpeg.ts";
 import { freePort } from "../helpers/ports.ts";
 import { type GroupProcess, run } from "../helpers/process.ts";
 import { type MediaFixture, startMediaFixture } from "./fixture.ts";
+import { parsePlaylist } from "../helpers/hls.ts";
 
 describe("RTMPS, audio-only, passthrough, kick", () => {
   let fx: MediaFixture;
@@ -40,21 +40,17 @@ describe("RTMPS, audio-only, passthrough, kick", () => {
     const [session] = await started;
     await once(session, "live");
     const master = new TextDecoder().decode((await fx.store.get(session.masterKey))!.body);
-    const parser = new m3u8Parser.Parser();
-    parser.push(master);
-    parser.end();
-    expect(parser.manifest.playlists).toHaveLength(1);
-    expect(parser.manifest.playlists[0].uri).toBe("audio/index.m3u8");
-    expect(parser.manifest.playlists[0].attributes.CODECS).toBe("mp4a.40.2");
+    const masterPlaylist = parsePlaylist(master);
+    expect(masterPlaylist.playlists).toHaveLength(1);
+    expect(masterPlaylist.playlists[0].uri).toBe("audio/index.m3u8");
+    expect(masterPlaylist.playlists[0].attributes.CODECS).toBe("mp4a.40.2");
     expect(master).not.toContain("RESOLUTION");
 
     const [ended] = (await once(session, "ended", { signal: AbortSignal.timeout(30_000) })) as [{ durationS: number; reason: string }];
     expect(ended.reason).toBe("publisher-left");
     expect(ended.durationS).toBeGreaterThan(4);
-    const vod = new m3u8Parser.Parser();
-    vod.push(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/audio/vod.m3u8`))!.body));
-    vod.end();
-    const first = vod.manifest.segments[0] as { uri: string; map: { uri: string } };
+    const vod = parsePlaylist(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/audio/vod.m3u8`))!.body));
+    const first = vod.segments[0] as { uri: string; map: { uri: string } };
     const probed = await probeFmp4Segment(join(fx.storeDir, session.keyBase, "audio", first.map.uri), join(fx.storeDir, session.keyBase, "audio", first.uri));
     expect(probed.video).toHaveLength(0);
     expect(probed.audioPackets).toBeGreaterThan(0);
@@ -65,10 +61,8 @@ describe("RTMPS, audio-only, passthrough, kick", () => {
     publisher = publishTestSource(`${fx.rtmpBase}/live/copycat?token=${await fx.token("copycat")}`, { size: "426x240" });
     const [session] = await started;
     await once(session, "live");
-    const parser = new m3u8Parser.Parser();
-    parser.push(new TextDecoder().decode((await fx.store.get(session.masterKey))!.body));
-    parser.end();
-    const variants = parser.manifest.playlists as { uri: string; attributes: { CODECS: string; RESOLUTION: { width: number; height: number } } }[];
+    const masterPlaylist = parsePlaylist(new TextDecoder().decode((await fx.store.get(session.masterKey))!.body));
+    const variants = masterPlaylist.playlists as { uri: string; attributes: { CODECS: string; RESOLUTION: { width: number; height: number } } }[];
     expect(variants.map((v) => v.uri).sort()).toEqual(["240p/index.m3u8", "source/index.m3u8"]);
     const source = variants.find((v) => v.uri.startsWith("source/"))!;
     expect(source.attributes.CODECS).toMatch(/^avc1\.[0-9a-f]{6},mp4a\.40\.2$/);
@@ -78,10 +72,8 @@ describe("RTMPS, audio-only, passthrough, kick", () => {
     expect(await fx.node.live.kick("copycat")).toBe(true);
     expect((await ended)[0].reason).toBe("kicked");
     // the copied rung's segments are real, decodable H.264 starting with a keyframe
-    const vod = new m3u8Parser.Parser();
-    vod.push(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/source/vod.m3u8`))!.body));
-    vod.end();
-    const first = vod.manifest.segments[0] as { uri: string; map: { uri: string } };
+    const vod = parsePlaylist(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/source/vod.m3u8`))!.body));
+    const first = vod.segments[0] as { uri: string; map: { uri: string } };
     const probed = await probeFmp4Segment(join(fx.storeDir, session.keyBase, "source", first.map.uri), join(fx.storeDir, session.keyBase, "source", first.uri));
     expect(probed.video[0]?.key).toBe(true);
     await fx.waitForEvent("stream.ended", (e) => e.data.streamId === "copycat" && e.data.reason === "kicked");

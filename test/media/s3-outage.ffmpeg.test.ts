@@ -3,7 +3,6 @@
 // playlist ever lists a segment that is not stored.
 
 import { once } from "node:events";
-import m3u8Parser from "m3u8-parser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LiveSession } from "../../media-node/src/live/session.ts";
 import { loadStorageConfig } from "../../media-node/src/storage/index.ts";
@@ -12,13 +11,7 @@ import type { GroupProcess } from "../helpers/process.ts";
 import { type S3Server, startS3 } from "../helpers/s3.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { type MediaFixture, startMediaFixture } from "./fixture.ts";
-
-function parse(text: string) {
-  const parser = new m3u8Parser.Parser();
-  parser.push(text);
-  parser.end();
-  return parser.manifest;
-}
+import { parsePlaylist } from "../helpers/hls.ts";
 
 describe("live stream on S3 through a storage outage", () => {
   let s3: S3Server;
@@ -57,13 +50,13 @@ describe("live stream on S3 through a storage outage", () => {
     expect(ended.durationS).toBeGreaterThan(11);
     expect((await fetch(`${fx.node.httpUrl}/healthz`)).status).toBe(200);
 
-    const vod = parse(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/240p/vod.m3u8`))!.body));
+    const vod = parsePlaylist(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/240p/vod.m3u8`))!.body));
     const uris = vod.segments.map((s: { uri: string }) => s.uri);
     // one FFmpeg run, every index from 0 with no gap, nothing marked discontinuous
     expect(uris).toEqual(uris.map((_: string, i: number) => `e0-${i}.m4s`));
     expect(vod.segments.some((s: { discontinuity?: boolean }) => s.discontinuity)).toBe(false);
     for (const uri of uris) expect(await fx.store.head(`${session.keyBase}/240p/${uri}`), uri).not.toBeNull();
-    const live = parse(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/240p/index.m3u8`))!.body));
+    const live = parsePlaylist(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/240p/index.m3u8`))!.body));
     expect(live.endList).toBe(true);
     expect(fx.node.uploader.stats().pending).toBe(0);
     const metrics = await (await fetch(`${fx.node.httpUrl}/metrics`)).text();

@@ -1,12 +1,10 @@
 import { runInDurableObject } from "cloudflare:test";
-import { env as workersEnv } from "cloudflare:workers";
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { newId } from "../../../shared/ids.ts";
-import type { Env } from "../env.ts";
 import { APPLIED_EVENT_RETENTION_MS, AppliedLedger } from "./applied-ledger.ts";
 
 // The ledger on a real Durable Object's SQLite storage (an outbox object's, with a scratch table).
-const env = workersEnv as unknown as Env;
 
 describe("AppliedLedger.applyManyOnce", () => {
   it("applies each id once, rolls back only the event whose effect threw, and keeps the rest", async () => {

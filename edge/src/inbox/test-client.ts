@@ -5,11 +5,9 @@ import { type Envelope, makeEvent } from "../../../shared/envelope.ts";
 import { type InboxServerFrame, inboxServerFrame } from "../../../shared/protocol/inbox.ts";
 import { mintHs256 } from "../../../test/helpers/jwt.ts";
 import { encodeVerifiedUser, VERIFIED_CLAIMS_HEADER } from "../auth/claims.ts";
-import type { Env } from "../env.ts";
 
-// The Cloudflare.Env augmentation in worker-globals.d.ts does not reach `env` here (it stays the empty
-// Cloudflare.Env under tsc 7), so name the Worker's Env explicitly.
-export const env = workerEnv as unknown as Env;
+/** The Worker's bindings (typed through worker-globals.d.ts). */
+export const env = workerEnv;
 
 const FRAME_TIMEOUT_MS = 5_000;
 

@@ -1,5 +1,4 @@
-import { env as workersEnv, exports } from "cloudflare:workers";
-import { runInDurableObject } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { BATCH_CONTENT_TYPE, type EventResult, MAX_BATCH_EVENTS, newBatchId } from "../../../shared/batch.ts";
 import { type Envelope, makeEvent } from "../../../shared/envelope.ts";
@@ -10,13 +9,12 @@ import { outboxFor } from "../outbox/send.ts";
 import { type FakeBridge, installFakeBridge } from "../outbox/test-bridge.ts";
 import { sentEventId, userShard } from "./dispatch.ts";
 import { ingressRoutes } from "./routes.ts";
+import { appliedIn, type BusStats, fetchBusStats } from "./test-support.ts";
 
 // POST /hooks/events with a batch (shared/batch.ts) through the real front Worker inside workerd, with the real
 // Room and Inbox objects. "Applied" and "nothing applied" are checked in the target objects' AppliedLedger.
 
-const env = workersEnv as unknown as Env;
 const SECRET = env.EDGE_INGRESS_SECRET!;
-const INTERNAL = { authorization: `Bearer ${env.INTERNAL_API_TOKEN}` };
 
 interface BatchOptions {
   secret?: string;
@@ -54,18 +52,9 @@ function notificationRequested(userId: string): Envelope<"notification.requested
   return makeEvent("notification.requested", { notificationId: newId("ntf"), userId, title: "hello" }, { source: "media-node/n1", subject: `user/${userId}` });
 }
 
-async function appliedIn(ns: "Room" | "Inbox", name: string, eventId: string): Promise<boolean> {
-  const stub = ns === "Room" ? env.Room.getByName(name) : env.Inbox.getByName(name);
-  return runInDurableObject(stub, (_instance, state) => {
-    const tables = state.storage.sql.exec("SELECT name FROM sqlite_master WHERE name = 'applied_events'").toArray();
-    if (tables.length === 0) return false;
-    return state.storage.sql.exec("SELECT 1 FROM applied_events WHERE id = ?", eventId).toArray().length > 0;
-  });
-}
-
 async function stats() {
-  const res = await exports.default.fetch("http://edge/internal/bus/stats", { headers: INTERNAL });
-  return (await res.json()) as { applied: number; duplicates: number; ignored: number; rejected: Record<string, number>; failed: number; appliedTwice: number };
+  const res = await fetchBusStats();
+  return (await res.json()) as BusStats;
 }
 
 let bridge: FakeBridge;

@@ -1,5 +1,5 @@
-import { env as workersEnv, exports } from "cloudflare:workers";
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
+import { runDurableObjectAlarm } from "cloudflare:test";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type Envelope, makeEvent } from "../../../shared/envelope.ts";
 import { newId } from "../../../shared/ids.ts";
@@ -9,14 +9,12 @@ import { outboxFor } from "../outbox/send.ts";
 import { type FakeBridge, installFakeBridge } from "../outbox/test-bridge.ts";
 import { sentEventId, userShard } from "./dispatch.ts";
 import { ingressRoutes } from "./routes.ts";
+import { appliedIn, type BusStats, fetchBusStats, INTERNAL } from "./test-support.ts";
 
 // POST /hooks/events through the real front Worker inside workerd, with the real Room and Inbox objects.
 // "Nothing applied" is checked where it counts: the target object's AppliedLedger.
 
-// worker-globals.d.ts should make this typed already, but the Cloudflare.Env merge does not take with tsc 7.
-const env = workersEnv as unknown as Env;
 const SECRET = env.EDGE_INGRESS_SECRET!;
-const INTERNAL = { authorization: `Bearer ${env.INTERNAL_API_TOKEN}` };
 
 interface PostOptions {
   secret?: string | string[];
@@ -53,19 +51,10 @@ function notificationRequested(userId: string): Envelope<"notification.requested
   return makeEvent("notification.requested", { notificationId: newId("ntf"), userId, title: "Your upload is live" }, { source: "media-node/node-1", subject: `user/${userId}` });
 }
 
-async function appliedIn(ns: "Room" | "Inbox", name: string, eventId: string): Promise<boolean> {
-  const stub = ns === "Room" ? env.Room.getByName(name) : env.Inbox.getByName(name);
-  return runInDurableObject(stub, (_instance, state) => {
-    const tables = state.storage.sql.exec("SELECT name FROM sqlite_master WHERE name = 'applied_events'").toArray();
-    if (tables.length === 0) return false;
-    return state.storage.sql.exec("SELECT 1 FROM applied_events WHERE id = ?", eventId).toArray().length > 0;
-  });
-}
-
 async function stats() {
-  const res = await exports.default.fetch("http://edge/internal/bus/stats", { headers: INTERNAL });
+  const res = await fetchBusStats();
   expect(res.status).toBe(200);
-  return (await res.json()) as { applied: number; duplicates: number; ignored: number; rejected: Record<string, number>; failed: number; appliedTwice: number };
+  return (await res.json()) as BusStats;
 }
 
 let bridge: FakeBridge;

@@ -1,9 +1,8 @@
-import { env as workersEnv } from "cloudflare:workers";
+import { env } from "cloudflare:workers";
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type Envelope, makeEvent } from "../../../shared/envelope.ts";
 import { newId } from "../../../shared/ids.ts";
-import type { Env } from "../env.ts";
 import { outboxFor, sendToMediaSide } from "./send.ts";
 import { type FakeBridge, installFakeBridge } from "./test-bridge.ts";
 
@@ -24,8 +23,6 @@ function chat(roomId: string, n: number): Envelope {
   return makeEvent("chat.message", { roomId, messageId: n, userId: "u1", text: `message ${n}`, at: Date.now() }, { source: "edge", subject: `room/${roomId}` });
 }
 
-// worker-globals.d.ts should make this typed already, but the Cloudflare.Env merge does not take with tsc 7.
-const env = workersEnv as unknown as Env;
 
 let bridge: FakeBridge;
 beforeAll(() => {

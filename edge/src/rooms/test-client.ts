@@ -4,10 +4,9 @@
 import { env as workerEnv, exports } from "cloudflare:workers";
 import { type ServerFrame, type ServerFrameOf, serverFrame, type SingleServerFrame, unbatch } from "../../../shared/protocol/room.ts";
 import { type MintOptions, mintHs256 } from "../../../test/helpers/jwt.ts";
-import type { Env } from "../env.ts";
 
-// The Cloudflare.Env augmentation does not reach `env` under tsc 7; name the Worker's Env explicitly.
-export const env = workerEnv as unknown as Env;
+/** The Worker's bindings (typed through worker-globals.d.ts). */
+export const env = workerEnv;
 
 const FRAME_TIMEOUT_MS = 5_000;
 

@@ -1,13 +1,6 @@
-import m3u8Parser from "m3u8-parser";
 import { describe, expect, it } from "vitest";
 import { parseFfmpegMasterCodecs, parseFfmpegPlaylist, type PlaylistSegment, renderMasterPlaylist, renderMediaPlaylist, targetDuration } from "./playlist.ts";
-
-function parse(text: string) {
-  const parser = new m3u8Parser.Parser();
-  parser.push(text);
-  parser.end();
-  return parser.manifest;
-}
+import { parsePlaylist } from "../../../test/helpers/hls.ts";
 
 const seg = (epoch: number, i: number, durationS = 2, discontinuity = false): PlaylistSegment => ({ uri: `e${epoch}-${i}.m4s`, durationS, map: `e${epoch}-init.mp4`, discontinuity });
 
@@ -17,7 +10,7 @@ describe("renderMediaPlaylist", () => {
     expect(text).toContain("#EXT-X-INDEPENDENT-SEGMENTS");
     expect(text).toContain('#EXT-X-MAP:URI="e0-init.mp4"');
     expect(text).not.toContain("#EXT-X-ENDLIST");
-    const m = parse(text);
+    const m = parsePlaylist(text);
     expect(m.targetDuration).toBe(2);
     expect(m.mediaSequence).toBe(0);
     expect(m.segments.map((s: { uri: string }) => s.uri)).toEqual(["e0-0.m4s", "e0-1.m4s"]);
@@ -26,7 +19,7 @@ describe("renderMediaPlaylist", () => {
 
   it("marks a new FFmpeg run with a discontinuity and a new init segment", () => {
     const text = renderMediaPlaylist([seg(0, 0), seg(0, 1, 1.5), seg(1, 0, 2, true), seg(1, 1)], { targetS: 2, kind: "live", ended: true });
-    const m = parse(text);
+    const m = parsePlaylist(text);
     expect(m.segments.map((s: { discontinuity?: boolean }) => Boolean(s.discontinuity))).toEqual([false, false, true, false]);
     expect(m.segments[2].map.uri).toBe("e1-init.mp4");
     expect(m.endList).toBe(true);
@@ -35,20 +28,20 @@ describe("renderMediaPlaylist", () => {
 
   it("slides the live window, keeping media and discontinuity sequence numbers right", () => {
     const all = [seg(0, 0), seg(0, 1), seg(1, 0, 2, true), seg(1, 1), seg(2, 0, 2, true), seg(2, 1)];
-    const m = parse(renderMediaPlaylist(all, { targetS: 2, kind: "live", window: 3, ended: false }));
+    const m = parsePlaylist(renderMediaPlaylist(all, { targetS: 2, kind: "live", window: 3, ended: false }));
     expect(m.mediaSequence).toBe(3);
     expect(m.discontinuitySequence).toBe(1); // the one before e1-0 slid out
     expect(m.segments.map((s: { uri: string }) => s.uri)).toEqual(["e1-1.m4s", "e2-0.m4s", "e2-1.m4s"]);
     expect(m.segments[0].map.uri).toBe("e1-init.mp4"); // the window starts with its own map
     // a window starting on a discontinuous segment counts it in the sequence instead of tagging it
-    const m2 = parse(renderMediaPlaylist(all, { targetS: 2, kind: "live", window: 2, ended: false }));
+    const m2 = parsePlaylist(renderMediaPlaylist(all, { targetS: 2, kind: "live", window: 2, ended: false }));
     expect(m2.discontinuitySequence).toBe(2);
     expect(Boolean(m2.segments[0].discontinuity)).toBe(false);
   });
 
   it("renders a VOD playlist of everything, with PLAYLIST-TYPE and ENDLIST", () => {
     const all = Array.from({ length: 40 }, (_, i) => seg(0, i));
-    const m = parse(renderMediaPlaylist(all, { targetS: 2, kind: "vod", window: 5, ended: true }));
+    const m = parsePlaylist(renderMediaPlaylist(all, { targetS: 2, kind: "vod", window: 5, ended: true }));
     expect(m.playlistType).toBe("VOD");
     expect(m.segments).toHaveLength(40);
     expect(m.endList).toBe(true);
@@ -69,7 +62,7 @@ describe("renderMasterPlaylist", () => {
     expect(text).toContain("#EXT-X-INDEPENDENT-SEGMENTS");
     expect(text).toContain("AVERAGE-BANDWIDTH=3200000");
     expect(text).toContain("FRAME-RATE=30.000");
-    const m = parse(text);
+    const m = parsePlaylist(text);
     expect(m.playlists.map((p: { uri: string }) => p.uri)).toEqual(["720p/index.m3u8", "360p/index.m3u8"]);
     expect(m.playlists[0].attributes).toMatchObject({ BANDWIDTH: 3_500_000, RESOLUTION: { width: 1280, height: 720 }, CODECS: "avc1.64001f,mp4a.40.2" });
   });
@@ -79,7 +72,7 @@ describe("renderMasterPlaylist", () => {
       [{ uri: "360p/index.m3u8", bandwidth: 600_000, averageBandwidth: 520_000, width: 640, height: 360, frameRate: 30, codecs: "avc1.64001e,mp4a.40.2", audioGroup: "aud" }],
       [{ groupId: "aud", name: "audio", uri: "audio/index.m3u8", channels: 2 }],
     );
-    const m = parse(text);
+    const m = parsePlaylist(text);
     expect(m.mediaGroups.AUDIO.aud.audio).toMatchObject({ uri: "audio/index.m3u8", default: true, autoselect: true });
     expect(m.playlists[0].attributes.AUDIO).toBe("aud");
     expect(text.indexOf("#EXT-X-MEDIA")).toBeLessThan(text.indexOf("#EXT-X-STREAM-INF"));

@@ -14,17 +14,11 @@
 
 import { type EventResult, parseBatch } from "../../../../shared/batch.ts";
 import type { Envelope } from "../../../../shared/envelope.ts";
-import { verifyWebhook } from "../../../../shared/signing/webhooks.ts";
-import { ACCEPTED_TYPES, type HandlerDeps, type IncomingEvent, type Reply } from "./handler.ts";
-
-const refuse = (status: number, error: string, message: string): Reply => ({ status, body: { ok: false, error, message } });
+import { ACCEPTED_TYPES, type HandlerDeps, type IncomingEvent, notAcceptedMessage, refuse, type Reply, verifyRequest } from "./handler.ts";
 
 export async function handleBatch(req: IncomingEvent, deps: HandlerDeps): Promise<Reply> {
-  const verified = await verifyWebhook(deps.secrets, req.headers, req.body, { toleranceS: deps.toleranceS, ...(deps.nowS ? { nowS: deps.nowS() } : {}) });
-  if (!verified.ok) {
-    if (verified.reason === "no-secret") return refuse(500, verified.reason, verified.message);
-    return refuse(401, verified.reason, verified.message);
-  }
+  const verified = await verifyRequest(req, deps);
+  if (!verified.ok) return verified.reply;
   const parsed = parseBatch(req.body);
   if (!parsed.ok) return refuse(parsed.code === "too_large" ? 413 : 400, parsed.code.replaceAll("_", "-"), parsed.error);
 
@@ -34,7 +28,7 @@ export async function handleBatch(req: IncomingEvent, deps: HandlerDeps): Promis
     if (!item.ok) return results.push(item.result);
     const { event } = item;
     if (!ACCEPTED_TYPES.has(event.type)) {
-      return results.push({ id: event.id, status: "rejected", code: "type_not_accepted", message: `'${event.type}' is not taken from the edge; accepted: ${[...ACCEPTED_TYPES].join(", ")}` });
+      return results.push({ id: event.id, status: "rejected", code: "type_not_accepted", message: notAcceptedMessage(event.type) });
     }
     results.push(undefined);
     toStore.push({ index, event });

@@ -42,14 +42,24 @@ export interface Reply {
   headers?: Record<string, string>;
 }
 
-const refuse = (status: number, error: string, message: string): Reply => ({ status, body: { ok: false, error, message } });
+export const refuse = (status: number, error: string, message: string): Reply => ({ status, body: { ok: false, error, message } });
+
+/** The refusal for a type the edge may not put on the bus. */
+export const notAcceptedMessage = (type: string) => `'${type}' is not taken from the edge; accepted: ${[...ACCEPTED_TYPES].join(", ")}`;
+
+/**
+ * The signature and timestamp check every request passes before anything in it is parsed: the webhook id it
+ * carries, or the reply refusing it (401; 500 when this bridge has no secret, which is its own fault).
+ */
+export async function verifyRequest(req: IncomingEvent, deps: HandlerDeps): Promise<{ ok: true; id: string } | { ok: false; reply: Reply }> {
+  const verified = await verifyWebhook(deps.secrets, req.headers, req.body, { toleranceS: deps.toleranceS, ...(deps.nowS ? { nowS: deps.nowS() } : {}) });
+  if (verified.ok) return { ok: true, id: verified.id };
+  return { ok: false, reply: refuse(verified.reason === "no-secret" ? 500 : 401, verified.reason, verified.message) };
+}
 
 export async function handleEvent(req: IncomingEvent, deps: HandlerDeps): Promise<Reply> {
-  const verified = await verifyWebhook(deps.secrets, req.headers, req.body, { toleranceS: deps.toleranceS, ...(deps.nowS ? { nowS: deps.nowS() } : {}) });
-  if (!verified.ok) {
-    if (verified.reason === "no-secret") return refuse(500, verified.reason, verified.message);
-    return refuse(401, verified.reason, verified.message);
-  }
+  const verified = await verifyRequest(req, deps);
+  if (!verified.ok) return verified.reply;
   const parsed = parseEventJson(req.body);
   if (!parsed.ok) {
     const unprocessable = /^(unknown event type|invalid )/.test(parsed.error);
@@ -57,7 +67,7 @@ export async function handleEvent(req: IncomingEvent, deps: HandlerDeps): Promis
   }
   const event = parsed.event;
   if (!ACCEPTED_TYPES.has(event.type)) {
-    return refuse(422, "type-not-accepted", `'${event.type}' is not taken from the edge; accepted: ${[...ACCEPTED_TYPES].join(", ")}`);
+    return refuse(422, "type-not-accepted", notAcceptedMessage(event.type));
   }
   if (verified.id !== event.id) return refuse(400, "id-mismatch", `${WEBHOOK_ID} '${verified.id}' is not the event id '${event.id}'`);
   let stored: Stored;
