@@ -1,15 +1,16 @@
 // The live media node: RTMP ingest -> one FFmpeg ladder per stream -> segments and playlists to storage ->
-// lifecycle events on NATS JetStream; /healthz and /metrics over HTTP.
+// lifecycle events on NATS JetStream; /media/ over public HTTP, /healthz and /metrics on a separate operations
+// listener (loopback by default).
 //
-// Run: `node media-node/src/main.ts` (settings from env, see config.ts, storage/config.ts, bus/config.ts).
+// Run: `node media-node/src/main.ts` (settings from env: settings/processes.ts says which groups it reads).
 // Tests start it in-process with startMediaNode(); node-media-server allows one node per process.
 
 import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type BusConfig, createMediaEventBus, type MediaEventBus, readBusConfig } from "./bus/index.ts";
-import { ConfigError, loadConfig, type MediaConfig } from "./config.ts";
-import { checkHealth } from "./health/health.ts";
+import { type BusConfig, createMediaEventBus, type MediaEventBus } from "./bus/index.ts";
+import type { MediaConfig } from "./config.ts";
+import { cachedHealth, checkHealth } from "./health/health.ts";
 import { probeNats } from "./health/nats-probe.ts";
 import { createHttpServer, listen } from "./http/server.ts";
 import { createAuthorizer } from "./ingest/authorize.ts";
@@ -18,12 +19,16 @@ import { LiveManager } from "./live/manager.ts";
 import type { EventSink } from "./live/session.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { NodeMetrics } from "./metrics/metrics.ts";
-import { createMediaHandler, createObjectStore, FsObjectStore, loadStorageConfig, ReliableUploader, type StorageConfig } from "./storage/index.ts";
+import { ConfigError, readMediaNodeSettings } from "./settings/processes.ts";
+import { createMediaHandler, createObjectStore, FsObjectStore, ReliableUploader, type StorageConfig } from "./storage/index.ts";
 
 export interface MediaNode {
   config: MediaConfig;
   rtmpUrl: string;
+  /** public listener: /media/ with the fs storage driver */
   httpUrl: string;
+  /** operations listener: /healthz and /metrics */
+  opsUrl: string;
   ingest: RtmpIngest;
   live: LiveManager;
   uploader: ReliableUploader;
@@ -109,17 +114,16 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
   ingest.on("unpublish", (u) => live.onUnpublish(u));
   ingest.on("refused", (r) => metrics.publishRefused(r.reason));
 
-  const http = createHttpServer(
+  const http = createHttpServer({ media: store instanceof FsObjectStore ? createMediaHandler(store) : undefined }, log.child({ component: "http" }));
+  const ops = createHttpServer(
     {
-      health: () =>
-        checkHealth(
-          { rtmp: () => ingest.ping(config.healthTimeoutMs), storage: () => store.ping(), bus: busProbe },
-          config.healthTimeoutMs,
-        ),
+      health: cachedHealth(
+        () => checkHealth({ rtmp: () => ingest.ping(config.healthTimeoutMs), storage: () => store.ping(), bus: busProbe }, config.healthTimeoutMs),
+        config.healthCacheMs,
+      ),
       metrics: () => metrics.render(),
-      media: store instanceof FsObjectStore ? createMediaHandler(store) : undefined,
     },
-    log.child({ component: "http" }),
+    log.child({ component: "ops-http" }),
   );
 
   try {
@@ -130,17 +134,25 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
     throw error;
   }
   let httpPort: number;
+  let opsPort: number;
   try {
-    httpPort = await listen(http, config.httpHost, config.httpPort);
+    httpPort = await listen(http, config.httpHost, config.httpPort).catch((error: Error) => {
+      throw new Error(`HTTP listener could not start on ${config.httpHost}:${config.httpPort}: ${error.message}`, { cause: error });
+    });
+    opsPort = await listen(ops, config.opsHost, config.opsPort).catch((error: Error) => {
+      http.close();
+      throw new Error(`operations listener could not start on ${config.opsHost}:${config.opsPort}: ${error.message}`, { cause: error });
+    });
   } catch (error) {
     await ingest.stop();
     await bus?.stop();
     await store.close();
-    throw new Error(`HTTP listener could not start on ${config.httpHost}:${config.httpPort}: ${(error as Error).message}`, { cause: error });
+    throw error;
   }
   const rtmpUrl = `rtmp://${config.rtmpHost}:${config.rtmpPort}`;
   const httpUrl = `http://${config.httpHost}:${httpPort}`;
-  log.info("media node ready", { rtmp: rtmpUrl, http: httpUrl, storage: store.kind, apps: config.apps, publishUrl: `${rtmpUrl}/${config.apps[0]}/<streamId>?token=<publish token>` });
+  const opsUrl = `http://${config.opsHost}:${opsPort}`;
+  log.info("media node ready", { rtmp: rtmpUrl, http: httpUrl, ops: opsUrl, storage: store.kind, apps: config.apps, publishUrl: `${rtmpUrl}/${config.apps[0]}/<streamId>?token=<publish token>` });
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
@@ -162,22 +174,22 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
         if (late) log.warn("shutdown: some streams still had not ended; their events may be missing");
       }
       await bus?.stop();
-      await new Promise<void>((r) => http.close(() => r()));
+      await Promise.all([http, ops].map((server) => new Promise<void>((r) => server.close(() => r()))));
       http.closeAllConnections();
+      ops.closeAllConnections();
       await store.close();
       log.info("media node stopped");
     })());
 
-  return { config, rtmpUrl, httpUrl, ingest, live, uploader, metrics, stop };
+  return { config, rtmpUrl, httpUrl, opsUrl, ingest, live, uploader, metrics, stop };
 }
 
 async function main(): Promise<void> {
   const log = createLogger({ fields: { service: "media-node" } });
   let node: MediaNode;
   try {
-    const config = loadConfig();
-    const storage = loadStorageConfig(process.env, { httpBaseUrl: `http://${config.httpHost === "0.0.0.0" ? "127.0.0.1" : config.httpHost}:${config.httpPort}` });
-    node = await startMediaNode({ config, storage, bus: readBusConfig() });
+    const { config, storage, bus } = readMediaNodeSettings();
+    node = await startMediaNode({ config, storage, bus });
   } catch (error) {
     log.error(error instanceof ConfigError ? error.message : "media node failed to start", { error });
     process.exit(1);

@@ -57,7 +57,7 @@ async function live(work: string) {
   const node = await startMediaNode({
     config,
     storage: loadStorageConfig(s3.env),
-    bus: busConfig({ natsUrl: nats.url, outboxDir: join(work, "outbox") }),
+    bus: busConfig({ ...nats.settings("media-node"), outboxDir: join(work, "outbox") }),
     log: createLogger({ level: "warn", sink: (line) => process.stderr.write(line + "\n") }),
   });
   const uploadMs: number[] = [];

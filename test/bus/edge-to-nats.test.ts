@@ -39,9 +39,9 @@ describe("edge -> HTTP->NATS bridge -> JetStream", () => {
     }
 
     // The media side is down: the answers wait in the edge's outbox. Now it comes up.
-    const bridge = await startHttpToNatsBridge({ natsUrl: nats.url, env: { HTTP_TO_NATS_PORT: String(bridgePort) } });
+    const bridge = await startHttpToNatsBridge({ nats, env: { HTTP_TO_NATS_PORT: String(bridgePort) } });
     cleanups.push(() => bridge.stop());
-    const nc = await connect({ servers: nats.url });
+    const nc = await connect(nats.options());
     cleanups.push(() => nc.close());
     const jsm = await nc.jetstreamManager();
     await waitFor("three notification.sent in JetStream", async () => (await jsm.streams.info("EVENTS")).state.messages >= 3, 90_000, 250);

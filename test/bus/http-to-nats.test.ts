@@ -24,8 +24,8 @@ describe("HTTP -> NATS bridge (real process, real nats-server)", () => {
 
   beforeAll(async () => {
     nats = await startNats();
-    bridge = await startHttpToNatsBridge({ natsUrl: nats.url, env: { NATS_PUBLISH_TIMEOUT_MS: "1000" } });
-    nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    bridge = await startHttpToNatsBridge({ nats, env: { NATS_PUBLISH_TIMEOUT_MS: "1000" } });
+    nc = await connect(nats.options("ops", { maxReconnectAttempts: -1, reconnectTimeWait: 100 }));
     jsm = await nc.jetstreamManager();
   });
   afterAll(async () => {

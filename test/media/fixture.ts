@@ -62,12 +62,12 @@ export async function startMediaFixture(env: Record<string, string> = {}, opts: 
   const node = await startMediaNode({
     config,
     storage: opts.storage ?? { store: { driver: "fs", dir: storeDir, publicBaseUrl: `http://127.0.0.1:${httpPort}/media` }, uploader: { ...DEFAULT_UPLOADER_CONFIG, retryBaseMs: 50, retryMaxMs: 500 } },
-    bus: busConfig({ natsUrl: nats.url, outboxDir: join(root, "outbox") }),
+    bus: busConfig({ ...nats.settings("media-node"), outboxDir: join(root, "outbox") }),
     log,
   });
 
   const events: Envelope[] = [];
-  const nc: NatsConnection = await connect({ servers: nats.url });
+  const nc: NatsConnection = await connect(nats.options());
   for (const subject of ["stream.>", "media.>"]) {
     const sub = nc.subscribe(subject);
     void (async () => {

@@ -65,7 +65,7 @@ export function createMediaEventBus(cfg: BusConfig, opts: { name: string; log?: 
         log(`nats ${status}${detail ? ` ${detail}` : ""}`);
         if (status === "reconnect") outbox.nudge();
       };
-      connecting = connectNats(cfg.natsUrl, { name: opts.name, onStatus }).then(
+      connecting = connectNats(cfg, { name: opts.name, onStatus }).then(
         async (conn) => {
           if (stopped) return void (await conn.close());
           nc = conn;

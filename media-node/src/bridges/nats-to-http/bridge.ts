@@ -15,7 +15,7 @@ import { backoffDelay } from "../../bus/backoff.ts";
 import { connectNats } from "../../bus/connect.ts";
 import { ensureDurableConsumer, ensureEventStreams } from "../../bus/streams.ts";
 import { DEAD_LETTER_HEADERS, deadLetterSubject } from "../../bus/subjects.ts";
-import { busConfig } from "../../bus/config.ts";
+import { natsServersForLog } from "../../settings/nats.ts";
 import { createBatcher } from "./batcher.ts";
 import type { Decision } from "./classify.ts";
 import { createDeliverer } from "./deliver.ts";
@@ -209,7 +209,7 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
 
   async function declare(): Promise<void> {
     const jsm = await nc!.jetstreamManager();
-    await ensureEventStreams(jsm, busConfig({ stream: cfg.stream, deadLetterStream: cfg.deadLetterStream, duplicateWindowS: cfg.duplicateWindowS, maxAgeS: cfg.maxAgeS }));
+    await ensureEventStreams(jsm, cfg);
     await ensureDurableConsumer(jsm, { stream: cfg.stream, durable: cfg.consumer, ackWaitMs: cfg.ackWaitMs, maxAckPending: cfg.maxAckPending });
   }
 
@@ -227,8 +227,8 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
       return connected;
     },
     async start() {
-      log(`connecting to NATS at ${cfg.natsUrl} (waits for it if it is not up yet)`);
-      nc = await connectNats(cfg.natsUrl, {
+      log(`connecting to NATS at ${natsServersForLog(cfg.natsUrl)} (waits for it if it is not up yet)`);
+      nc = await connectNats(cfg, {
         name: "pulsecast-nats-to-http",
         onStatus: (status, detail) => {
           if (status === "disconnect") connected = false;

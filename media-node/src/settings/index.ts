@@ -1,0 +1,24 @@
+// The Node runtime's settings: one declaration per setting (shared/settings builders), grouped by what reads
+// them; processes.ts says which process reads which groups. `settingsSections` is what the README shows.
+
+import type { SettingsSpec } from "../../../shared/settings/settings.ts";
+import { httpToNatsSettings, natsToHttpSettings } from "./bridges.ts";
+import { devSettings } from "./env.ts";
+import { mediaNodeSettings } from "./media.ts";
+import { natsConnectionSettings, natsStreamSettings, outboxSettings } from "./nats.ts";
+import { storageSettings } from "./storage.ts";
+
+export * from "./processes.ts";
+export { devSettings, isDevRun, isLoopbackHost, settingsEnv, DEV_VARS_PATH, readDevVars, parseDevVars } from "./env.ts";
+
+/** README section name -> the group it documents (`<!-- settings:NAME -->`). */
+export const nodeSettingsSections: { section: string; spec: SettingsSpec }[] = [
+  { section: "node-dev", spec: devSettings },
+  { section: "nats-connection", spec: natsConnectionSettings },
+  { section: "nats-streams", spec: natsStreamSettings },
+  { section: "media-node", spec: mediaNodeSettings },
+  { section: "media-storage", spec: storageSettings },
+  { section: "media-outbox", spec: outboxSettings },
+  { section: "http-to-nats", spec: httpToNatsSettings },
+  { section: "nats-to-http", spec: natsToHttpSettings },
+];
