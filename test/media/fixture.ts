@@ -49,6 +49,7 @@ export async function startMediaFixture(env: Record<string, string> = {}, opts: 
     MEDIA_NODE_ID: "test-node",
     MEDIA_RTMP_PORT: String(rtmpPort),
     MEDIA_HTTP_PORT: String(httpPort),
+    MEDIA_OPS_PORT: "0",
     MEDIA_WORK_DIR: join(root, "work"),
     PUBLISH_TOKEN_SECRET: TEST_SECRETS.PUBLISH_TOKEN_SECRET,
     // small ladder for a small source: keeps the suite fast on 2 cores

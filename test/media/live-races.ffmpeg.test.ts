@@ -31,7 +31,7 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 async function restartsTotal(fx: MediaFixture): Promise<number> {
-  const text = await (await fetch(`${fx.node.httpUrl}/metrics`)).text();
+  const text = await (await fetch(`${fx.node.opsUrl}/metrics`)).text();
   return Number(/^pulsecast_ffmpeg_restarts_total (\d+)/m.exec(text)?.[1] ?? 0);
 }
 

@@ -111,13 +111,13 @@ describe("refused publishes and garbage on the RTMP port", () => {
       return after >= 2;
     }, 20_000);
     // ...and the node still answers and is ready.
-    const health = await fetch(`${fx.node.httpUrl}/healthz`);
+    const health = await fetch(`${fx.node.opsUrl}/healthz`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ status: "ready", checks: { rtmp: { ok: true }, storage: { ok: true }, bus: { ok: true } } });
   });
 
   it("exposes refusals and the live stream in /metrics", async () => {
-    const text = await (await fetch(`${fx.node.httpUrl}/metrics`)).text();
+    const text = await (await fetch(`${fx.node.opsUrl}/metrics`)).text();
     expect(text).toMatch(/pulsecast_live_streams 1/);
     expect(text).toMatch(/pulsecast_publish_refused_total\{reason="token-missing"\} 1/);
     expect(text).toMatch(/pulsecast_publish_refused_total\{reason="already-live"\} 1/);

@@ -53,7 +53,7 @@ describe("live stream resilience", () => {
     const flags = pl.segments.map((s: { discontinuity?: boolean; uri: string }) => [s.uri.split("-")[0], Boolean(s.discontinuity)]);
     expect(flags.filter(([, d]: [string, boolean]) => d)).toEqual([["e1", true]]);
     // the restart is counted
-    expect(await (await fetch(`${fx.node.httpUrl}/metrics`)).text()).toMatch(/pulsecast_ffmpeg_restarts_total 1/);
+    expect(await (await fetch(`${fx.node.opsUrl}/metrics`)).text()).toMatch(/pulsecast_ffmpeg_restarts_total 1/);
   });
 
   it("a broadcaster who drops and reconnects within the grace window continues the same stream", async () => {

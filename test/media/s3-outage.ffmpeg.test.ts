@@ -39,7 +39,7 @@ describe("live stream on S3 through a storage outage", () => {
     // Storage goes away: segments pile up locally, the node is not ready.
     await s3.halt();
     await waitFor("segments waiting for storage", () => fx.node.uploader.stats().pending >= 3, 20_000);
-    const health = await fetch(`${fx.node.httpUrl}/healthz`);
+    const health = await fetch(`${fx.node.opsUrl}/healthz`);
     expect(health.status).toBe(503);
     expect(await health.json()).toMatchObject({ status: "not ready", checks: { storage: { ok: false }, rtmp: { ok: true } } });
 
@@ -48,7 +48,7 @@ describe("live stream on S3 through a storage outage", () => {
     const [ended] = (await once(session, "ended", { signal: AbortSignal.timeout(90_000) })) as [{ reason: string; durationS: number; segments: number }];
     expect(ended.reason).toBe("publisher-left");
     expect(ended.durationS).toBeGreaterThan(11);
-    expect((await fetch(`${fx.node.httpUrl}/healthz`)).status).toBe(200);
+    expect((await fetch(`${fx.node.opsUrl}/healthz`)).status).toBe(200);
 
     const vod = parsePlaylist(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/240p/vod.m3u8`))!.body));
     const uris = vod.segments.map((s: { uri: string }) => s.uri);
@@ -59,7 +59,7 @@ describe("live stream on S3 through a storage outage", () => {
     const live = parsePlaylist(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/240p/index.m3u8`))!.body));
     expect(live.endList).toBe(true);
     expect(fx.node.uploader.stats().pending).toBe(0);
-    const metrics = await (await fetch(`${fx.node.httpUrl}/metrics`)).text();
+    const metrics = await (await fetch(`${fx.node.opsUrl}/metrics`)).text();
     expect(metrics).toMatch(/pulsecast_upload_failures_total\{kind="segment"\} [1-9]/);
   });
 });
