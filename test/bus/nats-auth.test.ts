@@ -9,6 +9,7 @@ import { connect, type NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Envelope, makeEvent } from "../../shared/envelope.ts";
 import { utf8 } from "../../shared/encoding.ts";
+import { inboxPrefix, type NatsRole } from "../../media-node/src/bus/nats-permissions.ts";
 import { type NatsToHttpBridgeProcess, startNatsToHttpBridge } from "../helpers/bridges.ts";
 import { type NatsServer, startNats } from "../helpers/nats.ts";
 import { freePort } from "../helpers/ports.ts";
@@ -25,8 +26,8 @@ describe("NATS authorization (real nats-server with the shipped permissions)", (
   let receiver: Receiver;
   let bridge: NatsToHttpBridgeProcess;
   const conns: NatsConnection[] = [];
-  const as = async (role: Parameters<NatsServer["options"]>[0]) => {
-    const nc = await connect(nats.options(role, { maxReconnectAttempts: 0 }));
+  const as = async (role: NatsRole) => {
+    const nc = await connect(nats.options(role, { maxReconnectAttempts: 0, inboxPrefix: inboxPrefix(role) }));
     conns.push(nc);
     return nc;
   };
@@ -71,17 +72,19 @@ describe("NATS authorization (real nats-server with the shipped permissions)", (
     await expect(jsm.streams.getMessage("EVENTS", { last_by_subj: "notification.requested" })).rejects.toThrow(/no message found/i);
   });
 
-  it("a media node may not read the bus either (no subscription beyond its own inbox)", async () => {
-    const node = await connect(nats.options("media-node", { maxReconnectAttempts: 0 }));
-    conns.push(node);
-    const refused = new Promise<string>((resolve) => {
-      void (async () => {
-        for await (const s of node.status()) if (s.type === "error") resolve(String(s.data));
-      })();
-    });
-    node.subscribe("notification.>");
-    await node.flush().catch(() => undefined);
-    expect(await refused).toMatch(/permissions[ _]violation/i);
+  it("a media node may not read the bus, nor the replies meant for other clients (only its own inbox)", async () => {
+    for (const subject of ["notification.>", "_INBOX.>", `${inboxPrefix("nats-to-http")}.>`]) {
+      const node = await connect(nats.options("media-node", { maxReconnectAttempts: 0 }));
+      conns.push(node);
+      const refused = new Promise<string>((resolve) => {
+        void (async () => {
+          for await (const s of node.status()) if (s.type === "error") resolve(String(s.data));
+        })();
+      });
+      node.subscribe(subject);
+      await node.flush().catch(() => undefined);
+      expect(await refused).toMatch(/permissions[ _]violation/i);
+    }
   });
 
   it("the NATS -> HTTP bridge's credentials only consume: they cannot publish events", async () => {

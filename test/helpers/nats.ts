@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ConnectionOptions } from "nats";
-import { NATS_ROLES, natsAuthorizationBlock, type NatsRole } from "../../media-node/src/bus/nats-permissions.ts";
+import { inboxPrefix, NATS_ROLES, natsAuthorizationBlock, type NatsRole } from "../../media-node/src/bus/nats-permissions.ts";
 import { freePort } from "./ports.ts";
 import { type GroupProcess, spawnGroup } from "./process.ts";
 
@@ -56,7 +56,7 @@ export async function startNats(opts: { port?: number; storeDir?: string; passwo
     storeDir,
     passwords,
     process: await launch(),
-    options: (role = "ops", extra = {}) => ({ servers: url, user: role, pass: passwords[role], ...extra }),
+    options: (role = "ops", extra = {}) => ({ servers: url, user: role, pass: passwords[role], inboxPrefix: inboxPrefix(role), ...extra }),
     env: (role) => ({ NATS_URL: url, NATS_USER: role, NATS_PASSWORD: passwords[role] }),
     settings: (role) => ({ natsUrl: url, natsUser: role, natsPassword: passwords[role] }),
     async restart({ hard = true } = {}) {

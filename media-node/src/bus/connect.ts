@@ -11,6 +11,8 @@ import type { NatsConnectionConfig } from "../settings/nats.ts";
 export interface ConnectOptions {
   /** shows up in `nats server report connections` */
   name: string;
+  /** where this connection's replies arrive: the role's prefix, the only inbox its NATS user may subscribe to */
+  inboxPrefix: string;
   /** called on every connection status change, for logs */
   onStatus?: (status: string, detail?: string) => void;
 }
@@ -35,6 +37,7 @@ export async function connectNats(cfg: NatsConnectionConfig, opts: ConnectOption
   const nc = await connect({
     ...natsConnectionOptions(cfg),
     name: opts.name,
+    inboxPrefix: opts.inboxPrefix,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     // The first connect also waits for a server that is not up yet (a node started before NATS).

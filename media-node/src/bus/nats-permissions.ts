@@ -22,6 +22,14 @@ export interface StreamNames {
 
 export const DEFAULT_STREAM_NAMES: StreamNames = { stream: "EVENTS", edgeStream: "EDGE_EVENTS", deadLetterStream: "DEADLETTER", consumer: "edge-bridge" };
 
+/**
+ * Where a role's replies arrive (JetStream acks, API answers, pulled events). Each role has its own prefix and may
+ * subscribe only there, so no client can read the replies, and so the events, meant for another.
+ */
+export function inboxPrefix(role: NatsRole): string {
+  return `_INBOX.${role}`;
+}
+
 /** The environment variable the shipped server config reads a role's password from. */
 export function passwordVariable(role: NatsRole): string {
   return `NATS_PASSWORD_${role.toUpperCase().replace(/-/g, "_")}`;
@@ -34,7 +42,7 @@ function declareStreams(n: StreamNames): string[] {
 
 /** Publish and subscribe allow-lists per role; undefined for `ops`, which may do anything (operators only). */
 export function natsPermissions(role: NatsRole, n: StreamNames = DEFAULT_STREAM_NAMES): { publish: string[]; subscribe: string[] } | undefined {
-  const inbox = ["_INBOX.>"];
+  const inbox = [`${inboxPrefix(role)}.>`];
   switch (role) {
     case "media-node":
       return { publish: [...MEDIA_NODE_TYPES, ...declareStreams(n)], subscribe: inbox };

@@ -3,6 +3,7 @@
 // and stream groups, as for the bridges (media-node/src/settings/nats.ts); it runs with the operator's credentials.
 
 import { connectNats } from "../../bus/connect.ts";
+import { inboxPrefix } from "../../bus/nats-permissions.ts";
 import { ConfigError, readDeadLettersConfig } from "../../settings/processes.ts";
 import { listDeadLetters, redriveDeadLetters } from "./dead-letters.ts";
 
@@ -18,7 +19,7 @@ try {
   console.error(`[dead-letters] ${error instanceof ConfigError ? error.message : String(error)}`);
   process.exit(2);
 }
-const nc = await connectNats(cfg, { name: "pulsecast-dead-letters" });
+const nc = await connectNats(cfg, { name: "pulsecast-dead-letters", inboxPrefix: inboxPrefix("ops") });
 try {
   const jsm = await nc.jetstreamManager();
   if (command === "list") {

@@ -2,6 +2,7 @@
 // Takes signed events from the edge (POST /events) into JetStream. Settings: see ./config.ts.
 
 import { connectNats } from "../../bus/connect.ts";
+import { inboxPrefix } from "../../bus/nats-permissions.ts";
 import { publishEvent } from "../../bus/publish.ts";
 import { ensureEventStreams } from "../../bus/streams.ts";
 import { ConfigError, readHttpToNatsConfig } from "./config.ts";
@@ -22,6 +23,7 @@ let connected = false;
 log(`connecting to NATS at ${natsServersForLog(cfg.natsUrl)} (waits for it if it is not up yet; POST /events opens once connected)`);
 const nc = await connectNats(cfg, {
   name: "pulsecast-http-to-nats",
+  inboxPrefix: inboxPrefix("http-to-nats"),
   onStatus: (status, detail) => {
     if (status === "disconnect") connected = false;
     if (status === "reconnect") connected = true;

@@ -13,6 +13,7 @@ import { type Envelope, parseEventJson } from "../../../../shared/envelope.ts";
 import { fromUtf8 } from "../../../../shared/encoding.ts";
 import { backoffDelay } from "../../bus/backoff.ts";
 import { connectNats } from "../../bus/connect.ts";
+import { inboxPrefix } from "../../bus/nats-permissions.ts";
 import { ensureDurableConsumer, ensureEventStreams } from "../../bus/streams.ts";
 import { DEAD_LETTER_HEADERS, deadLetterSubject } from "../../bus/subjects.ts";
 import { natsServersForLog } from "../../settings/nats.ts";
@@ -230,6 +231,7 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
       log(`connecting to NATS at ${natsServersForLog(cfg.natsUrl)} (waits for it if it is not up yet)`);
       nc = await connectNats(cfg, {
         name: "pulsecast-nats-to-http",
+        inboxPrefix: inboxPrefix("nats-to-http"),
         onStatus: (status, detail) => {
           if (status === "disconnect") connected = false;
           if (status === "reconnect") connected = true;
