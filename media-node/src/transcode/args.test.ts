@@ -30,6 +30,12 @@ describe("buildLiveArgs", () => {
     expect(valueOf(plan.outputArgs, "-hls_time")).toBe("2");
   });
 
+  it("keeps the source's frame timing (no duplicated last frame that would end the recording with a one-frame segment)", () => {
+    expect(valueOf(plan.outputArgs, "-fps_mode")).toBe("vfr");
+    const audioOnly = buildLiveArgs({ input: "x", outDir: "/o", ladder: selectLadder({ audio: {} }, rungs), segmentS: 2, preset: "veryfast" });
+    expect(audioOnly.outputArgs).not.toContain("-fps_mode");
+  });
+
   it("writes fMP4 HLS with independent segments and one variant per rung, each with AAC audio", () => {
     expect(valueOf(plan.outputArgs, "-hls_segment_type")).toBe("fmp4");
     expect(valueOf(plan.outputArgs, "-hls_flags")).toBe("independent_segments");
