@@ -136,7 +136,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     pipe(child.stderr, this.#opts.stderr ?? process.stderr);
     child.once("spawn", () => this.emit("started", { name: spec.name, pid: child.pid!, restart: part.restarts }));
     // A binary that cannot be run (not installed, not executable) will not become runnable by retrying.
-    child.once("error", (error) => {
+    child.on("error", (error) => {
       if (child.pid !== undefined || this.#stopping) return; // errors of a running process (a failed kill) are not this
       this.#giveUp(part, `could not run ${spec.command}: ${error.message}`);
     });
