@@ -2,13 +2,14 @@
 // under wrangler dev, the media node, and both bridges — with secrets from .dev.vars (written with random values
 // on first run) and fresh NATS passwords for every run. The Node parts run with PULSECAST_DEV=1: they read
 // .dev.vars and refuse to listen beyond loopback.
-// Prints a ready-to-paste publish command, the playback URL and a test JWT. Ctrl-C stops everything: each part
-// runs in its own process group, so wrangler's workerd and FFmpeg children go with their parents.
+// Prints a ready-to-paste publish command, the playback URL and a test JWT. A part that crashes is restarted
+// with backoff while the others keep running (deploy/local/supervisor.ts); Ctrl-C stops everything, and so does
+// a part that cannot start at all. Each part runs in its own process group, so wrangler's workerd and FFmpeg
+// children go with their parents.
 //
 // Ports (override with the env vars named): EDGE_PORT 8787, NATS_PORT 4222, MEDIA_RTMP_PORT 1935,
 // MEDIA_HTTP_PORT 8000, MEDIA_OPS_PORT 8001 (media node health and metrics), HTTP_TO_NATS_PORT 8788,
 // METRICS_PORT 8789 (NATS->HTTP bridge metrics).
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
@@ -17,6 +18,7 @@ import { SignJWT } from "jose";
 import { NATS_ROLES, natsAuthorizationBlock, type NatsRole } from "../../media-node/src/bus/nats-permissions.ts";
 import { DEV_VARS_PATH, readDevVars } from "../../media-node/src/settings-env.ts";
 import { mintPublishToken } from "../../shared/tokens/publish-token.ts";
+import { Supervisor } from "./supervisor.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const VAR = resolve(ROOT, "var");
@@ -46,53 +48,16 @@ const ports = {
   bridgeMetrics: port("METRICS_PORT", 8789),
 };
 
-const children: { name: string; child: ChildProcess }[] = [];
-let stopping = false;
+const supervisor = new Supervisor({ cwd: ROOT });
+// Only Ctrl-C (or SIGTERM) and a part that cannot start at all stop everything.
+supervisor.on("stopped", ({ code }) => process.exit(code));
 
 function start(name: string, command: string, args: string[], env: Record<string, string> = {}): void {
-  const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env }, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-  const prefix = `[${name}] `;
-  const pipe = (stream: NodeJS.ReadableStream | null, out: NodeJS.WriteStream) =>
-    stream?.on("data", (chunk: Buffer) => out.write(chunk.toString().replace(/^(?=.)/gm, prefix)));
-  pipe(child.stdout, process.stdout);
-  pipe(child.stderr, process.stderr);
-  child.on("exit", (code, signal) => {
-    if (stopping) return;
-    console.error(`[start] ${name} exited (${signal ?? `code ${code}`}); stopping everything`);
-    void stopAll(1);
-  });
-  // A binary that cannot be started (not installed, not executable) must stop the rest, not crash this script
-  // and leave the parts already started running on their own.
-  child.on("error", (error) => {
-    if (stopping) return;
-    console.error(`[start] could not run ${name} (${command}): ${error.message}; stopping everything`);
-    void stopAll(1);
-  });
-  children.push({ name, child });
-}
-
-function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined || child.exitCode !== null) return;
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    /* already gone */
-  }
+  supervisor.add({ name, command, args, env });
 }
 
 async function stopAll(code = 0): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  // Reverse start order, one part at a time: the bridges and the media node first (they flush to NATS and the
-  // edge), then the edge, then NATS last. Each part gets up to 15 s before its process group is killed.
-  for (const { child } of [...children].reverse()) {
-    if (child.exitCode !== null || child.signalCode !== null) continue;
-    const exited = new Promise((r) => child.once("exit", r));
-    signalGroup(child, "SIGTERM");
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
-    signalGroup(child, "SIGKILL");
-  }
-  process.exit(code);
+  await supervisor.stop(code);
 }
 process.on("SIGINT", () => void stopAll(0));
 process.on("SIGTERM", () => void stopAll(0));
@@ -100,7 +65,7 @@ process.on("SIGTERM", () => void stopAll(0));
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 90_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check().catch(() => false))) {
-    if (stopping) throw new Error(`stopped while waiting for ${what}`);
+    if (supervisor.stopping) throw new Error(`stopped while waiting for ${what}`);
     if (Date.now() > deadline) throw new Error(`${what} did not come up within ${timeoutMs / 1000} s`);
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -197,5 +162,5 @@ console.log(`
   edge ${edgeUrl}   media node ${mediaUrl} (/media/), ${mediaOpsUrl} (/healthz, /metrics)   nats ${natsUrl}
   HTTP->NATS bridge http://127.0.0.1:${ports.httpToNats}/events   NATS->HTTP bridge metrics http://127.0.0.1:${ports.bridgeMetrics}/metrics
   secrets: .dev.vars    NATS users and this run's passwords: var/nats/nats-server.conf    state: var/
-Ctrl-C stops everything.
+A part that crashes is restarted (with backoff) and the others keep running; Ctrl-C stops everything.
 `);

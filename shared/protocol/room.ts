@@ -136,6 +136,8 @@ export const streamInfo = z.object({
   status: z.enum(["starting", "live", "ended"]),
   playbackUrl: z.string().optional(),
   vodUrl: z.string().optional(),
+  /** unix ms the broadcast started (its first `stream.started`), when the room saw it */
+  startedAt: z.number().int().optional(),
   /** unix ms of the event that set this */
   updatedAt: z.number().int(),
 });
