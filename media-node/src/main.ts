@@ -9,11 +9,13 @@ import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type BusConfig, createMediaEventBus, type MediaEventBus, readBusConfig } from "./bus/index.ts";
 import { ConfigError, loadConfig, type MediaConfig } from "./config.ts";
+import { settingsEnv } from "./settings-env.ts";
 import { checkHealth } from "./health/health.ts";
 import { probeNats } from "./health/nats-probe.ts";
 import { createHttpServer, listen } from "./http/server.ts";
 import { createAuthorizer } from "./ingest/authorize.ts";
 import { RtmpIngest } from "./ingest/rtmp-server.ts";
+import { type IngestLimits, readIngestLimits } from "./ingest/settings.ts";
 import { LiveManager } from "./live/manager.ts";
 import type { EventSink } from "./live/session.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -36,6 +38,8 @@ export interface StartOptions {
   storage: StorageConfig;
   /** bus settings (the node runs C1's durable bus), or any EventSink plus its health probe (tests) */
   bus: BusConfig | { sink: EventSink; probe: () => Promise<void> };
+  /** RTMP connection limits and pull-credential lifetime (default: ingest/settings.ts defaults) */
+  ingestLimits?: IngestLimits;
   log?: Logger;
 }
 
@@ -69,8 +73,9 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
     storeDir: resolve(config.workDir, ".nms-store"),
     authorize: createAuthorizer({ apps: config.apps, secret: config.publishTokenSecret }),
     log,
+    limits: opts.ingestLimits,
   });
-  const metrics = new NodeMetrics({ bytesIn: () => ingest.bytesIn() });
+  const metrics = new NodeMetrics({ bytesIn: () => ingest.bytesIn(), rtmpConnections: () => ingest.connections().open });
   uploader.on("uploaded", ({ bytes }) => metrics.bytesUploaded(bytes));
   uploader.on("failed", ({ key, error, retryInMs }) => {
     metrics.uploadFailed(/\.m3u8$/.test(key) ? "playlist" : "segment");
@@ -108,6 +113,7 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
   ingest.on("publish", (p) => live.onPublish(p));
   ingest.on("unpublish", (u) => live.onUnpublish(u));
   ingest.on("refused", (r) => metrics.publishRefused(r.reason));
+  ingest.on("connectionRefused", (r) => metrics.rtmpRefused(r.reason));
 
   const http = createHttpServer(
     {
@@ -177,7 +183,7 @@ async function main(): Promise<void> {
   try {
     const config = loadConfig();
     const storage = loadStorageConfig(process.env, { httpBaseUrl: `http://${config.httpHost === "0.0.0.0" ? "127.0.0.1" : config.httpHost}:${config.httpPort}` });
-    node = await startMediaNode({ config, storage, bus: readBusConfig() });
+    node = await startMediaNode({ config, storage, bus: readBusConfig(), ingestLimits: readIngestLimits(settingsEnv()) });
   } catch (error) {
     log.error(error instanceof ConfigError ? error.message : "media node failed to start", { error });
     process.exit(1);
