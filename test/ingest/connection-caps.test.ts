@@ -2,7 +2,13 @@
 // Connections come from this machine's non-loopback address, which is what another host looks like (loopback
 // is exempt from both caps: the node's own FFmpeg pulls come from there).
 
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect as tlsConnect } from "node:tls";
 import { afterEach, describe, expect, it } from "vitest";
+import { freePort } from "../helpers/ports.ts";
+import { run } from "../helpers/process.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { allBy, type IngestHarness, nonLoopbackAddress, type OpenSocket, openSocket, startIngest } from "./harness.ts";
 
@@ -58,5 +64,35 @@ describe("RTMP connection caps", () => {
     expect(five.every((s) => !s.socket.destroyed)).toBe(true);
     await open(2, "127.0.0.1");
     await waitFor("loopback admitted", () => h!.ingest.connections().open === 7);
+  });
+
+  it("RTMPS: the timeout covers the TLS handshake and what follows it, and the cap refuses before TLS starts", async () => {
+    const certDir = await mkdtemp(join(tmpdir(), "pulsecast-cert-"));
+    try {
+      const made = await run("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-keyout", join(certDir, "key.pem"), "-out", join(certDir, "cert.pem")]);
+      if (made.code !== 0) throw new Error(`openssl failed: ${made.stderr}`);
+      const tlsPort = await freePort();
+      h = await startIngest({ handshakeTimeoutMs: 1500, maxConnectionsPerAddress: 2 }, "0.0.0.0", { port: tlsPort, cert: join(certDir, "cert.pem"), key: join(certDir, "key.pem") });
+      // no ClientHello at all
+      const silent = await openSocket("127.0.0.1", tlsPort);
+      sockets.push(silent);
+      // a complete TLS handshake, then no RTMP
+      const secured = tlsConnect({ host: "127.0.0.1", port: tlsPort, rejectUnauthorized: false });
+      secured.on("error", () => {});
+      secured.resume();
+      await new Promise<void>((r) => secured.once("secureConnect", () => r()));
+      const securedClosed = new Promise<number>((r) => secured.once("close", () => r(0)));
+      // over the per-address cap: refused on arrival
+      for (let i = 0; i < 2; i++) sockets.push(await openSocket(outside, tlsPort, outside));
+      await waitFor("the two admitted", () => h!.ingest.connections().remote === 2);
+      const overCap = await openSocket(outside, tlsPort, outside);
+      sockets.push(overCap);
+      await allBy("the RTMPS connection over the cap refused", [overCap.closed], 5000);
+      expect(h.refusals).toContainEqual(expect.objectContaining({ reason: "address-limit", address: outside }));
+      await allBy("idle RTMPS connections closed", [silent.closed, securedClosed], 1500 + 4000);
+      expect(h.refusals.filter((r) => r.reason === "handshake-timeout").length).toBeGreaterThanOrEqual(2);
+    } finally {
+      await rm(certDir, { recursive: true, force: true });
+    }
   });
 });

@@ -28,7 +28,7 @@ export interface IngestHarness {
   stop(): Promise<void>;
 }
 
-export async function startIngest(limits: Partial<IngestLimits>, host = "127.0.0.1"): Promise<IngestHarness> {
+export async function startIngest(limits: Partial<IngestLimits>, host = "127.0.0.1", rtmps?: { port: number; cert: string; key: string }): Promise<IngestHarness> {
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), "pulsecast-ingest-"));
   const logs: IngestHarness["logs"] = [];
@@ -40,6 +40,7 @@ export async function startIngest(limits: Partial<IngestLimits>, host = "127.0.0
     authorize: createAuthorizer({ apps: ["live"], secret: TEST_SECRETS.PUBLISH_TOKEN_SECRET }),
     log,
     limits,
+    rtmps,
   });
   const refusals: ConnectionRefused[] = [];
   const publishes: AuthorizedPublish[] = [];
