@@ -6,6 +6,7 @@
 import { once } from "node:events";
 import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { probeSource } from "../../media-node/src/transcode/probe.ts";
 import { publishTestSource } from "../helpers/ffmpeg.ts";
 import { type GroupProcess, spawnGroup } from "../helpers/process.ts";
 import { type ConnectionRefused, type IngestHarness, nonLoopbackAddress, startIngest } from "./harness.ts";
@@ -78,6 +79,13 @@ describe("RTMP play: per-stream, per-run, loopback-only pull credentials", () =>
     expect(refusal.reason).toBe("pull-unknown");
     expect(code).not.toBe(0);
     expect(await play(h.ingest.pullUrl("live", "b"))).toBe(0);
+  });
+
+  it("ffprobe (the node's probe of a source without RTMP metadata) works with its own credential", async () => {
+    const refusedBefore = h.refusals.length;
+    const info = await probeSource(h.ingest.pullUrl("live", "a"), { rwTimeoutS: 5, timeoutMs: 30_000 });
+    expect(info.video).toMatchObject({ width: 160, height: 90 });
+    expect(h.refusals.length).toBe(refusedBefore); // one connection, one use: nothing refused
   });
 
   it("a credential for stream A (as `ps` shows it before that FFmpeg connected) cannot play stream B", async () => {
