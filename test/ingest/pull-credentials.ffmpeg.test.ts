@@ -122,7 +122,7 @@ describe("RTMP play: per-stream, per-run, loopback-only pull credentials", () =>
   it("refuses a valid credential from a non-loopback address, and revokes it", async () => {
     const credential = credentialOf(h.ingest.pullUrl("live", "a"));
     const remote = await refusalOf(() => play(`rtmp://${outside}:${h.port}/live/a?pull=${credential}`));
-    expect(remote.refusal).toMatchObject({ reason: "pull-not-loopback", address: expect.stringContaining(outside) });
+    expect(remote.refusal).toMatchObject({ reason: "pull-not-loopback", address: outside });
     expect(remote.code).not.toBe(0);
     const later = await refusalOf(() => play(`rtmp://127.0.0.1:${h.port}/live/a?pull=${credential}`));
     expect(later.refusal.reason).toBe("pull-unknown");

@@ -1,5 +1,5 @@
 // The ONE module that touches node-media-server (v4: RTMP/RTMPS ingest only). Everything NMS does that a
-// service must not do is contained here (see STACK-NOTES):
+// service must not do is contained here:
 // - it cannot refuse a publish from `prePublish` (the client already got "Publish.Start"): we decide there,
 //   close refused sessions ourselves and keep our own bookkeeping, so its later `postPublish` is ignored;
 // - its session.close() is only socket.end(): a client that ignores the FIN keeps sending, NMS keeps reading,
@@ -24,7 +24,7 @@ import { connect, isIP, type Server, type Socket } from "node:net";
 import NodeMediaServer, { type NmsSession } from "node-media-server";
 import type { Logger } from "../log.ts";
 import { type PublishAuthorizer, type PublishRequest, type Refusal } from "./authorize.ts";
-import { ConnectionGate, type ConnectionRefusalReason, isLoopback } from "./connection-gate.ts";
+import { ConnectionGate, type ConnectionRefusalReason, isLoopback, normalizeAddress } from "./connection-gate.ts";
 import { PullCredentials, type PullRefusalReason } from "./pull-credentials.ts";
 import { DEFAULT_INGEST_LIMITS, type IngestLimits } from "./settings.ts";
 import type { PublishClaims } from "../../../shared/tokens/publish-token.ts";
@@ -113,8 +113,7 @@ export class RtmpIngest extends EventEmitter<RtmpIngestEvents> {
   }
 
   async start(): Promise<void> {
-    const loopbackHost = pullHost(this.#opts.host);
-    if (loopbackHost === undefined) {
+    if (pullHost(this.#opts.host) === undefined) {
       throw new Error(
         `RTMP listener address ${this.#opts.host} is neither loopback nor a wildcard (0.0.0.0, ::): the node's own FFmpeg pulls its streams over loopback and could not reach it`,
       );
@@ -325,7 +324,7 @@ export class RtmpIngest extends EventEmitter<RtmpIngestEvents> {
     }
     this.#log.warn("play refused", { reason: verdict.reason, detail: verdict.detail, path: session.streamPath.slice(0, 100), ip: session.ip });
     hangUp(session);
-    this.emit("connectionRefused", { reason: verdict.reason, address: session.socket?.remoteAddress ?? "", detail: verdict.detail });
+    this.emit("connectionRefused", { reason: verdict.reason, address: normalizeAddress(session.socket?.remoteAddress), detail: verdict.detail });
   }
 }
 
