@@ -15,6 +15,7 @@ import { probeNats } from "./health/nats-probe.ts";
 import { createHttpServer, listen } from "./http/server.ts";
 import { createAuthorizer } from "./ingest/authorize.ts";
 import { RtmpIngest } from "./ingest/rtmp-server.ts";
+import type { IngestLimits } from "./settings/ingest.ts";
 import { LiveManager } from "./live/manager.ts";
 import type { EventSink } from "./live/session.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -41,6 +42,8 @@ export interface StartOptions {
   storage: StorageConfig;
   /** bus settings (the node runs C1's durable bus), or any EventSink plus its health probe (tests) */
   bus: BusConfig | { sink: EventSink; probe: () => Promise<void> };
+  /** RTMP connection limits and pull-credential lifetime (default: settings/ingest.ts defaults) */
+  ingestLimits?: IngestLimits;
   log?: Logger;
 }
 
@@ -74,8 +77,9 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
     storeDir: resolve(config.workDir, ".nms-store"),
     authorize: createAuthorizer({ apps: config.apps, secret: config.publishTokenSecret }),
     log,
+    limits: opts.ingestLimits,
   });
-  const metrics = new NodeMetrics({ bytesIn: () => ingest.bytesIn() });
+  const metrics = new NodeMetrics({ bytesIn: () => ingest.bytesIn(), rtmpConnections: () => ingest.connections().open });
   uploader.on("uploaded", ({ bytes }) => metrics.bytesUploaded(bytes));
   uploader.on("failed", ({ key, error, retryInMs }) => {
     metrics.uploadFailed(/\.m3u8$/.test(key) ? "playlist" : "segment");
@@ -113,6 +117,7 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
   ingest.on("publish", (p) => live.onPublish(p));
   ingest.on("unpublish", (u) => live.onUnpublish(u));
   ingest.on("refused", (r) => metrics.publishRefused(r.reason));
+  ingest.on("connectionRefused", (r) => metrics.rtmpRefused(r.reason));
 
   const http = createHttpServer({ media: store instanceof FsObjectStore ? createMediaHandler(store) : undefined }, log.child({ component: "http" }));
   const ops = createHttpServer(
@@ -188,8 +193,8 @@ async function main(): Promise<void> {
   const log = createLogger({ fields: { service: "media-node" } });
   let node: MediaNode;
   try {
-    const { config, storage, bus } = readMediaNodeSettings();
-    node = await startMediaNode({ config, storage, bus });
+    const { config, storage, bus, ingest } = readMediaNodeSettings();
+    node = await startMediaNode({ config, storage, bus, ingestLimits: ingest });
   } catch (error) {
     log.error(error instanceof ConfigError ? error.message : "media node failed to start", { error });
     process.exit(1);

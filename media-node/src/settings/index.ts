@@ -6,9 +6,11 @@ import { httpToNatsSettings, natsToHttpSettings } from "./bridges.ts";
 import { devSettings } from "./env.ts";
 import { mediaNodeSettings } from "./media.ts";
 import { natsConnectionSettings, natsStreamSettings, outboxSettings } from "./nats.ts";
+import { ingestSettings } from "./ingest.ts";
 import { storageSettings } from "./storage.ts";
 
 export * from "./processes.ts";
+export { DEFAULT_INGEST_LIMITS, type IngestLimits, readIngestLimits } from "./ingest.ts";
 export { devSettings, isDevRun, isLoopbackHost, settingsEnv, DEV_VARS_PATH, readDevVars, parseDevVars } from "./env.ts";
 
 /** README section name -> the group it documents (`<!-- settings:NAME -->`). */
@@ -17,6 +19,7 @@ export const nodeSettingsSections: { section: string; spec: SettingsSpec }[] = [
   { section: "nats-connection", spec: natsConnectionSettings },
   { section: "nats-streams", spec: natsStreamSettings },
   { section: "media-node", spec: mediaNodeSettings },
+  { section: "media-ingest", spec: ingestSettings },
   { section: "media-storage", spec: storageSettings },
   { section: "media-outbox", spec: outboxSettings },
   { section: "http-to-nats", spec: httpToNatsSettings },

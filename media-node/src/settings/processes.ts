@@ -1,7 +1,7 @@
 // Which settings each Node process reads. Every process validates all of its groups at start and reports every
 // problem at once (one SettingsError), so a misconfigured process refuses to start instead of failing later.
 //
-//   media node        PULSECAST_DEV, NATS connection, NATS streams, outbox, media node, storage
+//   media node        PULSECAST_DEV, NATS connection, NATS streams, outbox, media node, RTMP ingest limits, storage
 //   http-to-nats      PULSECAST_DEV, NATS connection, NATS streams, http-to-nats
 //   nats-to-http      PULSECAST_DEV, NATS connection, NATS streams, nats-to-http
 //   dead-letters      PULSECAST_DEV, NATS connection, NATS streams
@@ -12,6 +12,7 @@ import { httpToNatsSettings, natsToHttpSettings } from "./bridges.ts";
 import { devListenerProblems, devSettings, settingsEnv } from "./env.ts";
 import { type MediaConfig, mediaNodeProblems, mediaNodeSettings } from "./media.ts";
 import { natsConnectionProblems, natsConnectionSettings, natsStreamSettings, outboxSettings } from "./nats.ts";
+import { type IngestLimits, ingestSettings } from "./ingest.ts";
 import { storageSettings } from "./storage.ts";
 
 export { SettingsError as ConfigError };
@@ -48,12 +49,13 @@ export function busConfig(overrides: Partial<BusConfig> = {}): BusConfig {
   return { ...values, ...overrides };
 }
 
-export const mediaNodeProcessSettings = { ...devSettings, ...busProcessSettings, ...mediaNodeSettings, ...storageSettings } as const;
+export const mediaNodeProcessSettings = { ...devSettings, ...busProcessSettings, ...mediaNodeSettings, ...ingestSettings, ...storageSettings } as const;
 
 export interface MediaNodeSettings {
   config: MediaConfig;
   storage: StorageConfig;
   bus: BusConfig;
+  ingest: IngestLimits;
 }
 
 /** Everything the media node reads, checked together: one start shows every problem of every group. */
@@ -70,7 +72,7 @@ export function readMediaNodeSettings(env: RawEnv = settingsEnv()): MediaNodeSet
     ];
   });
   const pick = <S extends SettingsSpec>(spec: S) => Object.fromEntries(Object.keys(spec).map((k) => [k, (v as Record<string, unknown>)[k]])) as SettingsOf<S>;
-  return { config: pick(mediaNodeSettings), storage: storage!, bus: pick(busProcessSettings) };
+  return { config: pick(mediaNodeSettings), storage: storage!, bus: pick(busProcessSettings), ingest: pick(ingestSettings) };
 }
 
 /** Only the media node's own group (no bus, no storage): tests that start a node in-process with their own bus. */
