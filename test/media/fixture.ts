@@ -221,19 +221,3 @@ function untilChanged<T>(changed: EventEmitter, what: string, check: () => T | u
     test();
   });
 }
-
-/** Resolves after `n` more segments of `variant` were stored by this session. */
-export function nextSegments(session: LiveSession, n: number, variant = "240p"): Promise<LiveSessionEvents["segment"][0][]> {
-  return new Promise((resolve) => {
-    const got: LiveSessionEvents["segment"][0][] = [];
-    const on = (s: LiveSessionEvents["segment"][0]) => {
-      if (s.variant !== variant) return;
-      got.push(s);
-      if (got.length >= n) {
-        session.off("segment", on);
-        resolve(got);
-      }
-    };
-    session.on("segment", on);
-  });
-}

@@ -26,9 +26,6 @@ import { buildLiveArgs, FFMPEG_MASTER, variantsOf } from "../transcode/args.ts";
 import { AAC_LC_CODEC, type AudioSpec, selectLadder, type SourceInfo, variantBandwidth } from "../transcode/ladder.ts";
 import { FfmpegTranscoder, type Transcoder } from "../transcode/transcoder.ts";
 
-export { CACHE } from "../hls/playlists.ts";
-export { redactPullKey } from "../transcode/transcoder.ts";
-
 /** Where events go (the bus implements it: durable once publish() resolves). */
 export interface EventSink {
   publish(event: Envelope): Promise<void>;
