@@ -167,6 +167,8 @@ export class FfmpegTranscoder extends EventEmitter<TranscoderEvents> implements 
       await this.#opts.output.begin(run);
       this.#run = run;
       job.on("progress", (p) => this.emit("progress", p));
+      // The output's cue (FFmpeg logs the files it opens at -loglevel info, which args.ts asks for): without it
+      // a run's segments would only be taken when it ends (hls-publisher.ffmpeg.test.ts checks they are not).
       job.on("opened", ({ path }) => this.#opts.output.written(run, path));
       job.on("line", (line) => {
         if (/\[(error|fatal)\]/.test(line)) this.#log.debug("ffmpeg", { epoch, line: redactPullKey(line).slice(0, 500) });
