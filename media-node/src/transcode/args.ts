@@ -41,7 +41,7 @@ export interface LiveArgsOptions {
   preset: string;
   /** live RTMP input: give up after this much silence so the stream ends promptly when the publisher leaves */
   rwTimeoutS?: number | undefined;
-  /** FFmpeg's own master playlist (read only for CODECS of copied rungs); ours is written by live/playlist.ts */
+  /** FFmpeg's own master playlist (read only for CODECS of copied rungs); ours is written by hls/playlists.ts */
   ffmpegMasterName?: string;
   /** segments kept in FFmpeg's playlist; the node keeps the full list itself */
   listSize?: number;

@@ -1,7 +1,16 @@
-// The canonical HLS playlists of a live stream, rendered from the node's own segment list. FFmpeg's playlist
+// The canonical HLS playlists (live, master, VOD), rendered from the node's own segment list. FFmpeg's playlist
 // restarts with each FFmpeg process (after a crash or a broadcaster's reconnect), so viewers are served these
 // instead: one continuous media sequence per rendition, EXT-X-DISCONTINUITY (and a new EXT-X-MAP) where a new
 // FFmpeg process began, EXT-X-ENDLIST when the broadcast is over. Pure functions, no I/O.
+
+import { AUDIO_GROUP, type Variant } from "../transcode/args.ts";
+import { AAC_LC_CODEC, avcCodecString, variantBandwidth } from "../transcode/ladder.ts";
+
+/** Cache-Control values: segments never change; live playlists change every segment. */
+export const CACHE = {
+  segment: "public, max-age=31536000, immutable",
+  livePlaylist: "public, max-age=1",
+} as const;
 
 export interface PlaylistSegment {
   /** relative URI from the playlist */
@@ -139,4 +148,38 @@ export function parseFfmpegMasterCodecs(text: string): Map<string, string> {
     if (codecs && uri) out.set(uri.split("/")[0]!, codecs);
   });
   return out;
+}
+
+/** A master playlist's entries: the variant streams, and the separate audio rendition when there is one. */
+export interface MasterEntries {
+  variants: (MasterVariant & { name: string })[];
+  audio: MasterAudioRendition[];
+}
+
+/**
+ * What a master playlist lists for `variants`, each pointing at `<variant>/<playlistName>` (index.m3u8 live,
+ * vod.m3u8 for the recording). Copied (passthrough) video has no codec we chose: `sourceCodecs` gives its CODECS
+ * per variant name (read from FFmpeg's own master), else the level's generic AVC string is used.
+ */
+export function masterEntries(variants: readonly Variant[], playlistName: string, sourceCodecs: ReadonlyMap<string, string> = new Map()): MasterEntries {
+  const streams = variants
+    .filter((variant) => !variant.rendition)
+    .map((variant) => {
+      const { video } = variant;
+      const audio = variant.audio ?? variant.audioGroup;
+      const bw = variantBandwidth(video, audio);
+      const videoCodec = video ? (video.mode === "copy" ? (sourceCodecs.get(variant.name)?.split(",")[0] ?? avcCodecString(video.level)) : avcCodecString(video.level)) : undefined;
+      const codecs = [videoCodec, audio ? AAC_LC_CODEC : undefined].filter(Boolean).join(",");
+      return { name: variant.name, uri: `${variant.name}/${playlistName}`, bandwidth: bw.peak, averageBandwidth: bw.average, width: video?.width, height: video?.height, frameRate: video?.fps, codecs, audioGroup: variant.audioGroup ? AUDIO_GROUP : undefined };
+    });
+  const audio = variants
+    .filter((variant) => variant.rendition)
+    .map((variant) => ({ groupId: AUDIO_GROUP, name: "audio", uri: `${variant.name}/${playlistName}`, channels: variant.audio?.channels ?? 2 }));
+  return { variants: streams, audio };
+}
+
+/** The same entries with every URI under `prefix/` (a per-stream alias master pointing into one broadcast's folder). */
+export function prefixEntries(entries: MasterEntries, prefix: string): MasterEntries {
+  const under = <T extends { uri: string }>(xs: T[]) => xs.map((x) => ({ ...x, uri: `${prefix}/${x.uri}` }));
+  return { variants: under(entries.variants), audio: under(entries.audio) };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseFfmpegMasterCodecs, parseFfmpegPlaylist, type PlaylistSegment, renderMasterPlaylist, renderMediaPlaylist, targetDuration } from "./playlist.ts";
+import { parseFfmpegMasterCodecs, parseFfmpegPlaylist, type PlaylistSegment, renderMasterPlaylist, renderMediaPlaylist, targetDuration } from "./playlists.ts";
 import { parsePlaylist } from "../../../test/helpers/hls.ts";
 
 const seg = (epoch: number, i: number, durationS = 2, discontinuity = false): PlaylistSegment => ({ uri: `e${epoch}-${i}.m4s`, durationS, map: `e${epoch}-init.mp4`, discontinuity });
