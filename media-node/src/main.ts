@@ -78,6 +78,8 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
     authorize: createAuthorizer({ apps: config.apps, secret: config.publishTokenSecret }),
     log,
     limits: opts.ingestLimits,
+    // capacity: `live` exists before the first publish can arrive (the listener starts below)
+    admit: (streamId) => live.admit(streamId),
   });
   const metrics = new NodeMetrics({ bytesIn: () => ingest.bytesIn(), rtmpConnections: () => ingest.connections().open });
   uploader.on("uploaded", ({ bytes }) => metrics.bytesUploaded(bytes));
@@ -104,6 +106,9 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
       keyPrefix: config.keyPrefix,
       workDir: config.workDir,
       record: config.record,
+      drainMaxS: config.drainMaxS,
+      shedBelowSpeed: config.shedBelowSpeed,
+      shedAfterS: config.shedAfterS,
     },
     uploader,
     publicUrl: (key) => store.publicUrl(key),
@@ -113,6 +118,7 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
     log,
     metadataWaitMs: config.metadataWaitMs,
     ffprobePath: config.ffprobePath,
+    maxLiveStreams: config.maxLiveStreams,
   });
   ingest.on("publish", (p) => live.onPublish(p));
   ingest.on("unpublish", (u) => live.onUnpublish(u));

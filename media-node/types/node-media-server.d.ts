@@ -38,7 +38,9 @@ declare module "node-media-server" {
     readonly audioChannels: number | undefined;
     readonly audioSamplerate: number | undefined;
     readonly socket?: Socket;
-    readonly rtmp?: { streamApp?: string; streamName?: string };
+    readonly rtmp?: { streamApp?: string; streamName?: string; streamId?: number; sendStatusMessage?(sid: number, level: string, code: string, description: string): void };
+    /** the stream this publisher feeds; `flvAudioHeader` is the FLV tag of its AAC sequence header once it arrived */
+    readonly broadcast?: { flvAudioHeader?: Buffer | null };
     close(): void;
   }
 

@@ -3,7 +3,7 @@ import { chatMessage } from "./chat.ts";
 import { mediaFailed, mediaProgress, mediaReady, mediaUploaded } from "./media.ts";
 import { notificationRequested, notificationSent } from "./notification.ts";
 import { presenceUpdate } from "./presence.ts";
-import { streamEnded, streamLive, streamStarted } from "./stream.ts";
+import { streamDegraded, streamEnded, streamLive, streamStarted } from "./stream.ts";
 import { transcriptionComplete } from "./transcription.ts";
 
 /**
@@ -14,6 +14,7 @@ export const eventSchemas = {
   "stream.started": streamStarted,
   "stream.live": streamLive,
   "stream.ended": streamEnded,
+  "stream.degraded": streamDegraded,
   "media.uploaded": mediaUploaded,
   "media.progress": mediaProgress,
   "media.ready": mediaReady,

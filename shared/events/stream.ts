@@ -30,3 +30,17 @@ export const streamEnded = z.object({
   /** VOD playlist of the whole broadcast, when it was recorded */
   vodUrl: url.optional(),
 });
+
+/**
+ * The node could not encode the whole ladder in real time and shed rungs from the top: `renditions` is what the
+ * stream's master playlist lists from now on (it replaces stream.live's list), `shed` the rungs just dropped.
+ */
+export const streamDegraded = z.object({
+  streamId,
+  roomId: roomId.optional(),
+  nodeId: z.string().max(128),
+  renditions: z.array(rendition).min(1).max(16),
+  shed: z.array(z.string().max(32)).min(1).max(16),
+  /** media seconds encoded per wall second over the window that decided it (below 1: falling behind) */
+  speed: z.number().nonnegative(),
+});

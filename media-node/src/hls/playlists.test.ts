@@ -39,6 +39,29 @@ describe("renderMediaPlaylist", () => {
     expect(Boolean(m2.segments[0].discontinuity)).toBe(false);
   });
 
+  it("stamps every segment with the wall-clock time its first frame was sent (EXT-X-PROGRAM-DATE-TIME)", () => {
+    const t0 = Date.UTC(2026, 10, 30, 20, 0, 0);
+    const all = [{ ...seg(0, 0), programDateTimeMs: t0 }, { ...seg(0, 1), programDateTimeMs: t0 + 2000 }, { ...seg(1, 0, 2, true), programDateTimeMs: t0 + 9500 }];
+    const text = renderMediaPlaylist(all, { targetS: 2, kind: "live", window: 10, ended: false });
+    expect(text.match(/#EXT-X-PROGRAM-DATE-TIME:.*/g)).toEqual(["#EXT-X-PROGRAM-DATE-TIME:2026-11-30T20:00:00.000Z", "#EXT-X-PROGRAM-DATE-TIME:2026-11-30T20:00:02.000Z", "#EXT-X-PROGRAM-DATE-TIME:2026-11-30T20:00:09.500Z"]);
+    const m = parsePlaylist(text);
+    expect(m.segments.map((s: { programDateTime: number }) => s.programDateTime)).toEqual([t0, t0 + 2000, t0 + 9500]);
+    // each tag sits right before its segment's EXTINF (after the discontinuity and map of a new run)
+    expect(text).toMatch(/#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI="e1-init.mp4"\n#EXT-X-PROGRAM-DATE-TIME:2026-11-30T20:00:09.500Z\n#EXTINF:2.000,\ne1-0.m4s/);
+    // segments without a known time get no tag
+    expect(renderMediaPlaylist([seg(0, 0)], { targetS: 2, kind: "live", ended: false })).not.toContain("PROGRAM-DATE-TIME");
+  });
+
+  it("lets players sit three target durations from the live edge (HOLD-BACK, the spec's minimum), live only", () => {
+    const live = renderMediaPlaylist([seg(0, 0, 1), seg(0, 1, 1)], { targetS: 1, kind: "live", window: 10, ended: false });
+    expect(live).toContain("#EXT-X-SERVER-CONTROL:HOLD-BACK=3.000\n");
+    expect(parsePlaylist(live).serverControl).toMatchObject({ holdBack: 3 });
+    // a longer segment raises TARGETDURATION, and the hold-back with it
+    expect(renderMediaPlaylist([seg(0, 0, 2), seg(0, 1, 2.6)], { targetS: 2, kind: "live", ended: false })).toContain("HOLD-BACK=9.000");
+    expect(renderMediaPlaylist([seg(0, 0)], { targetS: 2, kind: "live", ended: true })).not.toContain("SERVER-CONTROL");
+    expect(renderMediaPlaylist([seg(0, 0)], { targetS: 2, kind: "vod", ended: true })).not.toContain("SERVER-CONTROL");
+  });
+
   it("renders a VOD playlist of everything, with PLAYLIST-TYPE and ENDLIST", () => {
     const all = Array.from({ length: 40 }, (_, i) => seg(0, i));
     const m = parsePlaylist(renderMediaPlaylist(all, { targetS: 2, kind: "vod", window: 5, ended: true }));

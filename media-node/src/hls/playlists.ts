@@ -20,6 +20,8 @@ export interface PlaylistSegment {
   map: string;
   /** first segment of a new FFmpeg run: a timestamp/encoder discontinuity precedes it */
   discontinuity: boolean;
+  /** wall-clock time (ms since the epoch) at which the broadcaster sent the segment's first frame */
+  programDateTimeMs?: number | undefined;
 }
 
 export interface MediaPlaylistOptions {
@@ -40,6 +42,11 @@ export function targetDuration(segments: readonly PlaylistSegment[], targetS: nu
   return Math.max(1, Math.ceil(max));
 }
 
+/** EXT-X-SERVER-CONTROL HOLD-BACK: exactly the spec's minimum, three target durations. */
+export function holdBackS(segments: readonly PlaylistSegment[], targetS: number): number {
+  return 3 * targetDuration(segments, targetS);
+}
+
 export function renderMediaPlaylist(all: readonly PlaylistSegment[], opts: MediaPlaylistOptions): string {
   const window = opts.kind === "live" && opts.window ? opts.window : 0;
   const start = window ? Math.max(0, all.length - window) : 0;
@@ -51,6 +58,9 @@ export function renderMediaPlaylist(all: readonly PlaylistSegment[], opts: Media
   const lines = ["#EXTM3U", "#EXT-X-VERSION:7", `#EXT-X-TARGETDURATION:${targetDuration(all, opts.targetS)}`, `#EXT-X-MEDIA-SEQUENCE:${start}`];
   if (discontinuitySeq > 0) lines.push(`#EXT-X-DISCONTINUITY-SEQUENCE:${discontinuitySeq}`);
   if (opts.kind === "vod") lines.push("#EXT-X-PLAYLIST-TYPE:VOD");
+  // The closest a player may start to the live edge: three target durations, the minimum RFC 8216bis allows
+  // (its default when the tag is absent, stated so that players which honour the tag can rely on it).
+  else if (!opts.ended) lines.push(`#EXT-X-SERVER-CONTROL:HOLD-BACK=${fmt(holdBackS(all, opts.targetS))}`);
   lines.push("#EXT-X-INDEPENDENT-SEGMENTS");
   let map: string | undefined;
   shown.forEach((s, i) => {
@@ -60,6 +70,9 @@ export function renderMediaPlaylist(all: readonly PlaylistSegment[], opts: Media
       lines.push(`#EXT-X-MAP:URI="${s.map}"`);
       map = s.map;
     }
+    // Every segment carries the time its first frame left the broadcaster: players measure their latency
+    // against it, and it re-anchors the timeline after each discontinuity.
+    if (s.programDateTimeMs !== undefined) lines.push(`#EXT-X-PROGRAM-DATE-TIME:${new Date(s.programDateTimeMs).toISOString()}`);
     lines.push(`#EXTINF:${fmt(s.durationS)},`, s.uri);
   });
   if (opts.ended || opts.kind === "vod") lines.push("#EXT-X-ENDLIST");

@@ -16,7 +16,7 @@
 // - a segment that cannot be stored is skipped and the next one is marked discontinuous (never listed unstored).
 
 import { EventEmitter } from "node:events";
-import { readFile } from "node:fs/promises";
+import { readFile, unlink } from "node:fs/promises";
 import { basename, dirname, join, relative } from "node:path";
 import type { Logger } from "../log.ts";
 import { UploaderClosedError } from "../storage/errors.ts";
@@ -53,7 +53,15 @@ export interface HlsPublisherEvents {
 export interface PublishRun {
   readonly epoch: number;
   readonly dir: string;
+  /**
+   * Wall-clock ms at which the broadcaster sent the run's first frame (its media time 0): segments are stamped
+   * with EXT-X-PROGRAM-DATE-TIME from it. Absent: when the publisher heard of the run.
+   */
+  readonly startedAtMs?: number | undefined;
 }
+
+/** A broadcast's last segment shorter than this is merged into the one before it in the VOD playlist. */
+export const MERGE_TAIL_S = 0.1;
 
 export interface PublishResult {
   /** segments per variant (the first variant's) */
@@ -72,6 +80,10 @@ interface VariantState {
   gap: boolean;
   /** this variant's index.m3u8 is stored (the master may list it only then, or a player could get a 404) */
   playlistStored: boolean;
+  /** shed from the ladder: no longer encoded nor listed in a master */
+  dropped: boolean;
+  /** local files of the last two stored segments, kept so a tiny last one can be merged into the one before */
+  local: { uri: string; path: string }[];
 }
 
 interface RunVariant {
@@ -83,10 +95,13 @@ interface RunVariant {
   /** a read of the encoder's playlist was asked for (coalesced while one is under way) */
   wanted: boolean;
   scanning: Promise<void> | undefined;
+  /** media seconds of this run's segments read so far (the next one's start) */
+  elapsedS: number;
 }
 
 interface RunState {
   run: PublishRun;
+  startedAtMs: number;
   variants: Map<string, RunVariant>;
   ended: boolean;
 }
@@ -110,7 +125,7 @@ export class HlsPublisher extends EventEmitter<HlsPublisherEvents> {
     if (opts.variants.length === 0) throw new Error("HlsPublisher: no variants to publish");
     this.#opts = opts;
     this.#log = opts.log;
-    this.#variants = opts.variants.map((variant) => ({ variant, segments: [], chain: Promise.resolve(), gap: false, playlistStored: false }));
+    this.#variants = opts.variants.map((variant) => ({ variant, segments: [], chain: Promise.resolve(), gap: false, playlistStored: false, dropped: false, local: [] }));
   }
 
   get masterKey(): string {
@@ -126,11 +141,38 @@ export class HlsPublisher extends EventEmitter<HlsPublisherEvents> {
     return this.#uploadsKept;
   }
 
-  /** A run is about to write into `run.dir`. */
+  /** the variants still published (not shed) */
+  get activeVariants(): Variant[] {
+    return this.#variants.filter((v) => !v.dropped).map((v) => v.variant);
+  }
+
+  /** A run is about to write into `run.dir` (the variants not dropped). */
   async begin(run: PublishRun): Promise<void> {
-    const variants = new Map<string, RunVariant>(this.#variants.map((state) => [state.variant.name, { state, seen: -1, init: undefined, wanted: false, scanning: undefined }]));
-    this.#runs.set(run.epoch, { run, variants, ended: false });
+    const active = this.#variants.filter((state) => !state.dropped);
+    const variants = new Map<string, RunVariant>(active.map((state) => [state.variant.name, { state, seen: -1, init: undefined, wanted: false, scanning: undefined, elapsedS: 0 }]));
+    this.#runs.set(run.epoch, { run, startedAtMs: run.startedAtMs ?? Date.now(), variants, ended: false });
     this.#lastRun = run;
+  }
+
+  /**
+   * Sheds variant `name` (call it between runs: the next run does not write it). Its live playlist ends
+   * (ENDLIST), masters stop listing it, and the VOD lists only the variants kept to the end. Resolves when the
+   * master without it is stored (at once if no master was stored yet). Returns the entries the master lists.
+   */
+  async drop(name: string): Promise<MasterEntries> {
+    const v = this.#variants.find((x) => x.variant.name === name);
+    if (!v || v.dropped) throw new Error(`HlsPublisher: no published variant ${name}`);
+    if (this.#variants.filter((x) => !x.dropped && !x.variant.rendition).length <= 1 && !v.variant.rendition) throw new Error("HlsPublisher: cannot drop the last variant");
+    v.dropped = true;
+    await v.chain;
+    if (v.segments.length > 0) await this.#uploadLivePlaylist(v, true).catch((error: unknown) => this.#failed("playlist", error));
+    await this.#master?.catch(() => {});
+    if (this.#ready) {
+      const entries = await this.#masterEntries("index.m3u8");
+      await this.#storeMasters(entries);
+      return entries;
+    }
+    return this.#masterEntries("index.m3u8");
   }
 
   /**
@@ -163,18 +205,19 @@ export class HlsPublisher extends EventEmitter<HlsPublisherEvents> {
   async finish(opts: { vod: boolean }): Promise<PublishResult> {
     await Promise.all(this.#variants.map((v) => v.chain));
     await this.#master;
-    const first = this.#variants[0]!;
+    const active = this.#variants.filter((v) => !v.dropped);
+    const first = active[0]!;
     const segments = first.segments.length;
     const durationS = Math.round(first.segments.reduce((t, s) => t + s.durationS, 0) * 1000) / 1000;
     let vodKey: string | undefined;
     try {
       if (segments > 0) {
-        await Promise.all(this.#variants.map((v) => this.#uploadLivePlaylist(v, true)));
+        await Promise.all(active.map((v) => this.#uploadLivePlaylist(v, true)));
         if (opts.vod) {
           const { uploader, keyBase, segmentS } = this.#opts;
           await Promise.all(
-            this.#variants.map((v) =>
-              uploader.uploadBody(`${keyBase}/${v.variant.name}/vod.m3u8`, renderMediaPlaylist(v.segments, { targetS: segmentS, kind: "vod", ended: true }), { cacheControl: CACHE.segment }),
+            active.map(async (v) =>
+              uploader.uploadBody(`${keyBase}/${v.variant.name}/vod.m3u8`, renderMediaPlaylist(await this.#mergedTail(v), { targetS: segmentS, kind: "vod", ended: true }), { cacheControl: CACHE.segment }),
             ),
           );
           const vod = await this.#masterEntries("vod.m3u8");
@@ -186,7 +229,32 @@ export class HlsPublisher extends EventEmitter<HlsPublisherEvents> {
       this.#failed("playlist", error);
       this.#log.error("final playlists not stored", { error });
     }
+    await Promise.all(this.#variants.flatMap((v) => v.local.splice(0).map((f) => unlink(f.path).catch(() => {}))));
     return { segments, durationS, vodKey };
+  }
+
+  /**
+   * The variant's segments for the VOD playlist. An encoder may close a broadcast with a segment of a frame or
+   * two (the audio rendition's last AAC frame, 0.02 s): when the last segment is shorter than MERGE_TAIL_S and
+   * continues the one before it (same run), both are joined into one object (one fMP4 fragment after another is a
+   * valid segment) listed instead of the two. When the files are gone, the list is left as it is.
+   */
+  async #mergedTail(v: VariantState): Promise<PlaylistSegment[]> {
+    const list = v.segments;
+    const last = list.at(-1);
+    const prev = list.at(-2);
+    if (!last || !prev || last.durationS >= MERGE_TAIL_S || last.discontinuity || last.map !== prev.map) return list;
+    const files = v.local.map((f) => f.uri);
+    if (files.at(-1) !== last.uri || files.at(-2) !== prev.uri) return list;
+    try {
+      const body = Buffer.concat(await Promise.all(v.local.slice(-2).map((f) => readFile(f.path))));
+      const uri = prev.uri.replace(/\.m4s$/, "") + "+" + last.uri;
+      await this.#opts.uploader.uploadBody(`${this.#opts.keyBase}/${v.variant.name}/${uri}`, body, { cacheControl: CACHE.segment });
+      return [...list.slice(0, -2), { ...prev, uri, durationS: Math.round((prev.durationS + last.durationS) * 1e6) / 1e6 }];
+    } catch (error) {
+      this.#log.warn("last segment not merged into the one before it", { variant: v.variant.name, error });
+      return list;
+    }
   }
 
   /** Reads the run's playlist for `v` until nothing new is announced; concurrent asks are coalesced. */
@@ -223,12 +291,14 @@ export class HlsPublisher extends EventEmitter<HlsPublisherEvents> {
       const firstOfRun = v.seen < 0;
       v.seen = entry.index;
       found++;
-      this.#onSegment(r.run, v, entry.index, entry.uri, entry.map, entry.durationS, firstOfRun);
+      const programDateTimeMs = Math.round(r.startedAtMs + v.elapsedS * 1000);
+      v.elapsedS += entry.durationS;
+      this.#onSegment(r.run, v, entry.index, entry.uri, entry.map, entry.durationS, firstOfRun, programDateTimeMs);
     }
     return found;
   }
 
-  #onSegment(run: PublishRun, rv: RunVariant, index: number, file: string, map: string, durationS: number, firstOfRun: boolean): void {
+  #onSegment(run: PublishRun, rv: RunVariant, index: number, file: string, map: string, durationS: number, firstOfRun: boolean, programDateTimeMs: number): void {
     const { uploader, keyBase } = this.#opts;
     const v = rv.state;
     const name = v.variant.name;
@@ -237,7 +307,9 @@ export class HlsPublisher extends EventEmitter<HlsPublisherEvents> {
     const segName = `e${run.epoch}-${index}.m4s`;
     const started = Date.now();
     rv.init ??= uploader.upload(`${keyBase}/${name}/${mapName}`, join(dir, map), { cacheControl: CACHE.segment });
-    const stored = Promise.all([rv.init, uploader.upload(`${keyBase}/${name}/${segName}`, join(dir, file), { cacheControl: CACHE.segment })]);
+    // The segment's file is kept after upload until two newer ones are stored (#mergedTail may need it).
+    const localPath = join(dir, file);
+    const stored = Promise.all([rv.init, uploader.upload(`${keyBase}/${name}/${segName}`, localPath, { cacheControl: CACHE.segment, keepLocal: true })]);
     v.chain = v.chain
       .then(() => stored)
       .then(
@@ -245,7 +317,9 @@ export class HlsPublisher extends EventEmitter<HlsPublisherEvents> {
           const uploadMs = Date.now() - started;
           const discontinuity = (firstOfRun && run.epoch > 0) || v.gap;
           v.gap = false;
-          v.segments.push({ uri: segName, durationS, map: mapName, discontinuity });
+          v.segments.push({ uri: segName, durationS, map: mapName, discontinuity, programDateTimeMs });
+          v.local.push({ uri: segName, path: localPath });
+          for (const old of v.local.splice(0, Math.max(0, v.local.length - 2))) void unlink(old.path).catch(() => {});
           await this.#uploadLivePlaylist(v, false);
           v.playlistStored = true;
           this.emit("segment", { variant: name, epoch: run.epoch, index, durationS, uploadMs, discontinuity });
@@ -266,22 +340,17 @@ export class HlsPublisher extends EventEmitter<HlsPublisherEvents> {
 
   #uploadLivePlaylist(v: VariantState, ended: boolean): Promise<void> {
     const { uploader, keyBase, segmentS, liveWindow } = this.#opts;
-    const text = renderMediaPlaylist(v.segments, { targetS: segmentS, kind: "live", window: liveWindow, ended });
+    // A shed variant's playlist is over: a late segment of the run that was encoding it keeps the ENDLIST.
+    const text = renderMediaPlaylist(v.segments, { targetS: segmentS, kind: "live", window: liveWindow, ended: ended || v.dropped });
     // While storage is down only the newest version of a live playlist matters: older queued ones are dropped.
     return uploader.uploadBody(`${keyBase}/${v.variant.name}/index.m3u8`, text, { cacheControl: CACHE.livePlaylist, replaceQueued: true });
   }
 
   #maybeMaster(run: PublishRun): void {
-    if (this.#ready || this.#master || this.#variants.some((v) => !v.playlistStored)) return;
+    if (this.#ready || this.#master || this.#variants.some((v) => !v.dropped && !v.playlistStored)) return;
     this.#master = (async () => {
       const entries = await this.#masterEntries("index.m3u8", run);
-      const { uploader } = this.#opts;
-      await uploader.uploadBody(this.masterKey, renderMasterPlaylist(entries.variants, entries.audio), { cacheControl: CACHE.livePlaylist });
-      // After our own master: everything an alias lists is stored too.
-      for (const alias of this.#opts.aliases ?? []) {
-        const prefixed = prefixEntries(entries, alias.uriPrefix);
-        await uploader.uploadBody(alias.key, renderMasterPlaylist(prefixed.variants, prefixed.audio), { cacheControl: CACHE.livePlaylist, replaceQueued: true });
-      }
+      await this.#storeMasters(entries);
       this.#ready = true;
       this.emit("ready", entries);
     })().catch((error: unknown) => {
@@ -291,12 +360,23 @@ export class HlsPublisher extends EventEmitter<HlsPublisherEvents> {
     });
   }
 
+  /** Our master, then its aliases (after it: everything an alias lists is stored too). */
+  async #storeMasters(entries: MasterEntries): Promise<void> {
+    const { uploader } = this.#opts;
+    await uploader.uploadBody(this.masterKey, renderMasterPlaylist(entries.variants, entries.audio), { cacheControl: CACHE.livePlaylist, replaceQueued: true });
+    for (const alias of this.#opts.aliases ?? []) {
+      const prefixed = prefixEntries(entries, alias.uriPrefix);
+      await uploader.uploadBody(alias.key, renderMasterPlaylist(prefixed.variants, prefixed.audio), { cacheControl: CACHE.livePlaylist, replaceQueued: true });
+    }
+  }
+
   async #masterEntries(playlistName: string, run = this.#lastRun): Promise<MasterEntries> {
+    const active = this.activeVariants;
     let codecs = new Map<string, string>();
-    if (run && this.#opts.sourceMaster && this.#variants.some((v) => v.variant.video?.mode === "copy")) {
+    if (run && this.#opts.sourceMaster && active.some((v) => v.video?.mode === "copy")) {
       codecs = parseFfmpegMasterCodecs(await readFile(join(run.dir, this.#opts.sourceMaster), "utf8").catch(() => ""));
     }
-    return masterEntries(this.#opts.variants, playlistName, codecs);
+    return masterEntries(active, playlistName, codecs);
   }
 
   #failed(kind: "segment" | "playlist", error: unknown): void {

@@ -15,7 +15,8 @@ export interface PublishRequest {
   rejectedByServer?: boolean;
 }
 
-export type RefusalReason = "unknown-app" | "bad-stream-key" | "already-live" | `token-${PublishTokenFailure}`;
+/** `node-full`: the node already encodes as many live streams as it can (MEDIA_MAX_LIVE_STREAMS) */
+export type RefusalReason = "unknown-app" | "bad-stream-key" | "already-live" | "node-full" | `token-${PublishTokenFailure}`;
 
 export interface Refusal {
   ok: false;

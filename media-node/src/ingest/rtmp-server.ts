@@ -23,7 +23,7 @@ import { createRequire } from "node:module";
 import { connect, isIP, type Server, type Socket } from "node:net";
 import NodeMediaServer, { type NmsSession } from "node-media-server";
 import type { Logger } from "../log.ts";
-import { type PublishAuthorizer, type PublishRequest, type Refusal } from "./authorize.ts";
+import { type EarlyVerdict, type PublishAuthorizer, type PublishRequest, type Refusal } from "./authorize.ts";
 import { ConnectionGate, type ConnectionRefusalReason, isLoopback, normalizeAddress } from "./connection-gate.ts";
 import { PullCredentials, type PullRefusalReason } from "./pull-credentials.ts";
 import { DEFAULT_INGEST_LIMITS, type IngestLimits } from "../settings/ingest.ts";
@@ -39,6 +39,8 @@ export interface RtmpIngestOptions {
   log: Logger;
   /** connection limits and pull-credential lifetime (defaults: settings.ts) */
   limits?: Partial<IngestLimits> | undefined;
+  /** asked for every authorized publish: can the node take this stream now? (capacity; default: always) */
+  admit?: ((streamId: string) => EarlyVerdict) | undefined;
 }
 
 /** What the publisher announced in its RTMP metadata (onMetaData); absent fields mean "no such track". */
@@ -247,6 +249,12 @@ export class RtmpIngest extends EventEmitter<RtmpIngestEvents> {
     const name = rawName(session);
     // The key may be hostile (control characters, megabytes): log a bounded, JSON-escaped prefix.
     this.#log.warn("publish refused", { reason: refusal.reason, detail: refusal.detail, app, name: name.slice(0, 100), ip: session.ip, sessionId: session.id });
+    // Say why before hanging up: an RTMP client shows an error-level onStatus (FFmpeg: "Server error: <detail>").
+    try {
+      session.rtmp?.sendStatusMessage?.(session.rtmp.streamId ?? 0, "error", "NetStream.Publish.Rejected", `${refusal.reason}: ${refusal.detail}`.slice(0, 300));
+    } catch {
+      // the connection may already be gone
+    }
     hangUp(session);
     // Refused after the async token check: NMS has already made it the stream's publisher. Refused from inside
     // prePublish (early checks): NMS does so right after this returns, so release again once the socket closed.
@@ -289,21 +297,24 @@ export class RtmpIngest extends EventEmitter<RtmpIngestEvents> {
         this.emit("unpublish", { sessionId: session.id, streamId, app: accepted.app });
       }
     });
-    const verdict = await this.#opts.authorize.verify(request);
+    const verified = await this.#opts.authorize.verify(request);
+    // Only an authorized publish is weighed against the node's capacity (so refusals count real broadcasters).
+    const verdict = verified.ok ? (this.#opts.admit?.(streamId) ?? verified) : verified;
     if (!verdict.ok) {
       if (this.#publishers.get(streamId) === session.id) this.#publishers.delete(streamId);
       return this.#refuse(session, verdict);
     }
+    if (!verified.ok) return; // (narrowing: refused above)
     if (closed) return;
     this.#gate.established(session.socket);
     this.#accepted.set(session.id, { session, streamId, app: request.app });
-    this.#log.info("publish accepted", { streamId, app: request.app, sessionId: session.id, ip: session.ip, sub: verdict.claims.sub });
+    this.#log.info("publish accepted", { streamId, app: request.app, sessionId: session.id, ip: session.ip, sub: verified.claims.sub });
     this.emit("publish", {
       sessionId: session.id,
       streamId,
       app: request.app,
       ip: session.ip,
-      claims: verdict.claims,
+      claims: verified.claims,
       hints: () => hintsOf(session),
     });
   }

@@ -4,6 +4,7 @@
 
 import { EventEmitter } from "node:events";
 import { newId } from "../../../shared/ids.ts";
+import type { EarlyVerdict } from "../ingest/authorize.ts";
 import type { AuthorizedPublish, SourceHints } from "../ingest/rtmp-server.ts";
 import type { Logger } from "../log.ts";
 import type { SourceInfo } from "../transcode/ladder.ts";
@@ -14,6 +15,8 @@ export interface LiveManagerOptions extends Omit<LiveDeps, "describeSource"> {
   /** wait this long for the publisher's RTMP metadata before probing with ffprobe */
   metadataWaitMs: number;
   ffprobePath: string;
+  /** live streams encoded at once; a new one beyond it is refused (a broadcaster resuming its stream is not) */
+  maxLiveStreams: number;
 }
 
 export interface LiveManagerEvents {
@@ -39,6 +42,20 @@ export class LiveManager extends EventEmitter<LiveManagerEvents> {
 
   get size(): number {
     return this.#sessions.size;
+  }
+
+  /**
+   * Can the node take a publish for `streamId`? A broadcaster coming back to its stream (within the grace window)
+   * always can; a new stream only while fewer than MEDIA_MAX_LIVE_STREAMS are encoding (ending ones still count:
+   * their FFmpeg may still be encoding what it received).
+   */
+  admit(streamId: string): EarlyVerdict {
+    if (this.#closing) return { ok: false, reason: "node-full", detail: "the node is shutting down" };
+    const existing = this.#sessions.get(streamId);
+    if (existing && (existing.state === "waiting" || existing.state === "starting" || existing.state === "live")) return { ok: true };
+    const max = this.#opts.maxLiveStreams;
+    if (this.#sessions.size >= max) return { ok: false, reason: "node-full", detail: `this node already encodes ${this.#sessions.size} live streams (at most ${max}); try again later or another node` };
+    return { ok: true };
   }
 
   onPublish(publish: AuthorizedPublish): void {

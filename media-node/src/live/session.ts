@@ -23,8 +23,9 @@ import type { Logger } from "../log.ts";
 import type { LiveMetrics } from "../metrics/metrics.ts";
 import type { Uploader } from "../storage/types.ts";
 import { buildLiveArgs, FFMPEG_MASTER, variantsOf } from "../transcode/args.ts";
-import { AAC_LC_CODEC, type AudioSpec, selectLadder, type SourceInfo, variantBandwidth } from "../transcode/ladder.ts";
-import { FfmpegTranscoder, type Transcoder } from "../transcode/transcoder.ts";
+import { AAC_LC_CODEC, type AudioSpec, type Ladder, selectLadder, type SourceInfo, variantBandwidth } from "../transcode/ladder.ts";
+import { SpeedWatch } from "../transcode/speed-watch.ts";
+import { FfmpegTranscoder, type RunReason, type Transcoder } from "../transcode/transcoder.ts";
 
 /** Where events go (the bus implements it: durable once publish() resolves). */
 export interface EventSink {
@@ -51,6 +52,11 @@ export interface LiveSettings {
   keyPrefix: string;
   workDir: string;
   record: boolean;
+  /** after the broadcaster left, FFmpeg encodes what it received for at most this long (while it progresses) */
+  drainMaxS: number;
+  /** below this ladder speed for `shedAfterS`, the top rung is shed (0 = never) */
+  shedBelowSpeed: number;
+  shedAfterS: number;
 }
 
 export interface LiveDeps {
@@ -75,7 +81,9 @@ export interface LiveSessionEvents {
   /** master + every variant playlist stored: the stream is playable */
   live: [{ playbackUrl: string; sincePublishMs: number; firstSegmentMs: number }];
   /** a new FFmpeg run began (epoch 0 = first) */
-  run: [{ epoch: number; pid: number | undefined; reason: "start" | "restart" | "resume" }];
+  run: [{ epoch: number; pid: number | undefined; reason: RunReason }];
+  /** the ladder could not keep up: `shed` rungs are no longer encoded, `kept` are (the master lists only these) */
+  degraded: [{ shed: string[]; kept: string[]; speed: number }];
   ended: [{ reason: EndReason; durationS: number; vodUrl: string | undefined; segments: number }];
 }
 
@@ -96,6 +104,11 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
   #transcoder: Transcoder | undefined;
   /** the separate audio rendition of the ladder, if it has one */
   #audioRendition: AudioSpec | undefined;
+  /** what the next FFmpeg run encodes (rungs shed from the top when the node cannot keep up) */
+  #ladder: Ladder | undefined;
+  #speed: SpeedWatch;
+  /** a shed is under way (one at a time) */
+  #shedding = false;
   #graceTimer: NodeJS.Timeout | undefined;
   /** stream.live on the bus: stream.ended waits for it */
   #liveEvent: Promise<void> | undefined;
@@ -116,6 +129,7 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
     this.keyBase = `${deps.settings.keyPrefix}/${init.streamId}/${init.broadcastId}`;
     this.#workRoot = join(deps.settings.workDir, `${init.streamId}-${init.broadcastId}`);
     this.#roomId = init.claims.room && checkRoomId(init.claims.room).ok ? init.claims.room : undefined;
+    this.#speed = new SpeedWatch({ belowSpeed: deps.settings.shedBelowSpeed, windowS: deps.settings.shedAfterS });
   }
 
   get state(): SessionState {
@@ -186,6 +200,7 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
       return this.end("transcoder-failed");
     }
     this.#log.info("ladder chosen", { source, variants: variants.map((v) => v.name) });
+    this.#ladder = ladder;
     this.#audioRendition = variants.find((v) => v.rendition)?.audio;
     const s = this.#deps.settings;
     const hls = new HlsPublisher({
@@ -208,15 +223,30 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
     const transcoder = new FfmpegTranscoder({
       ffmpegPath: s.ffmpegPath,
       workRoot: this.#workRoot,
-      plan: (outDir) => buildLiveArgs({ input: this.#deps.ingest.pullUrl(this.app, this.streamId), outDir, ladder, segmentS: s.segmentS, preset: s.x264Preset, rwTimeoutS: s.rwTimeoutS }),
+      plan: (outDir) => buildLiveArgs({ input: this.#deps.ingest.pullUrl(this.app, this.streamId), outDir, ladder: this.#ladder ?? ladder, segmentS: s.segmentS, preset: s.x264Preset, rwTimeoutS: s.rwTimeoutS }),
       maxRestarts: s.maxRestarts,
       // A run's input is there while the broadcaster is (a drop leaves the session "waiting": no restart then).
       hasInput: () => this.#deps.ingest.isPublishing(this.streamId) && (this.#state === "live" || this.#state === "starting"),
-      output: hls,
+      // A run's media time 0 is the broadcaster's first frame of it: for the first run that frame arrived when the
+      // publish was accepted (the ingest hands FFmpeg the stream from its start); later runs start from the
+      // broadcaster's current keyframe, about when they begin.
+      output: {
+        begin: (run) => hls.begin({ ...run, startedAtMs: run.epoch === 0 ? this.#publishAt : Date.now() }),
+        written: (run, path) => hls.written(run, path),
+        end: (run) => hls.end(run),
+      },
       log: this.#log,
     });
-    transcoder.on("run", (run) => this.emit("run", run));
-    transcoder.on("progress", (p) => this.#deps.metrics.ffmpegProgress(this.streamId, p));
+    transcoder.on("run", (run) => {
+      this.#speed.reset();
+      this.emit("run", run);
+    });
+    transcoder.on("progress", (p) => {
+      this.#deps.metrics.ffmpegProgress(this.streamId, p);
+      if (p.timeS === undefined || this.#state !== "live") return;
+      const verdict = this.#speed.sample(Date.now(), p.timeS);
+      if (verdict.behind && verdict.speed !== undefined) void this.#shed(verdict.speed);
+    });
     transcoder.on("exit", () => this.#deps.metrics.ffmpegProgress(this.streamId, { speed: 0, fps: 0 }));
     transcoder.on("crash", ({ restarting }) => {
       if (restarting) return this.#deps.metrics.ffmpegRestarted(this.streamId);
@@ -252,9 +282,51 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
     this.#setState("waiting");
     // The ingest ends FFmpeg's pull, so FFmpeg drains what is in flight and exits by itself (keeping the
     // broadcast's last second); -rw_timeout, then this fallback, are there if that does not happen.
-    this.#transcoder?.inputEnded((this.#deps.settings.rwTimeoutS + 2) * 1000);
+    // An overloaded ladder is behind: it keeps encoding what it received while it makes progress (bounded).
+    this.#transcoder?.inputEnded({ stallMs: (this.#deps.settings.rwTimeoutS + 2) * 1000, maxMs: this.#deps.settings.drainMaxS * 1000 });
     this.#log.info("broadcaster left; waiting for a reconnect", { graceS: this.#deps.settings.reconnectGraceS });
     this.#graceTimer = setTimeout(() => void this.end("publisher-left"), this.#deps.settings.reconnectGraceS * 1000);
+  }
+
+  /**
+   * The ladder stays slower than real time: shed its top encoded rung (never the last one) and restart the
+   * encode without it. The new run continues the kept rungs after a discontinuity; the master stops listing the
+   * shed rung; a metric counts it and stream.degraded tells the room.
+   */
+  async #shed(speed: number): Promise<void> {
+    const ladder = this.#ladder;
+    const hls = this.#hls;
+    const transcoder = this.#transcoder;
+    if (this.#shedding || !ladder || !hls || !transcoder || this.#state !== "live") return;
+    const encoded = ladder.video.filter((r) => r.mode === "encode").sort((a, b) => b.height - a.height);
+    if (encoded.length <= 1) return; // the last rung is kept whatever the speed: a stream, however late
+    const top = encoded[0]!;
+    this.#shedding = true;
+    try {
+      this.#ladder = { ...ladder, video: ladder.video.filter((r) => r !== top) };
+      this.#speed.reset();
+      this.#log.warn("ladder slower than real time; shedding its top rung", { speed: Math.round(speed * 1000) / 1000, shed: top.name, kept: this.#ladder.video.map((r) => r.name) });
+      // The current run stops (its last segment closed and stored) and the next one encodes the kept rungs.
+      const started = transcoder.startRun("shed");
+      const entries = await hls.drop(top.name);
+      await started;
+      this.#deps.metrics.rungShed(top.name);
+      const kept = [...entries.variants.map((v) => v.name), ...entries.audio.map((a) => a.name)];
+      this.emit("degraded", { shed: [top.name], kept, speed });
+      void this.#emitEvent("stream.degraded", { streamId: this.streamId, roomId: this.#roomId, nodeId: this.#deps.settings.nodeId, renditions: this.#renditions(entries), shed: [top.name], speed: Math.max(0, speed) });
+    } catch (error) {
+      this.#log.error("shedding a rung failed", { error });
+    } finally {
+      this.#shedding = false;
+    }
+  }
+
+  #renditions(entries: MasterEntries) {
+    const audio = this.#audioRendition;
+    return [
+      ...entries.variants.map((m) => ({ name: m.name, ...(m.width ? { width: m.width } : {}), ...(m.height ? { height: m.height } : {}), bandwidth: m.bandwidth, codecs: m.codecs })),
+      ...(audio ? [{ name: "audio", bandwidth: variantBandwidth(undefined, audio).peak, codecs: AAC_LC_CODEC }] : []),
+    ];
   }
 
   /** The master is stored: the stream is playable. */
@@ -263,16 +335,12 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
     const playbackUrl = this.playbackUrl;
     this.#log.info("stream is live", { playbackUrl, streamUrl: this.#deps.publicUrl(this.aliasKey), sincePublishMs: now - this.#publishAt });
     this.emit("live", { playbackUrl, sincePublishMs: now - this.#publishAt, firstSegmentMs: (this.#firstSegmentAt ?? now) - this.#publishAt });
-    const audio = this.#audioRendition;
     this.#liveEvent = this.#emitEvent("stream.live", {
       streamId: this.streamId,
       roomId: this.#roomId,
       nodeId: this.#deps.settings.nodeId,
       playbackUrl,
-      renditions: [
-        ...entries.variants.map((m) => ({ name: m.name, ...(m.width ? { width: m.width } : {}), ...(m.height ? { height: m.height } : {}), bandwidth: m.bandwidth, codecs: m.codecs })),
-        ...(audio ? [{ name: "audio", bandwidth: variantBandwidth(undefined, audio).peak, codecs: AAC_LC_CODEC }] : []),
-      ],
+      renditions: this.#renditions(entries),
     });
   }
 
@@ -285,8 +353,9 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
   async #end(reason: EndReason): Promise<void> {
     clearTimeout(this.#graceTimer);
     this.#setState("ending");
-    // FFmpeg stopped (SIGINT: it closes the segment in progress) and its last segments handed over.
-    await this.#transcoder?.close();
+    // FFmpeg stopped (SIGINT: it closes the segment in progress) and its last segments handed over. After the
+    // broadcaster left, a run still encoding what it received is left to finish (within MEDIA_DRAIN_MAX_S).
+    await this.#transcoder?.close({ drain: reason === "publisher-left" });
     const result = (await this.#hls?.finish({ vod: this.recorded })) ?? { segments: 0, durationS: 0, vodKey: undefined };
     await this.#liveEvent;
     const { segments, durationS } = result;

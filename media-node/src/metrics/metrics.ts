@@ -15,6 +15,8 @@ export interface LiveMetrics {
   segmentStored(seconds: number): void;
   uploadFailed(kind: "segment" | "playlist"): void;
   publishRefused(reason: string): void;
+  /** a rung was shed from a ladder that could not keep up with real time */
+  rungShed(rung: string): void;
 }
 
 export class NodeMetrics implements LiveMetrics {
@@ -29,6 +31,7 @@ export class NodeMetrics implements LiveMetrics {
   readonly #bytesOut: Counter;
   readonly #refused: Counter;
   readonly #rtmpRefused: Counter;
+  readonly #shed: Counter;
   readonly #live = new Set<string>();
 
   constructor(opts: { bytesIn?: () => number; rtmpConnections?: () => number; defaultMetrics?: boolean } = {}) {
@@ -52,6 +55,12 @@ export class NodeMetrics implements LiveMetrics {
       name: "pulsecast_rtmp_refused_total",
       help: "RTMP connections refused or closed by the ingest: connection caps, handshake timeout, plays without a valid pull credential; by reason",
       labelNames: ["reason"],
+      registers,
+    });
+    this.#shed = new Counter({
+      name: "pulsecast_rungs_shed_total",
+      help: "Rungs shed from live ladders that encoded slower than real time (MEDIA_SHED_BELOW_SPEED), by rung",
+      labelNames: ["rung"],
       registers,
     });
     const rtmpConnections = opts.rtmpConnections;
@@ -117,6 +126,10 @@ export class NodeMetrics implements LiveMetrics {
 
   publishRefused(reason: string): void {
     this.#refused.inc({ reason });
+  }
+
+  rungShed(rung: string): void {
+    this.#shed.inc({ rung });
   }
 
   /** a connection refused or closed by the ingest's limits, or a refused play */

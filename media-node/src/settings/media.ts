@@ -1,7 +1,7 @@
 // Settings of the live media node itself: identity, RTMP ingest, transcode, HTTP listeners and logs.
 // Storage (storage.ts) and the bus (nats.ts) are separate groups the media node reads as well.
 
-import { hostname } from "node:os";
+import { availableParallelism, hostname } from "node:os";
 import { resolve } from "node:path";
 import { bool, int, list, num, oneOf, port, secret, text, type SettingsOf } from "../../../shared/settings/settings.ts";
 
@@ -36,7 +36,7 @@ export const mediaNodeSettings = {
   // transcode
   ffmpegPath: text("MEDIA_FFMPEG_PATH", "ffmpeg", "FFmpeg binary (5.1+ with libx264, aac, hls fmp4)"),
   ffprobePath: text("MEDIA_FFPROBE_PATH", "ffprobe", "ffprobe binary, used only when the RTMP metadata does not describe the source"),
-  segmentS: int("MEDIA_SEGMENT_S", 2, "HLS segment duration in seconds; a keyframe is forced at every boundary", { min: 1, max: 10 }),
+  segmentS: int("MEDIA_SEGMENT_S", 2, "HLS segment duration in seconds; a keyframe is forced at every boundary (1 = lowest latency, see Live latency)", { min: 1, max: 10 }),
   ladder: list<RungName>("MEDIA_LADDER", DEFAULT_LADDER, "rungs to encode (240p also available); rungs taller than the source are skipped, never upscaled", (s) => {
     if (!(RUNG_NAMES as readonly string[]).includes(s)) throw new Error(`must be one of ${RUNG_NAMES.join(", ")}`);
     return s as RungName;
@@ -47,6 +47,26 @@ export const mediaNodeSettings = {
   rwTimeoutS: num("MEDIA_RW_TIMEOUT_S", 3, "FFmpeg gives up on the RTMP pull after this many seconds of silence, so a stream ends promptly when the publisher leaves", { min: 1, max: 60 }),
   maxRestarts: int("MEDIA_MAX_RESTARTS", 5, "FFmpeg restarts per stream (while the publisher is there) before the stream ends as transcoder-failed", { min: 0, max: 100 }),
   metadataWaitMs: int("MEDIA_METADATA_WAIT_MS", 1500, "ms to wait for the publisher's RTMP metadata before probing the source with ffprobe", { min: 0, max: 30_000 }),
+  drainMaxS: num(
+    "MEDIA_DRAIN_MAX_S",
+    120,
+    "after the broadcaster leaves, FFmpeg encodes what it already received for as long as it makes progress, at most this many seconds (a warning is logged if this cuts the recording)",
+    { min: 1, max: 3600 },
+  ),
+  // overload: a node never falls behind live for good, and takes no stream it cannot encode
+  maxLiveStreams: int(
+    "MEDIA_MAX_LIVE_STREAMS",
+    Math.max(1, availableParallelism()),
+    "live streams this node encodes at once; the next publish is refused (`node-full`) until one ends",
+    { min: 1, max: 1000, defaultText: "CPU cores" },
+  ),
+  shedBelowSpeed: num(
+    "MEDIA_SHED_BELOW_SPEED",
+    0.95,
+    "the ladder must encode at least this fast (FFmpeg's speed, 1 = realtime); below it for MEDIA_SHED_AFTER_S the top rung is shed (0 = never shed)",
+    { min: 0, max: 10 },
+  ),
+  shedAfterS: num("MEDIA_SHED_AFTER_S", 4, "seconds the ladder's speed must stay below MEDIA_SHED_BELOW_SPEED before a rung is shed (again)", { min: 1, max: 300 }),
   liveWindow: int("MEDIA_LIVE_WINDOW", 15, "segments listed in a live playlist (a sliding window; the VOD playlist lists all)", { min: 3, max: 10_000 }),
   // storage layout
   workDir: text("MEDIA_WORK_DIR", resolve(ROOT, "var/media"), "local folder for FFmpeg output before upload (one subfolder per broadcast)", { defaultText: "`./var/media`" }),

@@ -16,7 +16,8 @@ import type { FfmpegPlan } from "./args.ts";
 import { FfmpegJob } from "./ffmpeg.ts";
 import type { Progress } from "./progress.ts";
 
-export type RunReason = "start" | "restart" | "resume";
+/** start: the first run; restart: after a crash; resume: the input came back; shed: the ladder changed */
+export type RunReason = "start" | "restart" | "resume" | "shed";
 
 /** One FFmpeg run: epoch 0 is the first; run N writes into its own folder. */
 export interface TranscodeRun {
@@ -55,15 +56,30 @@ export interface Transcoder {
    * budget). A current run is stopped first (a planned exit). Resolves true if a run started, false if there is
    * no input (anymore) or the transcoder is closed.
    */
-  startRun(reason: "start" | "resume"): Promise<boolean>;
-  /** The input went away: the run should drain and exit by itself; it is stopped after `afterMs` if not. */
-  inputEnded(afterMs: number): void;
-  /** Stops for good: the current run is stopped gracefully and its output handed over; no run starts after. */
-  close(): Promise<void>;
+  startRun(reason: "start" | "resume" | "shed"): Promise<boolean>;
+  /**
+   * The input went away: the run encodes what it already received and exits by itself. It is stopped only when
+   * it makes no progress for `stallMs`, or when `maxMs` have passed (logged as a warning: the end is cut).
+   */
+  inputEnded(bounds: DrainBounds): void;
+  /**
+   * Stops for good; no run starts after. `drain`: a run that is draining its input (inputEnded) is left to
+   * finish within its bounds; otherwise (and without `drain`) it is stopped gracefully at once. Resolves when
+   * its output is handed over.
+   */
+  close(opts?: { drain?: boolean }): Promise<void>;
   /** the process of the current run, while it runs */
   readonly pid: number | undefined;
   on<E extends keyof TranscoderEvents>(event: E, listener: (...args: TranscoderEvents[E]) => void): this;
   off<E extends keyof TranscoderEvents>(event: E, listener: (...args: TranscoderEvents[E]) => void): this;
+}
+
+/** How long a run whose input ended may keep encoding what it received. */
+export interface DrainBounds {
+  /** stopped when FFmpeg's encoded media time has not advanced for this long */
+  stallMs: number;
+  /** stopped after this long whatever it is doing (a warning says the recording's end is cut) */
+  maxMs: number;
 }
 
 export interface FfmpegTranscoderOptions {
@@ -96,6 +112,11 @@ interface Run extends TranscodeRun {
   finished: Promise<void>;
   /** stopped on purpose: its exit is not a crash and must not trigger a restart */
   stopping: boolean;
+  /** the input ended and the run is encoding what it received (inputEnded) */
+  draining: boolean;
+  /** media seconds FFmpeg reported encoded, and when that last advanced */
+  encodedS: number;
+  progressAt: number;
 }
 
 export class FfmpegTranscoder extends EventEmitter<TranscoderEvents> implements Transcoder {
@@ -118,29 +139,50 @@ export class FfmpegTranscoder extends EventEmitter<TranscoderEvents> implements 
     return this.#run?.job.running ? this.#run.job.pid : undefined;
   }
 
-  startRun(reason: "start" | "resume"): Promise<boolean> {
+  startRun(reason: "start" | "resume" | "shed"): Promise<boolean> {
     if (reason === "resume") this.#restarts = 0;
     return this.#begin(reason);
   }
 
-  inputEnded(afterMs: number): void {
+  inputEnded(bounds: DrainBounds): void {
     const run = this.#run;
-    if (!run) return;
-    const fallback = setTimeout(() => {
+    if (!run || !run.job.running || run.draining) return;
+    run.draining = true;
+    const since = Date.now();
+    run.progressAt = since;
+    // An overloaded ladder is behind live: what it has received but not encoded yet is part of the broadcast,
+    // so the run is left to encode it for as long as it makes progress (bounded), never for a fixed time.
+    const check = setInterval(() => {
+      if (!run.job.running || run.stopping) return clearInterval(check);
+      const now = Date.now();
+      if (now - since >= bounds.maxMs) {
+        this.#log.warn("ffmpeg still encoding what the broadcaster sent when the drain bound was reached; the recording's end is cut", {
+          epoch: run.epoch,
+          encodedS: run.encodedS,
+          drainedMs: now - since,
+          maxMs: bounds.maxMs,
+        });
+      } else if (now - run.progressAt >= bounds.stallMs) {
+        this.#log.info("ffmpeg made no progress after the input ended; stopping it", { epoch: run.epoch, encodedS: run.encodedS, stalledMs: now - run.progressAt });
+      } else return;
+      clearInterval(check);
       run.stopping = true;
       void run.job.stop();
-    }, afterMs);
-    void run.job.exited.then(() => clearTimeout(fallback));
+    }, Math.min(250, bounds.stallMs));
+    void run.job.exited.then(() => clearInterval(check));
   }
 
-  async close(): Promise<void> {
+  async close(opts: { drain?: boolean } = {}): Promise<void> {
     this.#closed = true;
-    // Wait for any run being started, then stop FFmpeg (SIGINT: it closes the segment in progress).
+    // Wait for any run being started, then stop FFmpeg (SIGINT: it closes the segment in progress) unless it is
+    // draining and may finish (its drain bounds stop it if it does not).
     await this.#lock;
     const run = this.#run;
     if (run) {
-      run.stopping = true;
-      await run.job.stop();
+      if (!(opts.drain && run.draining)) {
+        run.stopping = true;
+        await run.job.stop();
+      }
       await run.finished;
     }
   }
@@ -163,10 +205,16 @@ export class FfmpegTranscoder extends EventEmitter<TranscoderEvents> implements 
       await mkdir(dir, { recursive: true });
       const job = new FfmpegJob(this.#opts.plan(dir), { ffmpegPath: this.#opts.ffmpegPath });
       let finish!: () => void;
-      const run: Run = { epoch, dir, reason, job, finished: new Promise((r) => (finish = r)), stopping: false };
+      const run: Run = { epoch, dir, reason, job, finished: new Promise((r) => (finish = r)), stopping: false, draining: false, encodedS: 0, progressAt: Date.now() };
       await this.#opts.output.begin(run);
       this.#run = run;
-      job.on("progress", (p) => this.emit("progress", p));
+      job.on("progress", (p) => {
+        if (p.timeS !== undefined && p.timeS > run.encodedS) {
+          run.encodedS = p.timeS;
+          run.progressAt = Date.now();
+        }
+        this.emit("progress", p);
+      });
       // The output's cue (FFmpeg logs the files it opens at -loglevel info, which args.ts asks for): without it
       // a run's segments would only be taken when it ends (hls-publisher.ffmpeg.test.ts checks they are not).
       job.on("opened", ({ path }) => this.#opts.output.written(run, path));
