@@ -248,7 +248,8 @@ export class HlsPublisher extends EventEmitter<HlsPublisherEvents> {
     if (files.at(-1) !== last.uri || files.at(-2) !== prev.uri) return list;
     try {
       const body = Buffer.concat(await Promise.all(v.local.slice(-2).map((f) => readFile(f.path))));
-      const uri = prev.uri.replace(/\.m4s$/, "") + "+" + last.uri;
+      // e<run>-<i>.m4s + e<run>-<i+1>.m4s -> e<run>-<i>-<i+1>.m4s (a name no segment of its own has)
+      const uri = `${prev.uri.replace(/\.m4s$/, "")}-${last.uri.replace(/^e\d+-/, "")}`;
       await this.#opts.uploader.uploadBody(`${this.#opts.keyBase}/${v.variant.name}/${uri}`, body, { cacheControl: CACHE.segment });
       return [...list.slice(0, -2), { ...prev, uri, durationS: Math.round((prev.durationS + last.durationS) * 1e6) / 1e6 }];
     } catch (error) {

@@ -64,10 +64,23 @@ describe("RtmpIngest (node-media-server contained)", () => {
     expect(hintsOf(before)).toBeUndefined();
     expect(hintsOf({ ...before, videoCodec: 7, videoWidth: 1280, videoHeight: 720, videoFramerate: 30, audioCodec: 10, audioChannels: 2, audioSamplerate: 48000 })).toEqual({
       video: { width: 1280, height: 720, fps: 30, codecId: 7 },
-      audio: { codecId: 10, channels: 2, sampleRate: 48000 },
+      audio: { codecId: 10, channels: 2, sampleRate: 48000, channelsFromConfig: false },
     });
-    // audio-only: metadata without video fields
-    expect(hintsOf({ ...before, videoCodec: undefined, videoWidth: undefined, videoHeight: undefined, audioCodec: 10 })).toEqual({ audio: { codecId: 10, channels: 0, sampleRate: 0 } });
+    // audio-only: metadata without video fields (and no stereo flag: NMS says 1 channel, which means "unknown")
+    expect(hintsOf({ ...before, videoCodec: undefined, videoWidth: undefined, videoHeight: undefined, audioCodec: 10, audioChannels: 1 })).toEqual({ audio: { codecId: 10, channels: undefined, sampleRate: 0, channelsFromConfig: false } });
+  });
+
+  it("takes audio channels from the AAC sequence header, not from the metadata's stereo flag", () => {
+    const before = { videoCodec: 0, videoWidth: 0, videoHeight: 0, videoFramerate: 0, audioCodec: 0, audioChannels: 0, audioSamplerate: 0 };
+    // FLV tag of the AAC sequence header: 11-byte tag header, sound byte (AAC), packet type 0, AudioSpecificConfig
+    const header = (asc: number[]) => Buffer.from([8, 0, 0, 2 + asc.length, 0, 0, 0, 0, 0, 0, 0, 0xaf, 0, ...asc]);
+    // a stereo source whose metadata lacks the flag: NMS reports 1 channel, the AAC config says 2
+    const stereoNoFlag = { ...before, audioCodec: 10, audioChannels: 1, audioSamplerate: 48000, broadcast: { flvAudioHeader: header([0x11, 0x90]) } };
+    expect(hintsOf(stereoNoFlag)?.audio).toEqual({ codecId: 10, channels: 2, sampleRate: 48000, channelsFromConfig: true });
+    // a real mono source: the config says 1, whatever the flag
+    expect(hintsOf({ ...stereoNoFlag, audioChannels: 2, broadcast: { flvAudioHeader: header([0x11, 0x88]) } })?.audio?.channels).toBe(1);
+    // no header yet: metadata "mono" is unknown (the ladder then keeps stereo)
+    expect(hintsOf({ ...stereoNoFlag, broadcast: { flvAudioHeader: null } })?.audio).toMatchObject({ channels: undefined, channelsFromConfig: false });
   });
 
   it("hangs up on a peer that ignores the FIN: the connection is gone, not half-open and still read", async () => {

@@ -24,6 +24,7 @@ import { connect, isIP, type Server, type Socket } from "node:net";
 import NodeMediaServer, { type NmsSession } from "node-media-server";
 import type { Logger } from "../log.ts";
 import { type EarlyVerdict, type PublishAuthorizer, type PublishRequest, type Refusal } from "./authorize.ts";
+import { aacChannelsOfFlvTag } from "./aac-config.ts";
 import { ConnectionGate, type ConnectionRefusalReason, isLoopback, normalizeAddress } from "./connection-gate.ts";
 import { PullCredentials, type PullRefusalReason } from "./pull-credentials.ts";
 import { DEFAULT_INGEST_LIMITS, type IngestLimits } from "../settings/ingest.ts";
@@ -46,8 +47,18 @@ export interface RtmpIngestOptions {
 /** What the publisher announced in its RTMP metadata (onMetaData); absent fields mean "no such track". */
 export interface SourceHints {
   video?: { width: number; height: number; fps: number | undefined; codecId: number | undefined };
-  audio?: { codecId: number | undefined; channels: number | undefined; sampleRate: number | undefined };
+  audio?: {
+    codecId: number | undefined;
+    /** from the AAC sequence header when it arrived; else 2 if the metadata says stereo; else unknown */
+    channels: number | undefined;
+    sampleRate: number | undefined;
+    /** `channels` was read from the AAC sequence header */
+    channelsFromConfig: boolean;
+  };
 }
+
+/** FLV audio codec id of AAC */
+export const FLV_AUDIO_AAC = 10;
 
 export interface AuthorizedPublish {
   sessionId: string;
@@ -379,8 +390,12 @@ export function releasePublisherSlot(session: object): void {
   if (broadcast && broadcast.publisher === session) broadcast._finishPublish?.();
 }
 
-/** Reads what onMetaData set on the NMS session; undefined until the metadata arrived. */
-export function hintsOf(session: Pick<NmsSession, "videoCodec" | "videoWidth" | "videoHeight" | "videoFramerate" | "audioCodec" | "audioChannels" | "audioSamplerate">): SourceHints | undefined {
+/**
+ * Reads what onMetaData set on the NMS session; undefined until the metadata arrived. Audio channels: NMS reads
+ * them from the `stereo` flag alone (a missing flag reads as mono), so only "stereo" is believed; the real count
+ * comes from the AAC sequence header once it arrived (aac-config.ts), and otherwise it is unknown.
+ */
+export function hintsOf(session: Pick<NmsSession, "videoCodec" | "videoWidth" | "videoHeight" | "videoFramerate" | "audioCodec" | "audioChannels" | "audioSamplerate" | "broadcast">): SourceHints | undefined {
   // NMS initialises these to 0 and overwrites them (possibly with undefined) when metadata arrives.
   const seen = session.videoCodec !== 0 || session.audioCodec !== 0 || session.videoWidth !== 0;
   if (!seen) return undefined;
@@ -389,7 +404,9 @@ export function hintsOf(session: Pick<NmsSession, "videoCodec" | "videoWidth" | 
     hints.video = { width: session.videoWidth, height: session.videoHeight, fps: session.videoFramerate || undefined, codecId: session.videoCodec };
   }
   if (session.audioCodec !== undefined && session.audioCodec !== 0) {
-    hints.audio = { codecId: session.audioCodec, channels: session.audioChannels, sampleRate: session.audioSamplerate };
+    const fromConfig = session.audioCodec === FLV_AUDIO_AAC ? aacChannelsOfFlvTag(session.broadcast?.flvAudioHeader) : undefined;
+    const channels = fromConfig ?? (session.audioChannels === 2 ? 2 : undefined);
+    hints.audio = { codecId: session.audioCodec, channels, sampleRate: session.audioSamplerate, channelsFromConfig: fromConfig !== undefined };
   }
   return hints;
 }

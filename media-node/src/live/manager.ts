@@ -5,7 +5,7 @@
 import { EventEmitter } from "node:events";
 import { newId } from "../../../shared/ids.ts";
 import type { EarlyVerdict } from "../ingest/authorize.ts";
-import type { AuthorizedPublish, SourceHints } from "../ingest/rtmp-server.ts";
+import { type AuthorizedPublish, FLV_AUDIO_AAC, type SourceHints } from "../ingest/rtmp-server.ts";
 import type { Logger } from "../log.ts";
 import type { SourceInfo } from "../transcode/ladder.ts";
 import { probeSource, sourceFromHints } from "../transcode/probe.ts";
@@ -98,7 +98,9 @@ export class LiveManager extends EventEmitter<LiveManagerEvents> {
   async #describe(publish: AuthorizedPublish): Promise<SourceInfo> {
     const deadline = Date.now() + this.#opts.metadataWaitMs;
     let hints: SourceHints | undefined;
-    while (!(hints = publish.hints()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    // The metadata comes first, the AAC sequence header (the real channel count) right after it: wait for both.
+    const complete = (h: SourceHints | undefined) => h !== undefined && (h.audio?.codecId !== FLV_AUDIO_AAC || h.audio.channelsFromConfig);
+    while (!complete((hints = publish.hints())) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     if (hints && (hints.video || hints.audio)) return sourceFromHints(hints);
     this.#log.info("no RTMP metadata; probing the source", { streamId: publish.streamId });
     return probeSource(this.#opts.ingest.pullUrl(publish.app, publish.streamId), { ffprobePath: this.#opts.ffprobePath, rwTimeoutS: this.#opts.settings.rwTimeoutS });
