@@ -136,6 +136,11 @@ export const streamInfo = z.object({
   status: z.enum(["starting", "live", "ended"]),
   playbackUrl: z.string().optional(),
   vodUrl: z.string().optional(),
+  /**
+   * the renditions left after the media node shed rungs it could not encode in real time (`stream.degraded`);
+   * absent: every rendition the stream went live with
+   */
+  renditions: z.array(z.string().max(32)).max(16).optional(),
   /** unix ms the broadcast started (its first `stream.started`), when the room saw it */
   startedAt: z.number().int().optional(),
   /** unix ms of the event that set this */

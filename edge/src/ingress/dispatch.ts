@@ -45,6 +45,7 @@ export function routeFor(event: Envelope): Route {
     case "stream.started":
     case "stream.live":
     case "stream.ended":
+    case "stream.degraded":
       // A stream's viewers are in the room named in the event, or else the room named after the stream.
       return { kind: "objects", rooms: [event.data.roomId ?? event.data.streamId], inboxes: [] };
     case "media.progress":

@@ -20,7 +20,8 @@ export function nextRoomInfo(info: RoomInfo, event: RoomEvent): RoomInfo {
   switch (event.type) {
     case "stream.started":
     case "stream.live":
-    case "stream.ended": {
+    case "stream.ended":
+    case "stream.degraded": {
       const stream = nextStream(current && current.streamId === event.data.streamId ? current : undefined, event, at);
       return stream === current ? info : { ...info, stream };
     }
@@ -34,7 +35,7 @@ export function nextRoomInfo(info: RoomInfo, event: RoomEvent): RoomInfo {
 }
 
 /** The stream's next state; `same` is the room's current state when it is about the event's stream. */
-function nextStream(same: StreamInfo | undefined, event: Extract<RoomEvent, { type: "stream.started" | "stream.live" | "stream.ended" }>, at: number): StreamInfo | undefined {
+function nextStream(same: StreamInfo | undefined, event: Extract<RoomEvent, { type: "stream.started" | "stream.live" | "stream.ended" | "stream.degraded" }>, at: number): StreamInfo | undefined {
   const { streamId } = event.data;
   switch (event.type) {
     case "stream.started": {
@@ -61,6 +62,16 @@ function nextStream(same: StreamInfo | undefined, event: Extract<RoomEvent, { ty
       // After an older end this is a later broadcast whose start the room missed: nothing of the old one stays.
       const base: Omit<StreamInfo, "status" | "updatedAt"> & { updatedAt?: number } = same && same.status !== "ended" ? same : { streamId };
       return { ...base, status: "live", playbackUrl: event.data.playbackUrl, updatedAt: Math.max(at, base.updatedAt ?? at) };
+    }
+    case "stream.degraded": {
+      // The node shed rungs of the broadcast the room knows (sheds only ever remove rungs, so of two the one
+      // keeping fewer is the later, whatever order they arrive in). Nothing to say about an ended broadcast or a
+      // later one; a broadcast the room has not heard of yet did start (its other events may still be on the way).
+      const kept = event.data.renditions.map((r) => r.name);
+      if (!same) return { streamId, status: "starting", renditions: kept, updatedAt: at };
+      if (same.status === "ended" || (same.startedAt !== undefined && same.startedAt > at)) return same;
+      if (same.renditions && same.renditions.length <= kept.length) return same;
+      return { ...same, renditions: kept, updatedAt: Math.max(same.updatedAt, at) };
     }
     case "stream.ended": {
       if (same && same.updatedAt > at) return same;

@@ -34,7 +34,21 @@ function permutations<T>(xs: T[]): T[][] {
   return xs.flatMap((x, i) => permutations([...xs.slice(0, i), ...xs.slice(i + 1)]).map((rest) => [x, ...rest]));
 }
 
+const rendition = (name: string) => ({ name, bandwidth: 1000, codecs: "avc1.64001f" });
+const degraded = (s: number, kept: string[]) =>
+  makeEvent("stream.degraded", { streamId: "s1", nodeId: "n", renditions: kept.map(rendition), shed: ["1080p"], speed: 0.7 }, { source: "media-node/n", subject: "stream/s1", time: at(s) }) as RoomEvent;
+
 describe("room stream state (pure)", () => {
+  it("shows the renditions a live stream kept after the node shed rungs, in any delivery order", () => {
+    expect(fold([ev.started(0), ev.live(3), degraded(10, ["720p", "480p", "audio"])])).toEqual({ streamId: "s1", status: "live", playbackUrl: URL_A, renditions: ["720p", "480p", "audio"], startedAt: T0, updatedAt: T0 + 10_000 });
+    for (const order of permutations([ev.started(0), ev.live(3), degraded(10, ["720p", "480p", "audio"]), degraded(20, ["480p", "audio"])])) {
+      expect(fold(order), order.map((e) => e.type).join(",")).toMatchObject({ status: "live", playbackUrl: URL_A, renditions: ["480p", "audio"] });
+    }
+    // a degradation says nothing about an ended broadcast, and a new broadcast starts with every rendition again
+    expect(fold([ev.started(0), ev.live(3), ev.ended(30), degraded(10, ["480p"])])).not.toHaveProperty("renditions");
+    expect(fold([ev.started(0), ev.live(3), degraded(10, ["480p"]), ev.ended(30), ev.started(40), ev.live(43, URL_B)])).toEqual({ streamId: "s1", status: "live", playbackUrl: URL_B, startedAt: T0 + 40_000, updatedAt: T0 + 43_000 });
+  });
+
   it("a broadcaster's reconnect within the grace window keeps the stream live with its playback URL", () => {
     expect(fold([ev.started(0), ev.live(3), ev.started(60, true)])).toEqual({ streamId: "s1", status: "live", playbackUrl: URL_A, startedAt: T0, updatedAt: T0 + 3000 });
     // several reconnects

@@ -19,7 +19,7 @@ export function subjectFor(event: Pick<Envelope, "type">): string {
 export const EDGE_ONLY_TYPES: readonly EventType[] = ["media.uploaded", "chat.message", "presence.update", "notification.sent"];
 
 /** Types a media node emits: the only subjects its NATS user may publish. */
-export const MEDIA_NODE_TYPES: readonly EventType[] = ["stream.started", "stream.live", "stream.ended", "media.progress", "media.ready", "media.failed"];
+export const MEDIA_NODE_TYPES: readonly EventType[] = ["stream.started", "stream.live", "stream.ended", "stream.degraded", "media.progress", "media.ready", "media.failed"];
 
 /**
  * Subjects of one family (`media`): the family wildcard when every type of it is in `types`, else each type.
