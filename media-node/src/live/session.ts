@@ -27,6 +27,9 @@ import { AAC_LC_CODEC, type AudioSpec, type Ladder, selectLadder, type SourceInf
 import { SpeedWatch } from "../transcode/speed-watch.ts";
 import { FfmpegTranscoder, type RunReason, type Transcoder } from "../transcode/transcoder.ts";
 
+/** After the broadcaster left, a run whose encoded media time does not advance for this long is stopped. */
+export const DRAIN_STALL_MS = 10_000;
+
 /** Where events go (the bus implements it: durable once publish() resolves). */
 export interface EventSink {
   publish(event: Envelope): Promise<void>;
@@ -283,7 +286,8 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
     // The ingest ends FFmpeg's pull, so FFmpeg drains what is in flight and exits by itself (keeping the
     // broadcast's last second); -rw_timeout, then this fallback, are there if that does not happen.
     // An overloaded ladder is behind: it keeps encoding what it received while it makes progress (bounded).
-    this.#transcoder?.inputEnded({ stallMs: (this.#deps.settings.rwTimeoutS + 2) * 1000, maxMs: this.#deps.settings.drainMaxS * 1000 });
+    // "No progress" must outlast a loaded machine's pauses between stats lines (seconds), not just -rw_timeout.
+    this.#transcoder?.inputEnded({ stallMs: Math.max(DRAIN_STALL_MS, (this.#deps.settings.rwTimeoutS + 2) * 1000), maxMs: this.#deps.settings.drainMaxS * 1000 });
     this.#log.info("broadcaster left; waiting for a reconnect", { graceS: this.#deps.settings.reconnectGraceS });
     this.#graceTimer = setTimeout(() => void this.end("publisher-left"), this.#deps.settings.reconnectGraceS * 1000);
   }
