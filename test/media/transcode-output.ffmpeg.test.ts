@@ -152,8 +152,21 @@ describe("transcode output through the media node (RTMP in, VOD out)", () => {
       const d = vod.segments.map((s: { duration: number }) => s.duration);
       expect(d.at(-1), `${rung} durations ${d.join(", ")}`).toBeGreaterThan(0.1);
     }
-    // the stored audio really is mono
+    // the audio rendition does not end with a one-AAC-frame segment either: a tiny last one is merged into the
+    // one before it, and the merged object plays as one segment of the summed duration
     const audioVod = parsePlaylist(await text(`${session.keyBase}/audio/vod.m3u8`));
+    const audioSegs = audioVod.segments as { uri: string; duration: number; map: { uri: string } }[];
+    const audioD = audioSegs.map((s) => s.duration);
+    expect(audioD.at(-1), `audio durations ${audioD.join(", ")}`).toBeGreaterThan(0.1);
+    const lastAudio = audioSegs.at(-1)!;
+    const fetchAudio = async (uri: string) => (await fx.store.get(`${session.keyBase}/audio/${uri}`))!.body;
+    const joined = join(fx.storeDir, "..", "last-audio.mp4");
+    await writeFile(joined, Buffer.concat([await fetchAudio(lastAudio.map.uri), await fetchAudio(lastAudio.uri)]));
+    // every AAC frame of both fragments is read: 1024 samples at 48 kHz each, adding up to the listed duration
+    const probed = await run("ffprobe", ["-v", "error", "-select_streams", "a:0", "-show_entries", "packet=pts_time", "-of", "csv=p=0", joined]);
+    const frames = probed.stdout.trim().split("\n").filter(Boolean).length;
+    expect(Math.abs((frames * 1024) / 48_000 - lastAudio.duration), `${frames} AAC frames`).toBeLessThan(0.03);
+    // the stored audio really is mono
     const first = audioVod.segments[0] as { uri: string; map: { uri: string } };
     const body = async (uri: string) => (await fx.store.get(`${session.keyBase}/audio/${uri}`))!.body;
     const streams = await probeJoined(join(fx.storeDir, ".."), await body(first.map.uri), await body(first.uri));
