@@ -214,4 +214,28 @@ describe("HlsPublisher", () => {
     // the last video variant is never shed
     await expect(pub.drop("240p")).rejects.toThrow(/last variant/);
   });
+
+  it("lists an older run's last segments before a newer run's when the runs overlap (a hand-over)", async () => {
+    const { uploader, text } = storingUploader();
+    const pub = new HlsPublisher({ uploader, keyBase: "k", variants: [AUDIO], segmentS: 1, liveWindow: 10, log: quiet });
+    const run0 = { epoch: 0, dir };
+    await encoderOutput(join(dir, "audio"), [1]);
+    await pub.begin(run0);
+    pub.written(run0, join(dir, "audio", "index.m3u8"));
+    // run 1 starts while run 0 still encodes what it received; run 1's segments come first
+    const dir1 = join(dir, "e1");
+    const run1 = { epoch: 1, dir: dir1 };
+    await pub.begin(run1);
+    await encoderOutput(join(dir1, "audio"), [1, 1]);
+    pub.written(run1, join(dir1, "audio", "index.m3u8"));
+    await new Promise((r) => setTimeout(r, 50)); // (a run's segments wait for the earlier run whatever the pace)
+    expect(parsePlaylist(text("k/audio/index.m3u8")!).segments.map((x: { uri: string }) => x.uri)).toEqual(["e0-0.m4s"]);
+    await encoderOutput(join(dir, "audio"), [1, 1, 1]);
+    await pub.end(run0);
+    await pub.end(run1);
+    await pub.finish({ vod: true });
+    const vod = parsePlaylist(text("k/audio/vod.m3u8")!);
+    expect(vod.segments.map((x: { uri: string }) => x.uri)).toEqual(["e0-0.m4s", "e0-1.m4s", "e0-2.m4s", "e1-0.m4s", "e1-1.m4s"]);
+    expect(vod.segments.map((x: { discontinuity?: boolean }) => Boolean(x.discontinuity))).toEqual([false, false, false, true, false]);
+  });
 });

@@ -5,7 +5,9 @@
 // transcoder's FFmpeg runs, a VOD encode of a file).
 //
 // A run is one encoder process writing into one folder; several runs continue the same playlists, each after
-// an EXT-X-DISCONTINUITY. Completed segments are found by reading the encoder's own playlist (a segment is
+// an EXT-X-DISCONTINUITY. Runs may overlap in time (a new run starts while the previous one still encodes what
+// it received): a run's segments are stored as they come but enter the playlists only after every segment of
+// the runs before it. Completed segments are found by reading the encoder's own playlist (a segment is
 // listed there only once its file is closed) when the encoder says it is writing that playlist (`written()`),
 // and once more when the run ends.
 //
@@ -88,6 +90,8 @@ interface VariantState {
 
 interface RunVariant {
   state: VariantState;
+  /** this run's segments entering the variant's playlist, in order, after the earlier runs' (see RunState.gate) */
+  chain: Promise<void>;
   /** highest encoder playlist index already handed to upload */
   seen: number;
   /** init segment upload */
@@ -102,6 +106,11 @@ interface RunVariant {
 interface RunState {
   run: PublishRun;
   startedAtMs: number;
+  /** resolves once every earlier run has ended and all its segments are in the playlists */
+  gate: Promise<void>;
+  /** resolves once this run has ended and all its segments are in the playlists (the next run's gate) */
+  done: Promise<void>;
+  markEnded: () => void;
   variants: Map<string, RunVariant>;
   ended: boolean;
 }
@@ -115,6 +124,8 @@ export class HlsPublisher extends EventEmitter<HlsPublisherEvents> {
   readonly #log: Logger;
   readonly #variants: VariantState[];
   readonly #runs = new Map<number, RunState>();
+  /** the newest run's `done`: the next run's gate */
+  #lastDone: Promise<void> = Promise.resolve();
   #lastRun: PublishRun | undefined;
   #master: Promise<void> | undefined;
   #ready = false;
@@ -149,8 +160,14 @@ export class HlsPublisher extends EventEmitter<HlsPublisherEvents> {
   /** A run is about to write into `run.dir` (the variants not dropped). */
   async begin(run: PublishRun): Promise<void> {
     const active = this.#variants.filter((state) => !state.dropped);
-    const variants = new Map<string, RunVariant>(active.map((state) => [state.variant.name, { state, seen: -1, init: undefined, wanted: false, scanning: undefined, elapsedS: 0 }]));
-    this.#runs.set(run.epoch, { run, startedAtMs: run.startedAtMs ?? Date.now(), variants, ended: false });
+    const gate = this.#lastDone;
+    const variants = new Map<string, RunVariant>(active.map((state) => [state.variant.name, { state, chain: gate, seen: -1, init: undefined, wanted: false, scanning: undefined, elapsedS: 0 }]));
+    let markEnded!: () => void;
+    const ended = new Promise<void>((r) => (markEnded = r));
+    // Done: ended, and every segment chain of the run settled (which includes the gate, so earlier runs too).
+    const done = ended.then(() => Promise.all([...variants.values()].map((v) => v.chain))).then(() => {});
+    this.#lastDone = done;
+    this.#runs.set(run.epoch, { run, startedAtMs: run.startedAtMs ?? Date.now(), gate, done, markEnded, variants, ended: false });
     this.#lastRun = run;
   }
 
@@ -164,7 +181,7 @@ export class HlsPublisher extends EventEmitter<HlsPublisherEvents> {
     if (!v || v.dropped) throw new Error(`HlsPublisher: no published variant ${name}`);
     if (this.#variants.filter((x) => !x.dropped && !x.variant.rendition).length <= 1 && !v.variant.rendition) throw new Error("HlsPublisher: cannot drop the last variant");
     v.dropped = true;
-    await v.chain;
+    // (Its segments still being encoded by a draining run are stored and listed after an ENDLIST-ed version.)
     if (v.segments.length > 0) await this.#uploadLivePlaylist(v, true).catch((error: unknown) => this.#failed("playlist", error));
     await this.#master?.catch(() => {});
     if (this.#ready) {
@@ -195,6 +212,7 @@ export class HlsPublisher extends EventEmitter<HlsPublisherEvents> {
     r.ended = true;
     // One last read: the encoder lists its last segment as it exits.
     await Promise.all([...r.variants.values()].map((v) => this.#scan(r, v)));
+    r.markEnded();
     this.#runs.delete(run.epoch);
   }
 
@@ -203,6 +221,7 @@ export class HlsPublisher extends EventEmitter<HlsPublisherEvents> {
    * every variant and a VOD master. Never throws: what cannot be stored is logged and reported.
    */
   async finish(opts: { vod: boolean }): Promise<PublishResult> {
+    await this.#lastDone;
     await Promise.all(this.#variants.map((v) => v.chain));
     await this.#master;
     const active = this.#variants.filter((v) => !v.dropped);
@@ -311,7 +330,7 @@ export class HlsPublisher extends EventEmitter<HlsPublisherEvents> {
     // The segment's file is kept after upload until two newer ones are stored (#mergedTail may need it).
     const localPath = join(dir, file);
     const stored = Promise.all([rv.init, uploader.upload(`${keyBase}/${name}/${segName}`, localPath, { cacheControl: CACHE.segment, keepLocal: true })]);
-    v.chain = v.chain
+    rv.chain = rv.chain
       .then(() => stored)
       .then(
         async () => {
@@ -337,6 +356,7 @@ export class HlsPublisher extends EventEmitter<HlsPublisherEvents> {
         this.#failed("playlist", error);
         this.#log.error("playlist not stored", { variant: name, error });
       });
+    v.chain = Promise.all([v.chain, rv.chain]).then(() => {});
   }
 
   #uploadLivePlaylist(v: VariantState, ended: boolean): Promise<void> {

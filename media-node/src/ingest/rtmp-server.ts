@@ -214,6 +214,14 @@ export class RtmpIngest extends EventEmitter<RtmpIngestEvents> {
     return id !== undefined && this.#accepted.has(id);
   }
 
+  /**
+   * Ends the node's current pulls of a stream: each FFmpeg reads what was already sent to it, then sees the end
+   * of its input (a new pull, with a new credential, is not affected).
+   */
+  endPulls(app: string, streamId: string): void {
+    for (const player of this.#players.get(`/${app}/${streamId}`) ?? []) player.close();
+  }
+
   /** Closes a broadcaster's connection (kick, shutdown). */
   disconnect(sessionId: string): void {
     const accepted = this.#accepted.get(sessionId);

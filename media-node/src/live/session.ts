@@ -40,6 +40,8 @@ export interface IngestControl {
   pullUrl(app: string, streamId: string): string;
   isPublishing(streamId: string): boolean;
   disconnect(sessionId: string): void;
+  /** ends the node's own pulls of the stream (FFmpeg reads what was sent to it, then sees the end) */
+  endPulls(app: string, streamId: string): void;
 }
 
 export interface LiveSettings {
@@ -310,8 +312,14 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
       this.#ladder = { ...ladder, video: ladder.video.filter((r) => r !== top) };
       this.#speed.reset();
       this.#log.warn("ladder slower than real time; shedding its top rung", { speed: Math.round(speed * 1000) / 1000, shed: top.name, kept: this.#ladder.video.map((r) => r.name) });
-      // The current run stops (its last segment closed and stored) and the next one encodes the kept rungs.
-      const started = transcoder.startRun("shed");
+      // The next run encodes the kept rungs from now on; the current one gets no more input but encodes what it
+      // already received (being behind, that is seconds of the broadcast), then exits by itself.
+      const started = transcoder.startRun("shed", {
+        handOver: {
+          cutInput: () => this.#deps.ingest.endPulls(this.app, this.streamId),
+          bounds: { stallMs: Math.max(DRAIN_STALL_MS, (this.#deps.settings.rwTimeoutS + 2) * 1000), maxMs: this.#deps.settings.drainMaxS * 1000 },
+        },
+      });
       const entries = await hls.drop(top.name);
       await started;
       this.#deps.metrics.rungShed(top.name);

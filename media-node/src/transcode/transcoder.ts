@@ -4,8 +4,9 @@
 // is ffmpeg.ts (the one fluent-ffmpeg adapter), and what becomes of its output is the RunOutput's business.
 //
 // Invariants:
-// - at most one FFmpeg process at a time: a run starts only after the previous one has exited and its output
-//   has been handed over (so the outputs of two runs never interleave);
+// - at most one run takes input at a time. A run normally starts only after the previous one has exited and its
+//   output has been handed over; a hand-over (the ladder changed) ends the old run's input instead, lets it
+//   encode what it already received while the new run starts, and the output keeps the runs in order;
 // - a run stopped on purpose (a resume, the end, the fallback after the input went away) is never a crash.
 
 import { EventEmitter } from "node:events";
@@ -56,7 +57,7 @@ export interface Transcoder {
    * budget). A current run is stopped first (a planned exit). Resolves true if a run started, false if there is
    * no input (anymore) or the transcoder is closed.
    */
-  startRun(reason: "start" | "resume" | "shed"): Promise<boolean>;
+  startRun(reason: "start" | "resume" | "shed", opts?: { handOver?: HandOver }): Promise<boolean>;
   /**
    * The input went away: the run encodes what it already received and exits by itself. It is stopped only when
    * it makes no progress for `stallMs`, or when `maxMs` have passed (logged as a warning: the end is cut).
@@ -72,6 +73,16 @@ export interface Transcoder {
   readonly pid: number | undefined;
   on<E extends keyof TranscoderEvents>(event: E, listener: (...args: TranscoderEvents[E]) => void): this;
   off<E extends keyof TranscoderEvents>(event: E, listener: (...args: TranscoderEvents[E]) => void): this;
+}
+
+/**
+ * A new run takes over from a running one without losing what the old one received but has not encoded yet
+ * (an overloaded ladder is behind by seconds): `cutInput` ends the old run's input (its pull connection), the
+ * old run drains within `bounds`, and the new run starts at once.
+ */
+export interface HandOver {
+  cutInput(): void;
+  bounds: DrainBounds;
 }
 
 /** How long a run whose input ended may keep encoding what it received. */
@@ -126,6 +137,8 @@ export class FfmpegTranscoder extends EventEmitter<TranscoderEvents> implements 
   #epoch = 0;
   #restarts = 0;
   #closed = false;
+  /** earlier runs still encoding what they received after a hand-over */
+  readonly #draining = new Set<Run>();
   /** serialises run changes: never two FFmpeg processes, even when a resume races a restart */
   #lock: Promise<void> = Promise.resolve();
 
@@ -139,21 +152,25 @@ export class FfmpegTranscoder extends EventEmitter<TranscoderEvents> implements 
     return this.#run?.job.running ? this.#run.job.pid : undefined;
   }
 
-  startRun(reason: "start" | "resume" | "shed"): Promise<boolean> {
+  startRun(reason: "start" | "resume" | "shed", opts: { handOver?: HandOver } = {}): Promise<boolean> {
     if (reason === "resume") this.#restarts = 0;
-    return this.#begin(reason);
+    return this.#begin(reason, opts.handOver);
   }
 
   inputEnded(bounds: DrainBounds): void {
     const run = this.#run;
-    if (!run || !run.job.running || run.draining) return;
+    if (run) this.#drain(run, bounds);
+  }
+
+  #drain(run: Run, bounds: DrainBounds): void {
+    if (!run.job.running || run.draining) return;
     run.draining = true;
     const since = Date.now();
     run.progressAt = since;
     // An overloaded ladder is behind live: what it has received but not encoded yet is part of the broadcast,
     // so the run is left to encode it for as long as it makes progress (bounded), never for a fixed time.
     const check = setInterval(() => {
-      if (!run.job.running || run.stopping) return clearInterval(check);
+      if (!run.job.running) return clearInterval(check);
       const now = Date.now();
       if (now - since >= bounds.maxMs) {
         this.#log.warn("ffmpeg still encoding what the broadcaster sent when the drain bound was reached; the recording's end is cut", {
@@ -177,24 +194,33 @@ export class FfmpegTranscoder extends EventEmitter<TranscoderEvents> implements 
     // Wait for any run being started, then stop FFmpeg (SIGINT: it closes the segment in progress) unless it is
     // draining and may finish (its drain bounds stop it if it does not).
     await this.#lock;
-    const run = this.#run;
-    if (run) {
-      if (!(opts.drain && run.draining)) {
-        run.stopping = true;
-        await run.job.stop();
-      }
-      await run.finished;
-    }
+    const runs = [...this.#draining, ...(this.#run ? [this.#run] : [])];
+    await Promise.all(
+      runs.map(async (run) => {
+        if (!(opts.drain && run.draining)) {
+          run.stopping = true;
+          await run.job.stop();
+        }
+        await run.finished;
+      }),
+    );
   }
 
-  async #begin(reason: RunReason): Promise<boolean> {
+  async #begin(reason: RunReason, handOver?: HandOver): Promise<boolean> {
     const previous = this.#lock;
     let release!: () => void;
     this.#lock = new Promise((r) => (release = r));
     await previous;
     try {
       const old = this.#run;
-      if (old) {
+      if (old && handOver && old.job.running && !this.#closed && this.#opts.hasInput()) {
+        // The old run keeps what it received: its input ends, it encodes the rest and exits by itself.
+        old.stopping = true;
+        this.#draining.add(old);
+        void old.finished.then(() => this.#draining.delete(old));
+        handOver.cutInput();
+        this.#drain(old, handOver.bounds);
+      } else if (old) {
         old.stopping = true;
         await old.job.stop();
         await old.finished;
@@ -213,7 +239,8 @@ export class FfmpegTranscoder extends EventEmitter<TranscoderEvents> implements 
           run.encodedS = p.timeS;
           run.progressAt = Date.now();
         }
-        this.emit("progress", p);
+        // the current run's pace only (an older one may still be draining after a hand-over)
+        if (this.#run === run) this.emit("progress", p);
       });
       // The output's cue (FFmpeg logs the files it opens at -loglevel info, which args.ts asks for): without it
       // a run's segments would only be taken when it ends (hls-publisher.ffmpeg.test.ts checks they are not).
