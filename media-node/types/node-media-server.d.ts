@@ -40,7 +40,7 @@ declare module "node-media-server" {
     readonly socket?: Socket;
     readonly rtmp?: { streamApp?: string; streamName?: string; streamId?: number; sendStatusMessage?(sid: number, level: string, code: string, description: string): void };
     /** the stream this publisher feeds; `flvAudioHeader` is the FLV tag of its AAC sequence header once it arrived */
-    readonly broadcast?: { flvAudioHeader?: Buffer | null };
+    readonly broadcast?: { flvAudioHeader?: Buffer | null; subscribers?: Map<string, unknown> };
     close(): void;
   }
 

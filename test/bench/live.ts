@@ -61,6 +61,8 @@ const REPEATS = Number(process.argv[4] ?? 5);
 const OVERLOAD_S = Number(process.argv[5] ?? 20);
 const SEGMENT_S = process.env.BENCH_SEGMENT_S ?? "1";
 const log = (line: string) => process.stderr.write(line + "\n");
+/** BENCH_LOG_LEVEL=info shows the node's own account of each phase on stderr */
+const NODE_LOG_LEVEL = (process.env.BENCH_LOG_LEVEL ?? "warn") as "warn" | "info" | "debug";
 const SECRET = "bench-publish-secret-0123456789abcdef";
 const CLK_TCK = 100; // Linux USER_HZ
 
@@ -78,7 +80,7 @@ async function live(work: string) {
     config,
     storage: loadStorageConfig(s3.env),
     bus: busConfig({ ...nats.settings("media-node"), outboxDir: join(work, "outbox") }),
-    log: createLogger({ level: "warn", sink: (line) => process.stderr.write(line + "\n") }),
+    log: createLogger({ level: NODE_LOG_LEVEL, sink: (line) => process.stderr.write(line + "\n") }),
   });
   const bridge = await startNatsToHttpBridge({ nats, edgeUrl: `${edge.url}/hooks/events` });
   const viewer = await openClient(`${edge.wsUrl}/parties/room/bench-room`, {
@@ -158,7 +160,7 @@ async function overload(work: string) {
     config,
     storage: { store: { driver: "fs", dir: storeDir, publicBaseUrl: `http://127.0.0.1:${httpPort}/media` }, uploader: loadStorageConfig({}).uploader },
     bus: busConfig({ ...nats.settings("media-node"), outboxDir: join(work, "overload-outbox") }),
-    log: createLogger({ level: "warn", sink: (line) => process.stderr.write(line + "\n") }),
+    log: createLogger({ level: NODE_LOG_LEVEL, sink: (line) => process.stderr.write(line + "\n") }),
   });
   const sessionP = once(node.live, "session") as Promise<[LiveSession]>;
   const token = await mintPublishToken(SECRET, { sid: "overload", app: "live", scope: "publish", exp: Math.floor(Date.now() / 1000) + 3600 });

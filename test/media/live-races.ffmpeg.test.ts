@@ -176,7 +176,7 @@ describe("live session: the broadcaster drops while the source is still being de
       uploader,
       publicUrl: (key) => `http://127.0.0.1/media/${key}`,
       events: { publish: async (e) => void events.push(e) },
-      ingest: { pullUrl: () => pullUrl, isPublishing: () => true, disconnect: (id) => void disconnected.push(id), endPulls: () => {} },
+      ingest: { pullUrl: () => pullUrl, isPublishing: () => true, disconnect: (id) => void disconnected.push(id), endPull: () => {} },
       metrics: new NodeMetrics(),
       log: createLogger({ level: "debug", sink: (line) => void lines.push(line) }),
       describeSource: () => new Promise((r) => (describe = r)),

@@ -215,11 +215,24 @@ export class RtmpIngest extends EventEmitter<RtmpIngestEvents> {
   }
 
   /**
-   * Ends the node's current pulls of a stream: each FFmpeg reads what was already sent to it, then sees the end
-   * of its input (a new pull, with a new credential, is not affected).
+   * Ends the one pull made with `pullUrl` (as pullUrl() gave it): that FFmpeg reads what was already sent to it,
+   * then sees the end of its input. Other pulls of the stream are not affected.
    */
-  endPulls(app: string, streamId: string): void {
-    for (const player of this.#players.get(`/${app}/${streamId}`) ?? []) player.close();
+  endPull(pullUrl: string): void {
+    let url: URL;
+    try {
+      url = new URL(pullUrl);
+    } catch {
+      return;
+    }
+    const credential = url.searchParams.get("pull");
+    for (const player of this.#players.get(url.pathname) ?? []) {
+      if (credential === null || first(player.streamQuery?.pull) !== credential) continue;
+      // NMS would go on writing the live stream to it, and a write after end() makes Node destroy the socket,
+      // discarding what is still queued for FFmpeg: leave the broadcast first, then end after the queue.
+      player.broadcast?.subscribers?.delete(player.id);
+      player.close();
+    }
   }
 
   /** Closes a broadcaster's connection (kick, shutdown). */

@@ -40,8 +40,8 @@ export interface IngestControl {
   pullUrl(app: string, streamId: string): string;
   isPublishing(streamId: string): boolean;
   disconnect(sessionId: string): void;
-  /** ends the node's own pulls of the stream (FFmpeg reads what was sent to it, then sees the end) */
-  endPulls(app: string, streamId: string): void;
+  /** ends the node's pull made with `pullUrl` (that FFmpeg reads what was sent to it, then sees the end) */
+  endPull(pullUrl: string): void;
 }
 
 export interface LiveSettings {
@@ -312,11 +312,11 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
       this.#ladder = { ...ladder, video: ladder.video.filter((r) => r !== top) };
       this.#speed.reset();
       this.#log.warn("ladder slower than real time; shedding its top rung", { speed: Math.round(speed * 1000) / 1000, shed: top.name, kept: this.#ladder.video.map((r) => r.name) });
-      // The next run encodes the kept rungs from now on; the current one gets no more input but encodes what it
-      // already received (being behind, that is seconds of the broadcast), then exits by itself.
+      // The next run encodes the kept rungs from now on; once it receives the stream, the current one gets no more
+      // input but encodes what it already received (being behind, that is seconds of the broadcast), then exits.
       const started = transcoder.startRun("shed", {
         handOver: {
-          cutInput: () => this.#deps.ingest.endPulls(this.app, this.streamId),
+          cutInput: (input) => this.#deps.ingest.endPull(input),
           bounds: { stallMs: Math.max(DRAIN_STALL_MS, (this.#deps.settings.rwTimeoutS + 2) * 1000), maxMs: this.#deps.settings.drainMaxS * 1000 },
         },
       });

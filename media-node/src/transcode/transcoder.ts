@@ -77,13 +77,18 @@ export interface Transcoder {
 
 /**
  * A new run takes over from a running one without losing what the old one received but has not encoded yet
- * (an overloaded ladder is behind by seconds): `cutInput` ends the old run's input (its pull connection), the
- * old run drains within `bounds`, and the new run starts at once.
+ * (an overloaded ladder is behind by seconds): the new run starts at once, and as soon as it receives its input
+ * (its first progress; at the latest after HANDOVER_CUT_MS or when it exits) `cutInput` ends the old run's
+ * input (given the old run's plan input), and the old run drains within `bounds`. Both runs hold the moment of
+ * the cut, so nothing in between is lost (what both hold is in the recording twice, after a discontinuity).
  */
 export interface HandOver {
-  cutInput(): void;
+  cutInput(input: string): void;
   bounds: DrainBounds;
 }
+
+/** A hand-over cuts the old run's input at the latest this long after the new run started. */
+export const HANDOVER_CUT_MS = 5000;
 
 /** How long a run whose input ended may keep encoding what it received. */
 export interface DrainBounds {
@@ -119,6 +124,8 @@ export function restartDelayMs(n: number): number {
 
 interface Run extends TranscodeRun {
   job: FfmpegJob;
+  /** the plan's input (the pull URL of a live run) */
+  input: string;
   /** resolves when the exit is handled: output handed over, restart decided */
   finished: Promise<void>;
   /** stopped on purpose: its exit is not a crash and must not trigger a restart */
@@ -180,7 +187,7 @@ export class FfmpegTranscoder extends EventEmitter<TranscoderEvents> implements 
           maxMs: bounds.maxMs,
         });
       } else if (now - run.progressAt >= bounds.stallMs) {
-        this.#log.info("ffmpeg made no progress after the input ended; stopping it", { epoch: run.epoch, encodedS: run.encodedS, stalledMs: now - run.progressAt });
+        this.#log.warn("ffmpeg made no progress after its input ended; stopping it (anything it still held is not recorded)", { epoch: run.epoch, encodedS: run.encodedS, stalledMs: now - run.progressAt });
       } else return;
       clearInterval(check);
       run.stopping = true;
@@ -213,13 +220,26 @@ export class FfmpegTranscoder extends EventEmitter<TranscoderEvents> implements 
     await previous;
     try {
       const old = this.#run;
+      let cutOld: ((job: FfmpegJob) => void) | undefined;
       if (old && handOver && old.job.running && !this.#closed && this.#opts.hasInput()) {
-        // The old run keeps what it received: its input ends, it encodes the rest and exits by itself.
+        // The old run keeps what it received: once the new run has its input, the old one's input ends and it
+        // encodes the rest and exits by itself.
         old.stopping = true;
         this.#draining.add(old);
         void old.finished.then(() => this.#draining.delete(old));
-        handOver.cutInput();
-        this.#drain(old, handOver.bounds);
+        cutOld = (job) => {
+          let done = false;
+          const cut = () => {
+            if (done) return;
+            done = true;
+            clearTimeout(timer);
+            handOver.cutInput(old.input);
+            this.#drain(old, handOver.bounds);
+          };
+          const timer = setTimeout(cut, HANDOVER_CUT_MS);
+          job.once("progress", cut);
+          job.once("exit", cut);
+        };
       } else if (old) {
         old.stopping = true;
         await old.job.stop();
@@ -229,9 +249,11 @@ export class FfmpegTranscoder extends EventEmitter<TranscoderEvents> implements 
       const epoch = this.#epoch++;
       const dir = join(this.#opts.workRoot, `e${epoch}`);
       await mkdir(dir, { recursive: true });
-      const job = new FfmpegJob(this.#opts.plan(dir), { ffmpegPath: this.#opts.ffmpegPath });
+      const plan = this.#opts.plan(dir);
+      const job = new FfmpegJob(plan, { ffmpegPath: this.#opts.ffmpegPath });
+      cutOld?.(job);
       let finish!: () => void;
-      const run: Run = { epoch, dir, reason, job, finished: new Promise((r) => (finish = r)), stopping: false, draining: false, encodedS: 0, progressAt: Date.now() };
+      const run: Run = { epoch, dir, reason, job, input: plan.input, finished: new Promise((r) => (finish = r)), stopping: false, draining: false, encodedS: 0, progressAt: Date.now() };
       await this.#opts.output.begin(run);
       this.#run = run;
       job.on("progress", (p) => {
