@@ -21,6 +21,7 @@ import type { EventSink } from "./live/session.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { NodeMetrics } from "./metrics/metrics.ts";
 import { ConfigError, readMediaNodeSettings } from "./settings/processes.ts";
+import { warmUp } from "./transcode/ffmpeg.ts";
 import { createMediaHandler, createObjectStore, FsObjectStore, ReliableUploader, type StorageConfig } from "./storage/index.ts";
 
 export interface MediaNode {
@@ -52,6 +53,7 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
   const log = opts.log ?? createLogger({ level: config.logLevel, fields: { service: "media-node", nodeId: config.nodeId } });
   await mkdir(config.workDir, { recursive: true });
 
+  void warmUp(config.ffmpegPath);
   const store = createObjectStore(opts.storage.store);
   const uploader = new ReliableUploader(store, opts.storage.uploader);
 

@@ -36,7 +36,7 @@ export const mediaNodeSettings = {
   // transcode
   ffmpegPath: text("MEDIA_FFMPEG_PATH", "ffmpeg", "FFmpeg binary (5.1+ with libx264, aac, hls fmp4)"),
   ffprobePath: text("MEDIA_FFPROBE_PATH", "ffprobe", "ffprobe binary, used only when the RTMP metadata does not describe the source"),
-  segmentS: int("MEDIA_SEGMENT_S", 2, "HLS segment duration in seconds; a keyframe is forced at every boundary (1 = lowest latency, see Live latency)", { min: 1, max: 10 }),
+  segmentS: int("MEDIA_SEGMENT_S", 2, "HLS segment duration in seconds; a keyframe is forced at every boundary (1 = lowest latency; see the media node's Latency notes)", { min: 1, max: 10 }),
   ladder: list<RungName>("MEDIA_LADDER", DEFAULT_LADDER, "rungs to encode (240p also available); rungs taller than the source are skipped, never upscaled", (s) => {
     if (!(RUNG_NAMES as readonly string[]).includes(s)) throw new Error(`must be one of ${RUNG_NAMES.join(", ")}`);
     return s as RungName;
@@ -63,7 +63,7 @@ export const mediaNodeSettings = {
   shedBelowSpeed: num(
     "MEDIA_SHED_BELOW_SPEED",
     0.95,
-    "the ladder must encode at least this fast (FFmpeg's speed, 1 = realtime); below it for MEDIA_SHED_AFTER_S the top rung is shed (0 = never shed)",
+    "the ladder must encode at least this fast (media seconds encoded per second, 1 = real time); below it over MEDIA_SHED_AFTER_S the top rung is shed (0 = never shed)",
     { min: 0, max: 10 },
   ),
   shedAfterS: num("MEDIA_SHED_AFTER_S", 4, "seconds the ladder's speed must stay below MEDIA_SHED_BELOW_SPEED before a rung is shed (again)", { min: 1, max: 300 }),

@@ -118,6 +118,19 @@ export class FfmpegJob extends EventEmitter<FfmpegJobEvents> {
   }
 }
 
+/**
+ * fluent-ffmpeg runs `ffmpeg -formats` before the first command of a process (its format check, cached for
+ * the process): doing it at start keeps that spawn (a few hundred ms on a loaded machine) off the first
+ * stream's time to live. Resolves either way; a broken FFmpeg shows up in the first run's error.
+ */
+export function warmUp(ffmpegPath?: string): Promise<void> {
+  return new Promise((resolve) => {
+    const command = ffmpeg();
+    if (ffmpegPath) command.setFfmpegPath(ffmpegPath);
+    command.getAvailableFormats(() => resolve());
+  });
+}
+
 const OPENED_FOR_WRITING = /Opening '(.+)' for writing$/;
 
 /** The file FFmpeg says it opened for writing in one of its stderr lines, if that is what the line says. Pure. */
