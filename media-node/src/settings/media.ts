@@ -62,11 +62,13 @@ export const mediaNodeSettings = {
   ),
   shedBelowSpeed: num(
     "MEDIA_SHED_BELOW_SPEED",
-    0.95,
+    0.9,
     "the ladder must encode at least this fast (media seconds encoded per second, 1 = real time); below it over MEDIA_SHED_AFTER_S the top rung is shed (0 = never shed)",
     { min: 0, max: 10 },
   ),
-  shedAfterS: num("MEDIA_SHED_AFTER_S", 4, "seconds the ladder's speed must stay below MEDIA_SHED_BELOW_SPEED before a rung is shed (again)", { min: 1, max: 300 }),
+  // A window of several seconds: RTMP over TCP delivers a broadcaster's network hiccup late but whole, so the
+  // encoded media time catches up within it; only an encoder that is too slow stays below.
+  shedAfterS: num("MEDIA_SHED_AFTER_S", 6, "window (seconds) over which the ladder's speed is measured; below MEDIA_SHED_BELOW_SPEED over a full window, a rung is shed (again)", { min: 1, max: 300 }),
   liveWindow: int("MEDIA_LIVE_WINDOW", 15, "segments listed in a live playlist (a sliding window; the VOD playlist lists all)", { min: 3, max: 10_000 }),
   // storage layout
   workDir: text("MEDIA_WORK_DIR", resolve(ROOT, "var/media"), "local folder for FFmpeg output before upload (one subfolder per broadcast)", { defaultText: "`./var/media`" }),
