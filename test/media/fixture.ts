@@ -61,6 +61,10 @@ export async function startMediaFixture(env: Record<string, string> = {}, opts: 
     MEDIA_LADDER: "360p,240p",
     MEDIA_X264_PRESET: "ultrafast",
     MEDIA_LOG_LEVEL: "debug",
+    // Overload handling is tested where it is the subject (overload, shed-backlog): elsewhere a loaded test
+    // machine must not shed rungs or refuse a test's second stream.
+    MEDIA_SHED_BELOW_SPEED: "0",
+    MEDIA_MAX_LIVE_STREAMS: "100",
     ...env,
   });
   const logs: MediaFixture["logs"] = [];
