@@ -49,6 +49,7 @@ describe("HLS publisher driven by a file encode (no RTMP)", () => {
     const bodyUpload = uploader.uploadBody.bind(uploader);
     uploader.uploadBody = async (key, body, meta) => {
       await bodyUpload(key, body, meta);
+      if (!key.endsWith(".m3u8")) return void stored.add(key); // a merged last segment (see below)
       const text = typeof body === "string" ? body : new TextDecoder().decode(body);
       const folder = key.slice(0, key.lastIndexOf("/"));
       for (const uri of text.split("\n").filter((l) => l && !l.startsWith("#"))) {
@@ -116,8 +117,14 @@ describe("HLS publisher driven by a file encode (no RTMP)", () => {
       expect(live.endList).toBe(true);
       const vod = parsePlaylist(new TextDecoder().decode((await store.get(`${keyBase}/${name}/vod.m3u8`))!.body));
       expect(vod.playlistType).toBe("VOD");
-      expect(vod.segments.map((s: { uri: string }) => s.uri)).toEqual(mine.map((s) => `e${s.epoch}-${s.index}.m4s`));
-      expect(vod.segments.map((s: { discontinuity?: boolean }) => Boolean(s.discontinuity))).toEqual(mine.map((s) => s.discontinuity));
+      // a last segment shorter than 0.1 s (the audio's last AAC frame) is joined to the one before it
+      const uris = mine.map((s) => `e${s.epoch}-${s.index}.m4s`);
+      const tail = mine.at(-1)!;
+      if (tail.durationS < 0.1) uris.splice(-2, 2, `e${tail.epoch}-${tail.index - 1}-${tail.index}.m4s`);
+      expect(vod.segments.map((s: { uri: string }) => s.uri)).toEqual(uris);
+      const discontinuities = mine.map((s) => s.discontinuity);
+      if (tail.durationS < 0.1) discontinuities.pop();
+      expect(vod.segments.map((s: { discontinuity?: boolean }) => Boolean(s.discontinuity))).toEqual(discontinuities);
     }
     const vodMaster = parsePlaylist(new TextDecoder().decode((await store.get(`${keyBase}/vod.m3u8`))!.body));
     expect(vodMaster.playlists.map((p: { uri: string }) => p.uri)).toEqual(["240p/vod.m3u8"]);
