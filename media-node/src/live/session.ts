@@ -234,7 +234,7 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
       hasInput: () => this.#deps.ingest.isPublishing(this.streamId) && (this.#state === "live" || this.#state === "starting"),
       // A run's media time 0 is the broadcaster's first frame of it: for the first run that frame arrived when the
       // publish was accepted (the ingest hands FFmpeg the stream from its start); later runs start from the
-      // broadcaster's current keyframe, about when they begin.
+      // ingest's cached GOP (the broadcaster's last keyframe), so their stamps may be up to one GOP late.
       output: {
         begin: (run) => hls.begin({ ...run, startedAtMs: run.epoch === 0 ? this.#publishAt : Date.now() }),
         written: (run, path) => hls.written(run, path),
@@ -295,9 +295,9 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
   }
 
   /**
-   * The ladder stays slower than real time: shed its top encoded rung (never the last one) and restart the
-   * encode without it. The new run continues the kept rungs after a discontinuity; the master stops listing the
-   * shed rung; a metric counts it and stream.degraded tells the room.
+   * The ladder stays slower than real time: shed its top encoded rung (never the last one). A new run encodes the
+   * kept rungs (after a discontinuity) and the current one hands over, encoding what it already received; the
+   * master stops listing the shed rung; a metric counts it and stream.degraded tells the room.
    */
   async #shed(speed: number): Promise<void> {
     const ladder = this.#ladder;

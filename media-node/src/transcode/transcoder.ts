@@ -221,6 +221,8 @@ export class FfmpegTranscoder extends EventEmitter<TranscoderEvents> implements 
     try {
       const old = this.#run;
       let cutOld: ((job: FfmpegJob) => void) | undefined;
+      // A hand-over when the input is gone (the broadcaster just left): the old run is draining; leave it be.
+      if (handOver && (this.#closed || !this.#opts.hasInput())) return false;
       if (old && handOver && old.job.running && !this.#closed && this.#opts.hasInput()) {
         // The old run keeps what it received: once the new run has its input, the old one's input ends and it
         // encodes the rest and exits by itself.
