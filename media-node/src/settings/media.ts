@@ -46,7 +46,9 @@ export const mediaNodeSettings = {
   x264Preset: oneOf("MEDIA_X264_PRESET", "veryfast", ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] as const, "libx264 preset; faster presets trade quality for CPU"),
   rwTimeoutS: num("MEDIA_RW_TIMEOUT_S", 3, "FFmpeg gives up on the RTMP pull after this many seconds of silence, so a stream ends promptly when the publisher leaves", { min: 1, max: 60 }),
   maxRestarts: int("MEDIA_MAX_RESTARTS", 5, "FFmpeg restarts per stream (while the publisher is there) before the stream ends as transcoder-failed", { min: 0, max: 100 }),
-  metadataWaitMs: int("MEDIA_METADATA_WAIT_MS", 1500, "ms to wait for the publisher's RTMP metadata before probing the source with ffprobe", { min: 0, max: 30_000 }),
+  // Encoders send their metadata and sequence headers before any media, within milliseconds of the publish: a
+  // broadcaster that sent none by then sends none, and every ms waited here delays the first segment.
+  metadataWaitMs: int("MEDIA_METADATA_WAIT_MS", 500, "ms to wait for the publisher's RTMP metadata (and AAC header) before probing the source with ffprobe", { min: 0, max: 30_000 }),
   drainMaxS: num(
     "MEDIA_DRAIN_MAX_S",
     120,
