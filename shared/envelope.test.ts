@@ -77,6 +77,7 @@ describe("event envelope", () => {
         "notification.requested",
         "notification.sent",
         "presence.update",
+        "stream.degraded",
         "stream.ended",
         "stream.live",
         "stream.started",
