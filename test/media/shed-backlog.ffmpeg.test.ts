@@ -50,10 +50,11 @@ describe("shedding a rung keeps the backlog (real FFmpeg, slower than real time)
     const recorded = segs.reduce((t, s) => t + s.duration, 0);
     const old = segs.filter((s) => s.uri.startsWith("e0-")).reduce((t, s) => t + s.duration, 0);
     const detail = `recorded ${recorded.toFixed(2)} s of ${sent.toFixed(2)} s sent; the old run ${old.toFixed(2)} s; shed run ${shed.epoch}`;
-    // everything sent is there; the new run starts at the broadcaster's last keyframe (2 s GOP), so up to one
-    // GOP is in both runs
+    // everything sent is there; what both runs hold is listed twice: from the broadcaster's last keyframe (the new
+    // run starts there; 2 s GOP) to the cut of the old run's input (when the new run reports its first progress,
+    // a second or two later on a loaded machine)
     expect(recorded / sent, detail).toBeGreaterThanOrEqual(0.97);
-    expect(recorded, detail).toBeLessThanOrEqual(sent + 2.1);
+    expect(recorded, detail).toBeLessThanOrEqual(sent + 4.5);
     expect(fx.logs.filter((l) => /drain bound|no progress/.test(l.msg))).toEqual([]);
   });
 });
