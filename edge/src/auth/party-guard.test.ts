@@ -1,7 +1,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { env, join, newRoom, tokenFor, upgrade, wrapSocket } from "../rooms/test-client.ts";
+import { env, join, newRoom, tokenFor, upgrade, wrapSocket } from "../../test/clients.ts";
 import { VERIFIED_CLAIMS_HEADER } from "./claims.ts";
 
 async function errorOf(res: Response) {

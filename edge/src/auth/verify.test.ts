@@ -2,7 +2,7 @@ import { createLocalJWKSet, SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import { jwksOf, mintHs256, mintUnsigned, testKeyPair } from "../../../test/helpers/jwt.ts";
 import type { Env } from "../env.ts";
-import { env as testEnv } from "../rooms/test-client.ts";
+import { env as testEnv } from "../../test/clients.ts";
 import { roomAllowed } from "./claims.ts";
 import { MAX_TOKEN_BYTES, verifyJwt } from "./verify.ts";
 

@@ -6,10 +6,10 @@ import { newId } from "../../../shared/ids.ts";
 import { signWebhook } from "../../../shared/signing/webhooks.ts";
 import type { Env } from "../env.ts";
 import { outboxFor } from "../outbox/send.ts";
-import { type FakeBridge, installFakeBridge } from "../outbox/test-bridge.ts";
+import { type FakeBridge, installFakeBridge } from "../../test/fake-bridge.ts";
 import { sentEventId, userShard } from "./dispatch.ts";
 import { ingressRoutes } from "./routes.ts";
-import { appliedIn, type BusStats, fetchBusStats } from "./test-support.ts";
+import { appliedIn, type BusStats, fetchBusStats } from "../../test/ingress.ts";
 
 // POST /hooks/events with a batch (shared/batch.ts) through the real front Worker inside workerd, with the real
 // Room and Inbox objects. "Applied" and "nothing applied" are checked in the target objects' AppliedLedger.

@@ -6,10 +6,10 @@ import { newId } from "../../../shared/ids.ts";
 import { signWebhook } from "../../../shared/signing/webhooks.ts";
 import type { Env } from "../env.ts";
 import { outboxFor } from "../outbox/send.ts";
-import { type FakeBridge, installFakeBridge } from "../outbox/test-bridge.ts";
+import { type FakeBridge, installFakeBridge } from "../../test/fake-bridge.ts";
 import { sentEventId, userShard } from "./dispatch.ts";
 import { ingressRoutes } from "./routes.ts";
-import { appliedIn, type BusStats, fetchBusStats, INTERNAL } from "./test-support.ts";
+import { appliedIn, type BusStats, fetchBusStats, INTERNAL } from "../../test/ingress.ts";
 
 // POST /hooks/events through the real front Worker inside workerd, with the real Room and Inbox objects.
 // "Nothing applied" is checked where it counts: the target object's AppliedLedger.

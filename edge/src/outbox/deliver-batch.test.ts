@@ -7,7 +7,7 @@ import { takeBatch } from "./event-outbox.ts";
 // deliverBatch with an injected fetch: what each kind of bridge answer means for each event.
 
 const SECRET = "test-secret-for-deliver-batch-0123";
-const target = { url: "http://bridge.test/events", secret: SECRET, timeoutMs: 1000 };
+const target = { url: "http://bridge.test/events", secrets: [SECRET], timeoutMs: 1000 };
 const events = ["evt_a", "evt_b", "evt_c"].map((id) => ({ id, body: JSON.stringify({ id, type: "chat.message" }) }));
 
 function answering(status: number, body: unknown, seen?: Request[]): typeof fetch {

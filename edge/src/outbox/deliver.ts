@@ -9,7 +9,7 @@
 // 4xx means the bridge will never take this event as it is, so it is dead-lettered instead of blocking.
 
 import { BATCH_CONTENT_TYPE, batchResponseSchema, newBatchId, resultAction } from "../../../shared/batch.ts";
-import { parseSecrets, signWebhook } from "../../../shared/signing/webhooks.ts";
+import { signWebhook } from "../../../shared/signing/webhooks.ts";
 
 /** How much of a refusing response body is kept with a dead letter or an error, for the operator. */
 const MAX_REASON_CHARS = 500;
@@ -32,8 +32,8 @@ export function classifyStatus(status: number): "delivered" | "retry" | "dead" {
 export interface DeliveryTarget {
   /** BRIDGE_URL */
   url: string | undefined;
-  /** BRIDGE_INGRESS_SECRET (one or several, comma/space separated) */
-  secret: string | undefined;
+  /** BRIDGE_INGRESS_SECRET: the first one signs (several are kept during a rotation) */
+  secrets: string[];
   /** OUTBOX_DELIVERY_TIMEOUT_MS: how long one POST may take before it counts as failed (and is retried) */
   timeoutMs: number;
 }
@@ -43,7 +43,7 @@ export interface DeliveryTarget {
  * must not arrive "stale"). `body` is the exact JSON that was stored, so every attempt sends the same bytes.
  */
 export async function deliverEvent(target: DeliveryTarget, id: string, body: string, fetcher: typeof fetch = fetch): Promise<DeliveryOutcome> {
-  const secrets = parseSecrets(target.secret);
+  const secrets = target.secrets;
   // Misconfiguration is retried, not dead-lettered: the events are fine and go out once it is fixed.
   if (!target.url) return { kind: "retry", reason: "BRIDGE_URL is not set" };
   if (secrets.length === 0) return { kind: "retry", reason: "BRIDGE_INGRESS_SECRET is not set" };
@@ -93,7 +93,7 @@ export async function deliverBatch(
   events: readonly { id: string; body: string }[],
   fetcher: typeof fetch = fetch,
 ): Promise<BatchDeliveryOutcome> {
-  const secrets = parseSecrets(target.secret);
+  const secrets = target.secrets;
   if (!target.url) return { kind: "retry", reason: "BRIDGE_URL is not set" };
   if (secrets.length === 0) return { kind: "retry", reason: "BRIDGE_INGRESS_SECRET is not set" };
   const body = `{"batch":[${events.map((e) => e.body).join(",")}]}`;

@@ -4,7 +4,7 @@ import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type Envelope, makeEvent } from "../../../shared/envelope.ts";
 import { newId } from "../../../shared/ids.ts";
 import { outboxFor, sendToMediaSide } from "./send.ts";
-import { type FakeBridge, installFakeBridge } from "./test-bridge.ts";
+import { type FakeBridge, installFakeBridge } from "../../test/fake-bridge.ts";
 
 // The outbox against a fake bridge (global fetch replaced, signatures checked as the real bridge does).
 // Alarms also fire by themselves in workerd; the tests wait for what the bridge saw rather than for time,

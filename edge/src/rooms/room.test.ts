@@ -4,10 +4,10 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { makeEvent } from "../../../shared/envelope.ts";
 import { waitFor } from "../../../test/helpers/wait.ts";
 import { ROOM_CLOSE } from "../../../shared/protocol/room.ts";
-import { type FakeBridge, installFakeBridge } from "../outbox/test-bridge.ts";
+import { type FakeBridge, installFakeBridge } from "../../test/fake-bridge.ts";
 import { ROOM_DEFAULTS } from "./config.ts";
 import type { Room } from "./room.ts";
-import { env, join, newRoom, tokenFor } from "./test-client.ts";
+import { env, join, newRoom, tokenFor } from "../../test/clients.ts";
 
 describe("Room: join and presence", () => {
   it("refuses requests that did not come through the authenticating front Worker", async () => {

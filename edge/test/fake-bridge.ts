@@ -8,9 +8,9 @@
 // must reach this fake, never the network. Tests therefore look only at their own event ids.
 
 import { vi } from "vitest";
-import { type EventResult, isBatchRequest, parseBatch } from "../../../shared/batch.ts";
-import { type Envelope, parseEventJson } from "../../../shared/envelope.ts";
-import { parseSecrets, verifyWebhook } from "../../../shared/signing/webhooks.ts";
+import { type EventResult, isBatchRequest, parseBatch } from "../../shared/batch.ts";
+import { type Envelope, parseEventJson } from "../../shared/envelope.ts";
+import { parseSecrets, verifyWebhook } from "../../shared/signing/webhooks.ts";
 
 export type BridgeMode = "up" | "down" | "unreachable";
 
