@@ -57,6 +57,8 @@ export interface OutboxStatus {
   /** consecutive failed attempts of the event at the head of the queue */
   failures: number;
   lastError: string | null;
+  /** when the last failed attempt was settled (ms since epoch); the retry delay is nextAttemptAt minus this */
+  lastFailureAt: number | null;
   /** when the next delivery attempt is scheduled (ms since epoch), null when idle */
   nextAttemptAt: number | null;
 }
@@ -74,7 +76,7 @@ export interface DeadLetter {
 export type OutboxRow = { id: string; type: string; body: string };
 
 type Row = { seq: number; id: string; type: string; body: string };
-type Meta = { delivered: number; dropped: number; failures: number; last_error: string | null };
+type Meta = { delivered: number; dropped: number; failures: number; last_error: string | null; failed_at: number | null };
 
 /** Bytes of `{"batch":[` + `]}` around the events. */
 const BATCH_FRAME_BYTES = 12;
@@ -126,7 +128,7 @@ export class Outbox {
       reason TEXT NOT NULL, dead_at INTEGER NOT NULL)`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS outbox_meta (
       k INTEGER PRIMARY KEY CHECK (k = 1), delivered INTEGER NOT NULL, dropped INTEGER NOT NULL DEFAULT 0,
-      failures INTEGER NOT NULL, last_error TEXT)`);
+      failures INTEGER NOT NULL, last_error TEXT, failed_at INTEGER)`);
     this.sql.exec("INSERT OR IGNORE INTO outbox_meta (k, delivered, dropped, failures, last_error) VALUES (1, 0, 0, 0, NULL)");
   }
 
@@ -214,9 +216,10 @@ export class Outbox {
       if (retry) {
         const failures = this.meta().failures + 1;
         const delay = backoffDelay(failures, { baseMs: this.opts.retryBaseMs, maxMs: this.opts.retryMaxMs, jitter: OUTBOX_JITTER });
-        this.sql.exec("UPDATE outbox_meta SET failures = ?, last_error = ? WHERE k = 1", failures, retry.reason);
+        const now = Date.now();
+        this.sql.exec("UPDATE outbox_meta SET failures = ?, last_error = ?, failed_at = ? WHERE k = 1", failures, retry.reason, now);
         console.warn(`outbox ${this.opts.label()}: ${retry.id} not delivered (attempt ${failures}), retry in ${delay} ms: ${retry.reason}`);
-        await this.storage.setAlarm(Date.now() + delay);
+        await this.storage.setAlarm(now + delay);
         return;
       }
       if (Date.now() - started > ALARM_RUN_BUDGET_MS) {
@@ -291,7 +294,7 @@ export class Outbox {
   }
 
   private meta(): Meta {
-    return this.sql.exec<Meta>("SELECT delivered, dropped, failures, last_error FROM outbox_meta WHERE k = 1").one();
+    return this.sql.exec<Meta>("SELECT delivered, dropped, failures, last_error, failed_at FROM outbox_meta WHERE k = 1").one();
   }
 
   async status(): Promise<OutboxStatus> {
@@ -304,6 +307,7 @@ export class Outbox {
       dropped: meta.dropped,
       failures: meta.failures,
       lastError: meta.last_error,
+      lastFailureAt: meta.failed_at,
       nextAttemptAt: await this.storage.getAlarm(),
     };
   }
