@@ -29,7 +29,7 @@ export const EDGE_SETTINGS = {
   // ---- secrets shared with other processes -----------------------------------------------------------
   publishTokenSecret: secret("PUBLISH_TOKEN_SECRET", "HMAC key of RTMP publish tokens, shared with the media node", { optional: true }),
   edgeIngressSecret: secrets("EDGE_INGRESS_SECRET", "Standard Webhooks secret(s) `POST /hooks/events` checks (comma-separated during a rotation; unset: 503)", { optional: true }),
-  bridgeIngressSecret: secrets("BRIDGE_INGRESS_SECRET", "Standard Webhooks secret(s) the outboxes sign with towards the HTTP→NATS bridge (first one signs)", { optional: true }),
+  bridgeIngressSecret: secrets("BRIDGE_INGRESS_SECRET", "Standard Webhooks secret(s) the outboxes sign with towards the HTTP→NATS bridge (several during a rotation: one signature each)", { optional: true }),
   internalApiToken: secret("INTERNAL_API_TOKEN", "Bearer token of `/internal/*` (unset: internal API closed, 503)", { optional: true }),
 
   // ---- links to the media side -----------------------------------------------------------------------
@@ -55,7 +55,7 @@ export const EDGE_SETTINGS = {
   // ---- inboxes -----------------------------------------------------------------------------------------
   inboxMaxConnections: int("INBOX_MAX_CONNECTIONS", 16, "open sockets per user; one more gets `too_many_connections` and close 1008", { min: 1 }),
   inboxMaxFrameBytes: int("INBOX_MAX_FRAME_BYTES", 4096, "largest client frame (`frame_too_large`)", { min: 64, max: 1024 * 1024 }),
-  inboxWelcomeLimit: int("INBOX_WELCOME_LIMIT", 20, "unread notifications in `welcome`, newest first", { min: 1, max: 100 }),
+  inboxWelcomeLimit: int("INBOX_WELCOME_LIMIT", 20, "unread notifications in `welcome`, newest first (at most 100)", { min: 1, max: 100 }),
   inboxMaxStored: int("INBOX_MAX_STORED", 1000, "notifications kept per user (oldest read ones go first)", { min: 1 }),
   inboxRatePerS: int("INBOX_RATE_PER_S", 10, "client frames per second per connection (bursts up to twice that)", { min: 1 }),
   inboxRateStrikes: int("INBOX_RATE_STRIKES", 20, "refused frames before close 1008", { min: 1 }),

@@ -46,7 +46,7 @@ async function withTimeout<T>(timeoutMs: number, request: (signal: AbortSignal) 
 export interface DeliveryTarget {
   /** BRIDGE_URL */
   url: string | undefined;
-  /** BRIDGE_INGRESS_SECRET: the first one signs (several are kept during a rotation) */
+  /** BRIDGE_INGRESS_SECRET: each one signs (several during a rotation, so either side can move first) */
   secrets: string[];
   /** OUTBOX_DELIVERY_TIMEOUT_MS: how long one POST may take before it counts as failed (and is retried) */
   timeoutMs: number;
