@@ -4,7 +4,7 @@
 // isolate). The token's `alg` picks the key source, and each source has its own algorithm allow-list, so an
 // RS256 public key can never be used as an HMAC secret and `alg: none` is never accepted.
 import { createRemoteJWKSet, decodeProtectedHeader, type JWTVerifyGetKey, type JWTVerifyOptions, jwtVerify } from "jose";
-import { utf8 } from "../../../shared/encoding.ts";
+import { utf8, utf8ByteLength } from "../../../shared/encoding.ts";
 import { edgeSettings } from "../settings.ts";
 import { userFromClaims, type VerifiedUser } from "./claims.ts";
 import { TOKEN_HINT } from "./token.ts";
@@ -80,7 +80,7 @@ function describeJoseError(error: unknown): VerifyResult {
 export async function verifyJwt(env: object, token: string, opts: VerifyOptions = {}): Promise<VerifyResult> {
   const settings = edgeSettings(env);
   if (!token) return fail("missing_token", `no token: ${TOKEN_HINT}`);
-  if (utf8(token).length > MAX_TOKEN_BYTES) return fail("token_too_large", `token is larger than ${MAX_TOKEN_BYTES} bytes`);
+  if (utf8ByteLength(token, MAX_TOKEN_BYTES) > MAX_TOKEN_BYTES) return fail("token_too_large", `token is larger than ${MAX_TOKEN_BYTES} bytes`);
   if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/.test(token)) return fail("malformed_token", "token is not a well-formed JWT");
 
   let alg: string | undefined;

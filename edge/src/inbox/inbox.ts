@@ -152,24 +152,25 @@ export class Inbox extends Server<Env> implements OutboxView {
   async applyEvents(events: Envelope[]): Promise<InboxApplyOutcome[]> {
     const checked = events.map((event, index) => ({ id: claimedId(event, index), event, effect: inboxEffectOf(event, this.name) }));
     const valid = checked.filter((c) => c.effect.ok);
-    // The unread count each notification frame carries is the one right after its own insert (as when applied
-    // one by one); counted only when someone is connected to see it.
-    const open = this.openConnections();
-    const live = open > 0;
     // A stored notification.requested is answered with a notification.sent, written in the same transaction as
     // the notification, so the answer exists exactly when the notification does. Its id derives from the user
-    // and notification (async digest, so computed before the transaction): JetStream keeps one per notification.
+    // and notification (an async digest, so computed first): JetStream keeps one answer per notification.
+    const requests = valid.flatMap(({ event }) => (event.type === "notification.requested" ? [event] : []));
+    const sentIds = await Promise.all(requests.map((e) => sentEventId(e.data.userId, e.data.notificationId)));
+    // From here on nothing is awaited until the frames are sent. The unread count each notification frame carries
+    // is the one right after its own insert (as when applied one by one); counted only when someone is connected.
+    const open = this.openConnections();
+    const live = open > 0;
     const answers = new Map<string, ReturnType<typeof outboxRow>>();
-    for (const { event, effect } of valid) {
-      if (!effect.ok || effect.kind !== "store" || event.type !== "notification.requested") continue;
+    requests.forEach((event, i) => {
       const { notificationId, userId } = event.data;
       const sent = makeEvent(
         "notification.sent",
         { notificationId, userId, channel: live ? "live" : "stored", connections: open },
-        { source: "edge", subject: `user/${userId}`, id: await sentEventId(userId, notificationId) },
+        { source: "edge", subject: `user/${userId}`, id: sentIds[i]! },
       );
       answers.set(event.id, outboxRow(sent));
-    }
+    });
     const applied = this.ledger.applyManyOnce(valid, ({ event, effect }) => {
       if (!effect.ok || effect.kind !== "store") return null;
       const notification = this.store.insert(effect.notification);
