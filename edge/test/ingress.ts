@@ -2,7 +2,7 @@
 // object's AppliedLedger) and the bus counters.
 import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import type { StatsSnapshot } from "./stats.ts";
+import type { StatsSnapshot } from "../src/ingress/stats.ts";
 
 export const INTERNAL = { authorization: `Bearer ${env.INTERNAL_API_TOKEN}` };
 

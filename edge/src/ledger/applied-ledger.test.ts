@@ -4,11 +4,11 @@ import { describe, expect, it } from "vitest";
 import { newId } from "../../../shared/ids.ts";
 import { APPLIED_EVENT_RETENTION_MS, AppliedLedger } from "./applied-ledger.ts";
 
-// The ledger on a real Durable Object's SQLite storage (an outbox object's, with a scratch table).
+// The ledger on a real Durable Object's SQLite storage (a room's, with a scratch table).
 
 describe("AppliedLedger.applyManyOnce", () => {
   it("applies each id once, rolls back only the event whose effect threw, and keeps the rest", async () => {
-    await runInDurableObject(env.EVENT_OUTBOX.getByName(newId("ledger")), (_instance, state) => {
+    await runInDurableObject(env.Room.getByName(newId("ledger")), (_instance, state) => {
       const sql = state.storage.sql;
       sql.exec("CREATE TABLE IF NOT EXISTS effects (id TEXT NOT NULL)");
       const ledger = new AppliedLedger(state.storage);
@@ -28,7 +28,7 @@ describe("AppliedLedger.applyManyOnce", () => {
   });
 
   it("claimMany: one query and one insert for a batch; fresh once per id; a throwing apply stores nothing", async () => {
-    await runInDurableObject(env.EVENT_OUTBOX.getByName(newId("ledger")), (_instance, state) => {
+    await runInDurableObject(env.Room.getByName(newId("ledger")), (_instance, state) => {
       const sql = state.storage.sql;
       sql.exec("CREATE TABLE IF NOT EXISTS effects (n INTEGER NOT NULL)");
       const ledger = new AppliedLedger(state.storage);
@@ -52,7 +52,7 @@ describe("AppliedLedger.applyManyOnce", () => {
 
 describe("AppliedLedger retention", () => {
   it("prunes expired ids on the first claim of a freshly built ledger (hibernating objects rarely claim many in one life)", async () => {
-    await runInDurableObject(env.EVENT_OUTBOX.getByName(newId("ledger")), (_instance, state) => {
+    await runInDurableObject(env.Room.getByName(newId("ledger")), (_instance, state) => {
       const now = Date.now();
       new AppliedLedger(state.storage).applyOnce("old", () => null, now - APPLIED_EVENT_RETENTION_MS - 1000);
       new AppliedLedger(state.storage).applyOnce("recent", () => null, now - 1000);

@@ -2,15 +2,16 @@
 // Webhooks signature the way the real bridge does, takes single events and batches (shared/batch.ts, answered
 // with per-event results), and can be switched between up, down (503), refusing (a chosen status for chosen
 // ids: in a batch a 4xx becomes that event's `rejected`, 408/425/429/5xx its `failed`), refusing batches as a
-// whole, and unreachable (fetch throws). Not imported by production code.
+// whole, and unreachable (fetch throws); and it can hold requests unanswered until released, so a test can
+// freeze an outbox's retries at a known count. Not imported by production code.
 //
 // Install it once per test file and never restore it: outbox alarms of earlier tests may still fire, and they
 // must reach this fake, never the network. Tests therefore look only at their own event ids.
 
 import { vi } from "vitest";
-import { type EventResult, isBatchRequest, parseBatch } from "../../../shared/batch.ts";
-import { type Envelope, parseEventJson } from "../../../shared/envelope.ts";
-import { parseSecrets, verifyWebhook } from "../../../shared/signing/webhooks.ts";
+import { type EventResult, isBatchRequest, parseBatch } from "../../shared/batch.ts";
+import { type Envelope, parseEventJson } from "../../shared/envelope.ts";
+import { parseSecrets, verifyWebhook } from "../../shared/signing/webhooks.ts";
 
 export type BridgeMode = "up" | "down" | "unreachable";
 
@@ -33,7 +34,10 @@ export interface FakeBridge {
   storedOf(ids: string[]): Envelope[];
   attemptsOf(ids: string[]): FakeBridge["attempts"];
   requestsOf(ids: string[]): FakeBridge["requests"];
-  /** back to up, nothing refused (recorded history is kept; tests filter by their ids) */
+  /** from now on, requests wait unanswered (and unrecorded) until release() */
+  hold(): void;
+  release(): void;
+  /** back to up, nothing refused, nothing held (recorded history is kept; tests filter by their ids) */
   reset(): void;
 }
 
@@ -48,6 +52,9 @@ export function installFakeBridge(url: string, secret: string): FakeBridge {
     }
   };
   const original = globalThis.fetch;
+  // A flag polled by the held request in its own (the outbox object's) context: a promise resolved from the
+  // test's context would continue the object's request in the wrong I/O context.
+  let held = false;
   const bridge: FakeBridge = {
     mode: "up",
     refuse: new Map(),
@@ -66,15 +73,23 @@ export function installFakeBridge(url: string, secret: string): FakeBridge {
       await until(`${n} attempts`, () => bridge.attemptsOf(ids).length >= n);
       return bridge.attemptsOf(ids);
     },
+    hold() {
+      held = true;
+    },
+    release() {
+      held = false;
+    },
     reset() {
       bridge.mode = "up";
       bridge.refuse.clear();
       bridge.refuseBatches = null;
+      bridge.release();
     },
   };
   const answer = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
     const request = new Request(input, init);
     if (request.url !== url) return original(input, init);
+    while (held) await new Promise((r) => setTimeout(r, 10));
     const body = await request.text();
     const id = request.headers.get("webhook-id") ?? "";
     if (isBatchRequest(request.headers.get("content-type"))) return answerBatch(request, id, body);

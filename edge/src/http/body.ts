@@ -1,3 +1,5 @@
+import { errorResponse } from "../auth/errors.ts";
+
 // Reads a request body as text without ever holding more than `maxBytes` of it.
 //
 // A declared Content-Length over the limit is refused before a single byte is read; a body without one
@@ -35,4 +37,14 @@ export async function readBodyLimited(request: Request, maxBytes: number): Promi
   }
   // Not fatal on bad UTF-8: the signature is over the sender's text, so mangled bytes fail verification anyway.
   return { ok: true, text: new TextDecoder().decode(bytes) };
+}
+
+/**
+ * The body as text, or the 413 `body_too_large` answer to return when it is over `maxBytes` (declared or
+ * streamed): the one body limit of the edge's JSON routes.
+ */
+export async function bodyTextOr413(request: Request, maxBytes: number): Promise<{ text: string } | { response: Response }> {
+  const body = await readBodyLimited(request, maxBytes);
+  if (body.ok) return { text: body.text };
+  return { response: errorResponse(413, "body_too_large", body.message) };
 }
