@@ -25,11 +25,10 @@ import type { Uploader } from "../storage/types.ts";
 import { buildLiveArgs, FFMPEG_MASTER, variantsOf } from "../transcode/args.ts";
 import { AAC_LC_CODEC, type AudioSpec, selectLadder, type SourceInfo, variantBandwidth } from "../transcode/ladder.ts";
 import { FfmpegTranscoder, type Transcoder } from "../transcode/transcoder.ts";
+import type { EventSink } from "../bus/event-bus.ts";
 
-/** Where events go (the bus implements it: durable once publish() resolves). */
-export interface EventSink {
-  publish(event: Envelope): Promise<void>;
-}
+/** Where events go: the bus, durable once publish() resolves. */
+export type { EventSink } from "../bus/event-bus.ts";
 
 /** What a session needs from the ingest. */
 export interface IngestControl {
