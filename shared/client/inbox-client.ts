@@ -177,8 +177,12 @@ export class InboxClient extends Emitter<InboxClientEvents> {
         /* not JSON: ignored */
       }
     };
-    ws.onerror = () => {};
-    ws.onclose = async () => {
+    // A refused upgrade ends the attempt at its error (Node's undici reports the close much later).
+    ws.onerror = () => {
+      if (!opened) void ended();
+    };
+    ws.onclose = () => void ended();
+    const ended = async () => {
       if (this.ws !== ws) return;
       ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
       this.ws = null;

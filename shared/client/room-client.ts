@@ -321,13 +321,17 @@ export class RoomClient extends Emitter<RoomClientEvents> {
       const frames: SingleServerFrame[] = frame.type === "batch" ? frame.frames : [frame];
       for (const f of frames) this.handle(f);
     };
-    ws.onerror = () => {
-      /* the close that follows carries what there is to know */
-    };
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.detach(ws);
       void this.closed(ev.code, ev.reason, opened);
+    };
+    // A refused upgrade: some implementations (Node's undici) report the error at once and the close only when
+    // the server ends the HTTP connection, so the error alone ends the attempt.
+    ws.onerror = () => {
+      if (opened || this.ws !== ws) return;
+      this.detach(ws);
+      void this.closed(1006, "", false);
     };
   }
 
@@ -339,9 +343,8 @@ export class RoomClient extends Emitter<RoomClientEvents> {
 
   private async closed(code: number, reason: string, opened: boolean): Promise<void> {
     if (this.isClosed()) return;
-    if (code === 4003) return this.fail({ code: "banned", message: reason || "you were banned from this room", fatal: true });
-    if (code === 4001) this.emit("error", { code: "kicked", message: reason || "a moderator removed you from the room", fatal: false });
-    if (code === 1008) this.emit("error", { code: "policy", message: reason || "the room closed the connection (too many frames)", fatal: false });
+    if (code === 4003) return this.fail({ code: "banned", message: "A moderator banned you from this room.", fatal: true });
+    if (code === 1008) this.emit("error", { code: "policy", message: `The room closed the connection${reason ? ` (${reason})` : ""}.`, fatal: false });
     if (!opened) {
       // Browsers hide why an upgrade was refused; the same request over HTTP says it in words.
       const refusal = await this.probeRefusal();
@@ -463,7 +466,13 @@ export class RoomClient extends Emitter<RoomClientEvents> {
       case "comment":
         return this.emit("comment", frame);
       case "moderation":
-        return this.emit("moderation", frame);
+        this.emit("moderation", frame);
+        // The room says why before it closes this user's sockets: act on it now rather than on the close,
+        // whose arrival some WebSocket implementations delay until the TCP connection ends.
+        if (frame.userId !== this._me?.userId || frame.action === "unban") return;
+        if (frame.action === "ban") return this.fail({ code: "banned", message: `A moderator banned you from this room${frame.reason ? `: ${frame.reason}` : "."}`, fatal: true });
+        this.emit("error", { code: "kicked", message: `A moderator removed you from the room${frame.reason ? `: ${frame.reason}` : "."}`, fatal: false });
+        return this.reconnect();
       case "signal":
         return this.emit("signal", frame);
       case "event": {
