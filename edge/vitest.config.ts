@@ -1,5 +1,9 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { buildWeb } from "../web/build.ts";
+
+// The Worker serves the pages from .build/web (wrangler `[assets]`): build them before anything starts it.
+await buildWeb();
 
 // Edge tests run inside workerd (the real Workers runtime), with the bindings from wrangler.toml.
 // Secrets are test-only values here; real ones come from .dev.vars / `wrangler secret put`.

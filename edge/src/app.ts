@@ -8,7 +8,9 @@ import { healthRoutes } from "./health/routes.ts";
 import { inboxRoutes } from "./inbox/routes.ts";
 import { ingressRoutes } from "./ingress/routes.ts";
 import { internalRoutes } from "./internal/routes.ts";
+import { devRoutes } from "./dev/sign-in.ts";
 import { checkEdgeSettings } from "./settings.ts";
+import { webRoutes } from "./web/routes.ts";
 
 /** Envs whose problems were already logged: each misconfiguration is logged once, not once per request. */
 const reported = new WeakSet<object>();
@@ -33,6 +35,8 @@ export function createApp() {
   app.route("/", inboxRoutes);
   app.route("/", ingressRoutes);
   app.route("/", internalRoutes);
+  app.route("/", devRoutes);
+  app.route("/", webRoutes);
 
   // Rooms and inboxes (partyserver): `/parties/room/<roomId>` and `/parties/inbox/<userId>`, WebSocket or HTTP.
   // Every request is authenticated and rewritten by guardPartyRequest before an object sees it.

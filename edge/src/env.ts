@@ -7,6 +7,8 @@ import type { Room } from "./rooms/room.ts";
 export interface Env {
   Room: DurableObjectNamespace<Room>;
   Inbox: DurableObjectNamespace<Inbox>;
+  /** the pages and their scripts (wrangler `[assets]`, built by `node web/build.ts`); absent where not configured */
+  ASSETS?: Fetcher;
 
   // client auth
   JWT_SECRET?: string;
@@ -16,6 +18,7 @@ export interface Env {
   JWT_CLOCK_TOLERANCE_S?: string;
   CORS_ORIGINS?: string;
   ALLOW_HTTP_URLS?: string;
+  DEV_SIGN_IN?: string;
   // secrets shared with other processes
   PUBLISH_TOKEN_SECRET?: string;
   EDGE_INGRESS_SECRET?: string;

@@ -25,6 +25,7 @@ export const EDGE_SETTINGS = {
   jwtClockToleranceS: int("JWT_CLOCK_TOLERANCE_S", 30, "clock skew allowed on `exp` / `nbf`, seconds (0 to 300)", { min: 0, max: JWT_CLOCK_TOLERANCE_MAX_S }),
   corsOrigins: list("CORS_ORIGINS", ["*"], "origins allowed to read history and inbox routes from a browser: `*` or a comma-separated list"),
   allowHttpUrls: bool("ALLOW_HTTP_URLS", false, "accept `http:` (not only `https:`) links in events and JWT avatars; for local runs only"),
+  devSignIn: bool("DEV_SIGN_IN", false, "`POST /dev/sign-in` mints an HS256 token for any name the pages ask for; for local runs only, never in production"),
 
   // ---- secrets shared with other processes -----------------------------------------------------------
   publishTokenSecret: secret("PUBLISH_TOKEN_SECRET", "HMAC key of RTMP publish tokens, shared with the media node", { optional: true }),

@@ -1,0 +1,166 @@
+// Watch page (`/watch/<stream or video id>`): the player, chat with history and resume, who is here, reactions,
+// and the stream's status as it changes (starting → live → ended → recording ready) without a reload. A video
+// (upload) gets its processing status and trick-play thumbnails on the seek bar.
+import { RoomClient, type StreamInfo } from "../../shared/client/index.ts";
+import { pageToken } from "./auth.ts";
+import { bootPage, getJson, reportUncaught } from "./boot.ts";
+import { mountChat } from "./chat.ts";
+import { $, clearAlert, formatTime, showAlert } from "./dom.ts";
+import { Player } from "./player.ts";
+import { cueAt, parseStoryboard, type StoryboardCue } from "./storyboard.ts";
+
+/** The streams API's answer (GET /streams/:id), as far as this page reads it. */
+interface StreamResource {
+  id: string;
+  roomId?: string;
+  status?: string;
+  playback?: { url?: string };
+}
+/** The videos API's answer (GET /videos/:id), as far as this page reads it. */
+interface VideoResource {
+  id: string;
+  roomId?: string;
+  status: string;
+  progress?: number;
+  error?: string;
+  playback?: { url?: string };
+  playbackUrl?: string;
+  posterUrl?: string;
+  poster?: string;
+  storyboard?: { url?: string } | string;
+  storyboardUrl?: string;
+}
+
+const statusText: Record<string, string> = {
+  none: "Nothing is playing in this room yet.",
+  starting: "Waiting for the broadcast to start…",
+  live: "Live",
+  ended: "The broadcast has ended.",
+  recording: "The broadcast has ended. The recording is ready.",
+};
+
+function setStatus(kind: keyof typeof statusText | string, text = statusText[kind] ?? kind): void {
+  const el = $("stream-status");
+  el.dataset.status = kind;
+  el.textContent = text;
+}
+
+async function main(): Promise<void> {
+  reportUncaught();
+  const session = await bootPage();
+  if (!session) return;
+  const id = decodeURIComponent(location.pathname.split("/")[2] ?? "");
+  if (!id) return showAlert("No stream or video id in the address.");
+  $("title").textContent = id;
+
+  const video = $<HTMLVideoElement>("video");
+  const player = new Player(video, {
+    onError: (message) => showAlert(message, { key: "player" }),
+    onPlaying: () => clearAlert("player"),
+  });
+
+  // Which room: the stream's or the video's when those APIs answer; otherwise a stream's room is its id.
+  const stream = await getJson<StreamResource>(`/streams/${encodeURIComponent(id)}`).catch(() => null);
+  const vod = stream ? null : await getJson<VideoResource>(`/videos/${encodeURIComponent(id)}`).catch(() => null);
+  const roomId = stream?.roomId ?? vod?.roomId ?? id;
+
+  const room = new RoomClient({ baseUrl: location.origin, roomId, token: pageToken });
+  mountChat(room);
+  (globalThis as { pulsecast?: unknown }).pulsecast = { room, player, inbox: session.inbox };
+
+  if (vod) void followVideo(vod, player, session.inbox);
+  else {
+    const applyStream = (s: StreamInfo | undefined) => showStream(s, player);
+    room.on("stream", applyStream);
+    room.on("welcome", () => applyStream(room.stream));
+  }
+  room.connect().catch((e: Error) => showAlert(e.message, { key: "room" }));
+}
+
+function showStream(s: StreamInfo | undefined, player: Player): void {
+  const recording = $<HTMLButtonElement>("watch-recording");
+  recording.hidden = true;
+  if (!s) return setStatus("none");
+  if (s.status === "starting") return setStatus("starting");
+  if (s.status === "live") {
+    setStatus("live");
+    if (s.playbackUrl) void player.load(s.playbackUrl, true);
+    return;
+  }
+  // Ended: the player plays out what it has (the playlist now ends); the recording is offered once ready.
+  player.setLive(false);
+  if (!s.vodUrl) return setStatus("ended");
+  setStatus("recording");
+  recording.hidden = false;
+  recording.onclick = () => {
+    recording.hidden = true;
+    void player.load(s.vodUrl!, false);
+  };
+}
+
+/** A video: show processing progress until it is playable, then play it with storyboard thumbnails. */
+async function followVideo(first: VideoResource, player: Player, inbox: import("../../shared/client/index.ts").InboxClient): Promise<void> {
+  let v = first;
+  inbox.on("progress", (p) => {
+    if (p.mediaId === v.id && v.status !== "ready") setStatus("processing", `Processing (${p.stage}): ${Math.round(p.percent)}%`);
+  });
+  while (v.status !== "ready" && v.status !== "failed") {
+    setStatus("processing", `Processing${v.progress !== undefined ? `: ${Math.round(v.progress)}%` : "…"}`);
+    await new Promise((r) => setTimeout(r, 2000));
+    v = (await getJson<VideoResource>(`/videos/${encodeURIComponent(v.id)}`)) ?? v;
+  }
+  if (v.status === "failed") return setStatus("failed", `This video could not be processed${v.error ? `: ${v.error}` : "."}`);
+  setStatus("ready", "");
+  const url = v.playback?.url ?? v.playbackUrl;
+  if (!url) return showAlert("This video has no playback address yet.");
+  const poster = v.posterUrl ?? v.poster;
+  if (poster) player.video.poster = poster;
+  await player.load(url, false);
+  const sb = typeof v.storyboard === "string" ? v.storyboard : (v.storyboard?.url ?? v.storyboardUrl);
+  if (sb) await mountStoryboard(player.video, sb);
+}
+
+/** A seek bar that previews the frame under the pointer (or the keyboard's position) from the storyboard. */
+async function mountStoryboard(video: HTMLVideoElement, vttUrl: string): Promise<void> {
+  const res = await fetch(vttUrl).catch(() => null);
+  if (!res?.ok) return;
+  const cues: StoryboardCue[] = parseStoryboard(await res.text(), res.url || vttUrl);
+  if (cues.length === 0) return;
+  const bar = $("scrub");
+  const seek = $<HTMLInputElement>("seek");
+  const thumb = $("thumb");
+  const img = $("thumb-img");
+  const label = $("thumb-time");
+  bar.hidden = false;
+  const sync = () => {
+    seek.max = String(video.duration || cues.at(-1)!.end);
+    if (document.activeElement !== seek) seek.value = String(video.currentTime);
+  };
+  video.addEventListener("timeupdate", sync);
+  video.addEventListener("durationchange", sync);
+  const show = (t: number, x: number) => {
+    const cue = cueAt(cues, t);
+    if (!cue) return;
+    thumb.hidden = false;
+    thumb.style.left = `${Math.max(0, x - cue.w / 2)}px`;
+    img.style.width = `${cue.w}px`;
+    img.style.height = `${cue.h}px`;
+    img.style.backgroundImage = `url("${cue.url}")`;
+    img.style.backgroundPosition = `-${cue.x}px -${cue.y}px`;
+    label.textContent = formatTime(t);
+  };
+  seek.addEventListener("pointermove", (ev) => {
+    const r = seek.getBoundingClientRect();
+    const frac = Math.min(1, Math.max(0, (ev.clientX - r.left) / r.width));
+    show(frac * Number(seek.max), ev.clientX - r.left);
+  });
+  seek.addEventListener("pointerleave", () => (thumb.hidden = true));
+  seek.addEventListener("input", () => {
+    const r = seek.getBoundingClientRect();
+    show(Number(seek.value), (Number(seek.value) / Number(seek.max || 1)) * r.width);
+  });
+  seek.addEventListener("change", () => ((video.currentTime = Number(seek.value)), (thumb.hidden = true)));
+  seek.addEventListener("blur", () => (thumb.hidden = true));
+}
+
+void main();
