@@ -3,10 +3,25 @@
 import { type InboxClient, type InboxNotification } from "../../shared/client/index.ts";
 import { $, h } from "./dom.ts";
 
+/** A bell drawn as SVG (an emoji needs a font the device may lack). */
+function bellIcon(): SVGSVGElement {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("width", "20");
+  svg.setAttribute("height", "20");
+  svg.setAttribute("aria-hidden", "true");
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("fill", "currentColor");
+  path.setAttribute("d", "M12 22a2.5 2.5 0 0 0 2.45-2h-4.9A2.5 2.5 0 0 0 12 22Zm7-6V11a7 7 0 0 0-5.5-6.84V3.5a1.5 1.5 0 0 0-3 0v.66A7 7 0 0 0 5 11v5l-2 2v1h18v-1l-2-2Z");
+  svg.append(path);
+  return svg;
+}
+
 export function mountBell(inbox: InboxClient): void {
   const root = $("bell");
   const count = h("span", { class: "bell-count", "aria-hidden": "true" }, "0");
-  const button = h("button", { type: "button", id: "bell-button", class: "bell", "aria-expanded": "false", "aria-controls": "bell-panel", "aria-label": "Notifications" }, h("span", { "aria-hidden": "true" }, "🔔"), count);
+  const button = h("button", { type: "button", id: "bell-button", class: "bell", "aria-expanded": "false", "aria-controls": "bell-panel", "aria-label": "Notifications" }, bellIcon(), count);
   const list = h("ul", { class: "bell-list" });
   const markAll = h("button", { type: "button", class: "link" }, "Mark all read");
   const panel = h("div", { id: "bell-panel", class: "bell-panel", role: "region", "aria-label": "Notifications", hidden: true }, h("div", { class: "bell-head" }, h("strong", {}, "Notifications"), markAll), list);

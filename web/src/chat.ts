@@ -103,6 +103,7 @@ export function mountChat(room: RoomClient): void {
     const text = input.value.trim();
     if (!text) return;
     input.value = "";
+    if (typingTimer) (clearTimeout(typingTimer), (typingTimer = null), room.setPresence({}));
     room.send(text).catch((e: Error) => showAlert(`Your message was not sent: ${e.message}`, { key: "chat" }));
   });
   older.addEventListener("click", () => void room.loadOlder().catch((e: Error) => showAlert(e.message, { key: "history" })));
