@@ -102,7 +102,7 @@ const partEnv = (role: NatsRole) => ({ PULSECAST_DEV: "1", NATS_URL: natsUrl, NA
 start("nats", "nats-server", ["-c", nats.file]);
 start("edge", "wrangler", ["dev", "--ip", "127.0.0.1", "--port", String(ports.edge), "--persist-to", resolve(VAR, "edge"), "--show-interactive-dev-session=false",
   "--var", `BRIDGE_URL:http://127.0.0.1:${ports.httpToNats}/events`, "--var", `PLAYBACK_BASE_URL:${mediaUrl}/media`, "--var", `RTMP_BASE_URL:rtmp://127.0.0.1:${ports.rtmp}/live`,
-  "--var", "ALLOW_HTTP_URLS:true"], {
+  "--var", "ALLOW_HTTP_URLS:true", "--var", "DEV_SIGN_IN:true"], {
   CLOUDFLARE_CF_FETCH_ENABLED: "false",
   WRANGLER_SEND_METRICS: "false",
 });
@@ -155,6 +155,9 @@ console.log(`
       -c:v libx264 -preset veryfast -g 60 -c:a aac -f flv '${rtmpUrl}'
   OBS: Settings > Stream > Custom; Server rtmp://127.0.0.1:${ports.rtmp}/live ; Stream Key ${streamId}?token=${publishToken}
 
+  Watch page:       ${edgeUrl}/watch/${streamId}#token=${jwt}
+                    (or open ${edgeUrl}/watch/${streamId} and use the dev sign-in; DEV_SIGN_IN is on for local runs)
+  Go live / upload: ${edgeUrl}/studio   ${edgeUrl}/upload
   Watch (HLS):      ${mediaUrl}/media/live/${streamId}/live.m3u8
   Chat + presence:  ws://127.0.0.1:${ports.edge}/parties/room/${streamId}?token=${jwt}
   Test JWT (HS256, sub demo-user, role broadcaster, 24 h):

@@ -110,11 +110,14 @@ export async function signIn(message?: string): Promise<string> {
     renderAccount(token);
     return token;
   }
+  // A token was handed over but is past its expiry: say so rather than "not signed in".
+  const stale = sessionStorage.getItem(STORAGE_KEY) ?? fromCookie();
+  if (!message && stale) message = "Your sign-in has expired. Sign in again to continue.";
   if (await devSignInAvailable()) return devSignIn(message);
   const box = $("signin");
   box.hidden = false;
   box.replaceChildren(
-    h("div", { class: "card", role: "alert" }, h("h2", {}, "Sign-in needed"), h("p", {}, message ?? "You are not signed in. Open this page from the app you use Pulsecast with: it signs you in here.")),
+    h("div", { class: "card", role: "alert" }, h("h2", {}, "Sign-in needed"), h("p", {}, message ?? "You are not signed in."), h("p", {}, "Open this page from the app you use Pulsecast with: it signs you in here.")),
   );
   throw new SignInError(message ?? "not signed in");
 }

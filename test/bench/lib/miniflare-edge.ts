@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { V4MiniflareOptions } from "miniflare";
+import { buildWeb } from "../../../web/build.ts";
 import { ROOT, TEST_SECRETS, TEST_VARS } from "../../helpers/edge.ts";
 import { freePort } from "../../helpers/ports.ts";
 import { run } from "../../helpers/process.ts";
@@ -47,6 +48,9 @@ async function wranglersMiniflare(): Promise<typeof import("miniflare")> {
 }
 
 export async function startMiniflareEdge(vars: Record<string, string>): Promise<BenchEdge> {
+  // wrangler.toml's `[assets]` folder must exist for the dry-run build; this Miniflare serves no pages (their
+  // routes answer 503 `pages_unavailable`), bench:web measures them under wrangler dev.
+  await buildWeb();
   const outdir = await mkdtemp(join(tmpdir(), "pulsecast-bench-build-"));
   const build = await run("npx", ["wrangler", "deploy", "--dry-run", "--outdir", outdir], {
     cwd: ROOT,
