@@ -6,7 +6,7 @@ import { backoffDelay } from "../backoff.ts";
 import type { InboxNotification, InboxPage, InboxServerFrame, ReadRequest } from "../protocol/inbox.ts";
 import { Emitter } from "./emitter.ts";
 import type { ConnectionState, StatusChange, WebSocketCtor, WebSocketLike } from "./room-client.ts";
-import { refusalOf, resolveToken, subprotocols, tokenExpiry, type TokenReason, type TokenSource } from "./token.ts";
+import { refusalOf, resolveToken, subprotocols, type TokenReason, type TokenSource } from "./token.ts";
 
 export type { InboxNotification };
 type Frame<T extends InboxServerFrame["type"]> = Extract<InboxServerFrame, { type: T }>;
@@ -191,10 +191,9 @@ export class InboxClient extends Emitter<InboxClientEvents> {
         const res = await this.fetchFn(`${this.base()}/inbox/unread`, { headers: { authorization: `Bearer ${this.token}` } }).catch(() => null);
         if (res && !res.ok) {
           const r = await refusalOf(res);
-          const expired = tokenExpiry(this.token);
           if (r.status !== 401 || typeof this.opts.token === "string") return this.fail(r.code, r.message);
           this.emit("error", { code: r.code, message: r.message, fatal: false });
-          this.tokenReason = expired !== undefined || r.status === 401 ? "refused" : this.tokenReason;
+          this.tokenReason = "refused";
         }
       }
       this.attempt++;

@@ -2,6 +2,7 @@ import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { RoomClient, type WebSocketCtor } from "../../shared/client/room-client.ts";
+import { makeEvent } from "../../shared/envelope.ts";
 import { launchChromium, newContext, openPage, screenshot, tokenFragment, type WatchedPage } from "../helpers/browser.ts";
 import { type EdgeServer, startEdge, TEST_SECRETS } from "../helpers/edge.ts";
 import { mintHs256 } from "../helpers/jwt.ts";
@@ -61,8 +62,22 @@ describe("watch page in Chromium: chat, presence, reactions, resume", () => {
     await alice.locator('button.reaction[data-emoji="👏"]').click();
     await expect.poll(() => alice.locator('button.reaction[data-emoji="🔥"] .n').textContent(), { timeout: 10_000 }).toBe("2");
     await expect.poll(() => bob.locator('button.reaction[data-emoji="👏"] .n').textContent(), { timeout: 10_000 }).toBe("1");
-    // The bell is on the page, with its count in its accessible name.
+    // The inbox bell: a notification for alice shows as her unread count, live; "Mark all read" clears it.
     await expect.poll(() => alice.locator("#bell-button").getAttribute("aria-label")).toBe("Notifications, 0 unread");
+    const posted = await fetch(`${edge.url}/internal/users/alice/notifications`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TEST_SECRETS.INTERNAL_API_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify(makeEvent("notification.requested", { notificationId: `n-${roomId}`, userId: "alice", title: "Your stream starts soon" }, { source: "web-test", subject: "user/alice" })),
+    });
+    expect(posted.status).toBe(200);
+    await expect.poll(() => alice.locator("#bell-button").getAttribute("aria-label"), { timeout: 10_000 }).toBe("Notifications, 1 unread");
+    await alice.locator("#bell-button").click();
+    await expect.poll(() => alice.locator("#bell-panel").textContent()).toContain("Your stream starts soon");
+    await screenshot(alice, "watch-bell-open");
+    await alice.getByRole("button", { name: "Mark all read" }).click();
+    await expect.poll(() => alice.locator("#bell-button").getAttribute("aria-label"), { timeout: 10_000 }).toBe("Notifications, 0 unread");
+    await alice.keyboard.press("Escape");
+    await expect.poll(() => alice.locator("#bell-panel").isVisible()).toBe(false);
 
     await screenshot(alice, "watch-chat-desktop");
     await screenshot(bob, "watch-chat-phone");
