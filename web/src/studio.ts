@@ -43,6 +43,7 @@ function show(stream: StreamResource): void {
   current?.player.destroy();
   remember(stream.id);
   $("stream-panel").hidden = false;
+  $("studio-chat").hidden = false;
   $("stream-heading").textContent = stream.title ?? stream.id;
   $("rtmp-url").textContent = stream.rtmp.url;
   $("stream-key").textContent = stream.rtmp.streamKey;
