@@ -8,7 +8,16 @@ export const REACTIONS = ["👍", "❤️", "😂", "🔥", "👏"] as const;
 
 const MODERATORS = new Set(["moderator", "broadcaster"]);
 
-export function mountChat(room: RoomClient): void {
+/** Binds the chat elements to `room`; returns the function that unbinds them (the studio switches rooms). */
+export function mountChat(room: RoomClient): () => void {
+  const dom = new AbortController();
+  const signal = dom.signal;
+  const offs: (() => void)[] = [];
+  const on: RoomClient["on"] = (event, listener) => {
+    const off = room.on(event, listener);
+    offs.push(off);
+    return off;
+  };
   const list = $<HTMLOListElement>("messages");
   const form = $<HTMLFormElement>("chat-form");
   const input = $<HTMLInputElement>("chat-input");
@@ -32,7 +41,7 @@ export function mountChat(room: RoomClient): void {
     );
     if (canModerate() && !m.deleted) {
       const del = h("button", { type: "button", class: "link danger", "aria-label": `Delete message from ${m.name ?? m.userId}` }, "Delete");
-      del.addEventListener("click", () => room.deleteMessage(m.id));
+      del.addEventListener("click", () => room.deleteMessage(m.id), { signal });
       li.append(del);
     }
     return li;
@@ -50,8 +59,8 @@ export function mountChat(room: RoomClient): void {
     if (canModerate() && p.userId !== room.me?.userId) {
       const kick = h("button", { type: "button", class: "link", "aria-label": `Remove ${p.name ?? p.userId} from the room` }, "Kick");
       const ban = h("button", { type: "button", class: "link danger", "aria-label": `Ban ${p.name ?? p.userId}` }, "Ban");
-      kick.addEventListener("click", () => room.kick(p.userId));
-      ban.addEventListener("click", () => room.ban(p.userId));
+      kick.addEventListener("click", () => room.kick(p.userId), { signal });
+      ban.addEventListener("click", () => room.ban(p.userId), { signal });
       li.append(" ", kick, " ", ban);
     }
     return li;
@@ -64,15 +73,15 @@ export function mountChat(room: RoomClient): void {
   const reactionButtons = REACTIONS.map((emoji) => {
     const n = h("span", { class: "n" }, "0");
     const b = h("button", { type: "button", class: "reaction", "data-emoji": emoji, "aria-label": `React ${emoji}, 0 so far` }, h("span", { "aria-hidden": "true" }, emoji), " ", n);
-    b.addEventListener("click", () => room.react(emoji));
+    b.addEventListener("click", () => room.react(emoji), { signal });
     return { emoji, b, n };
   });
   reactions.replaceChildren(...reactionButtons.map((r) => r.b));
 
-  room.on("messages", renderMessages);
-  room.on("presence", renderPresence);
-  room.on("welcome", () => (renderPresence(), renderMessages(room.messages)));
-  room.on("reactions", ({ counts }) => {
+  on("messages", renderMessages);
+  on("presence", renderPresence);
+  on("welcome", () => (renderPresence(), renderMessages(room.messages)));
+  on("reactions", ({ counts }) => {
     for (const [emoji, n] of Object.entries(counts)) totals.set(emoji, (totals.get(emoji) ?? 0) + n);
     for (const r of reactionButtons) {
       const total = totals.get(r.emoji) ?? 0;
@@ -80,12 +89,12 @@ export function mountChat(room: RoomClient): void {
       r.b.setAttribute("aria-label", `React ${r.emoji}, ${total} so far`);
     }
   });
-  room.on("status", (s) => {
+  on("status", (s) => {
     status.textContent = s.state === "open" ? "" : s.state === "reconnecting" ? "Connection lost. Reconnecting…" : s.state === "connecting" ? "Connecting…" : s.state === "closed" ? "Disconnected." : "";
     form.querySelector("button")!.disabled = s.state === "closed";
   });
-  room.on("gap", (g) => (g.filled ? clearAlert("gap") : showAlert("Loading the messages you missed…", { key: "gap", kind: "info" })));
-  room.on("error", (e) => {
+  on("gap", (g) => (g.filled ? clearAlert("gap") : showAlert("Loading the messages you missed…", { key: "gap", kind: "info" })));
+  on("error", (e) => {
     if (e.code === "forbidden" && e.ref === "send") return showAlert("Viewers cannot chat in this room.", { key: "chat" });
     if (e.code === "rate_limited") return showAlert("You are sending too fast; wait a moment.", { key: "chat" });
     if (e.ref) return showAlert(e.message, { key: "chat" });
@@ -93,11 +102,15 @@ export function mountChat(room: RoomClient): void {
   });
 
   let typingTimer: ReturnType<typeof setTimeout> | null = null;
-  input.addEventListener("input", () => {
-    if (!typingTimer) room.setPresence({ typing: true });
-    if (typingTimer) clearTimeout(typingTimer);
-    typingTimer = setTimeout(() => ((typingTimer = null), room.setPresence({})), 2000);
-  });
+  input.addEventListener(
+    "input",
+    () => {
+      if (!typingTimer) room.setPresence({ typing: true });
+      if (typingTimer) clearTimeout(typingTimer);
+      typingTimer = setTimeout(() => ((typingTimer = null), room.setPresence({})), 2000);
+    },
+    { signal },
+  );
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const text = input.value.trim();
@@ -105,6 +118,11 @@ export function mountChat(room: RoomClient): void {
     input.value = "";
     if (typingTimer) (clearTimeout(typingTimer), (typingTimer = null), room.setPresence({}));
     room.send(text).catch((e: Error) => showAlert(`Your message was not sent: ${e.message}`, { key: "chat" }));
-  });
-  older.addEventListener("click", () => void room.loadOlder().catch((e: Error) => showAlert(e.message, { key: "history" })));
+  }, { signal });
+  older.addEventListener("click", () => void room.loadOlder().catch((e: Error) => showAlert(e.message, { key: "history" })), { signal });
+  return () => {
+    dom.abort();
+    for (const off of offs) off();
+    if (typingTimer) clearTimeout(typingTimer);
+  };
 }

@@ -30,7 +30,8 @@ async function api<T>(method: string, path: string, body?: unknown): Promise<T> 
   return json;
 }
 
-let current: { stream: StreamResource; room: RoomClient; player: Player } | null = null;
+let previewPlayer: Player | null = null;
+let current: { stream: StreamResource; room: RoomClient; player: Player; unmount(): void } | null = null;
 
 function setStatus(kind: string, text: string): void {
   const el = $("studio-status");
@@ -39,6 +40,7 @@ function setStatus(kind: string, text: string): void {
 }
 
 function show(stream: StreamResource): void {
+  current?.unmount();
   current?.room.close();
   current?.player.destroy();
   remember(stream.id);
@@ -51,9 +53,11 @@ function show(stream: StreamResource): void {
   link.href = `/watch/${encodeURIComponent(stream.id)}`;
   link.textContent = link.href;
   setStatus("waiting", "Waiting for signal…");
-  const player = new Player($<HTMLVideoElement>("video"), { onError: (m) => showAlert(m, { key: "player" }) });
+  // One player for the page (it binds the video and its controls once); switching streams reloads it.
+  previewPlayer ??= new Player($<HTMLVideoElement>("video"), { onError: (m) => showAlert(m, { key: "player" }) });
+  const player = previewPlayer;
   const room = new RoomClient({ baseUrl: location.origin, roomId: stream.roomId, token: pageToken });
-  mountChat(room);
+  const unmount = mountChat(room);
   const apply = (s: StreamInfo | undefined) => {
     if (!s || s.status === "starting") return setStatus("waiting", s ? "Signal received, starting…" : "Waiting for signal…");
     if (s.status === "live") {
@@ -72,7 +76,7 @@ function show(stream: StreamResource): void {
   });
   room.on("presence", () => ($("viewers").textContent = String(Math.max(0, room.presenceCount - 1))));
   room.connect().catch((e: Error) => showAlert(e.message, { key: "room" }));
-  current = { stream, room, player };
+  current = { stream, room, player, unmount };
   (globalThis as { pulsecast?: unknown }).pulsecast = { room, player, stream };
 }
 
