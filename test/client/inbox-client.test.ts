@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
 import { InboxClient } from "../../shared/client/inbox-client.ts";
+import type { WebSocketCtor } from "../../shared/client/room-client.ts";
 import { makeEvent } from "../../shared/envelope.ts";
 import { type EdgeServer, startEdge, TEST_SECRETS } from "../helpers/edge.ts";
 import { mintHs256 } from "../helpers/jwt.ts";
@@ -50,6 +52,31 @@ describe("InboxClient against the real edge", () => {
     expect(await phone.markAllRead()).toMatchObject({ unread: 0 });
     expect(phone.unread).toBe(0);
     await waitFor("laptop hears the read", () => laptop.unread === 0 && laptop.notifications.every((x) => x.read));
+  });
+
+  it("a dropped socket reconnects and the welcome brings what arrived meanwhile", async () => {
+    const id = user();
+    const sockets: WebSocket[] = [];
+    class Tracked extends WebSocket {
+      constructor(url: string, protocols: string[]) {
+        super(url, protocols);
+        sockets.push(this);
+      }
+    }
+    let release!: () => void;
+    let gate = Promise.resolve();
+    const jwt = await token(id);
+    const c = open({ baseUrl: edge.url, WebSocket: Tracked as unknown as WebSocketCtor, token: async (reason) => (reason === "connect" ? jwt : (await gate, jwt)) });
+    expect((await c.connect()).unread).toBe(0);
+    gate = new Promise((resolve) => (release = resolve));
+    sockets.at(-1)!.terminate();
+    await c.once("status", (s) => s.state === "reconnecting");
+    await notify(id, "while the socket was down");
+    const back = c.once("welcome");
+    release();
+    expect((await back).unread).toBe(1);
+    expect(c.unread).toBe(1);
+    expect(c.notifications.map((x) => x.title)).toEqual(["while the socket was down"]);
   });
 
   it("an expired fixed token fails with its reason", async () => {
