@@ -4,7 +4,7 @@
 //   - a link to the page with `#token=<JWT>`: the fragment never reaches a server or its logs; the page moves it
 //     to sessionStorage and removes it from the address bar.
 // For local runs only, with DEV_SIGN_IN on, the page offers a dev sign-in form that mints a token at the edge.
-import { type TokenReason, tokenExpiry } from "../../shared/client/index.ts";
+import { type TokenReason, tokenExpiry } from "../../shared/client/token.ts";
 import { $, h } from "./dom.ts";
 
 const STORAGE_KEY = "pulsecast.token";

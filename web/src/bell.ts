@@ -1,6 +1,6 @@
 // The inbox bell every page shows: unread count on the button, the latest notifications in a panel, mark all
 // read. Keyboard: the button toggles the panel, Escape closes it and returns focus to the button.
-import { type InboxClient, type InboxNotification } from "../../shared/client/index.ts";
+import type { InboxClient, InboxNotification } from "../../shared/client/inbox-client.ts";
 import { $, h } from "./dom.ts";
 
 /** A bell drawn as SVG (an emoji needs a font the device may lack). */

@@ -1,6 +1,6 @@
 // What every page does first: sign in, then the inbox bell. Returns null (with the reason on the page) when
 // there is no token to be had.
-import { InboxClient } from "../../shared/client/index.ts";
+import { InboxClient } from "../../shared/client/inbox-client.ts";
 import { pageToken, SignInError, signIn } from "./auth.ts";
 import { mountBell } from "./bell.ts";
 import { showAlert } from "./dom.ts";

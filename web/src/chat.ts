@@ -1,7 +1,7 @@
 // Chat, presence and reactions of one room, bound to the elements the watch and studio pages share. The
 // RoomClient keeps the state (ordered messages, presence, resume); this only renders it. Moderators get
 // delete on messages and kick/ban on people.
-import type { ChatMessage, PresenceEntry, RoomClient } from "../../shared/client/index.ts";
+import type { ChatMessage, PresenceEntry, RoomClient } from "../../shared/client/room-client.ts";
 import { $, clearAlert, h, showAlert } from "./dom.ts";
 
 export const REACTIONS = ["👍", "❤️", "😂", "🔥", "👏"] as const;

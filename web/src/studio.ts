@@ -1,7 +1,7 @@
 // Go-live page (`/studio`): create a stream or pick one of yours (streams API), copy the OBS server and key,
 // watch it go from "waiting for signal" to live with its renditions, see viewers and chat with moderation,
 // rotate the key.
-import { RoomClient, type StreamInfo } from "../../shared/client/index.ts";
+import { RoomClient, type StreamInfo } from "../../shared/client/room-client.ts";
 import { pageToken } from "./auth.ts";
 import { bootPage, getJson, reportUncaught } from "./boot.ts";
 import { mountChat } from "./chat.ts";

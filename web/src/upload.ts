@@ -1,6 +1,6 @@
 // Upload page (`/upload`): drag and drop (or pick) a video, resumable upload with progress and pause/resume,
 // then processing progress from the inbox (and GET /videos/:id) until it is playable, then a link to watch.
-import { startUpload, type UploadHandle, UploadRefused } from "../../shared/client/index.ts";
+import { startUpload, type UploadHandle, UploadRefused } from "../../shared/client/upload.ts";
 import { pageToken } from "./auth.ts";
 import { bootPage, getJson, reportUncaught } from "./boot.ts";
 import { $, showAlert } from "./dom.ts";

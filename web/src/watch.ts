@@ -1,7 +1,8 @@
 // Watch page (`/watch/<stream or video id>`): the player, chat with history and resume, who is here, reactions,
 // and the stream's status as it changes (starting → live → ended → recording ready) without a reload. A video
 // (upload) gets its processing status and trick-play thumbnails on the seek bar.
-import { RoomClient, type StreamInfo } from "../../shared/client/index.ts";
+// Pages import the client's modules one by one (not its index) so the watch page does not carry the uploader.
+import { RoomClient, type StreamInfo } from "../../shared/client/room-client.ts";
 import { pageToken } from "./auth.ts";
 import { bootPage, getJson, reportUncaught } from "./boot.ts";
 import { mountChat } from "./chat.ts";
@@ -99,7 +100,7 @@ function showStream(s: StreamInfo | undefined, player: Player): void {
 }
 
 /** A video: show processing progress until it is playable, then play it with storyboard thumbnails. */
-async function followVideo(first: VideoResource, player: Player, inbox: import("../../shared/client/index.ts").InboxClient): Promise<void> {
+async function followVideo(first: VideoResource, player: Player, inbox: import("../../shared/client/inbox-client.ts").InboxClient): Promise<void> {
   let v = first;
   inbox.on("progress", (p) => {
     if (p.mediaId === v.id && v.status !== "ready") setStatus("processing", `Processing (${p.stage}): ${Math.round(p.percent)}%`);
