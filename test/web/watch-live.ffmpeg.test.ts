@@ -49,6 +49,15 @@ describe("watch page plays a live publish (Chromium)", () => {
     expect(await page.locator("#quality option").allTextContents()).toEqual(expect.arrayContaining(["Auto", "360p", "240p"]));
     await screenshot(page, "watch-live");
 
+    // Paused, the viewer falls behind the live edge: the badge says so and "Go to live" brings them back.
+    await page.locator("#video").evaluate((v: HTMLVideoElement) => v.pause());
+    await expect.poll(() => page.getByRole("button", { name: "Go to live" }).isVisible(), { timeout: 60_000 }).toBe(true);
+    expect(await page.locator("#live-badge").textContent()).toBe("LIVE (behind)");
+    await screenshot(page, "watch-live-behind");
+    await page.getByRole("button", { name: "Go to live" }).click();
+    await expect.poll(() => page.getByRole("button", { name: "Go to live" }).isVisible(), { timeout: 20_000 }).toBe(false);
+    expect(await page.locator("#live-badge").textContent()).toBe("LIVE");
+
     await publisher.stop();
     publisher = null;
     await expect.poll(() => page.locator("#stream-status").getAttribute("data-status"), { timeout: 60_000 }).toMatch(/^(ended|recording)$/);

@@ -21,6 +21,8 @@ export class Player {
   private readonly badge = $("live-badge");
   private readonly goLive = $<HTMLButtonElement>("go-live");
   private url: string | null = null;
+  /** a paused video sends no timeupdate, but the live edge keeps moving away from it */
+  private liveTimer: ReturnType<typeof setInterval> | null = null;
 
   constructor(video: HTMLVideoElement, opts: PlayerOptions) {
     this.video = video;
@@ -74,6 +76,7 @@ export class Player {
       hls.loadSource(url);
       hls.attachMedia(this.video);
     }
+    this.liveTimer = setInterval(() => this.updateLive(), 1000);
     this.video.muted = true; // autoplay is allowed muted; the user unmutes with the controls
     void this.video.play().catch(() => undefined);
     this.updateLive();
@@ -85,6 +88,8 @@ export class Player {
   }
 
   destroy(): void {
+    if (this.liveTimer) clearInterval(this.liveTimer);
+    this.liveTimer = null;
     this.hls?.destroy();
     this.hls = null;
     this.url = null;
