@@ -8,6 +8,8 @@ import { healthRoutes } from "./health/routes.ts";
 import { inboxRoutes } from "./inbox/routes.ts";
 import { ingressRoutes } from "./ingress/routes.ts";
 import { internalRoutes } from "./internal/routes.ts";
+import { playbackRoutes } from "./playback/routes.ts";
+import { streamRoutes } from "./streams/routes.ts";
 
 /** The front Worker's HTTP surface. Each area mounts its own routes here; `/parties/*` goes to the objects. */
 export function createApp() {
@@ -17,6 +19,9 @@ export function createApp() {
   app.route("/", healthRoutes);
   app.route("/", inboxRoutes);
   app.route("/", ingressRoutes);
+  // Before internalRoutes: the streams' own internal route (key checks) is authenticated there too.
+  app.route("/", streamRoutes);
+  app.route("/", playbackRoutes);
   app.route("/", internalRoutes);
 
   // Rooms and inboxes (partyserver): `/parties/room/<roomId>` and `/parties/inbox/<userId>`, WebSocket or HTTP.

@@ -3,11 +3,22 @@
 import type { EventOutbox } from "./outbox/event-outbox.ts";
 import type { Inbox } from "./inbox/inbox.ts";
 import type { Room } from "./rooms/room.ts";
+import type { Stream } from "./streams/stream-object.ts";
+import type { StreamIndex } from "./streams/stream-index.ts";
 
 export interface Env {
   Room: DurableObjectNamespace<Room>;
   Inbox: DurableObjectNamespace<Inbox>;
   EVENT_OUTBOX: DurableObjectNamespace<EventOutbox>;
+  /** one object per live input (Streams API) */
+  Stream: DurableObjectNamespace<Stream>;
+  /** one object per owner listing their streams */
+  StreamIndex: DurableObjectNamespace<StreamIndex>;
+  /** the media bucket (R2) that /play reads; absent locally when PLAYBACK_ORIGIN_URL is used instead */
+  MEDIA?: R2Bucket;
+  // Streams and playback settings (PLAYBACK_SIGNING_KEYS, PLAYBACK_ORIGIN_URL, ...): streams/settings.ts.
+  PLAYBACK_SIGNING_KEYS?: string;
+  PLAYBACK_ORIGIN_URL?: string;
 
   /** HS256 secret for client JWTs (used when JWKS_URL is empty). */
   JWT_SECRET?: string;

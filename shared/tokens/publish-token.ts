@@ -23,6 +23,11 @@ export interface PublishClaims {
   room?: string;
   /** keep a VOD recording of the broadcast (default true) */
   rec?: boolean;
+  /**
+   * Key version of a stream created through the edge's Streams API: rotating, disabling or deleting the stream
+   * revokes every version below the current one. Absent on tokens minted outside the API (command line).
+   */
+  kv?: number;
 }
 
 const MAX_TOKEN_LENGTH = 2048;

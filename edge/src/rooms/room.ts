@@ -340,6 +340,11 @@ export class Room extends Server<Env> {
   // ---------------------------------------------------------------------------------------------------
   // System events (DO RPC; called by the event ingress and the internal push API)
 
+  /** Users present now (the Streams API shows it as a stream's viewer count). */
+  async presenceCount(): Promise<number> {
+    return this.presenceMap().size;
+  }
+
   /** Applies a `stream.*` / `media.*` event once: a repeated event id changes nothing and is not re-broadcast. */
   async applyEvent(event: Envelope): Promise<{ applied: boolean }> {
     const [outcome] = await this.applyEvents([event]);
