@@ -136,6 +136,8 @@ export const streamInfo = z.object({
   status: z.enum(["starting", "live", "ended"]),
   playbackUrl: z.string().optional(),
   vodUrl: z.string().optional(),
+  /** storage key of the recording's playlist (kept by the room to build viewers' URLs; not sent to clients of API streams) */
+  vodKey: z.string().optional(),
   /** unix ms of the event that set this */
   updatedAt: z.number().int(),
 });

@@ -17,11 +17,12 @@ export function nextRoomInfo(info: RoomInfo, event: RoomEvent): RoomInfo {
       if (event.type === "stream.started") return { ...info, stream: { streamId, status: "starting", updatedAt: at } };
       if (event.type === "stream.live") return { ...info, stream: { ...base, status: "live", playbackUrl: event.data.playbackUrl, updatedAt: at } };
       const ended = { ...base, status: "ended" as const, updatedAt: at };
-      return { ...info, stream: event.data.vodUrl ? { ...ended, vodUrl: event.data.vodUrl } : ended };
+      const vodKey = event.data.vodKey ? { vodKey: event.data.vodKey } : {};
+      return { ...info, stream: event.data.vodUrl ? { ...ended, vodUrl: event.data.vodUrl, ...vodKey } : { ...ended, ...vodKey } };
     }
     case "media.ready":
       // The recording of the room's stream is ready: that is the stream's VOD.
-      if (current && event.data.streamId === current.streamId) return { ...info, stream: { ...current, vodUrl: event.data.playbackUrl } };
+      if (current && event.data.streamId === current.streamId) return { ...info, stream: { ...current, vodUrl: event.data.playbackUrl, ...(event.data.playlistKey ? { vodKey: event.data.playlistKey } : {}) } };
       return info;
     default:
       return info;
