@@ -68,7 +68,7 @@ export async function startMiniflareEdge(vars: Record<string, string>): Promise<
         scriptPath: join(outdir, "index.js"),
         modulesRoot: outdir,
         compatibilityDate: await compatibilityDate(),
-        durableObjects: { Room: sqlite("Room"), Inbox: sqlite("Inbox"), EVENT_OUTBOX: sqlite("EventOutbox") },
+        durableObjects: { Room: sqlite("Room"), Inbox: sqlite("Inbox"), EVENT_OUTBOX: sqlite("EventOutbox"), Stream: sqlite("Stream"), StreamIndex: sqlite("StreamIndex") },
         bindings: { ...TEST_SECRETS, ...vars },
       },
     ],
