@@ -12,8 +12,63 @@ export interface Stored {
   contentType: string;
 }
 
-/** How a request was answered: from the cache, by joining another request's fetch, or by its own fetch. */
-export type CacheOutcome = "hit" | "coalesced" | "miss";
+/**
+ * How a request was answered: from the isolate's memory, from the Cache API, by joining another request's
+ * in-flight fetch, or by its own fetch from the source.
+ */
+export type CacheOutcome = "memory" | "hit" | "coalesced" | "miss";
+
+/**
+ * Hot objects per isolate, in front of the Cache API: a live stream's viewers all want the same few newest
+ * segments and playlists, and answering them from memory saves a cache read (and a copy) per request. Bounded
+ * by bytes, least recently used first out; an entry lives as long as its Cache-Control max-age allows.
+ */
+export class MemoryCache {
+  readonly #entries = new Map<string, { stored: Stored; until: number }>();
+  #bytes = 0;
+  readonly maxBytes: number;
+  constructor(maxBytes: number) {
+    this.maxBytes = maxBytes;
+  }
+  get(key: string, now = Date.now()): Stored | undefined {
+    const e = this.#entries.get(key);
+    if (!e) return undefined;
+    this.#entries.delete(key);
+    if (e.until <= now) {
+      this.#bytes -= e.stored.body.byteLength;
+      return undefined;
+    }
+    this.#entries.set(key, e); // most recently used last
+    return e.stored;
+  }
+  set(key: string, stored: Stored, now = Date.now()): void {
+    const maxAge = /max-age=(\d+)/.exec(stored.cacheControl)?.[1];
+    const size = stored.body.byteLength;
+    if (!maxAge || size > this.maxBytes / 8) return;
+    const old = this.#entries.get(key);
+    if (old) {
+      this.#entries.delete(key);
+      this.#bytes -= old.stored.body.byteLength;
+    }
+    this.#entries.set(key, { stored, until: now + Number(maxAge) * 1000 });
+    this.#bytes += size;
+    for (const [k, e] of this.#entries) {
+      if (this.#bytes <= this.maxBytes) break;
+      this.#entries.delete(k);
+      this.#bytes -= e.stored.body.byteLength;
+    }
+  }
+  get bytes(): number {
+    return this.#bytes;
+  }
+}
+
+let memory: MemoryCache | undefined;
+/** The isolate's memory cache, sized on first use. */
+export function memoryCache(maxBytes: number): MemoryCache {
+  if (!memory || memory.maxBytes !== maxBytes) memory = new MemoryCache(maxBytes);
+  return memory;
+}
 
 /** Token-free cache key: one entry per object, whoever asks. */
 export function cacheKeyFor(origin: string, streamId: string, path: string): string {
@@ -29,6 +84,7 @@ export const sourceFetches = { count: 0 };
 
 export interface LoadOptions {
   cache: Cache;
+  memory?: MemoryCache;
   source: MediaSource;
   cacheKey: string;
   storageKey: string;
@@ -38,12 +94,17 @@ export interface LoadOptions {
 }
 
 export async function loadObject(o: LoadOptions): Promise<{ stored: Stored | null; outcome: CacheOutcome }> {
+  const hot = o.memory?.get(o.cacheKey);
+  if (hot) return { stored: hot, outcome: "memory" };
   const joined = inflight.get(o.cacheKey);
   if (joined) return { stored: await joined, outcome: "coalesced" };
   const cached = await o.cache.match(o.cacheKey);
   if (cached) {
     const stored = await fromResponse(cached, o.contentType);
-    if (stored) return { stored, outcome: "hit" };
+    if (stored) {
+      o.memory?.set(o.cacheKey, stored);
+      return { stored, outcome: "hit" };
+    }
   }
   // Re-check: another request may have started the fetch while this one waited for cache.match.
   const late = inflight.get(o.cacheKey);
@@ -60,6 +121,7 @@ export async function loadObject(o: LoadOptions): Promise<{ stored: Stored | nul
       cacheControl: cacheControlFor(o.kind, obj.body),
       contentType: o.contentType,
     };
+    o.memory?.set(o.cacheKey, stored);
     const put = o.cache.put(o.cacheKey, toResponse(stored)).catch((error: unknown) => console.error(`playback: cache.put failed for ${o.cacheKey}:`, error));
     o.waitUntil(put.finally(release));
     return stored;

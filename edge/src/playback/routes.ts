@@ -9,7 +9,7 @@ import { allowedOrigins } from "../cors/cors.ts";
 import type { AppEnv } from "../env.ts";
 import { streamsSettings } from "../streams/settings.ts";
 import { playbackStateOf } from "./access.ts";
-import { cacheKeyFor, loadObject, notModified, parseRange, type Stored } from "./cache.ts";
+import { cacheKeyFor, loadObject, memoryCache, notModified, parseRange, type Stored } from "./cache.ts";
 import { parsePlayPath } from "./path.ts";
 import { mediaSource } from "./source.ts";
 import { verifyPlaybackToken } from "./tokens.ts";
@@ -81,6 +81,7 @@ playbackRoutes.on(["GET", "HEAD"], "/play/*", async (c) => {
   try {
     result = await loadObject({
       cache: caches.default,
+      memory: memoryCache(s.playbackMemoryCacheMb * 1024 * 1024),
       source,
       cacheKey: cacheKeyFor(url.origin, streamId, target.path),
       storageKey: `${s.mediaKeyPrefix}/${streamId}/${target.path}`,

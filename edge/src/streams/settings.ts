@@ -48,6 +48,7 @@ export const streamsSettingsSpec = {
   playbackOriginUrl: url("PLAYBACK_ORIGIN_URL", undefined, "pull media from this origin (media node /media, any S3-compatible endpoint) instead of the MEDIA R2 binding", { protocols: ["http:", "https:"], optional: true }),
   mediaKeyPrefix: text("MEDIA_KEY_PREFIX", "live", "object key prefix the media nodes store live streams under (their MEDIA_KEY_PREFIX)", { pattern: /^[A-Za-z0-9_-]{1,64}$/ }),
   playbackStateCacheMs: int("PLAYBACK_STATE_CACHE_MS", 2000, "how long an isolate trusts what it learned of a stream's policy and status before asking its object again, ms", { min: 0, max: 60_000 }),
+  playbackMemoryCacheMb: int("PLAYBACK_MEMORY_CACHE_MB", 32, "hot playback objects each isolate keeps in memory in front of the Cache API, MiB (0: none)", { min: 0, max: 96 }),
   streamKeyCheckMax: int("STREAM_KEY_CHECK_MAX", 256, "stream keys one media node may check per /internal/streams/key-check call", { min: 1, max: 1000 }),
 };
 
