@@ -19,6 +19,8 @@ import type { EventSink } from "./live/session.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { NodeMetrics } from "./metrics/metrics.ts";
 import { createMediaHandler, createObjectStore, FsObjectStore, loadStorageConfig, ReliableUploader, type StorageConfig } from "./storage/index.ts";
+import { readStreamKeySettings, type StreamKeySettings } from "./streams/settings.ts";
+import { createStreamKeys, type StreamKeys } from "./streams/stream-keys.ts";
 
 export interface MediaNode {
   config: MediaConfig;
@@ -28,6 +30,8 @@ export interface MediaNode {
   live: LiveManager;
   uploader: ReliableUploader;
   metrics: NodeMetrics;
+  /** stream-key checks with the edge, when configured */
+  streamKeys: StreamKeys | undefined;
   stop(): Promise<void>;
 }
 
@@ -37,6 +41,8 @@ export interface StartOptions {
   /** bus settings (the node runs C1's durable bus), or any EventSink plus its health probe (tests) */
   bus: BusConfig | { sink: EventSink; probe: () => Promise<void> };
   log?: Logger;
+  /** stream-key checks with the edge (default: from the environment; off when STREAM_KEYS_EDGE_URL is unset) */
+  streamKeys?: StreamKeySettings;
 }
 
 export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
@@ -62,12 +68,14 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
     busProbe = () => probeNats(busCfg.natsUrl, config.healthTimeoutMs);
   }
 
+  const streamKeys = createStreamKeys(opts.streamKeys ?? readStreamKeySettings(process.env), log);
+  const authorizer = createAuthorizer({ apps: config.apps, secret: config.publishTokenSecret });
   const ingest = new RtmpIngest({
     host: config.rtmpHost,
     port: config.rtmpPort,
     rtmps: config.rtmpsCert && config.rtmpsKey ? { port: config.rtmpsPort, cert: config.rtmpsCert, key: config.rtmpsKey } : undefined,
     storeDir: resolve(config.workDir, ".nms-store"),
-    authorize: createAuthorizer({ apps: config.apps, secret: config.publishTokenSecret }),
+    authorize: streamKeys ? streamKeys.wrap(authorizer) : authorizer,
     log,
   });
   const metrics = new NodeMetrics({ bytesIn: () => ingest.bytesIn() });
@@ -108,6 +116,7 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
   ingest.on("publish", (p) => live.onPublish(p));
   ingest.on("unpublish", (u) => live.onUnpublish(u));
   ingest.on("refused", (r) => metrics.publishRefused(r.reason));
+  streamKeys?.attach(ingest, live);
 
   const http = createHttpServer(
     {
@@ -148,6 +157,7 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
       log.info("media node stopping");
       // Order: no new broadcasters; every FFmpeg stopped and ENDLIST written; uploads flushed (bounded); then
       // the bus (unconfirmed events stay in its outbox on disk) and HTTP.
+      await streamKeys?.stop();
       const streams = await live.shutdown(15_000);
       await ingest.stop();
       const drained = await uploader.drain(10_000);
@@ -168,7 +178,7 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
       log.info("media node stopped");
     })());
 
-  return { config, rtmpUrl, httpUrl, ingest, live, uploader, metrics, stop };
+  return { config, rtmpUrl, httpUrl, ingest, live, uploader, metrics, streamKeys, stop };
 }
 
 async function main(): Promise<void> {

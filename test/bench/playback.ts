@@ -14,12 +14,13 @@
 //   requests_per_s            player requests answered per second through the Worker
 //   segment_p50_ms/p99_ms     time to the last byte of a segment (init segments included) through the Worker
 //   playlist_p99_ms           same for media playlists
-//   cache_hit_ratio           Worker answers that needed no origin fetch of their own (a Cache API hit, or
-//                             joining another request's in-flight fetch), over all Worker answers
+//   cache_hit_ratio           Worker answers that needed no origin fetch of their own (from the isolate's
+//                             memory, a Cache API hit, or joining another request's in-flight fetch), over all
+//                             Worker answers
 //   origin_requests_per_segment  segment/init requests the origin got from the Worker per distinct object played
 //   baseline_segment_p99_ms   segment p99 with the same players straight against the origin
 //
-// Settings (env, default): BENCH_PLAYERS (200), BENCH_SECONDS (20), BENCH_SEGMENT_S (2).
+// Settings (env, default): BENCH_PLAYERS (200), BENCH_SECONDS (20), BENCH_SEGMENT_S (2), BENCH_SIZE_SCALE (1).
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { createServer } from "node:http";
@@ -32,12 +33,14 @@ import { percentile, round } from "./lib/stats.ts";
 const PLAYERS = Number(process.env.BENCH_PLAYERS ?? 200);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const SEGMENT_S = Number(process.env.BENCH_SEGMENT_S ?? 2);
+/** scales the ladder's segment sizes (1 = about 3, 1.5 and 0.8 Mbit/s) */
+const SIZE_SCALE = Number(process.env.BENCH_SIZE_SCALE ?? 1);
 const WINDOW = 6;
 /** name and bytes per segment (about 3, 1.5 and 0.8 Mbit/s for 2 s segments) */
 const LADDER: [string, number][] = [
-  ["720p", 750_000],
-  ["480p", 375_000],
-  ["360p", 200_000],
+  ["720p", Math.round(750_000 * SIZE_SCALE)],
+  ["480p", Math.round(375_000 * SIZE_SCALE)],
+  ["360p", Math.round(200_000 * SIZE_SCALE)],
 ];
 const BROADCAST = "brd_bench";
 
@@ -197,7 +200,7 @@ async function main(): Promise<void> {
     const baseline = await phase("baseline", `${origin.url}/media/live/${stream.id}`);
 
     const answered = Object.values(viaEdge.cache).reduce((a, b) => a + b, 0);
-    const served = (viaEdge.cache.hit ?? 0) + (viaEdge.cache.coalesced ?? 0);
+    const served = answered - (viaEdge.cache.miss ?? 0);
     const line = {
       players: PLAYERS,
       requests_per_s: round(viaEdge.requests / viaEdge.seconds),
@@ -212,6 +215,7 @@ async function main(): Promise<void> {
       errors: viaEdge.errors,
       seconds: SECONDS,
       segment_s: SEGMENT_S,
+      segment_bytes: Object.fromEntries(LADDER),
     };
     process.stdout.write(JSON.stringify(line) + "\n");
   } finally {
