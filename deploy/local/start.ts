@@ -1,6 +1,8 @@
 // `npm start`: brings Pulsecast up locally on 127.0.0.1 — nats-server (JetStream), the edge under wrangler dev,
 // the media node, and both bridges — with secrets from .dev.vars (written with random values on first run).
-// Prints a ready-to-paste publish command, the playback URL and a test JWT. Ctrl-C stops everything: each part
+// Creates a demo stream through the Streams API and prints its OBS settings, a ready-to-paste FFmpeg publish
+// command, its playback URL through the edge's /play (the media node's /media is for debugging only) and a
+// test JWT. Ctrl-C stops everything: each part
 // runs in its own process group, so wrangler's workerd and FFmpeg children go with their parents.
 //
 // Ports (override with the env vars named): EDGE_PORT 8787, NATS_PORT 4222, MEDIA_RTMP_PORT 1935,
@@ -12,7 +14,6 @@ import { connect } from "node:net";
 import { resolve } from "node:path";
 import { SignJWT } from "jose";
 import { DEV_VARS_PATH, readDevVars } from "../../media-node/src/settings-env.ts";
-import { mintPublishToken } from "../../shared/tokens/publish-token.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const VAR = resolve(ROOT, "var");
@@ -22,8 +23,10 @@ const SECRET_NAMES = ["JWT_SECRET", "PUBLISH_TOKEN_SECRET", "EDGE_INGRESS_SECRET
 /** Reads .dev.vars (wrangler dev reads the same file), adding a random value for each missing secret. */
 function loadDevVars(): Record<string, string> {
   const vars = readDevVars(DEV_VARS_PATH);
-  const missing = SECRET_NAMES.filter((name) => !vars[name]);
+  const missing = [...SECRET_NAMES, "PLAYBACK_SIGNING_KEYS"].filter((name) => !vars[name]);
   for (const name of missing) vars[name] = randomBytes(24).toString("base64url");
+  // Viewer-token keys are `kid:secret` pairs (the first signs; add a new first one to rotate).
+  if (missing.includes("PLAYBACK_SIGNING_KEYS")) vars.PLAYBACK_SIGNING_KEYS = `k1:${randomBytes(32).toString("base64url")}`;
   if (missing.length > 0) {
     writeFileSync(DEV_VARS_PATH, Object.entries(vars).map(([k, v]) => `${k}="${v}"`).join("\n") + "\n", { mode: 0o600 });
     console.log(`[start] wrote ${missing.join(", ")} to .dev.vars (git-ignored)`);
@@ -116,7 +119,7 @@ const shared = { NATS_URL: natsUrl };
 
 start("nats", "nats-server", ["-js", "-a", "127.0.0.1", "-p", String(ports.nats), "-sd", resolve(VAR, "nats")]);
 start("edge", "wrangler", ["dev", "--ip", "127.0.0.1", "--port", String(ports.edge), "--persist-to", resolve(VAR, "edge"), "--show-interactive-dev-session=false",
-  "--var", `BRIDGE_URL:http://127.0.0.1:${ports.httpToNats}/events`, "--var", `PLAYBACK_BASE_URL:${mediaUrl}/media`, "--var", `RTMP_BASE_URL:rtmp://127.0.0.1:${ports.rtmp}/live`], {
+  "--var", `BRIDGE_URL:http://127.0.0.1:${ports.httpToNats}/events`, "--var", `PLAYBACK_BASE_URL:${edgeUrl}`, "--var", `PLAYBACK_ORIGIN_URL:${mediaUrl}/media`, "--var", `RTMP_BASE_URL:rtmp://127.0.0.1:${ports.rtmp}/live`], {
   CLOUDFLARE_CF_FETCH_ENABLED: "false",
   WRANGLER_SEND_METRICS: "false",
 });
@@ -127,6 +130,9 @@ start("media-node", "node", ["media-node/src/main.ts"], {
   MEDIA_RTMP_PORT: String(ports.rtmp),
   MEDIA_HTTP_PORT: String(ports.mediaHttp),
   UPLOAD_JOURNAL_DIR: process.env.UPLOAD_JOURNAL_DIR ?? resolve(VAR, "media/upload-journal"),
+  // Stream keys of the Streams API are checked with the edge (revocations reach the node within seconds).
+  STREAM_KEYS_EDGE_URL: edgeUrl,
+  INTERNAL_API_TOKEN: vars.INTERNAL_API_TOKEN!,
 });
 start("nats-to-http", "node", ["media-node/src/bridges/nats-to-http/main.ts"], {
   ...shared,
@@ -152,31 +158,35 @@ try {
   await stopAll(1);
 }
 
-// A publish token and a JWT to try things with, valid for a day.
-const streamId = "demo";
+// A JWT to try things with, valid for a day, and a demo stream made with it through the Streams API.
 const exp = Math.floor(Date.now() / 1000) + 24 * 3600;
-const publishToken = await mintPublishToken(vars.PUBLISH_TOKEN_SECRET!, { sid: streamId, app: "live", scope: "publish", exp, room: streamId });
 const jwt = await new SignJWT({ role: "broadcaster", name: "Demo Broadcaster" })
   .setProtectedHeader({ alg: "HS256" })
   .setSubject("demo-user")
   .setExpirationTime(exp)
   .sign(new TextEncoder().encode(vars.JWT_SECRET!));
-const rtmpUrl = `rtmp://127.0.0.1:${ports.rtmp}/live/${streamId}?token=${publishToken}`;
+const created = await fetch(`${edgeUrl}/streams`, { method: "POST", headers: { authorization: `Bearer ${jwt}`, "content-type": "application/json" }, body: JSON.stringify({ title: "Demo" }) });
+if (created.status !== 201) {
+  console.error(`[start] POST /streams answered ${created.status}: ${await created.text()}`);
+  await stopAll(1);
+}
+const stream = (await created.json()) as { id: string; roomId: string; rtmp: { url: string; streamKey: string }; playback: { url?: string } };
 
 console.log(`
 [start] Pulsecast is up.
 
+  Demo stream ${stream.id} (made with POST /streams; manage it with the JWT below, see README "Streams API"):
   Publish a test stream (FFmpeg):
     ffmpeg -re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440 \\
-      -c:v libx264 -preset veryfast -g 60 -c:a aac -f flv '${rtmpUrl}'
-  OBS: Settings > Stream > Custom; Server rtmp://127.0.0.1:${ports.rtmp}/live ; Stream Key ${streamId}?token=${publishToken}
+      -c:v libx264 -preset veryfast -g 60 -c:a aac -f flv '${stream.rtmp.url}/${stream.rtmp.streamKey}'
+  OBS: Settings > Stream > Custom; Server ${stream.rtmp.url} ; Stream Key ${stream.rtmp.streamKey}
 
-  Watch (HLS):      ${mediaUrl}/media/live/${streamId}/live.m3u8
-  Chat + presence:  ws://127.0.0.1:${ports.edge}/parties/room/${streamId}?token=${jwt}
+  Watch (HLS through the edge): ${stream.playback.url}
+  Chat + presence:  ws://127.0.0.1:${ports.edge}/parties/room/${stream.roomId}?token=${jwt}
   Test JWT (HS256, sub demo-user, role broadcaster, 24 h):
     ${jwt}
 
-  edge ${edgeUrl}   media node ${mediaUrl} (/healthz, /metrics)   nats ${natsUrl}
+  edge ${edgeUrl}   media node ${mediaUrl} (/healthz, /metrics; /media is for debugging, not for viewers)   nats ${natsUrl}
   HTTP->NATS bridge http://127.0.0.1:${ports.httpToNats}/events   NATS->HTTP bridge metrics http://127.0.0.1:${ports.bridgeMetrics}/metrics
   secrets: .dev.vars    state: var/
 Ctrl-C stops everything.
