@@ -134,6 +134,7 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
   try {
     await ingest.start();
   } catch (error) {
+    await streamKeys?.stop();
     await bus?.stop();
     await store.close();
     throw error;
@@ -142,6 +143,7 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
   try {
     httpPort = await listen(http, config.httpHost, config.httpPort);
   } catch (error) {
+    await streamKeys?.stop();
     await ingest.stop();
     await bus?.stop();
     await store.close();

@@ -45,7 +45,10 @@ describe("a media node's key check against the edge", () => {
   it("accepts the current key and refuses a rotated one, a disabled stream and a deleted one at once", async () => {
     const node = nodeAuthorizer();
     const s = await create();
-    expect((await publish(node, s.key)).ok).toBe(true);
+    expect(await publish(node, s.key)).toMatchObject({ ok: true, claims: { sid: s.id, kv: 1, rec: true } });
+    // Recording is the edge's setting, learned at publish time.
+    await api("PATCH", `/streams/${s.id}`, { record: false });
+    expect(await publish(node, s.key)).toMatchObject({ ok: true, claims: { rec: false } });
     const rotated = (await (await api("POST", `/streams/${s.id}/key`)).json()) as { rtmp: { streamKey: string } };
     expect(await publish(node, s.key)).toMatchObject({ ok: false, reason: "token-revoked", detail: expect.stringMatching(/version 1 was revoked/) });
     expect((await publish(node, rotated.rtmp.streamKey)).ok).toBe(true);

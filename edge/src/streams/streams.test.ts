@@ -22,7 +22,8 @@ describe("POST /streams", () => {
     const [name, query] = s.rtmp!.streamKey.split("?token=") as [string, string];
     expect(name).toBe(s.id);
     const verdict = await verifyPublishToken(env.PUBLISH_TOKEN_SECRET!, query, { streamId: s.id, app: "live" });
-    expect(verdict.ok && verdict.claims).toMatchObject({ sid: s.id, kv: 1, sub: owner, room: s.id, rec: true });
+    expect(verdict.ok && verdict.claims).toMatchObject({ sid: s.id, kv: 1, sub: owner, room: s.id });
+    expect(verdict.ok && verdict.claims.rec).toBeUndefined();
   });
 
   it("takes the options: signed playback, no recording, low latency, a room", async () => {
@@ -114,7 +115,7 @@ describe("key rotation, disable, enable, delete", () => {
     const checked = await json<{ results: unknown[] }>(await keyCheck([{ streamId: s.id, kv: 1 }, { streamId: s.id, kv: 2 }]));
     expect(checked.results).toEqual([
       { streamId: s.id, ok: false, reason: "revoked-key", keyVersion: 2 },
-      { streamId: s.id, ok: true, keyVersion: 2 },
+      { streamId: s.id, ok: true, keyVersion: 2, record: true },
     ]);
   });
 
@@ -128,7 +129,7 @@ describe("key rotation, disable, enable, delete", () => {
     expect((await json<{ results: unknown[] }>(await keyCheck([{ streamId: s.id, kv: 1 }]))).results).toEqual([{ streamId: s.id, ok: false, reason: "disabled", keyVersion: 1 }]);
     const enabled = await json(await api("POST", `/streams/${s.id}/enable`, token));
     expect(enabled.status).toBe("idle");
-    expect((await json<{ results: unknown[] }>(await keyCheck([{ streamId: s.id, kv: 1 }]))).results).toEqual([{ streamId: s.id, ok: true, keyVersion: 1 }]);
+    expect((await json<{ results: unknown[] }>(await keyCheck([{ streamId: s.id, kv: 1 }]))).results).toEqual([{ streamId: s.id, ok: true, keyVersion: 1, record: true }]);
   });
 
   it("delete removes the stream from its owner's list and refuses its keys for good", async () => {
@@ -158,6 +159,9 @@ describe("key rotation, disable, enable, delete", () => {
     const s = await createStream(owner);
     const res = await api("PATCH", `/streams/${s.id}`, await jwt(owner), { playbackPolicy: "signed", title: null, record: false });
     const after = await json(res);
+    // The key does not change with the settings; media nodes learn `record` from the key check.
+    expect(after.rtmp!.streamKey).toBe(s.rtmp!.streamKey);
+    expect((await json<{ results: unknown[] }>(await keyCheck([{ streamId: s.id, kv: 1 }]))).results).toEqual([{ streamId: s.id, ok: true, keyVersion: 1, record: false }]);
     expect(after.playback).toEqual({ policy: "signed", playbackId: s.id });
     expect(after.title).toBeNull();
     const bad = await api("PATCH", `/streams/${s.id}`, await jwt(owner), { playbackPolicy: "nope" });

@@ -20,7 +20,8 @@ export async function streamKeyFor(s: StreamsSettings, r: StreamRecord): Promise
     exp: Math.floor(r.createdAt / 1000) + STREAM_KEY_LIFETIME_S,
     sub: r.ownerId,
     room: r.roomId,
-    rec: r.record,
+    // No `rec`: recording is a setting that can change without changing the key; media nodes get it from the
+    // key check (and use their own default when the edge cannot be asked).
     kv: r.keyVersion,
   });
   return `${r.id}?token=${token}`;

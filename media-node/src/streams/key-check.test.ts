@@ -48,6 +48,8 @@ describe("createKeyChecker", () => {
     const checker = createKeyChecker(edge, new KeyRegistry(), quiet);
     edge.state.set("str_a", { ok: true, keyVersion: 2 });
     expect(await checker.decide("str_a", 2)).toEqual({ ok: true, online: true });
+    edge.state.set("str_r", { ok: true, keyVersion: 1, record: false });
+    expect(await checker.decide("str_r", 1)).toEqual({ ok: true, online: true, record: false });
     expect(await checker.decide("str_a", 1)).toMatchObject({ ok: false, online: true, detail: expect.stringMatching(/revoked/) });
     edge.down = true;
     expect(await checker.decide("str_a", 1)).toMatchObject({ ok: false, online: false });

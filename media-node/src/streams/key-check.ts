@@ -14,7 +14,7 @@ import type { PublishAuthorizer, Refusal, Verdict } from "../ingest/authorize.ts
 import type { Logger } from "../log.ts";
 
 export type EdgeVerdict =
-  | { ok: true; keyVersion: number }
+  | { ok: true; keyVersion: number; record?: boolean }
   | { ok: false; reason: "unknown-stream" | "deleted" | "disabled" | "revoked-key"; keyVersion?: number };
 
 /** The edge could not be asked; the offline rule applies. */
@@ -95,7 +95,8 @@ export function refusalText(v: Extract<EdgeVerdict, { ok: false }>, kv: number):
 
 export interface KeyChecker {
   /** online verdict with the offline rule as fallback; `online` says which applied */
-  decide(streamId: string, kv: number): Promise<{ ok: true; online: boolean } | { ok: false; online: boolean; detail: string }>;
+  /** `record`: the stream's recording setting, when the edge said it */
+  decide(streamId: string, kv: number): Promise<{ ok: true; online: boolean; record?: boolean } | { ok: false; online: boolean; detail: string }>;
 }
 
 export function createKeyChecker(client: KeyCheckClient, registry: KeyRegistry, log: Logger): KeyChecker {
@@ -104,7 +105,8 @@ export function createKeyChecker(client: KeyCheckClient, registry: KeyRegistry, 
       try {
         const [verdict] = await client.check([{ streamId, kv }]);
         registry.learn(streamId, verdict!);
-        return verdict!.ok ? { ok: true, online: true } : { ok: false, online: true, detail: refusalText(verdict!, kv) };
+        if (!verdict!.ok) return { ok: false, online: true, detail: refusalText(verdict!, kv) };
+        return typeof verdict!.record === "boolean" ? { ok: true, online: true, record: verdict!.record } : { ok: true, online: true };
       } catch (error) {
         if (!(error instanceof EdgeUnreachableError)) throw error;
         const why = registry.offline(streamId, kv);
@@ -133,7 +135,8 @@ export function withKeyCheck(inner: PublishAuthorizer, checker: KeyChecker): Pub
       const kv = keyVersionOf(verdict.claims);
       if (kv === undefined) return verdict;
       const decision = await checker.decide(request.name, kv);
-      if (decision.ok) return verdict;
+      // The stream's recording setting lives at the edge (it can change without a new key).
+      if (decision.ok) return decision.record === undefined ? verdict : { ok: true, claims: { ...verdict.claims, rec: decision.record } };
       const refusal: Refusal = { ok: false, reason: "token-revoked", detail: decision.detail };
       return refusal;
     },
