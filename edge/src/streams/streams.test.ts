@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { makeEvent } from "../../../shared/envelope.ts";
+import { signWebhook } from "../../../shared/signing/webhooks.ts";
 import { verifyPublishToken } from "../../../shared/tokens/publish-token.ts";
 import { join } from "../rooms/test-client.ts";
 import { api, createStream, edge, env, errorCode, jwt, keyCheck, newUser, playbackToken, type StreamView } from "./test-support.ts";
@@ -264,6 +265,23 @@ describe("media-node events", () => {
     expect(after.recordings).toEqual([
       { mediaId: "brd_1", broadcastId: "brd_1", durationS: 30, readyAt: at(31_000), path: "brd_1/vod.m3u8", url: `${env.PLAYBACK_BASE_URL}/play/${s.id}/brd_1/vod.m3u8` },
     ]);
+  });
+
+  it("arrive through the signed event ingress and are applied once, a replay changing nothing", async () => {
+    const owner = newUser();
+    const s = await createStream(owner);
+    const event = live(s.id, "brd_9", new Date().toISOString());
+    const body = JSON.stringify(event);
+    const post = async () => {
+      const headers = await signWebhook(env.EDGE_INGRESS_SECRET!, event.id, body);
+      return edge("/hooks/events", { method: "POST", headers: { ...headers, "content-type": "application/json" }, body });
+    };
+    expect((await post()).status).toBe(200);
+    const view = await json(await api("GET", `/streams/${s.id}`, await jwt(owner)));
+    expect(view.status).toBe("live");
+    expect(view.current?.broadcastId).toBe("brd_9");
+    expect((await post()).status).toBe(200);
+    expect(await env.Stream.getByName(s.id).applyEvents([event])).toEqual([{ id: event.id, applied: false }]);
   });
 
   it("reach the stream's object from the ingress route table (and not for command-line streams)", async () => {
