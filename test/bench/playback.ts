@@ -118,6 +118,8 @@ async function startOrigin(): Promise<{ url: string; child: ChildProcess; stop()
 // ---- players ---------------------------------------------------------------------------------------------
 
 interface PhaseStats {
+  /** segment latency by cache outcome (stderr detail: where the tail comes from) */
+  byOutcome: Record<string, number[]>;
   segmentMs: number[];
   playlistMs: number[];
   requests: number;
@@ -140,6 +142,7 @@ async function timedGet(url: string, stats: PhaseStats, kind: "segment" | "playl
       return null;
     }
     (kind === "segment" ? stats.segmentMs : stats.playlistMs).push(ms);
+    if (kind === "segment" && outcome) (stats.byOutcome[outcome] ??= []).push(ms);
     return body;
   } catch (error) {
     stats.errors++;
@@ -173,13 +176,14 @@ async function player(index: number, root: string, deadline: number, stats: Phas
 }
 
 async function phase(label: string, root: string): Promise<PhaseStats & { seconds: number }> {
-  const stats: PhaseStats = { segmentMs: [], playlistMs: [], requests: 0, errors: 0, cache: {}, objects: new Set() };
+  const stats: PhaseStats = { byOutcome: {}, segmentMs: [], playlistMs: [], requests: 0, errors: 0, cache: {}, objects: new Set() };
   process.stderr.write(`${label}: ${PLAYERS} players for ${SECONDS} s against ${root}\n`);
   const t0 = performance.now();
   const deadline = t0 + SECONDS * 1000;
   await Promise.all(Array.from({ length: PLAYERS }, (_, i) => player(i, root, deadline, stats)));
   const seconds = (performance.now() - t0) / 1000;
   process.stderr.write(`${label}: ${stats.requests} requests, ${stats.errors} errors, segment p50/p99 ${round(percentile(stats.segmentMs, 50))}/${round(percentile(stats.segmentMs, 99))} ms, cache ${JSON.stringify(stats.cache)}\n`);
+  for (const [outcome, ms] of Object.entries(stats.byOutcome)) process.stderr.write(`${label}:   segments answered by ${outcome}: ${ms.length}, p50/p99 ${round(percentile(ms, 50))}/${round(percentile(ms, 99))} ms\n`);
   return { ...stats, seconds };
 }
 
