@@ -20,7 +20,8 @@
 //   origin_requests_per_segment  segment/init requests the origin got from the Worker per distinct object played
 //   baseline_segment_p99_ms   segment p99 with the same players straight against the origin
 //
-// Settings (env, default): BENCH_PLAYERS (200), BENCH_SECONDS (20), BENCH_SEGMENT_S (2), BENCH_SIZE_SCALE (1).
+// Settings (env, default): BENCH_PLAYERS (200), BENCH_SECONDS (20), BENCH_SEGMENT_S (2), BENCH_SIZE_SCALE (1),
+// BENCH_SIGNED (0; 1: a signed stream, every player with its own viewer token in the path).
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { createServer } from "node:http";
@@ -43,6 +44,8 @@ const LADDER: [string, number][] = [
   ["360p", Math.round(200_000 * SIZE_SCALE)],
 ];
 const BROADCAST = "brd_bench";
+const SIGNED = process.env.BENCH_SIGNED === "1";
+const SIGNING_KEYS = "bench:bench-playback-signing-key-0123456789abcdef";
 
 // ---- the origin (child process) ---------------------------------------------------------------------------
 
@@ -153,7 +156,8 @@ async function timedGet(url: string, stats: PhaseStats, kind: "segment" | "playl
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
-async function player(index: number, root: string, deadline: number, stats: PhaseStats): Promise<void> {
+async function player(index: number, roots: (i: number) => string, deadline: number, stats: PhaseStats): Promise<void> {
+  const root = roots(index);
   const [rendition] = LADDER[index % LADDER.length]!;
   await sleep(Math.random() * SEGMENT_S * 1000);
   await timedGet(`${root}/live.m3u8`, stats, "playlist");
@@ -175,12 +179,12 @@ async function player(index: number, root: string, deadline: number, stats: Phas
   }
 }
 
-async function phase(label: string, root: string): Promise<PhaseStats & { seconds: number }> {
+async function phase(label: string, roots: (i: number) => string): Promise<PhaseStats & { seconds: number }> {
   const stats: PhaseStats = { byOutcome: {}, segmentMs: [], playlistMs: [], requests: 0, errors: 0, cache: {}, objects: new Set() };
-  process.stderr.write(`${label}: ${PLAYERS} players for ${SECONDS} s against ${root}\n`);
+  process.stderr.write(`${label}: ${PLAYERS} players for ${SECONDS} s against ${roots(0)}\n`);
   const t0 = performance.now();
   const deadline = t0 + SECONDS * 1000;
-  await Promise.all(Array.from({ length: PLAYERS }, (_, i) => player(i, root, deadline, stats)));
+  await Promise.all(Array.from({ length: PLAYERS }, (_, i) => player(i, roots, deadline, stats)));
   const seconds = (performance.now() - t0) / 1000;
   process.stderr.write(`${label}: ${stats.requests} requests, ${stats.errors} errors, segment p50/p99 ${round(percentile(stats.segmentMs, 50))}/${round(percentile(stats.segmentMs, 99))} ms, cache ${JSON.stringify(stats.cache)}\n`);
   for (const [outcome, ms] of Object.entries(stats.byOutcome)) process.stderr.write(`${label}:   segments answered by ${outcome}: ${ms.length}, p50/p99 ${round(percentile(ms, 50))}/${round(percentile(ms, 99))} ms\n`);
@@ -189,24 +193,32 @@ async function phase(label: string, root: string): Promise<PhaseStats & { second
 
 async function main(): Promise<void> {
   const origin = await startOrigin();
-  const edge = await startMiniflareEdge({ PLAYBACK_ORIGIN_URL: `${origin.url}/media`, PLAYBACK_BASE_URL: "http://127.0.0.1" });
+  const edge = await startMiniflareEdge({ PLAYBACK_ORIGIN_URL: `${origin.url}/media`, PLAYBACK_BASE_URL: "http://127.0.0.1", PLAYBACK_SIGNING_KEYS: SIGNING_KEYS });
   try {
     const jwt = await mintHs256(TEST_SECRETS.JWT_SECRET, { sub: "bench-broadcaster", claims: { role: "broadcaster" } });
-    const created = await fetch(`${edge.url}/streams`, { method: "POST", headers: { authorization: `Bearer ${jwt}`, "content-type": "application/json" }, body: "{}" });
+    const created = await fetch(`${edge.url}/streams`, { method: "POST", headers: { authorization: `Bearer ${jwt}`, "content-type": "application/json" }, body: JSON.stringify({ playbackPolicy: SIGNED ? "signed" : "public" }) });
     if (created.status !== 201) throw new Error(`POST /streams answered ${created.status}: ${await created.text()}`);
     const stream = (await created.json()) as { id: string };
 
     const counts = async () => (await (await fetch(`${origin.url}/__stats`)).json()) as { playlist: number; segment: number };
     await fetch(`${origin.url}/__reset`);
-    const viaEdge = await phase("edge", `${edge.url}/play/${stream.id}`);
+    // Signed: every player plays with its own token (as viewers do), so the cache must ignore the token.
+    const tokens: string[] = [];
+    for (let i = 0; SIGNED && i < PLAYERS; i++) {
+      const res = await fetch(`${edge.url}/streams/${stream.id}/playback-tokens`, { method: "POST", headers: { authorization: `Bearer ${TEST_SECRETS.INTERNAL_API_TOKEN}`, "content-type": "application/json" }, body: JSON.stringify({ viewerId: `viewer-${i}` }) });
+      if (res.status !== 201) throw new Error(`playback-tokens answered ${res.status}: ${await res.text()}`);
+      tokens.push(((await res.json()) as { token: string }).token);
+    }
+    const viaEdge = await phase("edge", (i) => `${edge.url}/play/${SIGNED ? tokens[i] : stream.id}`);
     const fromEdge = await counts();
     await fetch(`${origin.url}/__reset`);
-    const baseline = await phase("baseline", `${origin.url}/media/live/${stream.id}`);
+    const baseline = await phase("baseline", () => `${origin.url}/media/live/${stream.id}`);
 
     const answered = Object.values(viaEdge.cache).reduce((a, b) => a + b, 0);
     const served = answered - (viaEdge.cache.miss ?? 0);
     const line = {
       players: PLAYERS,
+      signed: SIGNED,
       requests_per_s: round(viaEdge.requests / viaEdge.seconds),
       segment_p50_ms: round(percentile(viaEdge.segmentMs, 50)),
       segment_p99_ms: round(percentile(viaEdge.segmentMs, 99)),
