@@ -303,3 +303,12 @@ it("GET /streams answers JSON 404 for unknown stream sub-routes", async () => {
   const res = await edge("/streams/str_x/unknown", { headers: { authorization: `Bearer ${await jwt(newUser())}` } });
   expect(res.status).toBe(404);
 });
+
+it("answers a browser's CORS preflight for PATCH and DELETE without a token", async () => {
+  const res = await edge("/streams/str_x", { method: "OPTIONS", headers: { origin: "https://dash.example", "access-control-request-method": "DELETE", "access-control-request-headers": "authorization" } });
+  expect(res.status).toBe(204);
+  expect(res.headers.get("access-control-allow-origin")).toBe("*");
+  expect(res.headers.get("access-control-allow-methods")).toContain("DELETE");
+  const get = await api("GET", "/streams", await jwt(newUser()));
+  expect(get.headers.get("access-control-allow-origin")).toBe("*");
+});
