@@ -1,19 +1,24 @@
-// `npm start`: brings Pulsecast up locally on 127.0.0.1 — nats-server (JetStream), the edge under wrangler dev,
-// the media node, and both bridges — with secrets from .dev.vars (written with random values on first run).
+// `npm start`: brings Pulsecast up locally on 127.0.0.1 — nats-server (JetStream, authorization on), the edge
+// under wrangler dev, the media node, and both bridges — with secrets from .dev.vars (written with random values
+// on first run) and fresh NATS passwords for every run. The Node parts run with PULSECAST_DEV=1: they read
+// .dev.vars and refuse to listen beyond loopback.
 // Creates a demo stream through the Streams API and prints its OBS settings, a ready-to-paste FFmpeg publish
 // command, its playback URL through the edge's /play (the media node's /media is for debugging only) and a
-// test JWT. Ctrl-C stops everything: each part
+// test JWT. A part that crashes is restarted with backoff while the others keep running
+// (deploy/local/supervisor.ts); Ctrl-C stops everything, and so does a part that cannot start at all. Each part
 // runs in its own process group, so wrangler's workerd and FFmpeg children go with their parents.
 //
 // Ports (override with the env vars named): EDGE_PORT 8787, NATS_PORT 4222, MEDIA_RTMP_PORT 1935,
-// MEDIA_HTTP_PORT 8000, HTTP_TO_NATS_PORT 8788, METRICS_PORT 8789 (NATS->HTTP bridge metrics).
-import { type ChildProcess, spawn } from "node:child_process";
+// MEDIA_HTTP_PORT 8000, MEDIA_OPS_PORT 8001 (media node health and metrics), HTTP_TO_NATS_PORT 8788,
+// METRICS_PORT 8789 (NATS->HTTP bridge metrics).
 import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { resolve } from "node:path";
 import { SignJWT } from "jose";
+import { NATS_ROLES, natsAuthorizationBlock, type NatsRole } from "../../media-node/src/bus/nats-permissions.ts";
 import { DEV_VARS_PATH, readDevVars } from "../../media-node/src/settings-env.ts";
+import { Supervisor } from "./supervisor.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const VAR = resolve(ROOT, "var");
@@ -40,57 +45,21 @@ const ports = {
   nats: port("NATS_PORT", 4222),
   rtmp: port("MEDIA_RTMP_PORT", 1935),
   mediaHttp: port("MEDIA_HTTP_PORT", 8000),
+  mediaOps: port("MEDIA_OPS_PORT", 8001),
   httpToNats: port("HTTP_TO_NATS_PORT", 8788),
   bridgeMetrics: port("METRICS_PORT", 8789),
 };
 
-const children: { name: string; child: ChildProcess }[] = [];
-let stopping = false;
+const supervisor = new Supervisor({ cwd: ROOT });
+// Only Ctrl-C (or SIGTERM) and a part that cannot start at all stop everything.
+supervisor.on("stopped", ({ code }) => process.exit(code));
 
 function start(name: string, command: string, args: string[], env: Record<string, string> = {}): void {
-  const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env }, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-  const prefix = `[${name}] `;
-  const pipe = (stream: NodeJS.ReadableStream | null, out: NodeJS.WriteStream) =>
-    stream?.on("data", (chunk: Buffer) => out.write(chunk.toString().replace(/^(?=.)/gm, prefix)));
-  pipe(child.stdout, process.stdout);
-  pipe(child.stderr, process.stderr);
-  child.on("exit", (code, signal) => {
-    if (stopping) return;
-    console.error(`[start] ${name} exited (${signal ?? `code ${code}`}); stopping everything`);
-    void stopAll(1);
-  });
-  // A binary that cannot be started (not installed, not executable) must stop the rest, not crash this script
-  // and leave the parts already started running on their own.
-  child.on("error", (error) => {
-    if (stopping) return;
-    console.error(`[start] could not run ${name} (${command}): ${error.message}; stopping everything`);
-    void stopAll(1);
-  });
-  children.push({ name, child });
-}
-
-function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined || child.exitCode !== null) return;
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    /* already gone */
-  }
+  supervisor.add({ name, command, args, env });
 }
 
 async function stopAll(code = 0): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  // Reverse start order, one part at a time: the bridges and the media node first (they flush to NATS and the
-  // edge), then the edge, then NATS last. Each part gets up to 15 s before its process group is killed.
-  for (const { child } of [...children].reverse()) {
-    if (child.exitCode !== null || child.signalCode !== null) continue;
-    const exited = new Promise((r) => child.once("exit", r));
-    signalGroup(child, "SIGTERM");
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
-    signalGroup(child, "SIGKILL");
-  }
-  process.exit(code);
+  await supervisor.stop(code);
 }
 process.on("SIGINT", () => void stopAll(0));
 process.on("SIGTERM", () => void stopAll(0));
@@ -98,7 +67,7 @@ process.on("SIGTERM", () => void stopAll(0));
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 90_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check().catch(() => false))) {
-    if (stopping) throw new Error(`stopped while waiting for ${what}`);
+    if (supervisor.stopping) throw new Error(`stopped while waiting for ${what}`);
     if (Date.now() > deadline) throw new Error(`${what} did not come up within ${timeoutMs / 1000} s`);
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -110,46 +79,60 @@ const tcpOpen = (p: number) => () =>
     socket.on("error", () => res(false));
   });
 
+/**
+ * The nats-server config of this run: JetStream under var/nats, and the same authorization block production
+ * ships (deploy/nats/nats-server.conf), with a fresh random password per role. Only this run knows them.
+ */
+function writeNatsConfig(): { file: string; passwords: Record<NatsRole, string> } {
+  const passwords = Object.fromEntries(NATS_ROLES.map((role) => [role, randomBytes(18).toString("base64url")])) as Record<NatsRole, string>;
+  const file = resolve(VAR, "nats/nats-server.conf");
+  const conf = `listen: "127.0.0.1:${ports.nats}"\njetstream { store_dir: ${JSON.stringify(resolve(VAR, "nats"))} }\n${natsAuthorizationBlock(passwords)}\n`;
+  writeFileSync(file, conf, { mode: 0o600 });
+  return { file, passwords };
+}
+
 const vars = loadDevVars();
 mkdirSync(resolve(VAR, "nats"), { recursive: true });
 const natsUrl = `nats://127.0.0.1:${ports.nats}`;
 const edgeUrl = `http://127.0.0.1:${ports.edge}`;
 const mediaUrl = `http://127.0.0.1:${ports.mediaHttp}`;
-const shared = { NATS_URL: natsUrl };
+const mediaOpsUrl = `http://127.0.0.1:${ports.mediaOps}`;
+const nats = writeNatsConfig();
+/** What every Node part gets: the development flag (secrets from .dev.vars, loopback only) and its NATS user. */
+const partEnv = (role: NatsRole) => ({ PULSECAST_DEV: "1", NATS_URL: natsUrl, NATS_USER: role, NATS_PASSWORD: nats.passwords[role] });
 
-start("nats", "nats-server", ["-js", "-a", "127.0.0.1", "-p", String(ports.nats), "-sd", resolve(VAR, "nats")]);
+start("nats", "nats-server", ["-c", nats.file]);
 start("edge", "wrangler", ["dev", "--ip", "127.0.0.1", "--port", String(ports.edge), "--persist-to", resolve(VAR, "edge"), "--show-interactive-dev-session=false",
-  "--var", `BRIDGE_URL:http://127.0.0.1:${ports.httpToNats}/events`, "--var", `PLAYBACK_BASE_URL:${edgeUrl}`, "--var", `PLAYBACK_ORIGIN_URL:${mediaUrl}/media`, "--var", `RTMP_BASE_URL:rtmp://127.0.0.1:${ports.rtmp}/live`], {
+  "--var", `BRIDGE_URL:http://127.0.0.1:${ports.httpToNats}/events`, "--var", `PLAYBACK_BASE_URL:${edgeUrl}`, "--var", `PLAYBACK_ORIGIN_URL:${mediaUrl}/media`, "--var", `RTMP_BASE_URL:rtmp://127.0.0.1:${ports.rtmp}/live`,
+  "--var", "ALLOW_HTTP_URLS:true"], {
   CLOUDFLARE_CF_FETCH_ENABLED: "false",
   WRANGLER_SEND_METRICS: "false",
 });
 await waitFor("nats-server", tcpOpen(ports.nats));
 start("media-node", "node", ["media-node/src/main.ts"], {
-  ...shared,
-  PUBLISH_TOKEN_SECRET: vars.PUBLISH_TOKEN_SECRET!,
+  ...partEnv("media-node"),
   MEDIA_RTMP_PORT: String(ports.rtmp),
   MEDIA_HTTP_PORT: String(ports.mediaHttp),
+  MEDIA_OPS_PORT: String(ports.mediaOps),
   UPLOAD_JOURNAL_DIR: process.env.UPLOAD_JOURNAL_DIR ?? resolve(VAR, "media/upload-journal"),
-  // Stream keys of the Streams API are checked with the edge (revocations reach the node within seconds).
+  // Stream keys of the Streams API are checked with the edge (revocations reach the node within seconds); the
+  // node's INTERNAL_API_TOKEN comes from .dev.vars like its other secrets.
   STREAM_KEYS_EDGE_URL: edgeUrl,
-  INTERNAL_API_TOKEN: vars.INTERNAL_API_TOKEN!,
 });
 start("nats-to-http", "node", ["media-node/src/bridges/nats-to-http/main.ts"], {
-  ...shared,
+  ...partEnv("nats-to-http"),
   EDGE_EVENTS_URL: `${edgeUrl}/hooks/events`,
-  EDGE_INGRESS_SECRET: vars.EDGE_INGRESS_SECRET!,
   METRICS_PORT: String(ports.bridgeMetrics),
 });
 start("http-to-nats", "node", ["media-node/src/bridges/http-to-nats/main.ts"], {
-  ...shared,
-  BRIDGE_INGRESS_SECRET: vars.BRIDGE_INGRESS_SECRET!,
+  ...partEnv("http-to-nats"),
   HTTP_TO_NATS_PORT: String(ports.httpToNats),
 });
 
 try {
   await Promise.all([
     waitFor("the edge", httpOk(`${edgeUrl}/healthz`)),
-    waitFor("the media node", httpOk(`${mediaUrl}/healthz`)),
+    waitFor("the media node", httpOk(`${mediaOpsUrl}/healthz`)),
     waitFor("the NATS->HTTP bridge", httpOk(`http://127.0.0.1:${ports.bridgeMetrics}/healthz`)),
     waitFor("the HTTP->NATS bridge", httpOk(`http://127.0.0.1:${ports.httpToNats}/healthz`)),
   ]);
@@ -186,8 +169,8 @@ console.log(`
   Test JWT (HS256, sub demo-user, role broadcaster, 24 h):
     ${jwt}
 
-  edge ${edgeUrl}   media node ${mediaUrl} (/healthz, /metrics; /media is for debugging, not for viewers)   nats ${natsUrl}
+  edge ${edgeUrl}   media node ${mediaUrl} (/media/: for debugging, not for viewers), ${mediaOpsUrl} (/healthz, /metrics)   nats ${natsUrl}
   HTTP->NATS bridge http://127.0.0.1:${ports.httpToNats}/events   NATS->HTTP bridge metrics http://127.0.0.1:${ports.bridgeMetrics}/metrics
-  secrets: .dev.vars    state: var/
-Ctrl-C stops everything.
+  secrets: .dev.vars    NATS users and this run's passwords: var/nats/nats-server.conf    state: var/
+A part that crashes is restarted (with backoff) and the others keep running; Ctrl-C stops everything.
 `);

@@ -1,7 +1,6 @@
 // Worker entry: the Hono app for HTTP and WebSocket upgrades, and the Durable Object classes.
 import { createApp } from "./app.ts";
 
-export { EventOutbox } from "./outbox/event-outbox.ts";
 export { Inbox } from "./inbox/inbox.ts";
 export { Room } from "./rooms/room.ts";
 export { Stream } from "./streams/stream-object.ts";

@@ -2,11 +2,16 @@ import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "./config.ts";
 
 describe("media node config", () => {
-  it("has working local defaults", () => {
-    const c = loadConfig({});
-    expect(c).toMatchObject({ rtmpHost: "127.0.0.1", rtmpPort: 1935, httpPort: 8000, segmentS: 2, ladder: ["1080p", "720p", "480p", "360p"], passthrough: false, apps: ["live"], record: true });
-    expect(c.publishTokenSecret.length).toBeGreaterThanOrEqual(16);
+  it("has working local defaults for everything but the secret", () => {
+    const c = loadConfig({ PUBLISH_TOKEN_SECRET: "s".repeat(20) });
+    expect(c).toMatchObject({ rtmpHost: "127.0.0.1", rtmpPort: 1935, httpPort: 8000, opsHost: "127.0.0.1", opsPort: 8001, segmentS: 2, ladder: ["1080p", "720p", "480p", "360p"], passthrough: false, apps: ["live"], record: true });
     expect(c.rtmpsCert).toBeUndefined();
+  });
+
+  it("has no default publish-token secret, in production or not", () => {
+    expect(() => loadConfig({})).toThrow(ConfigError);
+    expect(() => loadConfig({})).toThrow(/PUBLISH_TOKEN_SECRET is required/);
+    expect(() => loadConfig({ NODE_ENV: "development" })).toThrow(/PUBLISH_TOKEN_SECRET is required/);
   });
 
   it("parses every kind of setting from env", () => {

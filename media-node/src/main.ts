@@ -1,31 +1,37 @@
 // The live media node: RTMP ingest -> one FFmpeg ladder per stream -> segments and playlists to storage ->
-// lifecycle events on NATS JetStream; /healthz and /metrics over HTTP.
+// lifecycle events on NATS JetStream; /media/ over public HTTP, /healthz and /metrics on a separate operations
+// listener (loopback by default).
 //
-// Run: `node media-node/src/main.ts` (settings from env, see config.ts, storage/config.ts, bus/config.ts).
+// Run: `node media-node/src/main.ts` (settings from env: settings/processes.ts says which groups it reads).
 // Tests start it in-process with startMediaNode(); node-media-server allows one node per process.
 
 import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type BusConfig, createMediaEventBus, type MediaEventBus, readBusConfig } from "./bus/index.ts";
-import { ConfigError, loadConfig, type MediaConfig } from "./config.ts";
-import { checkHealth } from "./health/health.ts";
+import { type BusConfig, createMediaEventBus, type MediaEventBus } from "./bus/index.ts";
+import type { MediaConfig } from "./config.ts";
+import { cachedHealth, checkHealth } from "./health/health.ts";
 import { probeNats } from "./health/nats-probe.ts";
 import { createHttpServer, listen } from "./http/server.ts";
 import { createAuthorizer } from "./ingest/authorize.ts";
 import { RtmpIngest } from "./ingest/rtmp-server.ts";
+import type { IngestLimits } from "./settings/ingest.ts";
 import { LiveManager } from "./live/manager.ts";
 import type { EventSink } from "./live/session.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { NodeMetrics } from "./metrics/metrics.ts";
-import { createMediaHandler, createObjectStore, FsObjectStore, loadStorageConfig, ReliableUploader, type StorageConfig } from "./storage/index.ts";
-import { readStreamKeySettings, type StreamKeySettings } from "./streams/settings.ts";
+import { ConfigError, readMediaNodeSettings } from "./settings/processes.ts";
+import { DEFAULT_STREAM_KEY_SETTINGS, type StreamKeySettings } from "./settings/stream-keys.ts";
+import { createMediaHandler, createObjectStore, FsObjectStore, ReliableUploader, type StorageConfig } from "./storage/index.ts";
 import { createStreamKeys, type StreamKeys } from "./streams/stream-keys.ts";
 
 export interface MediaNode {
   config: MediaConfig;
   rtmpUrl: string;
+  /** public listener: /media/ with the fs storage driver */
   httpUrl: string;
+  /** operations listener: /healthz and /metrics */
+  opsUrl: string;
   ingest: RtmpIngest;
   live: LiveManager;
   uploader: ReliableUploader;
@@ -40,8 +46,10 @@ export interface StartOptions {
   storage: StorageConfig;
   /** bus settings (the node runs C1's durable bus), or any EventSink plus its health probe (tests) */
   bus: BusConfig | { sink: EventSink; probe: () => Promise<void> };
+  /** RTMP connection limits and pull-credential lifetime (default: settings/ingest.ts defaults) */
+  ingestLimits?: IngestLimits;
   log?: Logger;
-  /** stream-key checks with the edge (default: from the environment; off when STREAM_KEYS_EDGE_URL is unset) */
+  /** stream-key checks with the edge (default: off, as when STREAM_KEYS_EDGE_URL is unset) */
   streamKeys?: StreamKeySettings;
 }
 
@@ -68,7 +76,7 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
     busProbe = () => probeNats(busCfg.natsUrl, config.healthTimeoutMs);
   }
 
-  const streamKeys = createStreamKeys(opts.streamKeys ?? readStreamKeySettings(process.env), log);
+  const streamKeys = createStreamKeys(opts.streamKeys ?? DEFAULT_STREAM_KEY_SETTINGS, log);
   const authorizer = createAuthorizer({ apps: config.apps, secret: config.publishTokenSecret });
   const ingest = new RtmpIngest({
     host: config.rtmpHost,
@@ -77,8 +85,9 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
     storeDir: resolve(config.workDir, ".nms-store"),
     authorize: streamKeys ? streamKeys.wrap(authorizer) : authorizer,
     log,
+    limits: opts.ingestLimits,
   });
-  const metrics = new NodeMetrics({ bytesIn: () => ingest.bytesIn() });
+  const metrics = new NodeMetrics({ bytesIn: () => ingest.bytesIn(), rtmpConnections: () => ingest.connections().open });
   uploader.on("uploaded", ({ bytes }) => metrics.bytesUploaded(bytes));
   uploader.on("failed", ({ key, error, retryInMs }) => {
     metrics.uploadFailed(/\.m3u8$/.test(key) ? "playlist" : "segment");
@@ -116,19 +125,19 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
   ingest.on("publish", (p) => live.onPublish(p));
   ingest.on("unpublish", (u) => live.onUnpublish(u));
   ingest.on("refused", (r) => metrics.publishRefused(r.reason));
+  ingest.on("connectionRefused", (r) => metrics.rtmpRefused(r.reason));
   streamKeys?.attach(ingest, live);
 
-  const http = createHttpServer(
+  const http = createHttpServer({ media: store instanceof FsObjectStore ? createMediaHandler(store) : undefined }, log.child({ component: "http" }));
+  const ops = createHttpServer(
     {
-      health: () =>
-        checkHealth(
-          { rtmp: () => ingest.ping(config.healthTimeoutMs), storage: () => store.ping(), bus: busProbe },
-          config.healthTimeoutMs,
-        ),
+      health: cachedHealth(
+        () => checkHealth({ rtmp: () => ingest.ping(config.healthTimeoutMs), storage: () => store.ping(), bus: busProbe }, config.healthTimeoutMs),
+        config.healthCacheMs,
+      ),
       metrics: () => metrics.render(),
-      media: store instanceof FsObjectStore ? createMediaHandler(store) : undefined,
     },
-    log.child({ component: "http" }),
+    log.child({ component: "ops-http" }),
   );
 
   try {
@@ -140,18 +149,26 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
     throw error;
   }
   let httpPort: number;
+  let opsPort: number;
   try {
-    httpPort = await listen(http, config.httpHost, config.httpPort);
+    httpPort = await listen(http, config.httpHost, config.httpPort).catch((error: Error) => {
+      throw new Error(`HTTP listener could not start on ${config.httpHost}:${config.httpPort}: ${error.message}`, { cause: error });
+    });
+    opsPort = await listen(ops, config.opsHost, config.opsPort).catch((error: Error) => {
+      http.close();
+      throw new Error(`operations listener could not start on ${config.opsHost}:${config.opsPort}: ${error.message}`, { cause: error });
+    });
   } catch (error) {
     await streamKeys?.stop();
     await ingest.stop();
     await bus?.stop();
     await store.close();
-    throw new Error(`HTTP listener could not start on ${config.httpHost}:${config.httpPort}: ${(error as Error).message}`, { cause: error });
+    throw error;
   }
   const rtmpUrl = `rtmp://${config.rtmpHost}:${config.rtmpPort}`;
   const httpUrl = `http://${config.httpHost}:${httpPort}`;
-  log.info("media node ready", { rtmp: rtmpUrl, http: httpUrl, storage: store.kind, apps: config.apps, publishUrl: `${rtmpUrl}/${config.apps[0]}/<streamId>?token=<publish token>` });
+  const opsUrl = `http://${config.opsHost}:${opsPort}`;
+  log.info("media node ready", { rtmp: rtmpUrl, http: httpUrl, ops: opsUrl, storage: store.kind, apps: config.apps, publishUrl: `${rtmpUrl}/${config.apps[0]}/<streamId>?token=<publish token>` });
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
@@ -174,22 +191,22 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
         if (late) log.warn("shutdown: some streams still had not ended; their events may be missing");
       }
       await bus?.stop();
-      await new Promise<void>((r) => http.close(() => r()));
+      await Promise.all([http, ops].map((server) => new Promise<void>((r) => server.close(() => r()))));
       http.closeAllConnections();
+      ops.closeAllConnections();
       await store.close();
       log.info("media node stopped");
     })());
 
-  return { config, rtmpUrl, httpUrl, ingest, live, uploader, metrics, streamKeys, stop };
+  return { config, rtmpUrl, httpUrl, opsUrl, ingest, live, uploader, metrics, streamKeys, stop };
 }
 
 async function main(): Promise<void> {
   const log = createLogger({ fields: { service: "media-node" } });
   let node: MediaNode;
   try {
-    const config = loadConfig();
-    const storage = loadStorageConfig(process.env, { httpBaseUrl: `http://${config.httpHost === "0.0.0.0" ? "127.0.0.1" : config.httpHost}:${config.httpPort}` });
-    node = await startMediaNode({ config, storage, bus: readBusConfig() });
+    const { config, storage, bus, ingest, streamKeys } = readMediaNodeSettings();
+    node = await startMediaNode({ config, storage, bus, ingestLimits: ingest, streamKeys });
   } catch (error) {
     log.error(error instanceof ConfigError ? error.message : "media node failed to start", { error });
     process.exit(1);

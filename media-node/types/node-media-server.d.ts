@@ -49,7 +49,13 @@ declare module "node-media-server" {
     on(event: NmsEvent, listener: (session: NmsSession) => void): void;
     run(): Promise<void>;
     stop(): Promise<void>;
-    rtmpServer: { tcpServer?: import("node:net").Server; tlsServer?: import("node:net").Server; handleListenError: unknown };
+    rtmpServer: {
+      tcpServer?: import("node:net").Server;
+      tlsServer?: import("node:net").Server;
+      handleListenError: unknown;
+      /** the connection listener both servers were created with: wraps a socket in an RTMP session */
+      handleRequest(socket: Socket): void;
+    };
     httpServer: unknown;
   }
 }

@@ -160,12 +160,12 @@ async function main() {
 
   const bridges: NatsToHttpBridgeProcess[] = [];
   for (let i = 0; i < REPLICAS; i++) {
-    bridges.push(await startNatsToHttpBridge({ natsUrl: nats.url, edgeUrl: `${edge.url}/hooks/events`, env: BRIDGE_CONCURRENCY ? { BRIDGE_CONCURRENCY } : {} }));
+    bridges.push(await startNatsToHttpBridge({ nats, edgeUrl: `${edge.url}/hooks/events`, env: BRIDGE_CONCURRENCY ? { BRIDGE_CONCURRENCY } : {} }));
   }
   cleanups.push(...bridges.map((b) => () => b.stop()));
   const dir = await mkdtemp(join(tmpdir(), "pulsecast-bench-outbox-"));
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
-  const bus = createMediaEventBus(busConfig({ natsUrl: nats.url, outboxDir: dir }), { name: "bench", log: () => undefined });
+  const bus = createMediaEventBus(busConfig({ ...nats.settings("media-node"), outboxDir: dir }), { name: "bench", log: () => undefined });
   await bus.start();
   cleanups.push(() => bus.stop());
 

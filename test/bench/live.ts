@@ -53,11 +53,11 @@ async function cpuSeconds(pid: number): Promise<number> {
 
 async function live(work: string) {
   const [nats, s3, rtmpPort, httpPort] = await Promise.all([startNats(), startS3(), freePort(), freePort()]);
-  const config = loadConfig({ MEDIA_RTMP_PORT: String(rtmpPort), MEDIA_HTTP_PORT: String(httpPort), MEDIA_WORK_DIR: join(work, "live"), PUBLISH_TOKEN_SECRET: SECRET, MEDIA_RECONNECT_GRACE_S: "1", MEDIA_LOG_LEVEL: "warn" });
+  const config = loadConfig({ MEDIA_RTMP_PORT: String(rtmpPort), MEDIA_HTTP_PORT: String(httpPort), MEDIA_OPS_PORT: "0", MEDIA_WORK_DIR: join(work, "live"), PUBLISH_TOKEN_SECRET: SECRET, MEDIA_RECONNECT_GRACE_S: "1", MEDIA_LOG_LEVEL: "warn" });
   const node = await startMediaNode({
     config,
     storage: loadStorageConfig(s3.env),
-    bus: busConfig({ natsUrl: nats.url, outboxDir: join(work, "outbox") }),
+    bus: busConfig({ ...nats.settings("media-node"), outboxDir: join(work, "outbox") }),
     log: createLogger({ level: "warn", sink: (line) => process.stderr.write(line + "\n") }),
   });
   const uploadMs: number[] = [];
@@ -104,7 +104,7 @@ async function offline(work: string) {
   const made = await run("ffmpeg", ["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", String(CLIP_S), "-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", "-g", "60", "-c:a", "aac", "-y", clip]);
   if (made.code !== 0) throw new Error(`could not make the clip: ${made.stderr}`);
   const source = { video: { width: 1280, height: 720, fps: 30 }, audio: { channels: 2 } };
-  const preset = loadConfig({}).x264Preset;
+  const preset = loadConfig({ PUBLISH_TOKEN_SECRET: SECRET }).x264Preset;
   // The same argument builder the live node uses, on a file instead of the RTMP pull.
   const argv = (rungs: ("720p" | "480p" | "360p")[], out: string) =>
     toArgv(buildLiveArgs({ input: clip, outDir: out, ladder: selectLadder(source, { rungs, passthrough: false }), segmentS: 2, preset, listSize: 0 }));

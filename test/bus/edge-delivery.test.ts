@@ -70,7 +70,7 @@ const started = (n: number, rooms = 16) =>
   );
 
 async function consumerIdle(nats: NatsServer): Promise<boolean> {
-  const nc = await connect({ servers: nats.url });
+  const nc = await connect(nats.options());
   try {
     const info = await (await nc.jetstreamManager()).consumers.info("EVENTS", "edge-bridge");
     return info.num_pending === 0 && info.num_ack_pending === 0;
@@ -88,7 +88,7 @@ describe("media side -> NATS -> bridge -> edge: every event takes effect exactly
   async function mediaBus(nats: NatsServer): Promise<MediaEventBus> {
     const dir = await mkdtemp(join(tmpdir(), "pulsecast-bus-"));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    const bus = createMediaEventBus(busConfig({ natsUrl: nats.url, outboxDir: dir }), { name: "test-node", log: () => undefined });
+    const bus = createMediaEventBus(busConfig({ ...nats.settings("media-node"), outboxDir: dir }), { name: "test-node", log: () => undefined });
     await bus.start();
     cleanups.push(() => bus.stop());
     return bus;
@@ -98,7 +98,7 @@ describe("media side -> NATS -> bridge -> edge: every event takes effect exactly
     const nats = await startNats();
     cleanups.push(() => nats.stop());
     const edgePort = await freePort();
-    const bridge = await startNatsToHttpBridge({ natsUrl: nats.url, edgeUrl: `http://127.0.0.1:${edgePort}/hooks/events`, env: { BRIDGE_RETRY_MAX_MS: "1000" } });
+    const bridge = await startNatsToHttpBridge({ nats, edgeUrl: `http://127.0.0.1:${edgePort}/hooks/events`, env: { BRIDGE_RETRY_MAX_MS: "1000" } });
     cleanups.push(() => bridge.stop());
     const bus = await mediaBus(nats);
 
@@ -132,7 +132,7 @@ describe("media side -> NATS -> bridge -> edge: every event takes effect exactly
     cleanups.push(() => nats.stop(), () => edge.stop());
     const env = { BRIDGE_ACK_WAIT_MS: "3000", BRIDGE_REQUEST_TIMEOUT_MS: "2000", BRIDGE_RETRY_MAX_MS: "1000", BRIDGE_CONCURRENCY: "32" };
     const edgeUrl = `${edge.url}/hooks/events`;
-    const [a, b] = await Promise.all([startNatsToHttpBridge({ natsUrl: nats.url, edgeUrl, env }), startNatsToHttpBridge({ natsUrl: nats.url, edgeUrl, env })]);
+    const [a, b] = await Promise.all([startNatsToHttpBridge({ nats, edgeUrl, env }), startNatsToHttpBridge({ nats, edgeUrl, env })]);
     cleanups.push(() => a.stop(), () => b.stop());
     const bus = await mediaBus(nats);
 

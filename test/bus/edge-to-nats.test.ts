@@ -39,16 +39,17 @@ describe("edge -> HTTP->NATS bridge -> JetStream", () => {
     }
 
     // The media side is down: the answers wait in the edge's outbox. Now it comes up.
-    const bridge = await startHttpToNatsBridge({ natsUrl: nats.url, env: { HTTP_TO_NATS_PORT: String(bridgePort) } });
+    const bridge = await startHttpToNatsBridge({ nats, env: { HTTP_TO_NATS_PORT: String(bridgePort) } });
     cleanups.push(() => bridge.stop());
-    const nc = await connect({ servers: nats.url });
+    const nc = await connect(nats.options());
     cleanups.push(() => nc.close());
     const jsm = await nc.jetstreamManager();
-    await waitFor("three notification.sent in JetStream", async () => (await jsm.streams.info("EVENTS")).state.messages >= 3, 90_000, 250);
+    // notification.sent only ever comes from the edge: it is kept in EDGE_EVENTS.
+    await waitFor("three notification.sent in JetStream", async () => (await jsm.streams.info("EDGE_EVENTS")).state.messages >= 3, 90_000, 250);
 
-    const { state } = await jsm.streams.info("EVENTS");
+    const { state } = await jsm.streams.info("EDGE_EVENTS");
     const stored: Envelope[] = [];
-    for (let seq = state.first_seq; seq <= state.last_seq; seq++) stored.push((await jsm.streams.getMessage("EVENTS", { seq })).json<Envelope>());
+    for (let seq = state.first_seq; seq <= state.last_seq; seq++) stored.push((await jsm.streams.getMessage("EDGE_EVENTS", { seq })).json<Envelope>());
     expect(stored).toHaveLength(3);
     expect(stored.every((e) => e.type === "notification.sent" && e.source === "edge")).toBe(true);
     expect(new Set(stored.map((e) => (e.data as { notificationId: string }).notificationId))).toEqual(new Set(["ntf_1", "ntf_2", "ntf_3"]));

@@ -24,8 +24,8 @@ describe("HTTP -> NATS bridge (real process, real nats-server)", () => {
 
   beforeAll(async () => {
     nats = await startNats();
-    bridge = await startHttpToNatsBridge({ natsUrl: nats.url, env: { NATS_PUBLISH_TIMEOUT_MS: "1000" } });
-    nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    bridge = await startHttpToNatsBridge({ nats, env: { NATS_PUBLISH_TIMEOUT_MS: "1000" } });
+    nc = await connect(nats.options("ops", { maxReconnectAttempts: -1, reconnectTimeWait: 100 }));
     jsm = await nc.jetstreamManager();
   });
   afterAll(async () => {
@@ -33,7 +33,8 @@ describe("HTTP -> NATS bridge (real process, real nats-server)", () => {
     await bridge?.stop();
     await nats?.stop();
   });
-  const stored = async () => (await jsm.streams.info("EVENTS")).state.messages;
+  // The edge-only types (chat, presence, media.uploaded, notification.sent) are kept in EDGE_EVENTS, the rest in EVENTS.
+  const stored = async () => (await jsm.streams.info("EVENTS")).state.messages + (await jsm.streams.info("EDGE_EVENTS")).state.messages;
   beforeEach(async () => {
     storedBefore = await stored();
   });
@@ -52,7 +53,7 @@ describe("HTTP -> NATS bridge (real process, real nats-server)", () => {
     const reply = await signedPost(e);
     expect(reply).toMatchObject({ status: 202, body: { ok: true, duplicate: false } });
     expect(await stored()).toBe(storedBefore + 1);
-    const msg = await jsm.streams.getMessage("EVENTS", { last_by_subj: "chat.message" });
+    const msg = await jsm.streams.getMessage("EDGE_EVENTS", { last_by_subj: "chat.message" });
     expect(msg.json<Envelope>()).toEqual(e);
     expect(msg.header.get("Nats-Msg-Id")).toBe(e.id);
   });
@@ -73,6 +74,11 @@ describe("HTTP -> NATS bridge (real process, real nats-server)", () => {
     ];
     for (const e of events) expect((await signedPost(e)).status).toBe(202);
     expect(await stored()).toBe(storedBefore + 3);
+    // Types only the edge emits land in EDGE_EVENTS, which the NATS -> HTTP bridge does not consume; a type
+    // either side may emit stays in EVENTS.
+    expect((await jsm.streams.getMessage("EDGE_EVENTS", { last_by_subj: "media.uploaded" })).json<Envelope>().id).toBe(events[0]!.id);
+    expect((await jsm.streams.getMessage("EDGE_EVENTS", { last_by_subj: "presence.update" })).json<Envelope>().id).toBe(events[1]!.id);
+    expect((await jsm.streams.getMessage("EVENTS", { last_by_subj: "notification.requested" })).json<Envelope>().id).toBe(events[2]!.id);
   });
 
   describe("refusals: a clear status, nothing stored", () => {
@@ -152,9 +158,10 @@ describe("HTTP -> NATS bridge (real process, real nats-server)", () => {
       return { status: res.status, body: (await res.json()) as { results?: EventResult[]; ok?: boolean; error?: string; message?: string } };
     }
     async function lastStored(count: number): Promise<Envelope[]> {
-      const { state } = await jsm.streams.info("EVENTS");
+      // Only chat messages here: they are in EDGE_EVENTS.
+      const { state } = await jsm.streams.info("EDGE_EVENTS");
       const out: Envelope[] = [];
-      for (let seq = state.last_seq - count + 1; seq <= state.last_seq; seq++) out.push((await jsm.streams.getMessage("EVENTS", { seq })).json<Envelope>());
+      for (let seq = state.last_seq - count + 1; seq <= state.last_seq; seq++) out.push((await jsm.streams.getMessage("EDGE_EVENTS", { seq })).json<Envelope>());
       return out;
     }
 
@@ -165,7 +172,7 @@ describe("HTTP -> NATS bridge (real process, real nats-server)", () => {
       expect(reply.body.results).toEqual(events.map((e) => ({ id: e.id, status: "stored" })));
       expect(await stored()).toBe(storedBefore + 100);
       expect((await lastStored(100)).map((e) => e.id)).toEqual(events.map((e) => e.id));
-      const msg = await jsm.streams.getMessage("EVENTS", { last_by_subj: "chat.message" });
+      const msg = await jsm.streams.getMessage("EDGE_EVENTS", { last_by_subj: "chat.message" });
       expect(msg.header.get("Nats-Msg-Id")).toBe(events[99]!.id);
       // The outbox retried the same batch (say its answer was lost): all duplicates, nothing stored twice.
       const again = await postBatch(batchBody(events.slice(0, 3)));
@@ -241,7 +248,7 @@ describe("HTTP -> NATS bridge (real process, real nats-server)", () => {
       return r.status < 300 ? r : null;
     });
     expect(reply.body.ok).toBe(true);
-    const msg = await jsm.streams.getMessage("EVENTS", { last_by_subj: "chat.message" });
+    const msg = await jsm.streams.getMessage("EDGE_EVENTS", { last_by_subj: "chat.message" });
     expect(msg.json<Envelope>().id).toBe(e.id);
   });
 });

@@ -38,20 +38,20 @@ async function setup(script: Script, bridgeEnv: Record<string, string> = {}, opt
   cleanups.push(() => receiver.close());
   const dir = await mkdtemp(join(tmpdir(), "pulsecast-n2h-"));
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
-  const bus: MediaEventBus = createMediaEventBus(busConfig({ natsUrl: nats.url, outboxDir: dir }), { name: "test", log: () => undefined });
+  const bus: MediaEventBus = createMediaEventBus(busConfig({ ...nats.settings("media-node"), outboxDir: dir }), { name: "test", log: () => undefined });
   await bus.start();
   cleanups.push(() => bus.stop());
   if (opts.before) {
     for (const e of opts.before) await bus.publish(e);
     await bus.drained();
   }
-  const bridge = await startNatsToHttpBridge({ natsUrl: nats.url, edgeUrl: receiver.url, env: { BRIDGE_RETRY_BASE_MS: "20", ...bridgeEnv } });
+  const bridge = await startNatsToHttpBridge({ nats, edgeUrl: receiver.url, env: { BRIDGE_RETRY_BASE_MS: "20", ...bridgeEnv } });
   cleanups.push(() => bridge.stop());
   return { nats, receiver, bus, bridge };
 }
 
 async function consumerState(nats: NatsServer) {
-  const nc = await connect({ servers: nats.url });
+  const nc = await connect(nats.options());
   try {
     return await (await nc.jetstreamManager()).consumers.info("EVENTS", "edge-bridge");
   } finally {
@@ -60,7 +60,7 @@ async function consumerState(nats: NatsServer) {
 }
 
 async function deadLetter(nats: NatsServer, type: string) {
-  const nc = await connect({ servers: nats.url });
+  const nc = await connect(nats.options());
   cleanups.push(() => nc.close());
   return (await nc.jetstreamManager()).streams.getMessage("DEADLETTER", { last_by_subj: `deadletter.${type}` });
 }
@@ -107,7 +107,7 @@ describe.each(modes)("NATS -> HTTP bridge, $name (real nats-server, bridge proce
     expectForm(receiver);
     await waitFor("dead-letter metric", async () => (await bridge.metric("pulsecast_bridge_dead_lettered_total")) === 1);
 
-    const nc = await connect({ servers: nats.url });
+    const nc = await connect(nats.options());
     cleanups.push(() => nc.close());
     const jsm = await nc.jetstreamManager();
     const dl = await jsm.streams.getMessage("DEADLETTER", { last_by_subj: "deadletter.media.progress" });
@@ -158,7 +158,7 @@ describe.each(modes)("NATS -> HTTP bridge, $name (real nats-server, bridge proce
     await receiver.waitForHanging(8);
     await bridge.kill();
     hang = false;
-    const replica = await startNatsToHttpBridge({ natsUrl: nats.url, edgeUrl: receiver.url, env: { BRIDGE_ACK_WAIT_MS: "2000", BRIDGE_REQUEST_TIMEOUT_MS: "1500" } });
+    const replica = await startNatsToHttpBridge({ nats, edgeUrl: receiver.url, env: { BRIDGE_ACK_WAIT_MS: "2000", BRIDGE_REQUEST_TIMEOUT_MS: "1500" } });
     cleanups.push(() => replica.stop());
     await receiver.waitForAccepted(20);
     expect(new Set(receiver.accepted)).toEqual(new Set(events.map((e) => e.id)));

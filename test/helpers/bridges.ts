@@ -1,8 +1,10 @@
 // Starts the two bridge processes for cross-process tests, exactly as production runs them
-// (`node media-node/src/bridges/<name>/main.ts`), on 127.0.0.1 and free ports, with the test secrets.
+// (`node media-node/src/bridges/<name>/main.ts`), on 127.0.0.1 and free ports, with the test secrets and the
+// NATS credentials of their role (the test server runs with authorization on).
 
 import { join } from "node:path";
 import { ROOT, TEST_SECRETS } from "./edge.ts";
+import type { NatsServer } from "./nats.ts";
 import { freePort } from "./ports.ts";
 import { type GroupProcess, spawnGroup } from "./process.ts";
 
@@ -39,11 +41,11 @@ function controls(proc: GroupProcess): BridgeProcess {
   return { process: proc, stop: () => proc.stop(), kill: () => proc.kill() };
 }
 
-export async function startNatsToHttpBridge(opts: { natsUrl: string; edgeUrl: string; env?: Record<string, string> }): Promise<NatsToHttpBridgeProcess> {
+export async function startNatsToHttpBridge(opts: { nats: NatsServer; edgeUrl: string; env?: Record<string, string> }): Promise<NatsToHttpBridgeProcess> {
   const metricsPort = await freePort();
   const { proc, ready } = launch(
     "nats-to-http",
-    { NATS_URL: opts.natsUrl, EDGE_EVENTS_URL: opts.edgeUrl, EDGE_INGRESS_SECRET: TEST_SECRETS.EDGE_INGRESS_SECRET, METRICS_PORT: String(metricsPort), ...opts.env },
+    { ...opts.nats.env("nats-to-http"), EDGE_EVENTS_URL: opts.edgeUrl, EDGE_INGRESS_SECRET: TEST_SECRETS.EDGE_INGRESS_SECRET, METRICS_PORT: String(metricsPort), ...opts.env },
     /\bready: consumer\b/,
   );
   await ready;
@@ -63,11 +65,11 @@ export async function startNatsToHttpBridge(opts: { natsUrl: string; edgeUrl: st
   };
 }
 
-export async function startHttpToNatsBridge(opts: { natsUrl: string; env?: Record<string, string> }): Promise<HttpToNatsBridgeProcess> {
+export async function startHttpToNatsBridge(opts: { nats: NatsServer; env?: Record<string, string> }): Promise<HttpToNatsBridgeProcess> {
   const port = await freePort();
   const { proc, ready } = launch(
     "http-to-nats",
-    { NATS_URL: opts.natsUrl, BRIDGE_INGRESS_SECRET: TEST_SECRETS.BRIDGE_INGRESS_SECRET, HTTP_TO_NATS_PORT: String(port), ...opts.env },
+    { ...opts.nats.env("http-to-nats"), BRIDGE_INGRESS_SECRET: TEST_SECRETS.BRIDGE_INGRESS_SECRET, HTTP_TO_NATS_PORT: String(port), ...opts.env },
     /\bready: POST\b/,
   );
   await ready;

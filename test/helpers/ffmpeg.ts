@@ -18,6 +18,8 @@ export interface TestSourceOptions {
   durationS?: number;
   /** keyframe interval of the broadcaster, frames (OBS default is 2 s) */
   gop?: number;
+  /** report how much was sent (`-progress` on stdout), read with sentSeconds() */
+  progress?: boolean;
 }
 
 /**
@@ -32,10 +34,22 @@ export function publishTestSource(url: string, opts: TestSourceOptions = {}): Gr
   if (video) args.push("-f", "lavfi", "-i", `testsrc2=size=${opts.size ?? "640x360"}:rate=${rate}`);
   if (audio) args.push("-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000");
   if (opts.durationS) args.push("-t", String(opts.durationS));
+  if (opts.progress) args.push("-progress", "pipe:1");
   if (video) args.push("-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", String(opts.gop ?? rate * 2), "-pix_fmt", "yuv420p");
   if (audio) args.push("-c:a", "aac", "-b:a", "64k");
   args.push("-f", "flv", url);
   return spawnGroup("ffmpeg", args);
+}
+
+/**
+ * Seconds of media a publisher started with `progress: true` has sent so far (its last `-progress` report; the
+ * final one is written when it exits), so a test that stops a broadcast itself knows how long it was.
+ */
+export function sentSeconds(publisher: GroupProcess): number {
+  const all = [...publisher.output().matchAll(/^out_time_us=(\d+)$/gm)];
+  const last = all.at(-1);
+  if (!last) throw new Error("the publisher reported no progress (started without `progress: true`?)");
+  return Number(last[1]) / 1e6;
 }
 
 export interface ProbedFrame {

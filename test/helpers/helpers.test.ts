@@ -20,11 +20,11 @@ describe("test harness", () => {
   });
 
   it("runs a JetStream-enabled nats-server that survives a SIGKILL restart", async () => {
-    let nc = await connect({ servers: nats.url });
+    let nc = await connect(nats.options());
     await (await nc.jetstreamManager()).streams.add({ name: "HARNESS", subjects: ["harness.>"] });
     await nc.close();
     await nats.restart({ hard: true });
-    nc = await connect({ servers: nats.url });
+    nc = await connect(nats.options());
     const info = await (await nc.jetstreamManager()).streams.info("HARNESS");
     expect(info.config.name).toBe("HARNESS");
     await nc.close();

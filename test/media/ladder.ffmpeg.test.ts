@@ -1,19 +1,19 @@
 // Good token -> an HLS ladder appears in storage as the broadcast goes; the broadcaster leaves -> ENDLIST, the
 // VOD playlist of the whole broadcast, and the lifecycle events on NATS. Every rung is opened with ffprobe.
 
-import { once } from "node:events";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LiveSession } from "../../media-node/src/live/session.ts";
-import { probeFmp4Segment, publishTestSource } from "../helpers/ffmpeg.ts";
+import { probeFmp4Segment, publishTestSource, sentSeconds } from "../helpers/ffmpeg.ts";
 import type { GroupProcess } from "../helpers/process.ts";
-import { type MediaFixture, startMediaFixture } from "./fixture.ts";
+import { type MediaFixture, type SessionRecorder, startMediaFixture } from "./fixture.ts";
 import { parsePlaylist } from "../helpers/hls.ts";
 
 describe("live ladder: RTMP in, fMP4 HLS ladder out", () => {
   let fx: MediaFixture;
   let publisher: GroupProcess | undefined;
   let session: LiveSession;
+  let rec: SessionRecorder;
   const SEGMENT_S = 2;
 
   beforeAll(async () => {
@@ -25,10 +25,12 @@ describe("live ladder: RTMP in, fMP4 HLS ladder out", () => {
   });
 
   it("publishes with a good token and the master + every rung's playlist appear in storage, then stream.live", async () => {
-    const sessionStarted = once(fx.node.live, "session") as Promise<[LiveSession]>;
-    publisher = publishTestSource(`${fx.rtmpBase}/live/ladder1?token=${await fx.token("ladder1", { room: "room-1" })}`, { size: "640x360", durationS: 9 });
-    [session] = await sessionStarted;
-    const [live] = (await once(session, "live")) as [{ playbackUrl: string; sincePublishMs: number }];
+    const began = fx.nextSession("ladder1");
+    // The broadcast goes on until the test ends it (the third test), however long the first two take.
+    publisher = publishTestSource(`${fx.rtmpBase}/live/ladder1?token=${await fx.token("ladder1", { room: "room-1" })}`, { size: "640x360", progress: true });
+    rec = await began;
+    session = rec.session;
+    const live = await rec.whenLive();
     expect(live.playbackUrl).toBe(fx.store.publicUrl(session.masterKey));
 
     const master = await fx.store.get(session.masterKey);
@@ -68,15 +70,10 @@ describe("live ladder: RTMP in, fMP4 HLS ladder out", () => {
   });
 
   it("lists only stored segments in live playlists while the broadcast goes on", async () => {
-    // Wait for a few more segments, checking each live playlist as it is uploaded.
-    await new Promise<void>((resolve) => {
-      let n = 0;
-      session.on("segment", async function onSegment() {
-        if (++n < 4) return;
-        session.off("segment", onSegment);
-        resolve();
-      });
-    });
+    // Wait for a few more segments (of any rung), then check each live playlist while the broadcast is still on.
+    const before = rec.segments.length;
+    await rec.until("4 more segments", () => rec.segments.length >= before + 4);
+    expect(rec.ended).toBeUndefined();
     for (const rung of ["360p", "240p", "audio"]) {
       const obj = await fx.store.get(`${session.keyBase}/${rung}/index.m3u8`);
       const pl = parsePlaylist(new TextDecoder().decode(obj!.body));
@@ -87,11 +84,16 @@ describe("live ladder: RTMP in, fMP4 HLS ladder out", () => {
   });
 
   it("ends with ENDLIST and stores the VOD playlist when the broadcaster leaves; stream.ended and media.ready follow", async () => {
-    const [ended] = (await once(session, "ended", { signal: AbortSignal.timeout(60_000) })) as [{ reason: string; durationS: number; vodUrl: string }];
+    // At least four full segments per video rung (the last test looks inside them), then the broadcaster leaves.
+    for (const rung of ["360p", "240p"]) await rec.segmentCount(4, rung);
+    await publisher!.stop();
+    const sentS = sentSeconds(publisher!);
+    const ended = await rec.whenEnded();
     expect(ended.reason).toBe("publisher-left");
-    // the whole 9 s broadcast is there, last second included
-    expect(ended.durationS).toBeGreaterThan(8);
-    expect(ended.durationS).toBeLessThan(10.5);
+    // the whole broadcast is there, last second included
+    expect(sentS).toBeGreaterThan(4 * SEGMENT_S);
+    expect(ended.durationS).toBeGreaterThan(sentS - 1);
+    expect(ended.durationS).toBeLessThan(sentS + 1.5);
     expect(ended.vodUrl).toBe(fx.store.publicUrl(session.vodKey));
 
     const vodMaster = parsePlaylist(new TextDecoder().decode((await fx.store.get(session.vodKey))!.body));

@@ -21,10 +21,12 @@ describe("media node process", () => {
   let publisher: GroupProcess | undefined;
   let root: string;
   let http: string;
+  let ops: string;
   let rtmp: string;
 
   beforeAll(async () => {
-    const [rtmpPort, httpPort] = [await freePort(), await freePort()];
+    const [rtmpPort, httpPort, opsPort] = [await freePort(), await freePort(), await freePort()];
+    ops = `http://127.0.0.1:${opsPort}`;
     nats = await startNats();
     root = await mkdtemp(join(tmpdir(), "pulsecast-node-"));
     http = `http://127.0.0.1:${httpPort}`;
@@ -33,7 +35,8 @@ describe("media node process", () => {
       cwd: ROOT,
       env: {
         ...process.env,
-        NATS_URL: nats.url,
+        ...nats.env("media-node"),
+        MEDIA_OPS_PORT: String(opsPort),
         PUBLISH_TOKEN_SECRET: TEST_SECRETS.PUBLISH_TOKEN_SECRET,
         MEDIA_RTMP_PORT: String(rtmpPort),
         MEDIA_HTTP_PORT: String(httpPort),
@@ -56,7 +59,7 @@ describe("media node process", () => {
   });
 
   it("is ready when RTMP, storage and NATS answer, and logs JSON lines", async () => {
-    const res = await fetch(`${http}/healthz`);
+    const res = await fetch(`${ops}/healthz`);
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ status: "ready" });
     const lines = node.output().split("\n").filter((l) => l.startsWith("{"));

@@ -5,26 +5,24 @@
 import { once } from "node:events";
 import { connect, createServer, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { LiveSession } from "../../media-node/src/live/session.ts";
 import { publishTestSource } from "../helpers/ffmpeg.ts";
 import type { GroupProcess } from "../helpers/process.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { type MediaFixture, startMediaFixture } from "./fixture.ts";
+import { type MediaFixture, type SessionRecorder, startMediaFixture } from "./fixture.ts";
 
 describe("refused publishes and garbage on the RTMP port", () => {
   let fx: MediaFixture;
   let livePublisher: GroupProcess | undefined;
-  let liveSession: LiveSession;
-  const sessionsStarted: string[] = [];
+  let steady: SessionRecorder;
+  const sessionsStarted = () => fx.sessions.map((r) => r.session.streamId);
 
   beforeAll(async () => {
     fx = await startMediaFixture({ MEDIA_LADDER: "240p", MEDIA_SEGMENT_S: "1" });
-    fx.node.live.on("session", (s) => sessionsStarted.push(s.streamId));
     // A stream that is live through every case below, to show the refusals do not disturb it.
-    const started = once(fx.node.live, "session") as Promise<[LiveSession]>;
+    const began = fx.nextSession("steady");
     livePublisher = publishTestSource(`${fx.rtmpBase}/live/steady?token=${await fx.token("steady")}`, { size: "426x240", audio: false });
-    [liveSession] = await started;
-    await once(liveSession, "live");
+    steady = await began;
+    await steady.whenLive();
   });
   afterAll(async () => {
     await livePublisher?.kill();
@@ -45,7 +43,7 @@ describe("refused publishes and garbage on the RTMP port", () => {
       await pub.kill();
     }
     expect(fx.logs.some((l) => l.msg === "publish refused" && l.reason === reason)).toBe(true);
-    expect(sessionsStarted.filter((s) => s !== "steady")).toEqual([]);
+    expect(sessionsStarted().filter((s) => s !== "steady")).toEqual([]);
     if (streamKey) expect(await fx.store.list(`live/${streamKey}/`)).toEqual([]);
   }
 
@@ -82,9 +80,9 @@ describe("refused publishes and garbage on the RTMP port", () => {
 
   it("refuses a second publisher on a live key; the first keeps going", async () => {
     await expectRefused(`${fx.rtmpBase}/live/steady?token=${await fx.token("steady")}`, "already-live", "");
-    expect(liveSession.state).toBe("live");
+    expect(steady.session.state).toBe("live");
     expect(fx.node.ingest.isPublishing("steady")).toBe(true);
-    expect(sessionsStarted).toEqual(["steady"]); // no second session, no second FFmpeg
+    expect(sessionsStarted()).toEqual(["steady"]); // no second session, no second FFmpeg
   });
 
   it("survives garbage bytes and a half handshake on the RTMP port without disturbing the live stream", async () => {
@@ -105,19 +103,15 @@ describe("refused publishes and garbage on the RTMP port", () => {
     await Promise.all([send(garbage, 200), send(halfHandshake, 1500), send(validHandshakeThenJunk, 500), send(Buffer.from("GET / HTTP/1.1\r\n\r\n"), 200)]);
 
     // The live stream keeps producing segments after the abuse...
-    let after = 0;
-    await waitFor("two more segments of the live stream", async () => {
-      if (after === 0) liveSession.on("segment", () => after++);
-      return after >= 2;
-    }, 20_000);
+    await steady.nextSegments(2, "240p", 20_000);
     // ...and the node still answers and is ready.
-    const health = await fetch(`${fx.node.httpUrl}/healthz`);
+    const health = await fetch(`${fx.node.opsUrl}/healthz`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ status: "ready", checks: { rtmp: { ok: true }, storage: { ok: true }, bus: { ok: true } } });
   });
 
   it("exposes refusals and the live stream in /metrics", async () => {
-    const text = await (await fetch(`${fx.node.httpUrl}/metrics`)).text();
+    const text = await (await fetch(`${fx.node.opsUrl}/metrics`)).text();
     expect(text).toMatch(/pulsecast_live_streams 1/);
     expect(text).toMatch(/pulsecast_publish_refused_total\{reason="token-missing"\} 1/);
     expect(text).toMatch(/pulsecast_publish_refused_total\{reason="already-live"\} 1/);
@@ -155,17 +149,9 @@ describe("refused publishes and garbage on the RTMP port", () => {
       // the node hung up on it although the "client" never closed its side
       await waitFor("the node to drop the refused connection", () => upstreams.length > 0 && upstreams.every((u) => u.destroyed), 15_000);
 
-      const session = new Promise<LiveSession>((resolve) => {
-        const onSession = (s: LiveSession) => {
-          if (s.streamId !== "k-stubborn") return;
-          fx.node.live.off("session", onSession);
-          resolve(s);
-        };
-        fx.node.live.on("session", onSession);
-      });
+      const began = fx.nextSession("k-stubborn");
       real = publishTestSource(`${fx.rtmpBase}/live/k-stubborn?token=${await fx.token("k-stubborn")}`, { size: "426x240", audio: false });
-      const live = await session;
-      await once(live, "live", { signal: AbortSignal.timeout(60_000) });
+      await (await began).whenLive();
       expect(fx.node.ingest.isPublishing("k-stubborn")).toBe(true);
       expect((await fx.store.list("live/k-stubborn/")).length).toBeGreaterThan(0);
       expect(fx.logs.some((l) => /k-stubborn already has a publisher/.test(String(l.msg)))).toBe(false);

@@ -3,12 +3,10 @@
 // passthrough rung on: a video broadcast gets its H.264 copied as a `source` variant next to the encoded ones;
 // and a moderator can kick a broadcaster.
 
-import { once } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { LiveSession } from "../../media-node/src/live/session.ts";
 import { probeFmp4Segment, publishTestSource } from "../helpers/ffmpeg.ts";
 import { freePort } from "../helpers/ports.ts";
 import { type GroupProcess, run } from "../helpers/process.ts";
@@ -35,10 +33,11 @@ describe("RTMPS, audio-only, passthrough, kick", () => {
   });
 
   it("accepts a publish over TLS and serves an audio-only HLS variant", async () => {
-    const started = once(fx.node.live, "session") as Promise<[LiveSession]>;
+    const began = fx.nextSession("radio");
     publisher = publishTestSource(`rtmps://127.0.0.1:${rtmpsPort}/live/radio?token=${await fx.token("radio")}`, { video: false, durationS: 5 });
-    const [session] = await started;
-    await once(session, "live");
+    const rec = await began;
+    const session = rec.session;
+    await rec.whenLive();
     const master = new TextDecoder().decode((await fx.store.get(session.masterKey))!.body);
     const masterPlaylist = parsePlaylist(master);
     expect(masterPlaylist.playlists).toHaveLength(1);
@@ -46,7 +45,8 @@ describe("RTMPS, audio-only, passthrough, kick", () => {
     expect(masterPlaylist.playlists[0].attributes.CODECS).toBe("mp4a.40.2");
     expect(master).not.toContain("RESOLUTION");
 
-    const [ended] = (await once(session, "ended", { signal: AbortSignal.timeout(30_000) })) as [{ durationS: number; reason: string }];
+    // recorded from the start: a short clip may well have ended while the master was being read
+    const ended = await rec.whenEnded(30_000);
     expect(ended.reason).toBe("publisher-left");
     expect(ended.durationS).toBeGreaterThan(4);
     const vod = parsePlaylist(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/audio/vod.m3u8`))!.body));
@@ -57,10 +57,11 @@ describe("RTMPS, audio-only, passthrough, kick", () => {
   });
 
   it("copies an H.264 source as a passthrough variant next to the encoded rungs; a kick ends the stream", async () => {
-    const started = once(fx.node.live, "session") as Promise<[LiveSession]>;
+    const began = fx.nextSession("copycat");
     publisher = publishTestSource(`${fx.rtmpBase}/live/copycat?token=${await fx.token("copycat")}`, { size: "426x240" });
-    const [session] = await started;
-    await once(session, "live");
+    const rec = await began;
+    const session = rec.session;
+    await rec.whenLive();
     const masterPlaylist = parsePlaylist(new TextDecoder().decode((await fx.store.get(session.masterKey))!.body));
     const variants = masterPlaylist.playlists as { uri: string; attributes: { CODECS: string; RESOLUTION: { width: number; height: number } } }[];
     expect(variants.map((v) => v.uri).sort()).toEqual(["240p/index.m3u8", "source/index.m3u8"]);
@@ -68,9 +69,8 @@ describe("RTMPS, audio-only, passthrough, kick", () => {
     expect(source.attributes.CODECS).toMatch(/^avc1\.[0-9a-f]{6},mp4a\.40\.2$/);
     expect(source.attributes.RESOLUTION).toEqual({ width: 426, height: 240 });
 
-    const ended = once(session, "ended", { signal: AbortSignal.timeout(30_000) }) as Promise<[{ reason: string }]>;
     expect(await fx.node.live.kick("copycat")).toBe(true);
-    expect((await ended)[0].reason).toBe("kicked");
+    expect((await rec.whenEnded(30_000)).reason).toBe("kicked");
     // the copied rung's segments are real, decodable H.264 starting with a keyframe
     const vod = parsePlaylist(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/source/vod.m3u8`))!.body));
     const first = vod.segments[0] as { uri: string; map: { uri: string } };

@@ -23,17 +23,18 @@ interface NodeProcess {
   rtmp: string;
 }
 
-async function startNodeProcess(root: string, name: string, natsUrl: string, edgeUrl: string): Promise<NodeProcess> {
+async function startNodeProcess(root: string, name: string, nats: NatsServer, edgeUrl: string): Promise<NodeProcess> {
   const [rtmpPort, httpPort] = [await freePort(), await freePort()];
   const proc = spawnGroup(process.execPath, [join(ROOT, "media-node/src/main.ts")], {
     cwd: ROOT,
     env: {
       ...process.env,
-      NATS_URL: natsUrl,
+      ...nats.env("media-node"),
       MEDIA_NODE_ID: name,
       PUBLISH_TOKEN_SECRET: TEST_SECRETS.PUBLISH_TOKEN_SECRET,
       MEDIA_RTMP_PORT: String(rtmpPort),
       MEDIA_HTTP_PORT: String(httpPort),
+      MEDIA_OPS_PORT: "0",
       MEDIA_WORK_DIR: join(root, name, "work"),
       MEDIA_LADDER: "240p",
       MEDIA_SEGMENT_S: "1",
@@ -64,7 +65,7 @@ describe("Streams API end to end", () => {
     nats = await startNats();
     const edgePort = await freePort();
     const edgeUrl = `http://127.0.0.1:${edgePort}`;
-    node1 = await startNodeProcess(root, "node-1", nats.url, edgeUrl);
+    node1 = await startNodeProcess(root, "node-1", nats, edgeUrl);
     edge = await startEdge(
       { PLAYBACK_ORIGIN_URL: `${node1.http}/media`, PLAYBACK_BASE_URL: edgeUrl, RTMP_BASE_URL: node1.rtmp, PLAYBACK_SIGNING_KEYS: SIGNING_KEYS },
       { port: edgePort },
@@ -132,7 +133,7 @@ describe("Streams API end to end", () => {
     expect(Date.now() - rotatedAt).toBeLessThan(15_000);
 
     // A second media node process refuses the old key at once.
-    node2 = await startNodeProcess(root, "node-2", nats.url, edge.url);
+    node2 = await startNodeProcess(root, "node-2", nats, edge.url);
     const again = publishTestSource(`${node2.rtmp}/${stream.obs.key}`, { size: "426x240" });
     try {
       await node2.proc.waitForOutput(/"msg":"publish refused"[^\n]*"reason":"token-revoked"/, 20_000);

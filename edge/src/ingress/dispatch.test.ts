@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { type Envelope, makeEvent } from "../../../shared/envelope.ts";
 import { eventTypes } from "../../../shared/events/index.ts";
-import { routeFor, sentEventId } from "./dispatch.ts";
+import { sentEventId } from "../inbox/sent-event.ts";
+import { routeFor } from "./dispatch.ts";
 
 const src = { source: "media-node/n1", subject: "x" };
 const url = "https://cdn.example/a/master.m3u8";

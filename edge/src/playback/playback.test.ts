@@ -2,7 +2,7 @@ import { SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import { utf8 } from "../../../shared/encoding.ts";
 import { mintHs256, mintUnsigned } from "../../../test/helpers/jwt.ts";
-import { api, createStream, edge, env, errorCode, jwt, newUser, playbackToken, type StreamView } from "../streams/test-support.ts";
+import { api, createStream, edge, env, errorCode, jwt, newUser, playbackToken, type StreamView } from "../../test/streams.ts";
 import { PLAYBACK_AUDIENCE } from "./tokens.ts";
 
 const MASTER = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-STREAM-INF:BANDWIDTH=3000000,RESOLUTION=1280x720\nbrd_1/720p/index.m3u8\n";

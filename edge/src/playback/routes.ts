@@ -7,7 +7,7 @@ import type { Context } from "hono";
 import { errorResponse } from "../auth/errors.ts";
 import { allowedOrigins } from "../cors/cors.ts";
 import type { AppEnv } from "../env.ts";
-import { streamsSettings } from "../streams/settings.ts";
+import { edgeSettings } from "../settings.ts";
 import { playbackStateOf } from "./access.ts";
 import { cacheKeyFor, loadObject, memoryCache, notModified, parseRange, type Stored } from "./cache.ts";
 import { parsePlayPath } from "./path.ts";
@@ -21,7 +21,7 @@ const EXPOSED = "Content-Length, Content-Range, Accept-Ranges, ETag, Cache-Contr
 
 function corsHeaders(c: Context<AppEnv>): Headers {
   const h = new Headers();
-  const origins = allowedOrigins(c.env.CORS_ORIGINS);
+  const origins = allowedOrigins(edgeSettings(c.env).corsOrigins.join(","));
   const origin = c.req.header("origin");
   if (origins === "*") h.set("access-control-allow-origin", "*");
   else if (origin && origins.includes(origin)) {
@@ -47,13 +47,7 @@ playbackRoutes.options("/play/*", (c) => {
 });
 
 playbackRoutes.on(["GET", "HEAD"], "/play/*", async (c) => {
-  let s;
-  try {
-    s = streamsSettings(c.env);
-  } catch (error) {
-    console.error("playback: settings are invalid:", error);
-    return refuse(c, 503, "playback_misconfigured", "playback is misconfigured; see the Worker's logs");
-  }
+  const s = edgeSettings(c.env);
   // The raw path: Request URLs are already normalised (`..` resolved), and nothing here decodes `%`.
   const url = new URL(c.req.url);
   const target = parsePlayPath(url.pathname);

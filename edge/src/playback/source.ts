@@ -2,7 +2,7 @@
 // runs: the media node's /media; any S3-compatible store with public reads), fetched as a CDN would. The code
 // above this interface is the same for both.
 import type { Env } from "../env.ts";
-import type { StreamsSettings } from "../streams/settings.ts";
+import type { EdgeSettings } from "../settings.ts";
 
 export interface SourceObject {
   body: ArrayBuffer;
@@ -51,7 +51,7 @@ export class OriginSource implements MediaSource {
 }
 
 /** The configured source: PLAYBACK_ORIGIN_URL when set, else the MEDIA binding; null when neither exists. */
-export function mediaSource(env: Env, s: StreamsSettings): MediaSource | null {
+export function mediaSource(env: Env, s: EdgeSettings): MediaSource | null {
   if (s.playbackOriginUrl) return new OriginSource(s.playbackOriginUrl);
   if (env.MEDIA) return new R2Source(env.MEDIA);
   return null;

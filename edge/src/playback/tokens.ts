@@ -4,7 +4,7 @@
 // byte-identical for every viewer.
 import { decodeProtectedHeader, errors, jwtVerify, SignJWT } from "jose";
 import { utf8 } from "../../../shared/encoding.ts";
-import type { SigningKey } from "../streams/settings.ts";
+import type { SigningKey } from "../settings.ts";
 
 /** `aud` of every viewer token: a client JWT or any other token of ours can never pass as one. */
 export const PLAYBACK_AUDIENCE = "pulsecast:play";

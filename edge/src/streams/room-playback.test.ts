@@ -1,8 +1,8 @@
 import { decodeJwt } from "jose";
 import { describe, expect, it } from "vitest";
 import { makeEvent } from "../../../shared/envelope.ts";
-import { join, tokenFor, upgrade, wrapSocket } from "../rooms/test-client.ts";
-import { createStream, edge, env, newUser } from "./test-support.ts";
+import { join, tokenFor, upgrade, wrapSocket } from "../../test/clients.ts";
+import { createStream, edge, env, newUser } from "../../test/streams.ts";
 
 const live = (streamId: string, roomId?: string) =>
   makeEvent(
@@ -83,5 +83,40 @@ describe("a room's stream created through the Streams API", () => {
     const v = await join(roomId, newUser());
     expect(v.welcome.room.stream!.playbackUrl).toBe("http://127.0.0.1:8000/media/live/x/master.m3u8");
     v.close();
+  });
+
+  it("keeps the room's stream state across interruptions, with /play URLs (resume keeps live; a new broadcast starts clean)", async () => {
+    const s = await createStream(newUser());
+    const t0 = Date.now() - 300_000;
+    const at = (sec: number) => new Date(t0 + sec * 1000);
+    const meta = (sec: number) => ({ source: "media-node/n", subject: `stream/${s.id}`, time: at(sec) });
+    const started = (sec: number, resumed: boolean, broadcastId: string) => makeEvent("stream.started", { streamId: s.id, nodeId: "n", app: "live", resumed, broadcastId }, meta(sec));
+    const liveAt = (sec: number, broadcastId: string) =>
+      makeEvent("stream.live", { streamId: s.id, nodeId: "n", playbackUrl: `http://media-node.example/media/live/${s.id}/${broadcastId}/master.m3u8`, renditions: [], broadcastId, masterKey: `live/${s.id}/${broadcastId}/master.m3u8` }, meta(sec));
+    const ended = (sec: number, broadcastId: string) =>
+      makeEvent("stream.ended", { streamId: s.id, nodeId: "n", durationS: sec, reason: "publisher-left", broadcastId, vodUrl: `http://media-node.example/media/live/${s.id}/${broadcastId}/vod.m3u8`, vodKey: `live/${s.id}/${broadcastId}/vod.m3u8` }, meta(sec));
+    const room = env.Room.getByName(s.roomId);
+    const welcome = async () => {
+      const v = await join(s.roomId, newUser("late"), { role: "viewer" });
+      v.close();
+      return v.welcome.room.stream;
+    };
+
+    // A reconnect within the grace window, delivered before the broadcast's live event: live, through /play.
+    await room.applyEvents([started(0, false, "brd_1"), started(180, true, "brd_1"), liveAt(3, "brd_1")]);
+    expect(await welcome()).toEqual({ streamId: s.id, status: "live", playbackUrl: `${env.PLAYBACK_BASE_URL}/play/${s.id}/live.m3u8`, startedAt: t0, updatedAt: t0 + 3000 });
+
+    // Its end: the recording through /play, no live URL, and never the media node's links or the storage key.
+    await room.applyEvents([ended(200, "brd_1")]);
+    const after = await welcome();
+    expect(after).toMatchObject({ status: "ended", vodUrl: `${env.PLAYBACK_BASE_URL}/play/${s.id}/brd_1/vod.m3u8` });
+    expect(after).not.toHaveProperty("playbackUrl");
+    expect(JSON.stringify(after)).not.toMatch(/media-node\.example|vodKey/);
+
+    // A late resume of the ended broadcast changes nothing; a new broadcast starts with no earlier VOD.
+    await room.applyEvents([started(60, true, "brd_1")]);
+    expect(await welcome()).toMatchObject({ status: "ended", vodUrl: `${env.PLAYBACK_BASE_URL}/play/${s.id}/brd_1/vod.m3u8` });
+    await room.applyEvents([started(300, false, "brd_2")]);
+    expect(await welcome()).toEqual({ streamId: s.id, status: "starting", startedAt: t0 + 300_000, updatedAt: t0 + 300_000 });
   });
 });

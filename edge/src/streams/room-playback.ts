@@ -12,7 +12,7 @@ import type { Env } from "../env.ts";
 import { isApiStreamId } from "../ingress/dispatch.ts";
 import { playbackStateOf } from "../playback/access.ts";
 import { mintPlaybackToken } from "../playback/tokens.ts";
-import { streamsSettings } from "./settings.ts";
+import { edgeSettings } from "../settings.ts";
 import { playUrl } from "./views.ts";
 
 /** Set by the room on its own copy of the upgrade request; a client's copy is deleted first. */
@@ -33,7 +33,7 @@ export interface ViewerPlayback {
  * PLAYBACK_TOKEN_MAX_TTL_S: reconnecting with a fresh JWT gets a fresh one.
  */
 export async function viewerPlayback(env: Env, streamId: string, user: Pick<VerifiedUser, "userId" | "exp">): Promise<ViewerPlayback | null> {
-  const s = streamsSettings(env);
+  const s = edgeSettings(env);
   const state = await playbackStateOf(env, streamId, s.playbackStateCacheMs);
   if (!state.exists || !state.playable) return null;
   const base = playUrl(s, streamId, "").replace(/\/$/, "");
@@ -77,7 +77,7 @@ export function viewerPlaybackFrom(request: Request): ViewerPlayback | undefined
 /** A stored key under the stream's playback root, as a path below it. */
 function pathUnder(env: Env, streamId: string, key: string | undefined): string | undefined {
   if (!key) return undefined;
-  const root = `${streamsSettings(env).mediaKeyPrefix}/${streamId}/`;
+  const root = `${edgeSettings(env).mediaKeyPrefix}/${streamId}/`;
   return key.startsWith(root) ? key.slice(root.length) : undefined;
 }
 
@@ -88,7 +88,8 @@ export function viewerRoomInfo(env: Env, info: RoomInfo, playback: ViewerPlaybac
   const { playbackUrl: _p, vodUrl: _v, vodKey, ...rest } = stream;
   const out: NonNullable<RoomInfo["stream"]> = rest;
   if (playback && playback.streamId === stream.streamId) {
-    if (stream.status !== "ended") out.playbackUrl = `${playback.root}/live.m3u8`;
+    // A /play URL where the room's own state has a playback URL (live, or kept through a resume), never once ended.
+    if (stream.playbackUrl && stream.status !== "ended") out.playbackUrl = `${playback.root}/live.m3u8`;
     const vodPath = pathUnder(env, stream.streamId, vodKey);
     if (vodPath) out.vodUrl = `${playback.root}/${vodPath}`;
   }
@@ -153,7 +154,7 @@ export async function sendPerViewer<T extends { user: { userId: string } }>(
   connections: Iterable<{ state: WithPlayback<T> | null; setState(s: WithPlayback<T>): unknown; send(text: string): void }>,
 ): Promise<void> {
   const nowS = Math.floor(Date.now() / 1000);
-  const ttl = streamsSettings(env).playbackTokenDefaultTtlS;
+  const ttl = edgeSettings(env).playbackTokenDefaultTtlS;
   const fresh = new Map<string, ViewerPlayback | null>();
   for (const conn of connections) {
     const state = conn.state;

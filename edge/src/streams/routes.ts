@@ -9,13 +9,14 @@ import { checkStreamId } from "../../../shared/names.ts";
 import { errorResponse } from "../auth/errors.ts";
 import { allowedOrigins } from "../cors/cors.ts";
 import { requireUser } from "../auth/middleware.ts";
+import { bearerToken } from "../auth/token.ts";
 import type { VerifiedUser } from "../auth/claims.ts";
 import type { AppEnv, Env } from "../env.ts";
 import { requireInternalToken, timingSafeEqualStrings } from "../internal/auth.ts";
 import { mintPlaybackToken } from "../playback/tokens.ts";
+import { edgeSettings } from "../settings.ts";
 import { forgetPlaybackState } from "../playback/access.ts";
 import { createBody, type StreamRecord, tokenBody, updateBody } from "./model.ts";
-import { streamsSettings } from "./settings.ts";
 import { ownerView, playUrl, publicView } from "./views.ts";
 
 /** Role that may create streams. */
@@ -57,14 +58,6 @@ async function viewersOf(env: Env, roomId: string): Promise<number | null> {
   }
 }
 
-function settingsOr500(env: Env) {
-  try {
-    return { ok: true as const, s: streamsSettings(env) };
-  } catch (error) {
-    console.error("streams: settings are invalid:", error);
-    return { ok: false as const, res: errorResponse(503, "streams_misconfigured", "the Streams API is misconfigured; see the Worker's logs") };
-  }
-}
 
 /** Loads the stream named in the path, answering 404 for bad or unknown ids. */
 async function loadStream(c: Context<AppEnv>): Promise<{ ok: true; r: StreamRecord } | { ok: false; res: Response }> {
@@ -88,12 +81,11 @@ const keyCheckBody = z.object({ keys: z.array(z.object({ streamId: z.string(), k
  * Media nodes ask at publish time and then every few seconds for the streams they carry.
  */
 streamRoutes.post("/internal/streams/key-check", requireInternalToken(), async (c) => {
-  const settings = settingsOr500(c.env);
-  if (!settings.ok) return settings.res;
+  const s = edgeSettings(c.env);
   const body = await jsonBody(c, keyCheckBody);
   if (!body.ok) return body.res;
   const { keys } = body.value;
-  if (keys.length > settings.s.streamKeyCheckMax) return errorResponse(400, "too_many_keys", `at most ${settings.s.streamKeyCheckMax} keys per call`);
+  if (keys.length > s.streamKeyCheckMax) return errorResponse(400, "too_many_keys", `at most ${s.streamKeyCheckMax} keys per call`);
   const results = await Promise.all(
     keys.map(async ({ streamId, kv }) => {
       if (!checkStreamId(streamId).ok) return { streamId, ok: false, reason: "unknown-stream" };
@@ -107,7 +99,7 @@ streamRoutes.post("/internal/streams/key-check", requireInternalToken(), async (
 // as for history and the inbox; registered before auth so a preflight (which carries no token) is answered.
 for (const path of ["/streams", "/streams/*"]) {
   streamRoutes.use(path, async (c, next) => {
-    const origins = allowedOrigins(c.env.CORS_ORIGINS);
+    const origins = allowedOrigins(edgeSettings(c.env).corsOrigins.join(","));
     return cors({
       origin: origins === "*" ? "*" : (origin) => (origins.includes(origin) ? origin : null),
       allowMethods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
@@ -120,9 +112,9 @@ for (const path of ["/streams", "/streams/*"]) {
 // ---- playback tokens: the owner (JWT) or a server (internal token)
 
 streamRoutes.post("/streams/:id/playback-tokens", async (c, next) => {
-  const expected = c.env.INTERNAL_API_TOKEN;
-  const m = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization")?.trim() ?? "");
-  if (expected && m?.[1] && timingSafeEqualStrings(m[1].trim(), expected)) return mintTokenRoute(c, null);
+  const expected = edgeSettings(c.env).internalApiToken;
+  const given = bearerToken(c.req.header("authorization"));
+  if (expected && given && timingSafeEqualStrings(given, expected)) return mintTokenRoute(c, null);
   return next();
 });
 
@@ -134,9 +126,7 @@ streamRoutes.use("/streams/*", requireUser());
 streamRoutes.post("/streams/:id/playback-tokens", (c) => mintTokenRoute(c, c.var.user));
 
 async function mintTokenRoute(c: Context<AppEnv>, user: VerifiedUser | null): Promise<Response> {
-  const settings = settingsOr500(c.env);
-  if (!settings.ok) return settings.res;
-  const s = settings.s;
+  const s = edgeSettings(c.env);
   const loaded = await loadStream(c);
   if (!loaded.ok) return loaded.res;
   const { r } = loaded;
@@ -159,11 +149,10 @@ async function mintTokenRoute(c: Context<AppEnv>, user: VerifiedUser | null): Pr
 
 /** POST /streams — creates a live input owned by the caller (role `broadcaster`). */
 streamRoutes.post("/streams", async (c) => {
-  const settings = settingsOr500(c.env);
-  if (!settings.ok) return settings.res;
+  const s = edgeSettings(c.env);
   const user = c.var.user;
   if (user.role !== BROADCASTER_ROLE) return errorResponse(403, "broadcaster_role_required", `creating streams needs a token with role '${BROADCASTER_ROLE}'`);
-  if (!settings.s.publishTokenSecret) return errorResponse(503, "streams_misconfigured", "PUBLISH_TOKEN_SECRET is not set; stream keys cannot be minted");
+  if (!s.publishTokenSecret) return errorResponse(503, "streams_misconfigured", "PUBLISH_TOKEN_SECRET is not set; stream keys cannot be minted");
   const body = await jsonBody(c, createBody);
   if (!body.ok) return body.res;
   const id = newId("str").toLowerCase();
@@ -173,13 +162,12 @@ streamRoutes.post("/streams", async (c) => {
   await ownerIndex(c.env, user.userId).add(id, now);
   const r = await streamObject(c.env, id).create({ id, ownerId: user.userId, body: body.value });
   if (!r) return errorResponse(409, "stream_exists", "stream id collision; retry");
-  return c.json(await ownerView(settings.s, r, 0), 201);
+  return c.json(await ownerView(s, r, 0), 201);
 });
 
 /** GET /streams?limit=&cursor= — the caller's own streams, newest first. */
 streamRoutes.get("/streams", async (c) => {
-  const settings = settingsOr500(c.env);
-  if (!settings.ok) return settings.res;
+  const s = edgeSettings(c.env);
   const limitRaw = c.req.query("limit");
   const limit = limitRaw === undefined ? PAGE_DEFAULT : Number(limitRaw);
   if (!Number.isInteger(limit) || limit < 1 || limit > PAGE_MAX) return errorResponse(400, "invalid_limit", `limit is a whole number from 1 to ${PAGE_MAX}`);
@@ -188,26 +176,24 @@ streamRoutes.get("/streams", async (c) => {
   const page = await ownerIndex(c.env, c.var.user.userId).list(limit, cursor);
   const records = (await Promise.all(page.ids.map((id) => streamObject(c.env, id).get()))) as (StreamRecord | null)[];
   const streams = await Promise.all(
-    records.filter((r): r is StreamRecord => r !== null && r.ownerId === c.var.user.userId).map(async (r) => ownerView(settings.s, r, await viewersOf(c.env, r.roomId))),
+    records.filter((r): r is StreamRecord => r !== null && r.ownerId === c.var.user.userId).map(async (r) => ownerView(s, r, await viewersOf(c.env, r.roomId))),
   );
   return c.json({ streams, ...(page.next ? { next: page.next } : {}) });
 });
 
 /** GET /streams/:id — the owner sees everything, others the public fields. */
 streamRoutes.get("/streams/:id", async (c) => {
-  const settings = settingsOr500(c.env);
-  if (!settings.ok) return settings.res;
+  const s = edgeSettings(c.env);
   const loaded = await loadStream(c);
   if (!loaded.ok) return loaded.res;
   const viewers = await viewersOf(c.env, loaded.r.roomId);
-  if (c.var.user.userId === loaded.r.ownerId) return c.json(await ownerView(settings.s, loaded.r, viewers));
-  return c.json(publicView(settings.s, loaded.r, viewers));
+  if (c.var.user.userId === loaded.r.ownerId) return c.json(await ownerView(s, loaded.r, viewers));
+  return c.json(publicView(s, loaded.r, viewers));
 });
 
 /** PATCH /streams/:id — title, record, latencyMode, playbackPolicy. */
 streamRoutes.patch("/streams/:id", async (c) => {
-  const settings = settingsOr500(c.env);
-  if (!settings.ok) return settings.res;
+  const s = edgeSettings(c.env);
   const loaded = await loadStream(c);
   if (!loaded.ok) return loaded.res;
   const denied = mustOwn(c.var.user, loaded.r);
@@ -217,7 +203,7 @@ streamRoutes.patch("/streams/:id", async (c) => {
   const r = await streamObject(c.env, loaded.r.id).update(body.value);
   if (!r) return errorResponse(404, "stream_not_found", "no such stream");
   forgetPlaybackState(r.id);
-  return c.json(await ownerView(settings.s, r, await viewersOf(c.env, r.roomId)));
+  return c.json(await ownerView(s, r, await viewersOf(c.env, r.roomId)));
 });
 
 const ACTIONS = {
@@ -229,8 +215,7 @@ const ACTIONS = {
 for (const [action, run] of Object.entries(ACTIONS)) {
   /** POST /streams/:id/key (rotate), /disable, /enable */
   streamRoutes.post(`/streams/:id/${action}`, async (c) => {
-    const settings = settingsOr500(c.env);
-    if (!settings.ok) return settings.res;
+    const s = edgeSettings(c.env);
     const loaded = await loadStream(c);
     if (!loaded.ok) return loaded.res;
     const denied = mustOwn(c.var.user, loaded.r);
@@ -238,7 +223,7 @@ for (const [action, run] of Object.entries(ACTIONS)) {
     const r = await run(c.env, loaded.r.id);
     if (!r) return errorResponse(404, "stream_not_found", "no such stream");
     forgetPlaybackState(r.id);
-    return c.json(await ownerView(settings.s, r, await viewersOf(c.env, r.roomId)));
+    return c.json(await ownerView(s, r, await viewersOf(c.env, r.roomId)));
   });
 }
 

@@ -4,7 +4,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { type Envelope, parseEvent } from "../../../shared/envelope.ts";
 import type { Env } from "../env.ts";
-import { AppliedLedger, claimedId, type EventApplyOutcome, errorText } from "../events/applied-ledger.ts";
+import { AppliedLedger, claimedId, type EventApplyOutcome, errorText } from "../ledger/applied-ledger.ts";
 import { applyUpdate, type CreateBody, isStreamEvent, newRecord, nextStreamRecord, type StreamRecord, type UpdateBody } from "./model.ts";
 
 /** What is left of a deleted stream: enough to refuse its keys and its id forever. */

@@ -2,8 +2,8 @@ import { describe, expect, it } from "vitest";
 import { makeEvent } from "../../../shared/envelope.ts";
 import { signWebhook } from "../../../shared/signing/webhooks.ts";
 import { verifyPublishToken } from "../../../shared/tokens/publish-token.ts";
-import { join } from "../rooms/test-client.ts";
-import { api, createStream, edge, env, errorCode, jwt, keyCheck, newUser, playbackToken, type StreamView } from "./test-support.ts";
+import { join } from "../../test/clients.ts";
+import { api, createStream, edge, env, errorCode, jwt, keyCheck, newUser, playbackToken, type StreamView } from "../../test/streams.ts";
 
 const json = async <T = StreamView>(res: Response) => (await res.json()) as T;
 

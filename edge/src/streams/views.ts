@@ -2,7 +2,7 @@
 // fields. Playback URLs are built here, from storage keys, never taken from media-node events.
 import { mintPublishToken } from "../../../shared/tokens/publish-token.ts";
 import { type Broadcast, type Recording, statusOf, type StreamRecord } from "./model.ts";
-import type { StreamsSettings } from "./settings.ts";
+import type { EdgeSettings } from "../settings.ts";
 
 /** The RTMP app stream keys are minted for (the media nodes' first app). */
 export const STREAM_APP = "live";
@@ -10,7 +10,7 @@ export const STREAM_APP = "live";
 const STREAM_KEY_LIFETIME_S = 10 * 365 * 24 * 3600;
 
 /** `<streamId>?token=<publish token carrying the key version>`: what OBS takes as its "stream key". */
-export async function streamKeyFor(s: StreamsSettings, r: StreamRecord): Promise<string> {
+export async function streamKeyFor(s: EdgeSettings, r: StreamRecord): Promise<string> {
   if (!s.publishTokenSecret) throw new Error("PUBLISH_TOKEN_SECRET is not set");
   const token = await mintPublishToken(s.publishTokenSecret, {
     sid: r.id,
@@ -28,12 +28,12 @@ export async function streamKeyFor(s: StreamsSettings, r: StreamRecord): Promise
 }
 
 /** `<base>/play/<playback id or token>/<path>` */
-export function playUrl(s: StreamsSettings, idOrToken: string, path = "live.m3u8"): string {
+export function playUrl(s: EdgeSettings, idOrToken: string, path = "live.m3u8"): string {
   return `${s.playbackBaseUrl.replace(/\/+$/, "")}/play/${idOrToken}/${path}`;
 }
 
 /** A recording's path under the stream's playback root, when its key lies there. */
-export function recordingPath(s: StreamsSettings, streamId: string, rec: Recording): string | undefined {
+export function recordingPath(s: EdgeSettings, streamId: string, rec: Recording): string | undefined {
   const root = `${s.mediaKeyPrefix}/${streamId}/`;
   if (rec.playlistKey?.startsWith(root)) return rec.playlistKey.slice(root.length);
   return rec.broadcastId ? `${rec.broadcastId}/vod.m3u8` : undefined;
@@ -48,7 +48,7 @@ function broadcastView(b: Broadcast) {
   };
 }
 
-export function publicView(s: StreamsSettings, r: StreamRecord, viewers: number | null) {
+export function publicView(s: EdgeSettings, r: StreamRecord, viewers: number | null) {
   const status = statusOf(r);
   const open = r.policy === "public" && !r.disabled;
   return {
@@ -75,7 +75,7 @@ export function publicView(s: StreamsSettings, r: StreamRecord, viewers: number 
   };
 }
 
-export async function ownerView(s: StreamsSettings, r: StreamRecord, viewers: number | null) {
+export async function ownerView(s: EdgeSettings, r: StreamRecord, viewers: number | null) {
   const key = await streamKeyFor(s, r);
   return {
     ...publicView(s, r, viewers),

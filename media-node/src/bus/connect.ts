@@ -1,19 +1,43 @@
-// One NATS connection per process, reconnecting forever: a media node or bridge outlives any nats-server
-// restart, and JetStream calls made while disconnected fail (and are retried by their callers).
+// One NATS connection per process, authenticated, reconnecting forever: a media node or bridge outlives any
+// nats-server restart, and JetStream calls made while disconnected fail (and are retried by their callers).
+//
+// Credentials come from the settings (NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_CREDS_FILE or
+// NATS_NKEY_SEED_FILE), never from the URL: the client ignores `user:pass@` there. TLS is on when a CA is given.
 
-import { connect, type NatsConnection } from "nats";
+import { readFileSync } from "node:fs";
+import { type ConnectionOptions, connect, credsAuthenticator, type NatsConnection, nkeyAuthenticator } from "nats";
+import type { NatsConnectionConfig } from "../settings/nats.ts";
 
 export interface ConnectOptions {
   /** shows up in `nats server report connections` */
   name: string;
+  /** where this connection's replies arrive: the role's prefix, the only inbox its NATS user may subscribe to */
+  inboxPrefix: string;
   /** called on every connection status change, for logs */
   onStatus?: (status: string, detail?: string) => void;
 }
 
-export async function connectNats(urls: string, opts: ConnectOptions): Promise<NatsConnection> {
+/** The client options for a connection group: servers, the one credential, TLS. Pure apart from reading key files. */
+export function natsConnectionOptions(cfg: NatsConnectionConfig): ConnectionOptions {
+  const options: ConnectionOptions = { servers: cfg.natsUrl.split(",").map((s) => s.trim()).filter(Boolean) };
+  if (cfg.natsUser) Object.assign(options, { user: cfg.natsUser, pass: cfg.natsPassword });
+  if (cfg.natsToken) options.token = cfg.natsToken;
+  if (cfg.natsCredsFile) options.authenticator = credsAuthenticator(readFileSync(cfg.natsCredsFile));
+  if (cfg.natsNkeySeedFile) options.authenticator = nkeyAuthenticator(new TextEncoder().encode(readFileSync(cfg.natsNkeySeedFile, "utf8").trim()));
+  if (cfg.natsTlsCaFile || cfg.natsTlsCertFile) {
+    options.tls = {
+      ...(cfg.natsTlsCaFile ? { caFile: cfg.natsTlsCaFile } : {}),
+      ...(cfg.natsTlsCertFile ? { certFile: cfg.natsTlsCertFile, keyFile: cfg.natsTlsKeyFile } : {}),
+    };
+  }
+  return options;
+}
+
+export async function connectNats(cfg: NatsConnectionConfig, opts: ConnectOptions): Promise<NatsConnection> {
   const nc = await connect({
-    servers: urls.split(",").map((s) => s.trim()),
+    ...natsConnectionOptions(cfg),
     name: opts.name,
+    inboxPrefix: opts.inboxPrefix,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     // The first connect also waits for a server that is not up yet (a node started before NATS).

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { connect, type NatsConnection } from "nats";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { type Envelope, makeEvent } from "../../../shared/envelope.ts";
-import { type NatsServer, startNats } from "../../../test/helpers/nats.ts";
+import { natsPasswords, type NatsServer, startNats } from "../../../test/helpers/nats.ts";
 import { freePort } from "../../../test/helpers/ports.ts";
 import { waitFor } from "../../../test/helpers/wait.ts";
 import { busConfig } from "./config.ts";
@@ -15,8 +15,8 @@ const progress = (n: number) =>
   makeEvent("media.progress", { mediaId: "med_1", stage: "transcode", percent: n % 101 }, { source: "media-node/test", subject: "media/med_1" });
 
 /** Every event id in the stream, in stream order. */
-async function streamIds(url: string, stream = "EVENTS"): Promise<string[]> {
-  const nc = await connect({ servers: url });
+async function streamIds(nats: NatsServer, stream = "EVENTS"): Promise<string[]> {
+  const nc = await connect(nats.options());
   try {
     const jsm = await nc.jetstreamManager();
     const { state } = await jsm.streams.info(stream);
@@ -44,8 +44,9 @@ describe("media event bus: durable outbox to JetStream (real nats-server)", () =
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
     return dir;
   }
-  function bus(natsUrl: string, outboxDir: string): MediaEventBus {
-    const b = createMediaEventBus(busConfig({ natsUrl, outboxDir, publishTimeoutMs: 1000 }), { name: "test", log: () => undefined });
+  type Creds = { natsUrl: string; natsUser: string; natsPassword: string };
+  function bus(creds: Creds, outboxDir: string): MediaEventBus {
+    const b = createMediaEventBus(busConfig({ ...creds, outboxDir, publishTimeoutMs: 1000 }), { name: "test", log: () => undefined });
     cleanups.push(() => b.stop());
     return b;
   }
@@ -53,10 +54,12 @@ describe("media event bus: durable outbox to JetStream (real nats-server)", () =
   it("keeps events on disk while NATS is down and across a restart, then publishes all of them in order", async () => {
     const port = await freePort();
     const url = `nats://127.0.0.1:${port}`;
+    const passwords = natsPasswords();
+    const creds = { natsUrl: url, natsUser: "media-node", natsPassword: passwords["media-node"] };
     const dir = await tempDir();
 
     // No nats-server yet: publish() still resolves, because the events are on disk.
-    const first = bus(url, dir);
+    const first = bus(creds, dir);
     await first.start();
     const events = Array.from({ length: 500 }, (_, i) => progress(i));
     await Promise.all(events.slice(0, 300).map((e) => first.publish(e)));
@@ -66,16 +69,16 @@ describe("media event bus: durable outbox to JetStream (real nats-server)", () =
 
     // The node restarts, still without NATS, and emits more.
     await first.stop();
-    const second = bus(url, dir);
+    const second = bus(creds, dir);
     await second.start();
     expect(second.backlog).toBe(300);
     for (const e of events.slice(300)) await second.publish(e);
 
     // NATS comes up: everything goes out, in emission order, once each.
-    const nats = await startNats({ port });
+    const nats = await startNats({ port, passwords });
     cleanups.push(() => nats.stop());
     await second.drained();
-    expect(await streamIds(url)).toEqual(events.map((e) => e.id));
+    expect(await streamIds(nats)).toEqual(events.map((e) => e.id));
     expect(second.backlog).toBe(0);
     expect(await readFile(join(dir, "events.jsonl"), "utf8")).toBe("");
   });
@@ -83,14 +86,14 @@ describe("media event bus: durable outbox to JetStream (real nats-server)", () =
   it("loses nothing and keeps order when nats-server is SIGKILLed in the middle of a burst", async () => {
     const nats: NatsServer = await startNats();
     cleanups.push(() => nats.stop());
-    const b = bus(nats.url, await tempDir());
+    const b = bus(nats.settings("media-node"), await tempDir());
     await b.start();
     const events = Array.from({ length: 2000 }, (_, i) => progress(i));
     const publishing = (async () => {
       for (let i = 0; i < events.length; i += 50) await Promise.all(events.slice(i, i + 50).map((e) => b.publish(e)));
     })();
     // Kill it once some events are through, while the rest are still being emitted.
-    const nc: NatsConnection = await connect({ servers: nats.url });
+    const nc: NatsConnection = await connect(nats.options());
     const jsm = await nc.jetstreamManager();
     await ensureEventStreams(jsm, busConfig());
     await waitFor("200 events stored before the kill", async () => (await jsm.streams.info("EVENTS")).state.messages >= 200);
@@ -98,7 +101,7 @@ describe("media event bus: durable outbox to JetStream (real nats-server)", () =
     await nats.restart({ hard: true });
     await publishing;
     await b.drained();
-    const ids = await streamIds(nats.url);
+    const ids = await streamIds(nats);
     // Acks lost in the kill may make the outbox re-send; JetStream drops those by message id.
     expect(ids).toEqual(events.map((e) => e.id));
   });
@@ -107,7 +110,7 @@ describe("media event bus: durable outbox to JetStream (real nats-server)", () =
     const nats = await startNats();
     cleanups.push(() => nats.stop());
     const dir = await tempDir();
-    const b = bus(nats.url, dir);
+    const b = bus(nats.settings("media-node"), dir);
     await b.start();
     const bad = { ...progress(1), data: { mediaId: "m", stage: "nope", percent: 500 } } as unknown as Envelope;
     await expect(b.publish(bad)).rejects.toThrow(/invalid media.progress data/);

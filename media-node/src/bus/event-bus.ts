@@ -6,6 +6,7 @@ import type { JetStreamClient, NatsConnection } from "nats";
 import type { Envelope } from "../../../shared/envelope.ts";
 import type { BusConfig } from "./config.ts";
 import { connectNats } from "./connect.ts";
+import { inboxPrefix } from "./nats-permissions.ts";
 import { Outbox } from "./outbox/outbox.ts";
 import { publishEvent } from "./publish.ts";
 import { ensureEventStreams } from "./streams.ts";
@@ -65,7 +66,7 @@ export function createMediaEventBus(cfg: BusConfig, opts: { name: string; log?: 
         log(`nats ${status}${detail ? ` ${detail}` : ""}`);
         if (status === "reconnect") outbox.nudge();
       };
-      connecting = connectNats(cfg.natsUrl, { name: opts.name, onStatus }).then(
+      connecting = connectNats(cfg, { name: opts.name, inboxPrefix: inboxPrefix("media-node"), onStatus }).then(
         async (conn) => {
           if (stopped) return void (await conn.close());
           nc = conn;

@@ -12,8 +12,11 @@ import {
   StorageType,
   type StreamConfig,
 } from "nats";
-import type { BusConfig } from "./config.ts";
-import { DEAD_LETTER_PREFIX, eventSubjects } from "./subjects.ts";
+import type { SettingsOf } from "../../../shared/settings/settings.ts";
+import type { natsStreamSettings } from "../settings/nats.ts";
+import { DEAD_LETTER_PREFIX, edgeEventSubjects, nodeEventSubjects } from "./subjects.ts";
+
+type StreamSettings = SettingsOf<typeof natsStreamSettings>;
 
 /** JetStream API error codes we handle (nats-server's errors.json). */
 const STREAM_NAME_IN_USE = 10058;
@@ -23,10 +26,10 @@ function apiErrorCode(error: unknown): number | undefined {
   return error instanceof NatsError ? error.api_error?.err_code : undefined;
 }
 
-export function eventsStreamConfig(cfg: Pick<BusConfig, "stream" | "duplicateWindowS" | "maxAgeS">): Partial<StreamConfig> & { name: string } {
+export function eventsStreamConfig(cfg: Pick<StreamSettings, "stream" | "duplicateWindowS" | "maxAgeS">): Partial<StreamConfig> & { name: string } {
   return {
     name: cfg.stream,
-    subjects: eventSubjects(),
+    subjects: nodeEventSubjects(),
     storage: StorageType.File,
     retention: RetentionPolicy.Limits,
     discard: DiscardPolicy.Old,
@@ -35,7 +38,20 @@ export function eventsStreamConfig(cfg: Pick<BusConfig, "stream" | "duplicateWin
   };
 }
 
-export function deadLetterStreamConfig(cfg: Pick<BusConfig, "deadLetterStream" | "duplicateWindowS">): Partial<StreamConfig> & { name: string } {
+/** The edge-only types, kept out of EVENTS so the NATS -> HTTP bridge never fetches them. */
+export function edgeEventsStreamConfig(cfg: Pick<StreamSettings, "edgeStream" | "duplicateWindowS" | "maxAgeS">): Partial<StreamConfig> & { name: string } {
+  return {
+    name: cfg.edgeStream,
+    subjects: edgeEventSubjects(),
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
+    duplicate_window: nanos(cfg.duplicateWindowS * 1000),
+    max_age: nanos(cfg.maxAgeS * 1000),
+  };
+}
+
+export function deadLetterStreamConfig(cfg: Pick<StreamSettings, "deadLetterStream" | "duplicateWindowS">): Partial<StreamConfig> & { name: string } {
   return {
     name: cfg.deadLetterStream,
     subjects: [`${DEAD_LETTER_PREFIX}.>`],
@@ -59,8 +75,11 @@ export async function ensureStream(jsm: JetStreamManager, config: Partial<Stream
   }
 }
 
-export async function ensureEventStreams(jsm: JetStreamManager, cfg: BusConfig): Promise<void> {
+export async function ensureEventStreams(jsm: JetStreamManager, cfg: StreamSettings): Promise<void> {
+  // EVENTS first: a stream declared by an older version still holds the edge-only subjects, which must leave it
+  // before EDGE_EVENTS can take them (two streams may not share a subject).
   await ensureStream(jsm, eventsStreamConfig(cfg));
+  await ensureStream(jsm, edgeEventsStreamConfig(cfg));
   await ensureStream(jsm, deadLetterStreamConfig(cfg));
 }
 

@@ -1,12 +1,49 @@
 // Subject layout on NATS. An event's subject is its type name (`stream.live`, `media.ready`, ...), so
 // consumers filter by type with ordinary NATS wildcards. Dead-lettered events go to `deadletter.<type>`.
+//
+// The types only the edge emits live in a stream of their own (EDGE_EVENTS), everything else in EVENTS. The
+// NATS -> HTTP bridge consumes EVENTS whole, so the edge's own events are never fetched just to be dropped.
+// (One consumer with several filter subjects needs nats-server 2.10; the stream split works on 2.9 and needs
+// no filter at all.) A type either side may emit (notification.requested) stays in EVENTS, and the bridge's
+// source check keeps the edge's copies from going back.
 
 import type { Envelope } from "../../../shared/envelope.ts";
-import { eventTypes } from "../../../shared/events/index.ts";
+import { type EventType, eventTypes } from "../../../shared/events/index.ts";
 
 /** The subject an event is published on: its type. */
 export function subjectFor(event: Pick<Envelope, "type">): string {
   return event.type;
+}
+
+/** Types only the edge emits (through the HTTP -> NATS bridge); the edge never takes them back. */
+export const EDGE_ONLY_TYPES: readonly EventType[] = ["media.uploaded", "chat.message", "presence.update", "notification.sent"];
+
+/** Types a media node emits: the only subjects its NATS user may publish. */
+export const MEDIA_NODE_TYPES: readonly EventType[] = ["stream.started", "stream.live", "stream.ended", "media.progress", "media.ready", "media.failed"];
+
+/**
+ * Subjects of one family (`media`): the family wildcard when every type of it is in `types`, else each type.
+ * New types of a family land in the right stream without a change here as long as the family is not split.
+ */
+function subjectsOf(types: readonly EventType[]): string[] {
+  const out: string[] = [];
+  for (const family of [...new Set(eventTypes.map((t) => t.split(".")[0]!))].sort()) {
+    const all = eventTypes.filter((t) => t.startsWith(`${family}.`));
+    const mine = all.filter((t) => types.includes(t));
+    if (mine.length === all.length) out.push(`${family}.>`);
+    else out.push(...mine);
+  }
+  return out;
+}
+
+/** Subjects of the EVENTS stream: every type except the edge-only ones. */
+export function nodeEventSubjects(): string[] {
+  return subjectsOf(eventTypes.filter((t) => !EDGE_ONLY_TYPES.includes(t)));
+}
+
+/** Subjects of the EDGE_EVENTS stream: the edge-only types. */
+export function edgeEventSubjects(): string[] {
+  return subjectsOf(EDGE_ONLY_TYPES);
 }
 
 /** One wildcard per event-type family (`stream.>`, `media.>`, ...), derived from the schema map. */

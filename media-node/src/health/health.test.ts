@@ -1,6 +1,6 @@
 import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
-import { checkHealth } from "./health.ts";
+import { cachedHealth, checkHealth, type HealthReport } from "./health.ts";
 import { probeNats } from "./nats-probe.ts";
 
 describe("checkHealth", () => {
@@ -27,5 +27,38 @@ describe("probeNats", () => {
     await expect(probeNats(`nats://127.0.0.1:${http.port}`)).rejects.toThrow(/not a NATS server/);
     nats.close();
     http.close();
+  });
+});
+
+describe("cachedHealth", () => {
+  it("runs the probes at most once per window, however many checks arrive, and again after it", async () => {
+    let runs = 0;
+    let now = 1000;
+    const report: HealthReport = { ok: true, checks: {} };
+    const check = cachedHealth(async () => (runs++, report), 2000, () => now);
+    await Promise.all(Array.from({ length: 50 }, () => check()));
+    expect(runs).toBe(1);
+    now += 1999;
+    await check();
+    expect(runs).toBe(1);
+    now += 1;
+    await check();
+    expect(runs).toBe(2);
+  });
+
+  it("does not keep a run that threw, and with a window of 0 probes every time", async () => {
+    let runs = 0;
+    const failing = cachedHealth(async () => {
+      runs++;
+      throw new Error("x");
+    }, 10_000);
+    await expect(failing()).rejects.toThrow("x");
+    await expect(failing()).rejects.toThrow("x");
+    expect(runs).toBe(2);
+    let plain = 0;
+    const every = cachedHealth(async () => (plain++, { ok: true, checks: {} }), 0);
+    await every();
+    await every();
+    expect(plain).toBe(2);
   });
 });

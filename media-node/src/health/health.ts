@@ -30,3 +30,23 @@ export async function checkHealth(probes: Record<string, Probe>, timeoutMs: numb
   const checks = Object.fromEntries(entries);
   return { ok: entries.every(([, c]) => c.ok), checks };
 }
+
+/**
+ * One probe run shared by every caller for `ttlMs`: concurrent checks wait for the same run, and a flood of
+ * health checks costs at most one storage write and one bus and RTMP connection per `ttlMs`.
+ */
+export function cachedHealth(check: () => Promise<HealthReport>, ttlMs: number, now: () => number = Date.now): () => Promise<HealthReport> {
+  let last: { at: number; report: Promise<HealthReport> } | undefined;
+  return () => {
+    if (last && now() - last.at < ttlMs) return last.report;
+    const report = check();
+    const entry = { at: now(), report };
+    last = entry;
+    // A run that threw is not kept: the next check probes again.
+    report.catch(() => {
+      if (last === entry) last = undefined;
+    });
+    if (ttlMs <= 0) last = undefined;
+    return report;
+  };
+}

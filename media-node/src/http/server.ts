@@ -1,5 +1,7 @@
-// The media node's HTTP face: /healthz (readiness), /metrics (Prometheus) and, with the fs storage driver,
-// /media/<key> (the stored playlists and segments, served like a CDN would: B2's handler).
+// The media node's HTTP listeners. The public one serves /media/<key> with the fs storage driver (the stored
+// playlists and segments, served like a CDN would); the operations one, on loopback by default, serves /healthz
+// (readiness) and /metrics (Prometheus). Health answers name the failing check but never say why: the reason
+// (a folder path, a server address) goes to the log, not to whoever asked.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -7,8 +9,8 @@ import type { HealthReport } from "../health/health.ts";
 import type { Logger } from "../log.ts";
 
 export interface HttpRoutes {
-  health(): Promise<HealthReport>;
-  metrics(): Promise<{ contentType: string; body: string }>;
+  health?: () => Promise<HealthReport>;
+  metrics?: () => Promise<{ contentType: string; body: string }>;
   /** answers /media/... requests; resolves false when it does not own the path */
   media?: ((req: IncomingMessage, res: ServerResponse) => Promise<boolean>) | undefined;
 }
@@ -30,11 +32,14 @@ export function createHttpServer(routes: HttpRoutes, log: Logger): Server {
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? "/").split("?")[0];
-    if (path === "/healthz") {
+    if (path === "/healthz" && routes.health) {
       const report = await routes.health();
-      return json(res, report.ok ? 200 : 503, { status: report.ok ? "ready" : "not ready", ...report });
+      const checks = Object.fromEntries(Object.entries(report.checks).map(([name, c]) => [name, { ok: c.ok, ms: c.ms }]));
+      const failing = Object.entries(report.checks).filter(([, c]) => !c.ok);
+      if (failing.length > 0) log.warn("health check failing", Object.fromEntries(failing.map(([name, c]) => [name, c.error ?? "failed"])));
+      return json(res, report.ok ? 200 : 503, { status: report.ok ? "ready" : "not ready", ok: report.ok, checks });
     }
-    if (path === "/metrics") {
+    if (path === "/metrics" && routes.metrics) {
       const { contentType, body } = await routes.metrics();
       res.writeHead(200, { "content-type": contentType, "cache-control": "no-store" });
       res.end(body);

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../../../test/helpers/ports.ts";
 import { createLogger, type LogFields } from "../log.ts";
 import { createAuthorizer } from "./authorize.ts";
-import { hangUp, hintsOf, releasePublisherSlot, RtmpIngest } from "./rtmp-server.ts";
+import { hangUp, hintsOf, pullHost, releasePublisherSlot, RtmpIngest } from "./rtmp-server.ts";
 
 const require = createRequire(import.meta.url);
 
@@ -33,13 +33,30 @@ describe("RtmpIngest (node-media-server contained)", () => {
     const ingest = new RtmpIngest({ host: "127.0.0.1", port, storeDir: dir, authorize, log });
     await ingest.start();
     await expect(ingest.ping()).resolves.toBeUndefined();
-    expect(ingest.pullUrl("live", "abc")).toBe(`rtmp://127.0.0.1:${port}/live/abc?pull=${ingest.pullKey}`);
+    // a new credential per call (one per FFmpeg/ffprobe start), over loopback
+    const a = ingest.pullUrl("live", "abc");
+    const b = ingest.pullUrl("live", "abc");
+    expect(a).toMatch(new RegExp(`^rtmp://127\\.0\\.0\\.1:${port}/live/abc\\?pull=[A-Za-z0-9_-]{24}$`));
+    expect(b).not.toBe(a);
     // NMS's own prose went to our logger at debug level, not to the console
     expect(logs.some((l) => l.component === "node-media-server" && l.level === "debug")).toBe(true);
     // and it no longer installs SIGINT/SIGTERM handlers that would exit the process
     expect(process.listenerCount("SIGTERM")).toBe(0);
     await ingest.stop();
     await expect(ingest.ping(500)).rejects.toThrow(/RTMP port/);
+  });
+
+  it("pulls over loopback, and refuses to start on an address loopback cannot reach", async () => {
+    expect(pullHost("0.0.0.0")).toBe("127.0.0.1");
+    expect(pullHost("::")).toBe("127.0.0.1");
+    expect(pullHost("127.0.0.1")).toBe("127.0.0.1");
+    expect(pullHost("::1")).toBe("::1");
+    expect(pullHost("localhost")).toBe("localhost");
+    expect(pullHost("192.0.2.10")).toBeUndefined();
+    expect(pullHost("ingest.example.com")).toBeUndefined();
+    const authorize = createAuthorizer({ apps: ["live"], secret: "unit-test-secret-0123456789" });
+    const outside = new RtmpIngest({ host: "192.0.2.10", port: 1, storeDir: dir, authorize, log });
+    await expect(outside.start()).rejects.toThrow(/neither loopback nor a wildcard/);
   });
 
   it("reads source hints only once the publisher's metadata arrived", () => {

@@ -1,5 +1,5 @@
 // The ONE module that touches node-media-server (v4: RTMP/RTMPS ingest only). Everything NMS does that a
-// service must not do is contained here (see STACK-NOTES):
+// service must not do is contained here:
 // - it cannot refuse a publish from `prePublish` (the client already got "Publish.Start"): we decide there,
 //   close refused sessions ourselves and keep our own bookkeeping, so its later `postPublish` is ignored;
 // - its session.close() is only socket.end(): a client that ignores the FIN keeps sending, NMS keeps reading,
@@ -11,16 +11,22 @@
 // - it forces its logger to debug on console.log: its lines go to our JSON logger at debug level;
 // - it keeps state under ./data and installs SIGINT/SIGTERM handlers: the store lives in our work dir and the
 //   handlers are removed, so main.ts alone decides how the process stops;
-// - anyone could play any stream: only our own FFmpeg (with the per-process pull key) may.
+// - anyone could play any stream: only our own FFmpeg and ffprobe may, each start with its own single-use,
+//   loopback-only pull credential for one stream (pull-credentials.ts);
+// - it never closes a connection on its own: a connection must reach an accepted publish or play within the
+//   handshake timeout, and connections over the per-address or total cap are refused as they arrive
+//   (connection-gate.ts). NMS's own connection handler only ever sees admitted sockets.
 // NMS keeps its config in a module singleton: one RtmpIngest per process.
 
 import { EventEmitter } from "node:events";
-import { randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
-import { connect, type Server } from "node:net";
+import { connect, isIP, type Server, type Socket } from "node:net";
 import NodeMediaServer, { type NmsSession } from "node-media-server";
 import type { Logger } from "../log.ts";
 import { type PublishAuthorizer, type PublishRequest, type Refusal } from "./authorize.ts";
+import { ConnectionGate, type ConnectionRefusalReason, isLoopback, normalizeAddress } from "./connection-gate.ts";
+import { PullCredentials, type PullRefusalReason } from "./pull-credentials.ts";
+import { DEFAULT_INGEST_LIMITS, type IngestLimits } from "../settings/ingest.ts";
 import type { PublishClaims } from "../../../shared/tokens/publish-token.ts";
 
 export interface RtmpIngestOptions {
@@ -31,6 +37,8 @@ export interface RtmpIngestOptions {
   storeDir: string;
   authorize: PublishAuthorizer;
   log: Logger;
+  /** connection limits and pull-credential lifetime (defaults: settings.ts) */
+  limits?: Partial<IngestLimits> | undefined;
 }
 
 /** What the publisher announced in its RTMP metadata (onMetaData); absent fields mean "no such track". */
@@ -54,8 +62,10 @@ export interface RtmpIngestEvents {
   publish: [AuthorizedPublish];
   /** that broadcaster's connection closed (reported at once, not NMS's 30 s later) */
   unpublish: [{ sessionId: string; streamId: string; app: string }];
-  /** a publish (or an outside play) was refused; the connection is closed */
+  /** a publish was refused; the connection is closed */
   refused: [Refusal & { sessionId: string; ip: string; app: string; name: string }];
+  /** a connection was refused or closed by the limits, or a play was refused; the connection is closed */
+  connectionRefused: [{ reason: ConnectionRefusalReason | PullRefusalReason; address: string; detail: string }];
 }
 
 type NmsLogger = { log(message: string, level?: string): void; level: string };
@@ -83,16 +93,31 @@ export class RtmpIngest extends EventEmitter<RtmpIngestEvents> {
   readonly #players = new Map<string, Set<NmsSession>>();
   /** bytes received from publishers that have since left (for the bytes-in counter) */
   #bytesInDone = 0;
-  /** only FFmpeg processes started by this node know it, so only they can play from the RTMP port */
-  readonly pullKey = randomBytes(16).toString("hex");
+  readonly #limits: IngestLimits;
+  readonly #gate: ConnectionGate;
+  /** one single-use credential per FFmpeg/ffprobe start: only they may play from the RTMP port */
+  readonly #pulls: PullCredentials;
+  /** our listeners on NMS's process-wide emitter, removed by stop() */
+  #nmsListeners: [string, (session: NmsSession) => void][] = [];
 
   constructor(opts: RtmpIngestOptions) {
     super();
     this.#opts = opts;
     this.#log = opts.log.child({ component: "rtmp" });
+    this.#limits = { ...DEFAULT_INGEST_LIMITS, ...stripUndefined(opts.limits ?? {}) };
+    this.#gate = new ConnectionGate(this.#limits, (refusal) => {
+      this.#log.warn("rtmp connection refused", { ...refusal });
+      this.emit("connectionRefused", refusal);
+    });
+    this.#pulls = new PullCredentials({ ttlMs: this.#limits.pullTtlMs });
   }
 
   async start(): Promise<void> {
+    if (pullHost(this.#opts.host) === undefined) {
+      throw new Error(
+        `RTMP listener address ${this.#opts.host} is neither loopback nor a wildcard (0.0.0.0, ::): the node's own FFmpeg pulls its streams over loopback and could not reach it`,
+      );
+    }
     const nmsLog = this.#log.child({ component: "node-media-server" });
     const nmsLogger = require("node-media-server/src/core/logger.js") as NmsLogger;
     // NMS logs prose at debug level to console; keep it, but as our JSON lines and out of the way.
@@ -107,8 +132,23 @@ export class RtmpIngest extends EventEmitter<RtmpIngestEvents> {
       webadmin: { enable: false },
     });
     this.#nms = nms;
-    nms.on("prePublish", (s) => void this.#onPrePublish(s));
-    nms.on("prePlay", (s) => this.#onPrePlay(s));
+    this.#nmsListeners = [
+      ["prePublish", (s) => void this.#onPrePublish(s)],
+      ["prePlay", (s) => this.#onPrePlay(s)],
+    ];
+    for (const [event, listener] of this.#nmsListeners) nms.on(event as "prePublish", listener);
+
+    // Every raw connection passes the gate first. RTMP: NMS's connection handler is replaced by one that hands it
+    // admitted sockets only. RTMPS: the gate runs on the raw TCP connection before the TLS handshake (which the
+    // deadline then covers too); a refused one is destroyed before TLS reads from it.
+    const rtmp = nms.rtmpServer;
+    if (rtmp.tcpServer) {
+      rtmp.tcpServer.removeListener("connection", rtmp.handleRequest);
+      rtmp.tcpServer.on("connection", (socket: Socket) => {
+        if (this.#gate.admit(socket)) rtmp.handleRequest(socket);
+      });
+    }
+    rtmp.tlsServer?.prependListener("connection", (socket: Socket) => void this.#gate.admit(socket));
 
     const servers = [nms.rtmpServer.tcpServer, nms.rtmpServer.tlsServer].filter((s): s is Server => s !== undefined);
     const listening = Promise.all(
@@ -139,10 +179,20 @@ export class RtmpIngest extends EventEmitter<RtmpIngestEvents> {
     this.#log.info("rtmp listening", { host, port, rtmps: rtmps ? rtmps.port : undefined });
   }
 
-  /** The address FFmpeg pulls a stream from (with the pull key, so the play is allowed). */
+  /**
+   * The address one FFmpeg or ffprobe start pulls `streamId` from: over loopback, with a new credential that
+   * plays this stream once, from loopback only, and expires unused after MEDIA_RTMP_PULL_TTL_MS. Call it for
+   * every start (a restart needs a new one).
+   */
   pullUrl(app: string, streamId: string): string {
-    const host = this.#opts.host === "0.0.0.0" || this.#opts.host === "::" ? "127.0.0.1" : this.#opts.host;
-    return `rtmp://${host}:${this.#opts.port}/${app}/${streamId}?pull=${this.pullKey}`;
+    const host = pullHost(this.#opts.host) ?? "127.0.0.1";
+    const credential = this.#pulls.issue(`/${app}/${streamId}`);
+    return `rtmp://${host.includes(":") ? `[${host}]` : host}:${this.#opts.port}/${app}/${streamId}?pull=${credential}`;
+  }
+
+  /** Open RTMP/RTMPS connections: all, and those from other hosts (the total cap counts these). */
+  connections(): { open: number; remote: number } {
+    return this.#gate.stats();
   }
 
   /** true when the stream currently has a connected, accepted publisher */
@@ -185,6 +235,10 @@ export class RtmpIngest extends EventEmitter<RtmpIngestEvents> {
     const nms = this.#nms;
     this.#nms = undefined;
     if (!nms) return;
+    this.#gate.close();
+    const emitter = (require("node-media-server/src/core/context.js") as { eventEmitter: EventEmitter }).eventEmitter;
+    for (const [event, listener] of this.#nmsListeners) emitter.off(event, listener);
+    this.#nmsListeners = [];
     await nms.stop();
   }
 
@@ -231,6 +285,7 @@ export class RtmpIngest extends EventEmitter<RtmpIngestEvents> {
         // connection lets it read what is still in flight, then see EOF: the broadcast's last second is kept and
         // the stream ends at once.
         for (const player of this.#players.get(`/${accepted.app}/${streamId}`) ?? []) player.close();
+        this.#pulls.revokePath(`/${accepted.app}/${streamId}`);
         this.emit("unpublish", { sessionId: session.id, streamId, app: accepted.app });
       }
     });
@@ -240,6 +295,7 @@ export class RtmpIngest extends EventEmitter<RtmpIngestEvents> {
       return this.#refuse(session, verdict);
     }
     if (closed) return;
+    this.#gate.established(session.socket);
     this.#accepted.set(session.id, { session, streamId, app: request.app });
     this.#log.info("publish accepted", { streamId, app: request.app, sessionId: session.id, ip: session.ip, sub: verdict.claims.sub });
     this.emit("publish", {
@@ -253,7 +309,9 @@ export class RtmpIngest extends EventEmitter<RtmpIngestEvents> {
   }
 
   #onPrePlay(session: NmsSession): void {
-    if (first(session.streamQuery?.pull) === this.pullKey) {
+    const verdict = this.#pulls.check({ path: session.streamPath, credential: first(session.streamQuery?.pull), remoteAddress: session.socket?.remoteAddress });
+    if (verdict.ok) {
+      this.#gate.established(session.socket);
       const path = session.streamPath;
       const set = this.#players.get(path) ?? new Set();
       set.add(session);
@@ -264,9 +322,25 @@ export class RtmpIngest extends EventEmitter<RtmpIngestEvents> {
       });
       return;
     }
-    this.#log.warn("play refused", { reason: "play-not-allowed", detail: "RTMP play is for the node's own transcoder; viewers use HLS", path: session.streamPath, ip: session.ip });
+    this.#log.warn("play refused", { reason: verdict.reason, detail: verdict.detail, path: session.streamPath.slice(0, 100), ip: session.ip });
     hangUp(session);
+    this.emit("connectionRefused", { reason: verdict.reason, address: normalizeAddress(session.socket?.remoteAddress), detail: verdict.detail });
   }
+}
+
+/**
+ * Where the node's own pulls connect: the listener's loopback address, or 127.0.0.1 for a wildcard listener.
+ * undefined when the listener is bound to one address of another interface, which loopback cannot reach.
+ */
+export function pullHost(listenHost: string): string | undefined {
+  if (listenHost === "0.0.0.0" || listenHost === "::" || listenHost === "") return "127.0.0.1";
+  if (listenHost === "localhost") return listenHost;
+  if (isIP(listenHost) && isLoopback(listenHost)) return listenHost;
+  return undefined;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /**

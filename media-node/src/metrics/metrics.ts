@@ -28,9 +28,10 @@ export class NodeMetrics implements LiveMetrics {
   readonly #uploadFailures: Counter;
   readonly #bytesOut: Counter;
   readonly #refused: Counter;
+  readonly #rtmpRefused: Counter;
   readonly #live = new Set<string>();
 
-  constructor(opts: { bytesIn?: () => number; defaultMetrics?: boolean } = {}) {
+  constructor(opts: { bytesIn?: () => number; rtmpConnections?: () => number; defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: "pulsecast_media_" });
     this.#active = new Gauge({ name: "pulsecast_live_streams", help: "Live streams on this node (publishing or within the reconnect grace window)", registers });
@@ -47,6 +48,23 @@ export class NodeMetrics implements LiveMetrics {
     this.#uploadFailures = new Counter({ name: "pulsecast_upload_failures_total", help: "Failed upload attempts (retried) and uploads given up", labelNames: ["kind"], registers });
     this.#bytesOut = new Counter({ name: "pulsecast_bytes_out_total", help: "Bytes uploaded to object storage (segments and playlists)", registers });
     this.#refused = new Counter({ name: "pulsecast_publish_refused_total", help: "RTMP publishes refused, by reason", labelNames: ["reason"], registers });
+    this.#rtmpRefused = new Counter({
+      name: "pulsecast_rtmp_refused_total",
+      help: "RTMP connections refused or closed by the ingest: connection caps, handshake timeout, plays without a valid pull credential; by reason",
+      labelNames: ["reason"],
+      registers,
+    });
+    const rtmpConnections = opts.rtmpConnections;
+    if (rtmpConnections) {
+      new Gauge({
+        name: "pulsecast_rtmp_connections",
+        help: "Open connections on the RTMP/RTMPS port",
+        registers,
+        collect() {
+          this.set(rtmpConnections());
+        },
+      });
+    }
     const bytesIn = opts.bytesIn;
     new Counter({
       name: "pulsecast_bytes_in_total",
@@ -99,6 +117,11 @@ export class NodeMetrics implements LiveMetrics {
 
   publishRefused(reason: string): void {
     this.#refused.inc({ reason });
+  }
+
+  /** a connection refused or closed by the ingest's limits, or a refused play */
+  rtmpRefused(reason: string): void {
+    this.#rtmpRefused.inc({ reason });
   }
 
   async render(): Promise<{ contentType: string; body: string }> {

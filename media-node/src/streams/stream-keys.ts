@@ -6,7 +6,7 @@ import type { LiveManager } from "../live/manager.ts";
 import type { Logger } from "../log.ts";
 import { createKeyChecker, httpKeyCheckClient, type KeyCheckClient, keyVersionOf, KeyRegistry, withKeyCheck } from "./key-check.ts";
 import { KeyWatch, type WatchedPublish } from "./key-watch.ts";
-import type { StreamKeySettings } from "./settings.ts";
+import type { StreamKeySettings } from "../settings/stream-keys.ts";
 
 export interface StreamKeys {
   wrap(inner: PublishAuthorizer): PublishAuthorizer;

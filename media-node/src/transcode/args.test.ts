@@ -30,6 +30,12 @@ describe("buildLiveArgs", () => {
     expect(valueOf(plan.outputArgs, "-hls_time")).toBe("2");
   });
 
+  it("keeps the source's frame timing (no duplicated last frame that would end the recording with a one-frame segment)", () => {
+    expect(valueOf(plan.outputArgs, "-fps_mode")).toBe("vfr");
+    const audioOnly = buildLiveArgs({ input: "x", outDir: "/o", ladder: selectLadder({ audio: {} }, rungs), segmentS: 2, preset: "veryfast" });
+    expect(audioOnly.outputArgs).not.toContain("-fps_mode");
+  });
+
   it("writes fMP4 HLS with independent segments and one variant per rung, each with AAC audio", () => {
     expect(valueOf(plan.outputArgs, "-hls_segment_type")).toBe("fmp4");
     expect(valueOf(plan.outputArgs, "-hls_flags")).toBe("independent_segments");
@@ -86,6 +92,19 @@ describe("buildLiveArgs", () => {
       ["360p", false, false, true],
       ["audio", true, true, false],
     ]);
+  });
+
+  it("encodes a mono source's audio as mono (-ac 1) and a portrait source's rungs upright", () => {
+    const ladder = selectLadder({ video: { width: 720, height: 1280, fps: 30 }, audio: { channels: 1 } }, rungs);
+    const p = buildLiveArgs({ input: "x", outDir: "/o", ladder, segmentS: 2, preset: "veryfast" });
+    expect(valueOf(p.outputArgs, "-ac")).toBe("1");
+    expect(valueOf(p.outputArgs, "-filter_complex")).toBe(
+      "[0:v]scale=720:1280:flags=bicubic,format=yuv420p,split=2[v0][c0];" +
+        "[c0]scale=480:854:flags=bicubic,split=2[v1][c1];" +
+        "[c1]scale=360:640:flags=bicubic[v2]",
+    );
+    const stereo = buildLiveArgs({ input: "x", outDir: "/o", ladder: selectLadder({ audio: { channels: 2 } }, rungs), segmentS: 2, preset: "veryfast" });
+    expect(valueOf(stereo.outputArgs, "-ac")).toBe("2");
   });
 
   it("refuses a source with no tracks", () => {

@@ -41,7 +41,7 @@ export interface LiveArgsOptions {
   preset: string;
   /** live RTMP input: give up after this much silence so the stream ends promptly when the publisher leaves */
   rwTimeoutS?: number | undefined;
-  /** FFmpeg's own master playlist (read only for CODECS of copied rungs); ours is written by live/playlist.ts */
+  /** FFmpeg's own master playlist (read only for CODECS of copied rungs); ours is written by hls/playlists.ts */
   ffmpegMasterName?: string;
   /** segments kept in FFmpeg's playlist; the node keeps the full list itself */
   listSize?: number;
@@ -127,6 +127,10 @@ export function buildLiveArgs(opts: LiveArgsOptions): FfmpegPlan {
     const gop = fps ? Math.max(1, Math.round(fps * segmentS)) : 250;
     out.push("-preset", opts.preset, "-g", String(gop), "-keyint_min", String(gop), "-sc_threshold", "0", "-bf", "2");
     out.push("-force_key_frames", `expr:gte(t,n_forced*${segmentS})`);
+    // Frames keep the broadcaster's timestamps. Constant-frame-rate output (the default for this muxer)
+    // duplicates the last frame at the end of the input; when the stream ends just after a segment boundary,
+    // that one extra frame becomes a keyframe there and the recording ends with a one-frame segment.
+    out.push("-fps_mode", "vfr");
   }
   if (ladder.audio) {
     out.push("-c:a", "aac", "-b:a", `${ladder.audio.kbps}k`, "-ac", String(ladder.audio.channels), "-ar", String(ladder.audio.sampleRate));

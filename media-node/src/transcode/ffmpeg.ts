@@ -7,6 +7,9 @@
 //   finishes the current segment, and escalates to SIGKILL only after a grace period;
 // - it spawns asynchronously (path lookup, capability checks) and kill() is a silent no-op until then: a stop or
 //   kill asked for before the process exists is remembered and sent from the 'start' handler.
+//
+// What FFmpeg writes is reported as it happens: at `-loglevel info` it logs every file it opens for writing
+// (`Opening '<path>' for writing`), which is the cue that a segment or playlist has just been finished.
 
 import { EventEmitter } from "node:events";
 import ffmpeg from "fluent-ffmpeg";
@@ -18,6 +21,8 @@ export interface FfmpegJobEvents {
   progress: [Progress];
   /** every stderr line that is not a stats line (warnings, errors) */
   line: [string];
+  /** FFmpeg opened a file for writing (logged at -loglevel info and above): a segment or playlist is being written */
+  opened: [{ path: string }];
   /** the process is gone: code 0 = clean end; `signal` when killed */
   exit: [{ code: number | null; signal: string | null; error?: Error; stderrTail: string }];
 }
@@ -57,6 +62,8 @@ export class FfmpegJob extends EventEmitter<FfmpegJobEvents> {
     command.on("stderr", (line: string) => {
       const progress = parseProgressLine(line);
       if (progress) return void this.emit("progress", progress);
+      const opened = openedForWriting(line);
+      if (opened) this.emit("opened", { path: opened });
       this.#tail.push(line);
       if (this.#tail.length > 40) this.#tail.shift();
       this.emit("line", line);
@@ -109,6 +116,13 @@ export class FfmpegJob extends EventEmitter<FfmpegJobEvents> {
     this.#command.kill("SIGINT");
     this.#killTimer = setTimeout(() => this.#command.kill("SIGKILL"), graceMs);
   }
+}
+
+const OPENED_FOR_WRITING = /Opening '(.+)' for writing$/;
+
+/** The file FFmpeg says it opened for writing in one of its stderr lines, if that is what the line says. Pure. */
+export function openedForWriting(line: string): string | undefined {
+  return OPENED_FOR_WRITING.exec(line)?.[1];
 }
 
 /**

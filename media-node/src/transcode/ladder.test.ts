@@ -23,8 +23,40 @@ describe("selectLadder", () => {
   });
 
   it("keeps the source's aspect ratio with even dimensions", () => {
-    const l = selectLadder({ video: { width: 1080, height: 1920, fps: 30 } }, all); // portrait
-    expect(l.video[0]).toMatchObject({ name: "1080p", width: 608, height: 1080 });
+    const l = selectLadder({ video: { width: 1000, height: 562, fps: 30 } }, all);
+    expect(l.video.map((r) => [r.name, r.width, r.height])).toEqual([
+      ["480p", 854, 480],
+      ["360p", 640, 360],
+    ]);
+  });
+
+  it("names portrait rungs by their short side: a 720x1280 phone stream keeps 720x1280 at the top", () => {
+    const l = selectLadder({ video: { width: 720, height: 1280, fps: 30 }, audio: { channels: 2 } }, all);
+    expect(l.video.map((r) => [r.name, r.width, r.height, r.kbps])).toEqual([
+      ["720p", 720, 1280, 3000],
+      ["480p", 480, 854, 1100],
+      ["360p", 360, 640, 365],
+    ]);
+    // same pixel count as the landscape rung, so the same level
+    expect(l.video[0]!.level).toBe("3.1");
+    const tall = selectLadder({ video: { width: 1080, height: 1920, fps: 30 } }, all);
+    expect(tall.video[0]).toMatchObject({ name: "1080p", width: 1080, height: 1920, level: "4.0" });
+  });
+
+  it("gives a portrait source smaller than every rung one rung at its own size, named by its short side", () => {
+    const l = selectLadder({ video: { width: 180, height: 320, fps: 30 } }, all);
+    expect(l.video).toEqual([expect.objectContaining({ name: "180p", width: 180, height: 320 })]);
+  });
+
+  it("keeps mono audio mono, stereo stereo, and caps more channels at stereo", () => {
+    const channels = (n: number | undefined) => selectLadder({ audio: { channels: n } }, all).audio?.channels;
+    expect(channels(1)).toBe(1);
+    expect(channels(2)).toBe(2);
+    expect(channels(6)).toBe(2);
+    // unknown (no metadata, nothing probed): stereo, which plays everywhere
+    expect(channels(undefined)).toBe(2);
+    expect(channels(0)).toBe(2);
+    expect(selectLadder({ video: { width: 640, height: 360 }, audio: { channels: 1 } }, all).audio).toEqual({ kbps: 128, channels: 1, sampleRate: 48000 });
   });
 
   it("gives a source smaller than every rung one rung at its own size", () => {

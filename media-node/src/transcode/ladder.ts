@@ -2,9 +2,12 @@
 //
 // Bitrates follow Apple's HLS authoring specification (H.264 table, 30 fps: 1920x1080 6000k, 1280x720 3000k,
 // 768x432 1100k, 640x360 365k, 416x234 145k); 480p takes the 432p tier. Above 30 fps a rung gets 1.5x, as the
-// spec suggests for high frame rates. Rungs taller than the source are dropped (upscaling only costs bits);
-// a source smaller than every rung gets one rung at its own size. Peak = 110% of average (Apple: <= 110% for
-// VOD, a safe value for live CBR-ish encodes too).
+// spec suggests for high frame rates. A rung's name is its short side, so a portrait phone stream (720x1280)
+// gets a 720x1280 top rung like its landscape twin gets 1280x720, with the same pixel count and bitrate.
+// Rungs larger than the source's short side are dropped (upscaling only costs bits); a source smaller than
+// every rung gets one rung at its own size. Peak = 110% of average (Apple: <= 110% for VOD, a safe value for
+// live CBR-ish encodes too). Audio keeps the source's channel count, capped at stereo: a mono source upmixed to
+// two identical channels only costs bits.
 
 import type { RungName } from "../config.ts";
 
@@ -45,6 +48,7 @@ export interface Ladder {
   separateAudio: boolean;
 }
 
+/** Per rung: `height` is the short side (the height of a landscape rung, the width of a portrait one). */
 export const RUNG_TABLE: Record<RungName, { height: number; kbps: number }> = {
   "1080p": { height: 1080, kbps: 6000 },
   "720p": { height: 720, kbps: 3000 },
@@ -54,6 +58,13 @@ export const RUNG_TABLE: Record<RungName, { height: number; kbps: number }> = {
 };
 
 export const AUDIO: AudioSpec = { kbps: 128, channels: 2, sampleRate: 48000 };
+
+/** The audio encode for a source: AUDIO, with the source's channel count (1 or 2; unknown counts as stereo). */
+export function audioFor(source: NonNullable<SourceInfo["audio"]>): AudioSpec {
+  const n = source.channels;
+  const channels = n !== undefined && Number.isFinite(n) && n >= 1 && n < 2 ? 1 : 2;
+  return { ...AUDIO, channels };
+}
 
 /** H.264 Annex A limits: max macroblocks per second and per frame, per level. */
 const LEVELS: [string, number, number][] = [
@@ -83,11 +94,18 @@ export const AAC_LC_CODEC = "mp4a.40.2";
 
 const even = (n: number) => Math.max(2, Math.round(n / 2) * 2);
 
-function rung(name: string, height: number, kbps: number, source: { width: number; height: number; fps?: number | undefined }): VideoRung {
-  const width = even((height * source.width) / source.height);
+/** The source's short side: what rung names and the no-upscaling rule compare against. */
+const shortSide = (v: { width: number; height: number }) => Math.min(v.width, v.height);
+
+/** A rung whose short side is `short`, in the source's orientation and aspect ratio, with even dimensions. */
+function rung(name: string, short: number, kbps: number, source: { width: number; height: number; fps?: number | undefined }): VideoRung {
+  const portrait = source.height > source.width;
+  const long = even((short * Math.max(source.width, source.height)) / shortSide(source));
+  const width = portrait ? even(short) : long;
+  const height = portrait ? long : even(short);
   const fps = source.fps;
   const rate = fps !== undefined && fps > 31 ? Math.round(kbps * 1.5) : kbps;
-  return { name, mode: "encode", width, height: even(height), fps, kbps: rate, maxKbps: Math.round(rate * 1.1), bufKbps: Math.round(rate * 1.5), level: h264Level(width, even(height), fps ?? 30) };
+  return { name, mode: "encode", width, height, fps, kbps: rate, maxKbps: Math.round(rate * 1.1), bufKbps: Math.round(rate * 1.5), level: h264Level(width, height, fps ?? 30) };
 }
 
 export interface LadderSettings {
@@ -98,16 +116,17 @@ export interface LadderSettings {
 }
 
 export function selectLadder(source: SourceInfo, settings: LadderSettings): Ladder {
-  const audio = source.audio ? AUDIO : undefined;
+  const audio = source.audio ? audioFor(source.audio) : undefined;
   const v = source.video;
   if (!v) return { video: [], audio, separateAudio: false };
+  const short = shortSide(v);
   const wanted = [...new Set(settings.rungs)].map((name) => ({ name, ...RUNG_TABLE[name] })).sort((a, b) => b.height - a.height);
-  const video = wanted.filter((r) => r.height <= v.height).map((r) => rung(r.name, r.height, r.kbps, v));
+  const video = wanted.filter((r) => r.height <= short).map((r) => rung(r.name, r.height, r.kbps, v));
   if (video.length === 0) {
     // Smaller than every rung: one rung at the source's size, bitrate scaled down from the smallest rung by area.
     const smallest = wanted[wanted.length - 1] ?? { height: 240, kbps: 145 };
-    const kbps = Math.max(100, Math.round((smallest.kbps * v.height * v.height) / (smallest.height * smallest.height)));
-    video.push(rung(`${even(v.height)}p`, v.height, kbps, v));
+    const kbps = Math.max(100, Math.round((smallest.kbps * short * short) / (smallest.height * smallest.height)));
+    video.push(rung(`${even(short)}p`, short, kbps, v));
   }
   if (settings.passthrough && (v.codec === undefined || v.codec === "h264")) {
     // Bitrate unknown up front: announce the top encoded tier scaled to the source's area, a fair upper guess.

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { sourceFromProbe } from "./probe.ts";
+import { openedForWriting } from "./ffmpeg.ts";
 import { parseProgressLine } from "./progress.ts";
 
 describe("parseProgressLine", () => {
@@ -28,5 +29,16 @@ describe("sourceFromProbe", () => {
   it("returns an empty description for garbage", () => {
     expect(sourceFromProbe(null)).toEqual({});
     expect(sourceFromProbe({ streams: "nope" as unknown })).toEqual({});
+  });
+});
+
+describe("openedForWriting", () => {
+  it("reads the file FFmpeg says it opens for writing, from an info line with its level prefix", () => {
+    expect(openedForWriting("[hls @ 0x560c13da9500] [info] Opening '/w/e0/240p/index.m3u8.tmp' for writing")).toBe("/w/e0/240p/index.m3u8.tmp");
+    expect(openedForWriting("[hls @ 0x1] Opening 'out/seg_3.m4s' for writing")).toBe("out/seg_3.m4s");
+  });
+  it("ignores reads and other lines", () => {
+    expect(openedForWriting("[tcp @ 0x1] [info] Opening 'rtmp://h/live/s' for reading")).toBeUndefined();
+    expect(openedForWriting("frame=  1 fps=0.0 q=0.0 size=N/A time=00:00:00.00 bitrate=N/A speed=0x")).toBeUndefined();
   });
 });

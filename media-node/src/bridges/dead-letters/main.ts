@@ -1,9 +1,10 @@
 // Dead-letter tool: `node media-node/src/bridges/dead-letters/main.ts list [type]` prints one JSON line per dead
-// letter; `... redrive [type]` sends them through the NATS -> HTTP bridge again. NATS_URL, NATS_STREAM and
-// NATS_DEAD_LETTER_STREAM as for the bridges (media-node/src/bus/config.ts).
+// letter; `... redrive [type]` sends them through the NATS -> HTTP bridge again. Settings: the NATS connection
+// and stream groups, as for the bridges (media-node/src/settings/nats.ts); it runs with the operator's credentials.
 
-import { readBusConfig } from "../../bus/config.ts";
 import { connectNats } from "../../bus/connect.ts";
+import { inboxPrefix } from "../../bus/nats-permissions.ts";
+import { ConfigError, readDeadLettersConfig } from "../../settings/processes.ts";
 import { listDeadLetters, redriveDeadLetters } from "./dead-letters.ts";
 
 const [command, type] = process.argv.slice(2);
@@ -11,8 +12,14 @@ if (command !== "list" && command !== "redrive") {
   console.error("usage: dead-letters list [event-type] | redrive [event-type]");
   process.exit(2);
 }
-const cfg = readBusConfig();
-const nc = await connectNats(cfg.natsUrl, { name: "pulsecast-dead-letters" });
+let cfg;
+try {
+  cfg = readDeadLettersConfig();
+} catch (error) {
+  console.error(`[dead-letters] ${error instanceof ConfigError ? error.message : String(error)}`);
+  process.exit(2);
+}
+const nc = await connectNats(cfg, { name: "pulsecast-dead-letters", inboxPrefix: inboxPrefix("ops") });
 try {
   const jsm = await nc.jetstreamManager();
   if (command === "list") {

@@ -1,12 +1,12 @@
 // HTTP -> NATS bridge process: `node media-node/src/bridges/http-to-nats/main.ts`.
 // Takes signed events from the edge (POST /events) into JetStream. Settings: see ./config.ts.
 
-import { busConfig } from "../../bus/config.ts";
 import { connectNats } from "../../bus/connect.ts";
+import { inboxPrefix } from "../../bus/nats-permissions.ts";
 import { publishEvent } from "../../bus/publish.ts";
-import { ConfigError } from "../../bus/settings.ts";
 import { ensureEventStreams } from "../../bus/streams.ts";
-import { readHttpToNatsConfig } from "./config.ts";
+import { ConfigError, readHttpToNatsConfig } from "./config.ts";
+import { natsServersForLog } from "../../settings/nats.ts";
 import { createHttpToNatsServer } from "./server.ts";
 
 const log = (m: string) => console.log(`[http-to-nats] ${m}`);
@@ -15,14 +15,15 @@ let cfg;
 try {
   cfg = readHttpToNatsConfig();
 } catch (error) {
-  console.error(`[http-to-nats] ${error instanceof ConfigError ? error.message : (error as Error).message}`);
+  console.error(`[http-to-nats] ${error instanceof ConfigError ? error.message : String(error)}`);
   process.exit(2);
 }
 
 let connected = false;
-log(`connecting to NATS at ${cfg.natsUrl} (waits for it if it is not up yet; POST /events opens once connected)`);
-const nc = await connectNats(cfg.natsUrl, {
+log(`connecting to NATS at ${natsServersForLog(cfg.natsUrl)} (waits for it if it is not up yet; POST /events opens once connected)`);
+const nc = await connectNats(cfg, {
   name: "pulsecast-http-to-nats",
+  inboxPrefix: inboxPrefix("http-to-nats"),
   onStatus: (status, detail) => {
     if (status === "disconnect") connected = false;
     if (status === "reconnect") connected = true;
@@ -30,8 +31,7 @@ const nc = await connectNats(cfg.natsUrl, {
   },
 });
 connected = true;
-const streamCfg = busConfig({ stream: cfg.stream, deadLetterStream: cfg.deadLetterStream, duplicateWindowS: cfg.duplicateWindowS, maxAgeS: cfg.maxAgeS });
-await ensureEventStreams(await nc.jetstreamManager(), streamCfg);
+await ensureEventStreams(await nc.jetstreamManager(), cfg);
 const js = nc.jetstream();
 
 const server = createHttpToNatsServer({

@@ -11,11 +11,12 @@
 import { headers as natsHeaders, type Consumer, type JetStreamClient, type JsMsg, type NatsConnection } from "nats";
 import { type Envelope, parseEventJson } from "../../../../shared/envelope.ts";
 import { fromUtf8 } from "../../../../shared/encoding.ts";
-import { backoffDelay } from "../../bus/backoff.ts";
+import { backoffDelay } from "../../../../shared/backoff.ts";
 import { connectNats } from "../../bus/connect.ts";
+import { inboxPrefix } from "../../bus/nats-permissions.ts";
 import { ensureDurableConsumer, ensureEventStreams } from "../../bus/streams.ts";
 import { DEAD_LETTER_HEADERS, deadLetterSubject } from "../../bus/subjects.ts";
-import { busConfig } from "../../bus/config.ts";
+import { natsServersForLog } from "../../settings/nats.ts";
 import { createBatcher } from "./batcher.ts";
 import type { Decision } from "./classify.ts";
 import { createDeliverer } from "./deliver.ts";
@@ -209,7 +210,7 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
 
   async function declare(): Promise<void> {
     const jsm = await nc!.jetstreamManager();
-    await ensureEventStreams(jsm, busConfig({ stream: cfg.stream, deadLetterStream: cfg.deadLetterStream, duplicateWindowS: cfg.duplicateWindowS, maxAgeS: cfg.maxAgeS }));
+    await ensureEventStreams(jsm, cfg);
     await ensureDurableConsumer(jsm, { stream: cfg.stream, durable: cfg.consumer, ackWaitMs: cfg.ackWaitMs, maxAckPending: cfg.maxAckPending });
   }
 
@@ -227,9 +228,10 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
       return connected;
     },
     async start() {
-      log(`connecting to NATS at ${cfg.natsUrl} (waits for it if it is not up yet)`);
-      nc = await connectNats(cfg.natsUrl, {
+      log(`connecting to NATS at ${natsServersForLog(cfg.natsUrl)} (waits for it if it is not up yet)`);
+      nc = await connectNats(cfg, {
         name: "pulsecast-nats-to-http",
+        inboxPrefix: inboxPrefix("nats-to-http"),
         onStatus: (status, detail) => {
           if (status === "disconnect") connected = false;
           if (status === "reconnect") connected = true;

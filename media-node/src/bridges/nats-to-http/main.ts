@@ -1,9 +1,8 @@
 // NATS -> HTTP bridge process: `node media-node/src/bridges/nats-to-http/main.ts`.
 // Settings come from the environment (see ./config.ts); run as many replicas as you like.
 
-import { ConfigError } from "../../bus/settings.ts";
 import { createNatsToHttpBridge } from "./bridge.ts";
-import { readNatsToHttpConfig } from "./config.ts";
+import { ConfigError, readNatsToHttpConfig } from "./config.ts";
 import { createBridgeMetrics, serveMetrics } from "./metrics.ts";
 
 const log = (m: string) => console.log(`[nats-to-http] ${m}`);
@@ -12,7 +11,7 @@ let cfg;
 try {
   cfg = readNatsToHttpConfig();
 } catch (error) {
-  console.error(`[nats-to-http] ${error instanceof ConfigError ? error.message : (error as Error).message}`);
+  console.error(`[nats-to-http] ${error instanceof ConfigError ? error.message : String(error)}`);
   process.exit(2);
 }
 

@@ -1,0 +1,91 @@
+// Who may do what on the bus. One NATS user per kind of process, each allowed exactly the subjects its work needs:
+// a media node publishes only the types it emits, the HTTP -> NATS bridge only the types the edge may put on the
+// bus, the NATS -> HTTP bridge only consumes (and parks refused events in the dead-letter stream), and nobody
+// else publishes events except an operator. JetStream is reached through subjects too ($JS.API.*, acks on
+// $JS.ACK.*, answers on _INBOX.*), so those are granted per stream and per operation.
+//
+// deploy/nats/nats-server.conf carries this block (passwords from the server's environment), the test helper and
+// `npm start` render it with per-run passwords, and a test keeps the shipped file equal to it.
+
+import { ACCEPTED_TYPES } from "../bridges/http-to-nats/handler.ts";
+import { DEAD_LETTER_PREFIX, MEDIA_NODE_TYPES } from "./subjects.ts";
+
+export const NATS_ROLES = ["media-node", "http-to-nats", "nats-to-http", "ops"] as const;
+export type NatsRole = (typeof NATS_ROLES)[number];
+
+export interface StreamNames {
+  stream: string;
+  edgeStream: string;
+  deadLetterStream: string;
+  consumer: string;
+}
+
+export const DEFAULT_STREAM_NAMES: StreamNames = { stream: "EVENTS", edgeStream: "EDGE_EVENTS", deadLetterStream: "DEADLETTER", consumer: "edge-bridge" };
+
+/**
+ * Where a role's replies arrive (JetStream acks, API answers, pulled events). Each role has its own prefix and may
+ * subscribe only there, so no client can read the replies, and so the events, meant for another.
+ */
+export function inboxPrefix(role: NatsRole): string {
+  return `_INBOX.${role}`;
+}
+
+/** The environment variable the shipped server config reads a role's password from. */
+export function passwordVariable(role: NatsRole): string {
+  return `NATS_PASSWORD_${role.toUpperCase().replace(/-/g, "_")}`;
+}
+
+/** Declaring the streams (every process does it at start, idempotently): info, create, update; nothing else. */
+function declareStreams(n: StreamNames): string[] {
+  return ["$JS.API.INFO", ...[n.stream, n.edgeStream, n.deadLetterStream].flatMap((s) => [`$JS.API.STREAM.INFO.${s}`, `$JS.API.STREAM.CREATE.${s}`, `$JS.API.STREAM.UPDATE.${s}`])];
+}
+
+/** Publish and subscribe allow-lists per role; undefined for `ops`, which may do anything (operators only). */
+export function natsPermissions(role: NatsRole, n: StreamNames = DEFAULT_STREAM_NAMES): { publish: string[]; subscribe: string[] } | undefined {
+  const inbox = [`${inboxPrefix(role)}.>`];
+  switch (role) {
+    case "media-node":
+      return { publish: [...MEDIA_NODE_TYPES, ...declareStreams(n)], subscribe: inbox };
+    case "http-to-nats":
+      return { publish: [...ACCEPTED_TYPES, ...declareStreams(n)], subscribe: inbox };
+    case "nats-to-http":
+      return {
+        publish: [
+          ...declareStreams(n),
+          `$JS.API.CONSUMER.INFO.${n.stream}.${n.consumer}`,
+          `$JS.API.CONSUMER.CREATE.${n.stream}.${n.consumer}`,
+          `$JS.API.CONSUMER.CREATE.${n.stream}.${n.consumer}.>`,
+          `$JS.API.CONSUMER.DURABLE.CREATE.${n.stream}.${n.consumer}`,
+          `$JS.API.CONSUMER.MSG.NEXT.${n.stream}.${n.consumer}`,
+          `$JS.ACK.${n.stream}.${n.consumer}.>`,
+          `${DEAD_LETTER_PREFIX}.>`,
+        ],
+        subscribe: inbox,
+      };
+    case "ops":
+      return undefined;
+  }
+}
+
+const q = (s: string) => JSON.stringify(s);
+
+/**
+ * The server's `authorization` block. `passwords: "env"` references each role's password variable (the shipped
+ * file); a record puts the given passwords in (tests, `npm start`).
+ */
+export function natsAuthorizationBlock(passwords: "env" | Record<NatsRole, string>, n: StreamNames = DEFAULT_STREAM_NAMES): string {
+  const users = NATS_ROLES.map((role) => {
+    const password = passwords === "env" ? `$${passwordVariable(role)}` : q(passwords[role]);
+    const p = natsPermissions(role, n);
+    const lines = [`    {`, `      user: ${q(role)}`, `      password: ${password}`];
+    if (p) {
+      lines.push(`      permissions: {`);
+      lines.push(`        publish: { allow: [${p.publish.map(q).join(", ")}] }`);
+      lines.push(`        subscribe: { allow: [${p.subscribe.map(q).join(", ")}] }`);
+      lines.push(`      }`);
+    }
+    lines.push(`    }`);
+    return lines.join("\n");
+  });
+  return ["authorization {", "  users: [", ...users, "  ]", "}"].join("\n");
+}

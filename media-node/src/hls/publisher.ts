@@ -1,0 +1,306 @@
+// Publishes an HLS ladder that an encoder writes into local folders: segments are stored in order as the encoder
+// completes them, then each variant's playlist (ours, see playlists.ts) after the segments it lists, the master
+// after every variant playlist, and at the end ENDLIST and the VOD playlists. It knows nothing of RTMP or of
+// live sessions: anything that writes `<dir>/<variant>/index.m3u8` plus its segments can drive it (the live
+// transcoder's FFmpeg runs, a VOD encode of a file).
+//
+// A run is one encoder process writing into one folder; several runs continue the same playlists, each after
+// an EXT-X-DISCONTINUITY. Completed segments are found by reading the encoder's own playlist (a segment is
+// listed there only once its file is closed) when the encoder says it is writing that playlist (`written()`),
+// and once more when the run ends.
+//
+// Invariants:
+// - a segment is stored before any playlist that lists it; a variant's segments enter its playlist in encoder
+//   order even though uploads finish in any order;
+// - the master (and its aliases) only after every variant playlist it lists is stored;
+// - a segment that cannot be stored is skipped and the next one is marked discontinuous (never listed unstored).
+
+import { EventEmitter } from "node:events";
+import { readFile } from "node:fs/promises";
+import { basename, dirname, join, relative } from "node:path";
+import type { Logger } from "../log.ts";
+import { UploaderClosedError } from "../storage/errors.ts";
+import type { Uploader } from "../storage/types.ts";
+import type { Variant } from "../transcode/args.ts";
+import { CACHE, type MasterEntries, masterEntries, parseFfmpegMasterCodecs, parseFfmpegPlaylist, type PlaylistSegment, prefixEntries, renderMasterPlaylist, renderMediaPlaylist } from "./playlists.ts";
+
+export interface HlsPublisherOptions {
+  uploader: Uploader;
+  /** every object goes under `<keyBase>/` (`<keyBase>/<variant>/...`, `<keyBase>/master.m3u8`) */
+  keyBase: string;
+  variants: readonly Variant[];
+  /** the configured segment duration (TARGETDURATION is at least this) */
+  segmentS: number;
+  /** segments listed in a live playlist */
+  liveWindow: number;
+  /** more masters listing the same variants under a URI prefix (a stable per-stream URL), stored after ours */
+  aliases?: readonly { key: string; uriPrefix: string }[];
+  /** the encoder's own master in a run's folder, read for the CODECS of copied (passthrough) video */
+  sourceMaster?: string;
+  log: Logger;
+}
+
+export interface HlsPublisherEvents {
+  /** a segment and the variant playlist listing it are stored */
+  segment: [{ variant: string; epoch: number; index: number; durationS: number; uploadMs: number; discontinuity: boolean }];
+  /** the master (and its aliases) is stored: the ladder is playable */
+  ready: [MasterEntries];
+  /** something could not be stored (logged here; for metrics) */
+  failed: [{ kind: "segment" | "playlist"; error: unknown }];
+}
+
+/** One encoder run as the publisher sees it: its number (0 = first) and the folder it writes into. */
+export interface PublishRun {
+  readonly epoch: number;
+  readonly dir: string;
+}
+
+export interface PublishResult {
+  /** segments per variant (the first variant's) */
+  segments: number;
+  durationS: number;
+  /** the VOD master's key when the recording's playlists were stored */
+  vodKey: string | undefined;
+}
+
+interface VariantState {
+  variant: Variant;
+  segments: PlaylistSegment[];
+  /** appends in encoder order even though uploads finish in any order */
+  chain: Promise<void>;
+  /** a segment was lost (upload gave up): the next one is marked discontinuous */
+  gap: boolean;
+  /** this variant's index.m3u8 is stored (the master may list it only then, or a player could get a 404) */
+  playlistStored: boolean;
+}
+
+interface RunVariant {
+  state: VariantState;
+  /** highest encoder playlist index already handed to upload */
+  seen: number;
+  /** init segment upload */
+  init: Promise<void> | undefined;
+  /** a read of the encoder's playlist was asked for (coalesced while one is under way) */
+  wanted: boolean;
+  scanning: Promise<void> | undefined;
+}
+
+interface RunState {
+  run: PublishRun;
+  variants: Map<string, RunVariant>;
+  ended: boolean;
+}
+
+// The encoder announces a playlist just before it moves the new version into place: if a read right after the
+// cue finds nothing new yet, it is retried after these delays (then the next cue, or the run's end, catches up).
+const SETTLE_RETRY_MS = [10, 20, 40, 80, 160, 320];
+
+export class HlsPublisher extends EventEmitter<HlsPublisherEvents> {
+  readonly #opts: HlsPublisherOptions;
+  readonly #log: Logger;
+  readonly #variants: VariantState[];
+  readonly #runs = new Map<number, RunState>();
+  #lastRun: PublishRun | undefined;
+  #master: Promise<void> | undefined;
+  #ready = false;
+  #uploadsKept = false;
+
+  constructor(opts: HlsPublisherOptions) {
+    super();
+    if (opts.variants.length === 0) throw new Error("HlsPublisher: no variants to publish");
+    this.#opts = opts;
+    this.#log = opts.log;
+    this.#variants = opts.variants.map((variant) => ({ variant, segments: [], chain: Promise.resolve(), gap: false, playlistStored: false }));
+  }
+
+  get masterKey(): string {
+    return `${this.#opts.keyBase}/master.m3u8`;
+  }
+
+  get vodKey(): string {
+    return `${this.#opts.keyBase}/vod.m3u8`;
+  }
+
+  /** an upload was refused because the uploader closed: its local file is in the upload journal (keep the folder) */
+  get uploadsKept(): boolean {
+    return this.#uploadsKept;
+  }
+
+  /** A run is about to write into `run.dir`. */
+  async begin(run: PublishRun): Promise<void> {
+    const variants = new Map<string, RunVariant>(this.#variants.map((state) => [state.variant.name, { state, seen: -1, init: undefined, wanted: false, scanning: undefined }]));
+    this.#runs.set(run.epoch, { run, variants, ended: false });
+    this.#lastRun = run;
+  }
+
+  /**
+   * The run is writing `path` (e.g. FFmpeg's `Opening '<dir>/<variant>/index.m3u8.tmp' for writing`): when it is
+   * a variant's playlist, new segments may be listed there now. Anything else is ignored.
+   */
+  written(run: PublishRun, path: string): void {
+    const r = this.#runs.get(run.epoch);
+    if (!r || r.ended) return;
+    const name = basename(path);
+    if (name !== "index.m3u8" && name !== "index.m3u8.tmp") return;
+    const v = r.variants.get(relative(r.run.dir, dirname(path)));
+    if (v) void this.#scan(r, v);
+  }
+
+  /** The run's encoder is gone: everything it listed is handed to upload when this resolves. */
+  async end(run: PublishRun): Promise<void> {
+    const r = this.#runs.get(run.epoch);
+    if (!r) return;
+    r.ended = true;
+    // One last read: the encoder lists its last segment as it exits.
+    await Promise.all([...r.variants.values()].map((v) => this.#scan(r, v)));
+    this.#runs.delete(run.epoch);
+  }
+
+  /**
+   * The ladder is complete (every run ended): ENDLIST on the live playlists and, with `vod`, the VOD playlist of
+   * every variant and a VOD master. Never throws: what cannot be stored is logged and reported.
+   */
+  async finish(opts: { vod: boolean }): Promise<PublishResult> {
+    await Promise.all(this.#variants.map((v) => v.chain));
+    await this.#master;
+    const first = this.#variants[0]!;
+    const segments = first.segments.length;
+    const durationS = Math.round(first.segments.reduce((t, s) => t + s.durationS, 0) * 1000) / 1000;
+    let vodKey: string | undefined;
+    try {
+      if (segments > 0) {
+        await Promise.all(this.#variants.map((v) => this.#uploadLivePlaylist(v, true)));
+        if (opts.vod) {
+          const { uploader, keyBase, segmentS } = this.#opts;
+          await Promise.all(
+            this.#variants.map((v) =>
+              uploader.uploadBody(`${keyBase}/${v.variant.name}/vod.m3u8`, renderMediaPlaylist(v.segments, { targetS: segmentS, kind: "vod", ended: true }), { cacheControl: CACHE.segment }),
+            ),
+          );
+          const vod = await this.#masterEntries("vod.m3u8");
+          await uploader.uploadBody(this.vodKey, renderMasterPlaylist(vod.variants, vod.audio), { cacheControl: CACHE.segment });
+          vodKey = this.vodKey;
+        }
+      }
+    } catch (error) {
+      this.#failed("playlist", error);
+      this.#log.error("final playlists not stored", { error });
+    }
+    return { segments, durationS, vodKey };
+  }
+
+  /** Reads the run's playlist for `v` until nothing new is announced; concurrent asks are coalesced. */
+  #scan(r: RunState, v: RunVariant): Promise<void> {
+    v.wanted = true;
+    v.scanning ??= (async () => {
+      let miss = 0;
+      while (v.wanted) {
+        v.wanted = false;
+        const found = await this.#read(r, v);
+        if (found === 0 && !r.ended && miss < SETTLE_RETRY_MS.length) {
+          await new Promise((resolve) => setTimeout(resolve, SETTLE_RETRY_MS[miss++]));
+          v.wanted = true;
+        } else if (found > 0) miss = 0;
+      }
+    })().finally(() => (v.scanning = undefined));
+    return v.scanning;
+  }
+
+  /** Hands every segment the encoder listed since the last read to the uploader; returns how many. */
+  async #read(r: RunState, v: RunVariant): Promise<number> {
+    const name = v.state.variant.name;
+    let text: string;
+    try {
+      text = await readFile(join(r.run.dir, name, "index.m3u8"), "utf8");
+    } catch {
+      return 0; // not written yet
+    }
+    // Only complete lines: the encoder may be rewriting the file as we read it.
+    const { entries } = parseFfmpegPlaylist(text.slice(0, text.lastIndexOf("\n") + 1));
+    let found = 0;
+    for (const entry of entries) {
+      if (entry.index <= v.seen || !entry.map) continue;
+      const firstOfRun = v.seen < 0;
+      v.seen = entry.index;
+      found++;
+      this.#onSegment(r.run, v, entry.index, entry.uri, entry.map, entry.durationS, firstOfRun);
+    }
+    return found;
+  }
+
+  #onSegment(run: PublishRun, rv: RunVariant, index: number, file: string, map: string, durationS: number, firstOfRun: boolean): void {
+    const { uploader, keyBase } = this.#opts;
+    const v = rv.state;
+    const name = v.variant.name;
+    const dir = join(run.dir, name);
+    const mapName = `e${run.epoch}-init.mp4`;
+    const segName = `e${run.epoch}-${index}.m4s`;
+    const started = Date.now();
+    rv.init ??= uploader.upload(`${keyBase}/${name}/${mapName}`, join(dir, map), { cacheControl: CACHE.segment });
+    const stored = Promise.all([rv.init, uploader.upload(`${keyBase}/${name}/${segName}`, join(dir, file), { cacheControl: CACHE.segment })]);
+    v.chain = v.chain
+      .then(() => stored)
+      .then(
+        async () => {
+          const uploadMs = Date.now() - started;
+          const discontinuity = (firstOfRun && run.epoch > 0) || v.gap;
+          v.gap = false;
+          v.segments.push({ uri: segName, durationS, map: mapName, discontinuity });
+          await this.#uploadLivePlaylist(v, false);
+          v.playlistStored = true;
+          this.emit("segment", { variant: name, epoch: run.epoch, index, durationS, uploadMs, discontinuity });
+          this.#maybeMaster(run);
+        },
+        (error: unknown) => {
+          // Retrying could not help (local file gone, spool full, uploader closed): skip it, mark the gap.
+          v.gap = true;
+          this.#failed("segment", error);
+          this.#log.error("segment not stored; skipped", { variant: name, epoch: run.epoch, index, error });
+        },
+      )
+      .catch((error: unknown) => {
+        this.#failed("playlist", error);
+        this.#log.error("playlist not stored", { variant: name, error });
+      });
+  }
+
+  #uploadLivePlaylist(v: VariantState, ended: boolean): Promise<void> {
+    const { uploader, keyBase, segmentS, liveWindow } = this.#opts;
+    const text = renderMediaPlaylist(v.segments, { targetS: segmentS, kind: "live", window: liveWindow, ended });
+    // While storage is down only the newest version of a live playlist matters: older queued ones are dropped.
+    return uploader.uploadBody(`${keyBase}/${v.variant.name}/index.m3u8`, text, { cacheControl: CACHE.livePlaylist, replaceQueued: true });
+  }
+
+  #maybeMaster(run: PublishRun): void {
+    if (this.#ready || this.#master || this.#variants.some((v) => !v.playlistStored)) return;
+    this.#master = (async () => {
+      const entries = await this.#masterEntries("index.m3u8", run);
+      const { uploader } = this.#opts;
+      await uploader.uploadBody(this.masterKey, renderMasterPlaylist(entries.variants, entries.audio), { cacheControl: CACHE.livePlaylist });
+      // After our own master: everything an alias lists is stored too.
+      for (const alias of this.#opts.aliases ?? []) {
+        const prefixed = prefixEntries(entries, alias.uriPrefix);
+        await uploader.uploadBody(alias.key, renderMasterPlaylist(prefixed.variants, prefixed.audio), { cacheControl: CACHE.livePlaylist, replaceQueued: true });
+      }
+      this.#ready = true;
+      this.emit("ready", entries);
+    })().catch((error: unknown) => {
+      this.#master = undefined; // try again with the next segment
+      this.#failed("playlist", error);
+      this.#log.error("master playlist not stored", { error });
+    });
+  }
+
+  async #masterEntries(playlistName: string, run = this.#lastRun): Promise<MasterEntries> {
+    let codecs = new Map<string, string>();
+    if (run && this.#opts.sourceMaster && this.#variants.some((v) => v.variant.video?.mode === "copy")) {
+      codecs = parseFfmpegMasterCodecs(await readFile(join(run.dir, this.#opts.sourceMaster), "utf8").catch(() => ""));
+    }
+    return masterEntries(this.#opts.variants, playlistName, codecs);
+  }
+
+  #failed(kind: "segment" | "playlist", error: unknown): void {
+    if (error instanceof UploaderClosedError) this.#uploadsKept = true;
+    this.emit("failed", { kind, error });
+  }
+}
