@@ -9,7 +9,9 @@ import { inboxRoutes } from "./inbox/routes.ts";
 import { ingressRoutes } from "./ingress/routes.ts";
 import { internalRoutes } from "./internal/routes.ts";
 import { devRoutes } from "./dev/sign-in.ts";
+import { playbackRoutes } from "./playback/routes.ts";
 import { checkEdgeSettings } from "./settings.ts";
+import { streamRoutes } from "./streams/routes.ts";
 import { webRoutes } from "./web/routes.ts";
 
 /** Envs whose problems were already logged: each misconfiguration is logged once, not once per request. */
@@ -34,6 +36,9 @@ export function createApp() {
   app.route("/", healthRoutes);
   app.route("/", inboxRoutes);
   app.route("/", ingressRoutes);
+  // Before internalRoutes: the streams' own internal route (key checks) is authenticated there too.
+  app.route("/", streamRoutes);
+  app.route("/", playbackRoutes);
   app.route("/", internalRoutes);
   app.route("/", devRoutes);
   app.route("/", webRoutes);

@@ -137,6 +137,8 @@ export const streamInfo = z.object({
   status: z.enum(["starting", "live", "ended"]),
   playbackUrl: webUrl.optional(),
   vodUrl: webUrl.optional(),
+  /** storage key of the recording's playlist (kept by the room to build viewers' URLs; not sent to clients of API streams) */
+  vodKey: z.string().optional(),
   /** unix ms the broadcast started (its first `stream.started`), when the room saw it */
   startedAt: z.number().int().optional(),
   /** unix ms of the event that set this */

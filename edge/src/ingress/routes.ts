@@ -45,6 +45,7 @@ export function objectTargets(env: Env): EventTargets {
   return {
     room: (roomId) => env.Room.getByName(roomId),
     inbox: (userId) => env.Inbox.getByName(userId),
+    stream: (streamId) => env.Stream.getByName(streamId),
   };
 }
 

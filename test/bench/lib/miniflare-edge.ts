@@ -72,7 +72,7 @@ export async function startMiniflareEdge(vars: Record<string, string>): Promise<
         scriptPath: join(outdir, "index.js"),
         modulesRoot: outdir,
         compatibilityDate: await compatibilityDate(),
-        durableObjects: { Room: sqlite("Room"), Inbox: sqlite("Inbox") },
+        durableObjects: { Room: sqlite("Room"), Inbox: sqlite("Inbox"), Stream: sqlite("Stream"), StreamIndex: sqlite("StreamIndex") },
         bindings: { ...TEST_SECRETS, ...TEST_VARS, ...vars },
       },
     ],
