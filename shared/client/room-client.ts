@@ -5,8 +5,7 @@
 // over HTTP when the server says it replayed only part of it, and the stream state kept current from `event`
 // frames. Runs in browsers and Node 22 (global WebSocket and fetch), or with any WebSocket class passed in.
 // The room's own fold of stream events (pure): the client keeps its stream state exactly as the room does.
-import type { RoomEvent } from "../../edge/src/rooms/room-events.ts";
-import { nextRoomInfo } from "../../edge/src/rooms/room-info.ts";
+import { nextRoomInfo, type RoomEvent } from "../protocol/stream-state.ts";
 import { backoffDelay } from "../backoff.ts";
 import type { ChatMessage, PresenceEntry, RoomInfo, ServerFrame, ServerFrameOf, SingleServerFrame } from "../protocol/room.ts";
 import { Emitter } from "./emitter.ts";

@@ -7,7 +7,7 @@ import { presenceFromStates } from "./presence.ts";
 import { ReactionAggregator } from "./reactions.ts";
 import { newBucket, take } from "./rate-limit.ts";
 import type { RoomEvent } from "./room-events.ts";
-import { nextRoomInfo } from "./room-info.ts";
+import { nextRoomInfo } from "../../../shared/protocol/stream-state.ts";
 import { splitPresence } from "./room.ts";
 
 describe("token bucket", () => {

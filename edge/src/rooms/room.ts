@@ -29,7 +29,7 @@ import { type ConnState, connStateFor, entryFor, presenceFromStates, stateBytes,
 import { newBucket, take, type TokenBucket } from "./rate-limit.ts";
 import { ReactionAggregator } from "./reactions.ts";
 import { isRoomEvent, type RoomEvent } from "./room-events.ts";
-import { nextRoomInfo } from "./room-info.ts";
+import { nextRoomInfo } from "../../../shared/protocol/stream-state.ts";
 import { adoptLegacyPending } from "./legacy-pending.ts";
 import { RoomStore } from "./room-store.ts";
 import { isApiStreamUrlEvent, sendPerViewer, viewerPlaybackFrom, viewerRoomInfo, withViewerPlayback, type WithPlayback } from "../streams/room-playback.ts";

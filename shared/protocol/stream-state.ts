@@ -9,10 +9,15 @@
 // An FFmpeg restart after a crash sends nothing: the playlists continue. So a resumed start must keep what
 // the room knows (a live stream stays live with its playback URL), or a late joiner is told `starting` about a
 // stream that plays.
-import type { RoomInfo } from "../../../shared/protocol/room.ts";
-import type { RoomEvent } from "./room-events.ts";
+//
+// Shared by the room (edge) and the client library, so a client keeps its stream state exactly as the room does.
+import type { Envelope } from "../envelope.ts";
+import type { RoomInfo } from "./room.ts";
 
 type StreamInfo = NonNullable<RoomInfo["stream"]>;
+
+/** The system events a room takes and folds into its stream state: `stream.*` and `media.*`. */
+export type RoomEvent = Extract<Envelope, { type: `stream.${string}` | `media.${string}` }>;
 
 export function nextRoomInfo(info: RoomInfo, event: RoomEvent): RoomInfo {
   const at = Date.parse(event.time);
