@@ -3,29 +3,35 @@
 // rotate the key.
 import { RoomClient, type StreamInfo } from "../../shared/client/room-client.ts";
 import { pageToken } from "./auth.ts";
-import { bootPage, getJson, reportUncaught } from "./boot.ts";
+import { bootPage, reportUncaught } from "./boot.ts";
 import { mountChat } from "./chat.ts";
 import { $, h, showAlert } from "./dom.ts";
 import { Player } from "./player.ts";
 
-/** The streams API's answer (`POST /streams`, `GET /streams/:id`), as far as this page reads it. */
+/** The Streams API's owner view (`POST /streams`, `GET /streams[/:id]`, `POST /streams/:id/key`), as far as this page reads it. */
 interface StreamResource {
   id: string;
   roomId: string;
-  title?: string;
-  rtmp: { url: string; streamKey: string };
-  playback?: { policy?: string; url?: string };
+  title: string | null;
+  status: "idle" | "live" | "ended" | "disabled";
+  /** what OBS takes: Settings > Stream > Custom, Server and Stream Key */
+  obs: { server: string; key: string };
+  playback: { policy: "public" | "signed"; playbackId: string; url?: string };
+  renditions: Rendition[];
+  viewers: number | null;
+}
+interface Rendition {
+  name: string;
+  height?: number;
 }
 
-const MINE = "pulsecast.streams";
-const remembered = (): string[] => JSON.parse(localStorage.getItem(MINE) ?? "[]") as string[];
-const remember = (id: string) => localStorage.setItem(MINE, JSON.stringify([id, ...remembered().filter((x) => x !== id)].slice(0, 20)));
+const renditionText = (list: Rendition[]) => list.map((r) => r.name || `${r.height}p`).join(", ") || "—";
 
 async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
   const token = await pageToken("connect");
   const res = await fetch(path, { method, headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
   const json = (await res.json().catch(() => ({}))) as T & { error?: { code?: string; message?: string } };
-  if (res.status === 404 && json.error?.code === "not_found" && path === "/streams") throw new Error("This edge has no streams API (POST /streams answered 404).");
+  if (res.status === 404 && path.startsWith("/streams") && json.error?.code !== "stream_not_found") throw new Error(`This edge has no Streams API (${method} ${path} answered 404).`);
   if (!res.ok) throw new Error(json.error?.message ?? `HTTP ${res.status}`);
   return json;
 }
@@ -43,16 +49,18 @@ function show(stream: StreamResource): void {
   current?.unmount();
   current?.room.close();
   current?.player.destroy();
-  remember(stream.id);
   $("stream-panel").hidden = false;
   $("studio-chat").hidden = false;
   $("stream-heading").textContent = stream.title ?? stream.id;
-  $("rtmp-url").textContent = stream.rtmp.url;
-  $("stream-key").textContent = stream.rtmp.streamKey;
+  $("rtmp-url").textContent = stream.obs.server;
+  $("stream-key").textContent = stream.obs.key;
+  $("playback-policy").textContent = stream.playback.policy === "signed" ? "Signed (each viewer gets a token)" : "Public";
+  $("renditions").textContent = renditionText(stream.renditions);
   const link = $<HTMLAnchorElement>("watch-link");
   link.href = `/watch/${encodeURIComponent(stream.id)}`;
   link.textContent = link.href;
-  setStatus("waiting", "Waiting for signal…");
+  if (stream.status === "disabled") setStatus("disabled", "Disabled: the key is refused and nothing plays.");
+  else setStatus("waiting", "Waiting for signal…");
   // One player for the page (it binds the video and its controls once); switching streams reloads it.
   previewPlayer ??= new Player($<HTMLVideoElement>("video"), { onError: (m) => showAlert(m, { key: "player" }) });
   const player = previewPlayer;
@@ -63,6 +71,8 @@ function show(stream: StreamResource): void {
     if (s.status === "live") {
       setStatus("live", "Live");
       if (s.playbackUrl) void player.load(s.playbackUrl, true);
+      // Joined while live: the room's state has no renditions, the stream's resource has.
+      if ($("renditions").textContent === "—") void refresh(stream.id);
       return;
     }
     player.setLive(false);
@@ -71,8 +81,8 @@ function show(stream: StreamResource): void {
   room.on("stream", apply);
   room.on("welcome", () => apply(room.stream));
   room.on("event", (e) => {
-    const data = e.data as { renditions?: { name?: string; height?: number }[] };
-    if (e.type === "stream.live" && data.renditions) $("renditions").textContent = data.renditions.map((r) => r.name ?? `${r.height}p`).join(", ") || "—";
+    const data = e.data as { renditions?: Rendition[] };
+    if (e.type === "stream.live" && data.renditions) $("renditions").textContent = renditionText(data.renditions as Rendition[]);
   });
   room.on("presence", () => ($("viewers").textContent = String(Math.max(0, room.presenceCount - 1))));
   room.connect().catch((e: Error) => showAlert(e.message, { key: "room" }));
@@ -80,18 +90,32 @@ function show(stream: StreamResource): void {
   (globalThis as { pulsecast?: unknown }).pulsecast = { room, player, stream };
 }
 
+/** Renditions and policy from the stream's resource (the room's state does not carry them). */
+async function refresh(id: string): Promise<void> {
+  try {
+    const s = await api<StreamResource>("GET", `/streams/${encodeURIComponent(id)}`);
+    if (current?.stream.id !== id) return;
+    current.stream = s;
+    $("renditions").textContent = renditionText(s.renditions);
+  } catch (e) {
+    showAlert(`Could not load the stream: ${(e as Error).message}`, { key: "stream" });
+  }
+}
+
 async function main(): Promise<void> {
   reportUncaught();
   const session = await bootPage();
   if (!session) return;
   const pick = $<HTMLSelectElement>("stream-pick");
-  for (const id of remembered()) pick.append(h("option", { value: id }, id));
+  // The caller's own streams, newest first (GET /streams lists only the caller's).
+  api<{ streams: StreamResource[] }>("GET", "/streams?limit=50").then(
+    ({ streams }) => pick.append(...streams.map((s) => h("option", { value: s.id }, `${s.title ?? s.id} (${s.status})`))),
+    (e: Error) => showAlert(`Could not list your streams: ${e.message}`, { key: "stream" }),
+  );
   pick.addEventListener("change", async () => {
     if (!pick.value) return;
     try {
-      const s = await getJson<StreamResource>(`/streams/${encodeURIComponent(pick.value)}`);
-      if (!s) return showAlert(`Stream ${pick.value} no longer exists.`, { key: "stream" });
-      show(s);
+      show(await api<StreamResource>("GET", `/streams/${encodeURIComponent(pick.value)}`));
     } catch (e) {
       showAlert(`Could not load the stream: ${(e as Error).message}`, { key: "stream" });
     }
@@ -101,7 +125,7 @@ async function main(): Promise<void> {
     const title = $<HTMLInputElement>("stream-title").value.trim();
     try {
       const s = await api<StreamResource>("POST", "/streams", title ? { title } : {});
-      pick.append(h("option", { value: s.id }, s.title ?? s.id));
+      pick.append(h("option", { value: s.id }, `${s.title ?? s.id} (${s.status})`));
       show(s);
     } catch (e) {
       showAlert(`Could not create a stream: ${(e as Error).message}`, { key: "stream" });
@@ -119,10 +143,11 @@ async function main(): Promise<void> {
   $("rotate-key").addEventListener("click", async () => {
     if (!current) return;
     try {
-      const s = await api<StreamResource>("POST", `/streams/${encodeURIComponent(current.stream.id)}/rotate-key`);
-      $("stream-key").textContent = s.rtmp.streamKey;
+      const s = await api<StreamResource>("POST", `/streams/${encodeURIComponent(current.stream.id)}/key`);
+      $("stream-key").textContent = s.obs.key;
       current.stream = s;
-      showAlert("New stream key made; the old one no longer works.", { key: "copy", kind: "info" });
+      // Media nodes re-check live keys every few seconds: a publisher on the old key is cut.
+      showAlert("New stream key made; the old one no longer works and a broadcast using it is cut.", { key: "copy", kind: "info" });
     } catch (e) {
       showAlert(`Could not rotate the key: ${(e as Error).message}`, { key: "stream" });
     }

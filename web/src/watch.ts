@@ -10,12 +10,13 @@ import { $, clearAlert, formatTime, showAlert } from "./dom.ts";
 import { Player } from "./player.ts";
 import { cueAt, parseStoryboard, type StoryboardCue } from "./storyboard.ts";
 
-/** The streams API's answer (GET /streams/:id), as far as this page reads it. */
+/** The Streams API's answer (GET /streams/:id; a viewer gets its public fields), as far as this page reads it. */
 interface StreamResource {
   id: string;
-  roomId?: string;
-  status?: string;
-  playback?: { url?: string };
+  roomId: string;
+  status: "idle" | "live" | "ended" | "disabled";
+  /** `url` only for a public stream: a signed one plays with the viewer token the room mints for each viewer */
+  playback: { policy: "public" | "signed"; url?: string };
 }
 /** The videos API's answer (GET /videos/:id), as far as this page reads it. */
 interface VideoResource {
@@ -71,21 +72,29 @@ async function main(): Promise<void> {
 
   if (vod) void followVideo(vod, player, session.inbox);
   else {
-    const applyStream = (s: StreamInfo | undefined) => showStream(s, player);
+    const applyStream = (s: StreamInfo | undefined) => showStream(s, player, stream);
     room.on("stream", applyStream);
     room.on("welcome", () => applyStream(room.stream));
   }
   room.connect().catch((e: Error) => showAlert(e.message, { key: "room" }));
 }
 
-function showStream(s: StreamInfo | undefined, player: Player): void {
+/**
+ * The room's stream state, as the room gives it to this viewer: for a stream made through the Streams API the
+ * URLs go through this edge's `/play` (by id when public, with a token minted for this viewer when signed), so
+ * the page plays what the welcome and the event frames carry and never builds a URL itself.
+ */
+function showStream(s: StreamInfo | undefined, player: Player, api: StreamResource | null): void {
   const recording = $<HTMLButtonElement>("watch-recording");
   recording.hidden = true;
   if (!s) return setStatus("none");
   if (s.status === "starting") return setStatus("starting");
   if (s.status === "live") {
     setStatus("live");
-    if (s.playbackUrl) void player.load(s.playbackUrl, true);
+    // A room that could not mint this viewer a URL sends the state without one; a public stream's own URL plays.
+    const url = s.playbackUrl ?? api?.playback.url;
+    if (url) void player.load(url, true);
+    else showAlert("This stream is live but no playback address was given to you; reload the page to try again.", { key: "player" });
     return;
   }
   // Ended: the player plays out what it has (the playlist now ends); the recording is offered once ready.
