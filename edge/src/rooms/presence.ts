@@ -14,6 +14,8 @@ export interface ConnState {
   state: Record<string, unknown>;
   /** ms when `state` was set: after a wake, the newest copy wins */
   stateAt: number;
+  /** moderates this room without the `moderator` role: the owner of the room's API stream */
+  moderates?: boolean;
 }
 
 export function connStateFor(user: VerifiedUser, state: Record<string, unknown>, stateAt: number): ConnState {

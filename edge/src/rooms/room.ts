@@ -32,6 +32,7 @@ import { isRoomEvent, type RoomEvent } from "./room-events.ts";
 import { nextRoomInfo } from "../../../shared/protocol/stream-state.ts";
 import { adoptLegacyPending } from "./legacy-pending.ts";
 import { RoomStore } from "./room-store.ts";
+import { ownsStreamFrom, withStreamOwner } from "../streams/room-owner.ts";
 import { isApiStreamUrlEvent, sendPerViewer, viewerPlaybackFrom, viewerRoomInfo, withViewerPlayback, type WithPlayback } from "../streams/room-playback.ts";
 
 const OPEN = 1; // WebSocket.READY_STATE_OPEN
@@ -86,7 +87,9 @@ export class Room extends Server<Env> implements OutboxView {
     if (request.headers.get("upgrade")?.toLowerCase() === "websocket") {
       if (this.roomIsFull()) return errorResponse(503, "room_full", `room has reached its limit of ${this.settings.roomMaxConnections} connections`, { "retry-after": "5" });
       // A stream made through the Streams API is played through /play, with a token for this viewer if signed.
-      return super.fetch(await withViewerPlayback(this.env, request, this.store.info(this.name), user));
+      // Its owner moderates the room of their own stream.
+      const info = this.store.info(this.name);
+      return super.fetch(await withStreamOwner(this.env, await withViewerPlayback(this.env, request, info, user), this.name, info, user));
     }
     return super.fetch(request);
   }
@@ -149,7 +152,8 @@ export class Room extends Server<Env> implements OutboxView {
     const existing = presence.get(user.userId);
     const now = Date.now();
     const playback = viewerPlaybackFrom(ctx.request);
-    conn.setState({ ...connStateFor(user, existing?.entry.state ?? {}, existing?.stateAt ?? now), ...(playback ? { playback } : {}) });
+    const moderates = ownsStreamFrom(ctx.request);
+    conn.setState({ ...connStateFor(user, existing?.entry.state ?? {}, existing?.stateAt ?? now), ...(playback ? { playback } : {}), ...(moderates ? { moderates } : {}) });
     this.buckets.set(conn.id, newBucket(this.settings.roomRateBurst, now));
 
     const connections = this.openConnectionsOf(user.userId).length;
@@ -297,7 +301,7 @@ export class Room extends Server<Env> implements OutboxView {
       case "kick":
       case "ban":
       case "unban":
-        if (role !== "moderator") return this.sendError(conn, "forbidden", `only moderators may ${frame.type}`, frame.type);
+        if (role !== "moderator" && !cs.moderates) return this.sendError(conn, "forbidden", `only moderators (and the stream's owner) may ${frame.type}`, frame.type);
         return this.moderate(conn, cs, frame);
     }
   }
