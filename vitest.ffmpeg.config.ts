@@ -9,7 +9,9 @@ await buildWeb();
 export default defineConfig({
   test: {
     include: ["**/*.ffmpeg.test.ts"],
-    exclude: ["**/node_modules/**"],
+    // test/web/pending/: browser tests that wait for the videos API (tus uploads, GET /videos/:id, the VOD
+    // worker), which is not on this branch; they are enabled when it is merged.
+    exclude: ["**/node_modules/**", "test/web/pending/**"],
     fileParallelism: false,
     maxWorkers: 1,
     testTimeout: 180_000,

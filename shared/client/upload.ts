@@ -1,4 +1,4 @@
-// Resumable video uploads to the edge's tus endpoint (`POST /videos`, tus 1.0), through tus-js-client: chunked,
+// Resumable video uploads to the edge's tus endpoint (`POST /uploads`, tus 1.0), through tus-js-client: chunked,
 // retried with backoff on network errors, pausable, and resumable after a reload (the browser keeps the upload
 // URL per file fingerprint). The JWT goes in the Authorization header of every tus request.
 import { Upload } from "tus-js-client";
@@ -9,7 +9,7 @@ export interface UploadOptions {
   token: TokenSource;
   /** shown to the user as the video's title; sent as tus metadata `filename` / `filetype` / `title` */
   title?: string;
-  /** bytes per PATCH (default 8 MiB); smaller chunks report progress more often and lose less on a drop */
+  /** bytes per PATCH (default 8 MiB, at most the edge's VIDEO_MAX_CHUNK_BYTES); smaller chunks report progress more often and lose less on a drop */
   chunkSize?: number;
   /** delays between retries of a failed request, ms (default 0.5 s, 1 s, 3 s, 5 s, 10 s) */
   retryDelays?: number[];
@@ -39,7 +39,7 @@ export class UploadRefused extends Error {
   }
 }
 
-/** The video id of a tus upload URL: its last path segment (`.../videos/<id>` or `.../uploads/<id>`). */
+/** The video id of a tus upload URL: its last path segment (`.../uploads/<videoId>`). */
 export function videoIdOfUploadUrl(uploadUrl: string): string {
   const last = new URL(uploadUrl, "http://x").pathname.split("/").filter(Boolean).at(-1);
   if (!last) throw new Error(`upload URL without an id: ${uploadUrl}`);
@@ -52,7 +52,7 @@ export function startUpload(file: File | Blob, opts: UploadOptions): UploadHandl
   const done = new Promise<{ uploadUrl: string; videoId: string }>((res, rej) => ((resolveDone = res), (rejectDone = rej)));
   const name = (file as File).name ?? "video";
   const upload = new Upload(file, {
-    endpoint: `${opts.baseUrl.replace(/\/+$/, "")}/videos`,
+    endpoint: `${opts.baseUrl.replace(/\/+$/, "")}/uploads`,
     chunkSize: opts.chunkSize ?? 8 * 1024 * 1024,
     retryDelays: opts.retryDelays ?? [500, 1000, 3000, 5000, 10_000],
     metadata: { filename: name, filetype: file.type || "application/octet-stream", title: opts.title ?? name },

@@ -30,8 +30,8 @@ describe("client token helpers", () => {
   });
 
   it("takes the video id from a tus upload URL, and refuses one without", () => {
-    expect(videoIdOfUploadUrl("https://edge.example/videos/vid_123")).toBe("vid_123");
-    expect(videoIdOfUploadUrl("/videos/uploads/a%7Cb")).toBe("a|b");
+    expect(videoIdOfUploadUrl("https://edge.example/uploads/vid_123")).toBe("vid_123");
+    expect(videoIdOfUploadUrl("/uploads/a%7Cb")).toBe("a|b");
     expect(() => videoIdOfUploadUrl("https://edge.example/")).toThrow("upload URL without an id");
   });
 });

@@ -30,9 +30,10 @@ describe("pages show errors in words (Chromium)", () => {
   });
 
   it("studio: creating a stream that the edge refuses shows why", async () => {
-    const { page } = await openPage(await newContext(browser, { phone: true }), `${edge.url}/studio${await tokenFragment("caster", { role: "broadcaster" })}`);
+    // A token without the broadcaster role: the Streams API refuses to create a stream with it.
+    const { page } = await openPage(await newContext(browser, { phone: true }), `${edge.url}/studio${await tokenFragment("caster", { role: "member" })}`);
     await page.getByRole("button", { name: "Create a stream" }).click();
-    await expect.poll(() => page.locator("#alerts").textContent(), { timeout: 10_000 }).toContain("Could not create a stream");
+    await expect.poll(() => page.locator("#alerts").textContent(), { timeout: 10_000 }).toContain("Could not create a stream: creating streams needs a token with role 'broadcaster'");
     await screenshot(page, "studio-refused-phone");
   });
 

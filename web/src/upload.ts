@@ -1,15 +1,17 @@
 // Upload page (`/upload`): drag and drop (or pick) a video, resumable upload with progress and pause/resume,
-// then processing progress from the inbox (and GET /videos/:id) until it is playable, then a link to watch.
+// (tus to POST /uploads), then processing progress from the inbox (and GET /videos/:id) until it is ready, with a
+// link to watch as soon as it is playable.
 import { startUpload, type UploadHandle, UploadRefused } from "../../shared/client/upload.ts";
 import { pageToken } from "./auth.ts";
 import { bootPage, getJson, reportUncaught } from "./boot.ts";
 import { $, showAlert } from "./dom.ts";
 
+/** The videos API's answer (`GET /videos/:id` → `{video}`), as far as this page reads it. */
 interface VideoResource {
   id: string;
-  status: string;
-  progress?: number;
-  error?: string;
+  status: "uploading" | "queued" | "processing" | "playable" | "ready" | "failed";
+  progress?: { stage: string; percent: number } | null;
+  failure?: { stage?: string; reason: string } | null;
 }
 
 async function main(): Promise<void> {
@@ -26,12 +28,17 @@ async function main(): Promise<void> {
     $<HTMLProgressElement>("processing-progress").value = percent;
     $("processing-text").textContent = text;
   };
-  const ready = (videoId: string) => {
-    processing(100, "Ready to watch.");
+  // `playable`: every rendition plays from the start while the rest is still encoded, so the link comes early.
+  const showWatchLink = (videoId: string) => {
     const link = $<HTMLAnchorElement>("watch-link");
+    if (!$("done").hidden) return;
     link.href = `/watch/${encodeURIComponent(videoId)}`;
     $("done").hidden = false;
-    link.focus();
+  };
+  const ready = (videoId: string) => {
+    processing(100, "Ready to watch.");
+    showWatchLink(videoId);
+    $<HTMLAnchorElement>("watch-link").focus();
   };
 
   const begin = (f: File) => {
@@ -66,10 +73,12 @@ async function main(): Promise<void> {
         });
         // The inbox may miss progress sent before it connected; the video's own status settles it.
         for (;;) {
-          const v = await getJson<VideoResource>(`/videos/${encodeURIComponent(videoId)}`).catch(() => null);
+          const v = (await getJson<{ video: VideoResource }>(`/videos/${encodeURIComponent(videoId)}`).catch(() => null))?.video;
           if (v?.status === "ready") return ready(videoId);
-          if (v?.status === "failed") return processing(0, `Processing failed${v.error ? `: ${v.error}` : "."}`);
-          if (v?.progress !== undefined) processing(v.progress, `Processing: ${Math.round(v.progress)}%`);
+          if (v?.status === "failed") return processing(0, `Processing failed${v.failure ? `: ${v.failure.reason}` : "."}`);
+          if (v?.status === "playable") showWatchLink(videoId);
+          if (v?.progress) processing(v.progress.percent, `Processing (${v.progress.stage}): ${Math.round(v.progress.percent)}%`);
+          else if (v?.status === "queued") processing(0, "Uploaded. Waiting for a media node…");
           await new Promise((r) => setTimeout(r, 2000));
         }
       },

@@ -18,20 +18,19 @@ interface StreamResource {
   /** `url` only for a public stream: a signed one plays with the viewer token the room mints for each viewer */
   playback: { policy: "public" | "signed"; url?: string };
 }
-/** The videos API's answer (GET /videos/:id), as far as this page reads it. */
+/** The videos API's answer (`GET /videos/:id` → `{video}`), as far as this page reads it. */
 interface VideoResource {
   id: string;
-  roomId?: string;
-  status: string;
-  progress?: number;
-  error?: string;
-  playback?: { url?: string };
+  status: "uploading" | "queued" | "processing" | "playable" | "ready" | "failed";
+  progress?: { stage: string; percent: number } | null;
+  failure?: { stage?: string; reason: string } | null;
+  /** set once `playable` */
   playbackUrl?: string;
   posterUrl?: string;
-  poster?: string;
-  storyboard?: { url?: string } | string;
+  /** WebVTT with `sprite.jpg#xywh=x,y,w,h` cues */
   storyboardUrl?: string;
 }
+const getVideo = async (id: string) => (await getJson<{ video: VideoResource }>(`/videos/${encodeURIComponent(id)}`))?.video ?? null;
 
 const statusText: Record<string, string> = {
   none: "Nothing is playing in this room yet.",
@@ -63,8 +62,9 @@ async function main(): Promise<void> {
 
   // Which room: the stream's or the video's when those APIs answer; otherwise a stream's room is its id.
   const stream = await getJson<StreamResource>(`/streams/${encodeURIComponent(id)}`).catch(() => null);
-  const vod = stream ? null : await getJson<VideoResource>(`/videos/${encodeURIComponent(id)}`).catch(() => null);
-  const roomId = stream?.roomId ?? vod?.roomId ?? id;
+  const vod = stream ? null : await getVideo(id).catch(() => null);
+  // A video's room (its comments) is named after it.
+  const roomId = stream?.roomId ?? id;
 
   const room = new RoomClient({ baseUrl: location.origin, roomId, token: pageToken });
   mountChat(room);
@@ -108,26 +108,30 @@ function showStream(s: StreamInfo | undefined, player: Player, api: StreamResour
   };
 }
 
-/** A video: show processing progress until it is playable, then play it with storyboard thumbnails. */
+/** A video: show processing progress until it is playable, then play it (with storyboard thumbnails once ready). */
 async function followVideo(first: VideoResource, player: Player, inbox: import("../../shared/client/inbox-client.ts").InboxClient): Promise<void> {
   let v = first;
+  const playing = () => v.status === "playable" || v.status === "ready";
   inbox.on("progress", (p) => {
-    if (p.mediaId === v.id && v.status !== "ready") setStatus("processing", `Processing (${p.stage}): ${Math.round(p.percent)}%`);
+    if (p.mediaId === v.id && !playing()) setStatus("processing", `Processing (${p.stage}): ${Math.round(p.percent)}%`);
   });
-  while (v.status !== "ready" && v.status !== "failed") {
-    setStatus("processing", `Processing${v.progress !== undefined ? `: ${Math.round(v.progress)}%` : "…"}`);
+  while (!playing() && v.status !== "failed") {
+    setStatus("processing", v.progress ? `Processing (${v.progress.stage}): ${Math.round(v.progress.percent)}%` : v.status === "uploading" ? "Still uploading…" : "Processing…");
     await new Promise((r) => setTimeout(r, 2000));
-    v = (await getJson<VideoResource>(`/videos/${encodeURIComponent(v.id)}`)) ?? v;
+    v = (await getVideo(v.id)) ?? v;
   }
-  if (v.status === "failed") return setStatus("failed", `This video could not be processed${v.error ? `: ${v.error}` : "."}`);
-  setStatus("ready", "");
-  const url = v.playback?.url ?? v.playbackUrl;
-  if (!url) return showAlert("This video has no playback address yet.");
-  const poster = v.posterUrl ?? v.poster;
-  if (poster) player.video.poster = poster;
-  await player.load(url, false);
-  const sb = typeof v.storyboard === "string" ? v.storyboard : (v.storyboard?.url ?? v.storyboardUrl);
-  if (sb) await mountStoryboard(player.video, sb);
+  if (v.status === "failed") return setStatus("failed", `This video could not be processed${v.failure ? `: ${v.failure.reason}` : "."}`);
+  if (!v.playbackUrl) return showAlert("This video has no playback address yet.");
+  if (v.posterUrl) player.video.poster = v.posterUrl;
+  await player.load(v.playbackUrl, false);
+  // Playable while the rest is encoded: the storyboard comes with `ready`.
+  while (v.status === "playable") {
+    setStatus("processing", "Playable while it is still being processed…");
+    await new Promise((r) => setTimeout(r, 2000));
+    v = (await getVideo(v.id)) ?? v;
+  }
+  setStatus(v.status, v.status === "ready" ? "" : `This video could not be processed${v.failure ? `: ${v.failure.reason}` : "."}`);
+  if (v.storyboardUrl) await mountStoryboard(player.video, v.storyboardUrl);
 }
 
 /** A seek bar that previews the frame under the pointer (or the keyboard's position) from the storyboard. */
