@@ -94,8 +94,10 @@ export class RoomShard extends Server<Env> {
     await this.start();
   }
 
-  /** RPC: the coordinator's nudge after this shard's link dropped (the shard may have been evicted). */
+  /** RPC: the parent's nudge after this shard's link dropped (the shard may have lost its instance). */
   async wake(): Promise<void> {
+    // A live instance whose link is gone links again and catches its clients up from what it delivered last.
+    if (this.started && !this.uplink?.open) this.started = null;
     await this.start();
   }
 
@@ -516,6 +518,8 @@ export class RoomShard extends Server<Env> {
     this.started = null;
     if (this.reportTimer) clearInterval(this.reportTimer);
     this.reportTimer = null;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
   }
 
   // ---------------------------------------------------------------------------------------------------

@@ -55,12 +55,13 @@ export class Uplink {
     void this.ensure();
   }
 
-  stop(): void {
+  /** Closes the link and does not dial again. 1000 tells the parent nothing is lost; another code asks it to wake this object. */
+  stop(code = 1000, reason = "no clients"): void {
     this.stopped = true;
     const ws = this.ws;
     this.ws = null;
     try {
-      ws?.close(1000, "no clients");
+      ws?.close(code, reason);
     } catch {
       // already closed
     }
