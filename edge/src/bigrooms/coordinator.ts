@@ -17,12 +17,12 @@ import type { Env } from "../env.ts";
 import { AppliedLedger, claimedId, errorText, type EventApplyOutcome } from "../ledger/applied-ledger.ts";
 import { carriedOutbox } from "../outbox/carrier.ts";
 import { type Outbox, outboxRow } from "../outbox/outbox.ts";
-import { FrameCoalescer } from "../rooms/coalescer.ts";
 import { MAX_EMOJI_PER_WINDOW } from "../rooms/reactions.ts";
 import { isRoomEvent, type RoomEvent } from "../rooms/room-events.ts";
 import { nextRoomInfo } from "../rooms/room-info.ts";
 import { RoomStore } from "../rooms/room-store.ts";
 import { type EdgeSettings, edgeSettings } from "../settings.ts";
+import { DownlinkCoalescer } from "./downlink.ts";
 import { historyResponse } from "./history.ts";
 import { type Chatter, type DownControl, noteChatter, parseUp, type PresenceReport, sumReports, summaryOf, type UpItem } from "./links.ts";
 import { parsePartName } from "./placement.ts";
@@ -33,6 +33,8 @@ const OPEN = 1;
 const REPORT_TTL_PERIODS = 5;
 /** Most bans sent to a starting shard (it refuses banned users at connect without asking). */
 const SNAPSHOT_BANS_MAX = 10_000;
+/** How long reaction totals and summaries wait for a window that chat opens (downlink.ts). */
+const LAZY_MS = 100;
 
 export interface CoordinatorSnapshot {
   /** id of the newest message (0 when none) */
@@ -59,7 +61,7 @@ export class RoomCoordinator extends DurableObject<Env> {
   private readonly store: RoomStore;
   private readonly ledger: AppliedLedger;
   private readonly outbox: Outbox;
-  private readonly down: FrameCoalescer;
+  private readonly down: DownlinkCoalescer;
   private readonly meter = new LoadMeter();
   private reactions = new Map<string, number>();
   private reactionTimer: ReturnType<typeof setTimeout> | null = null;
@@ -74,7 +76,7 @@ export class RoomCoordinator extends DurableObject<Env> {
     this.settings = edgeSettings(env);
     this.store = new RoomStore(ctx.storage);
     this.ledger = new AppliedLedger(ctx.storage);
-    this.down = new FrameCoalescer(this.settings.roomFlushMs, (text) => this.sendDown(text));
+    this.down = new DownlinkCoalescer(this.settings.roomFlushMs, Math.min(LAZY_MS, this.settings.roomReactionFlushMs), (text) => this.sendDown(text));
     this.outbox = carriedOutbox(ctx.storage, this.settings, this.settings.roomOutboxFlushMs, () => `big room ${this.roomId}`);
     this.lastId = this.store.latest(1)[0]?.id ?? 0;
     void ctx.blockConcurrencyWhile(() => this.outbox.resume());
@@ -237,7 +239,7 @@ export class RoomCoordinator extends DurableObject<Env> {
     if (this.reactions.size === 0) return;
     const counts = Object.fromEntries(this.reactions);
     this.reactions = new Map();
-    this.down.push({ type: "reactions", counts, at: Date.now() });
+    this.down.push({ type: "reactions", counts, at: Date.now() }, true);
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -258,7 +260,7 @@ export class RoomCoordinator extends DurableObject<Env> {
         const key = JSON.stringify({ ...summary, at: 0 });
         if (key !== this.lastSummaryKey) {
           this.lastSummaryKey = key;
-          this.down.push({ type: "summary", ...summary });
+          this.down.push({ type: "summary", ...summary }, true);
         }
       });
       // The tick runs while any part is linked; a coordinator with no links may hibernate.

@@ -1,6 +1,8 @@
 // The pure parts of big rooms: placement, the shard's message ring, the sums on the way up.
 import { describe, expect, it } from "vitest";
 import type { ChatMessage } from "../../../shared/protocol/room.ts";
+import { waitFor } from "../../../test/helpers/wait.ts";
+import { DownlinkCoalescer } from "./downlink.ts";
 import { emptyByRole, noteChatter, parseUp, sumReports } from "./links.ts";
 import { connectionIdFor, homeShard, isBigRoom, parentOf, parsePartName, relayName, shardName, shardOfConnection, shardOrder } from "./placement.ts";
 import { MessageRing } from "./ring.ts";
@@ -84,5 +86,24 @@ describe("sums on the way up", () => {
     expect(parseUp('{"k":"react","counts":{"x":1}}')).toEqual({ k: "react", counts: { x: 1 } });
     expect(parseUp('{"type":"send"}')).toBeNull();
     expect(parseUp("{nope")).toBeNull();
+  });
+});
+
+describe("downlink coalescing", () => {
+  it("lets reaction totals and summaries ride with the next chat window, and sends them alone when no chat comes", async () => {
+    const sent: string[] = [];
+    const down = new DownlinkCoalescer(10, 80, (t) => sent.push(t));
+    const t0 = Date.now();
+    down.push({ type: "reactions", counts: { "🔥": 2 }, at: 1 }, true);
+    down.push({ type: "comment", userId: "u", text: "hi", at: 2 });
+    await waitFor("the chat window", () => sent.length === 1);
+    expect(Date.now() - t0).toBeLessThan(70);
+    expect(JSON.parse(sent[0]!).frames.map((f: { type: string }) => f.type)).toEqual(["reactions", "comment"]);
+
+    down.push({ type: "reactions", counts: { "👏": 1 }, at: 3 }, true);
+    const t1 = Date.now();
+    await waitFor("the lazy window", () => sent.length === 2);
+    expect(Date.now() - t1).toBeGreaterThanOrEqual(70);
+    expect(JSON.parse(sent[1]!)).toMatchObject({ type: "reactions", counts: { "👏": 1 } });
   });
 });
