@@ -106,7 +106,15 @@ export class RoomRelay extends DurableObject<Env> {
     }
     if (!from) return;
     this.reports.delete(from);
+    // The last shard gone (cleanly): nothing to relay, so the link up goes too; the next shard link dials it again.
+    if (code === 1000 && this.ctx.getWebSockets("link").every((other) => other === ws || other.readyState !== OPEN)) this.stop();
     if (code !== 1000) this.ctx.waitUntil(this.env.RoomShard.getByName(from).wake().catch((error: unknown) => console.warn(`relay ${this.name}: could not wake ${from}: ${errorText(error)}`)));
+  }
+
+  private stop(): void {
+    this.uplink.stop();
+    if (this.reportTimer) clearInterval(this.reportTimer);
+    this.reportTimer = null;
   }
 
   private flushReactions(): void {

@@ -222,7 +222,8 @@ export class RoomShard extends Server<Env> {
       connectionId: conn.id,
       user: cs.user,
       presence: summary.featured,
-      presenceTotal: summary.users,
+      // The newcomer is counted before the next summary says so.
+      presenceTotal: Math.max(summary.users, users.size),
       summary,
       messages,
       room: this.info ?? { roomId: this.part.roomId },
