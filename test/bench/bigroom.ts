@@ -293,7 +293,9 @@ async function main(): Promise<void> {
       c.inRange = 0;
     }
     stats.recording = true;
+    const clientCpu0 = process.cpuUsage();
     const full = await window(edge, room);
+    const clientCpu = process.cpuUsage(clientCpu0);
     a.stopTraffic();
     // The last message sent: the chatters' own echoes tell its id once they arrive.
     await sleep(2000);
@@ -326,6 +328,7 @@ async function main(): Promise<void> {
       single_room_cpu_s_per_s: round(single.cpuS / single.seconds),
       busiest_object_cpu_s_per_s: round(hotCpuPerS),
       workerd_cpu_s_per_s_at_full: round(full.cpuS / full.seconds),
+      clients_cpu_s_per_s: round((clientCpu.user + clientCpu.system) / 1e6 / full.seconds),
       workerd_fds: openFds(edge.workerdPids()),
       loadavg_1m: round(loadavg()[0]!),
     };
