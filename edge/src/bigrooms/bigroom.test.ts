@@ -451,3 +451,32 @@ describe("big room: a shard's instance lost", () => {
     b.close();
   });
 });
+
+describe("big room: load stats (internal)", () => {
+  const get = (path: string, token: string | null = env.INTERNAL_API_TOKEN ?? null, method = "GET") =>
+    exports.default.fetch(`http://edge${path}`, { method, headers: token ? { authorization: `Bearer ${token}` } : {} });
+
+  it("lists every part with its sockets and counted events, and resets the counters", async () => {
+    const room = bigRoom();
+    const a = await join(room, userOn(1, "st"));
+    a.send({ type: "ping", id: "x" });
+    await a.next("pong");
+    const res = await get(`/internal/bigrooms/${room}/stats`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { objects: { name: string; kind: string; sockets: number; events: number }[] };
+    expect(body.objects.map((o) => o.kind)).toEqual(["coordinator", "relay", "relay", "shard", "shard", "shard", "shard"]);
+    const shard = body.objects.find((o) => o.name === shardName(room, 1))!;
+    expect(shard.sockets).toBe(1);
+    expect(shard.events).toBeGreaterThanOrEqual(2);
+    expect((await get(`/internal/bigrooms/${room}/stats/reset`, undefined, "POST")).status).toBe(200);
+    a.close();
+  });
+
+  it("refuses without the token, for bad room ids and for rooms that are not big", async () => {
+    expect((await get(`/internal/bigrooms/${bigRoom()}/stats`, null)).status).toBe(401);
+    const bad = await get("/internal/bigrooms/..%2Fx/stats");
+    expect([bad.status, ((await bad.json()) as { error: { code: string } }).error.code]).toEqual([400, "invalid_room_id"]);
+    const small = await get(`/internal/bigrooms/${newRoom()}/stats`);
+    expect([small.status, ((await small.json()) as { error: { code: string } }).error.code]).toEqual([404, "not_a_big_room"]);
+  });
+});
