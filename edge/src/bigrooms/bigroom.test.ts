@@ -353,6 +353,15 @@ describe("big room: limits", () => {
     alice.close();
   });
 
+  it("refuses requests that skipped the front Worker, and answers 503 room_unavailable when a shard cannot start", async () => {
+    const direct = await env.RoomShard.getByName(shardName(bigRoom(), 0)).fetch("http://edge/parties/room/x", { headers: { Upgrade: "websocket" } });
+    expect(direct.status).toBe(401);
+    const user = encodeVerifiedUser({ userId: "u1", role: "member", exp: Math.floor(Date.now() / 1000) + 60 });
+    const broken = await env.RoomShard.getByName("not-a-shard-name").fetch("http://edge/parties/room/x", { headers: { Upgrade: "websocket", [VERIFIED_CLAIMS_HEADER]: user } });
+    expect(broken.status).toBe(503);
+    expect(((await broken.json()) as { error: { code: string } }).error.code).toBe("room_unavailable");
+  });
+
   it("sends a client on when its home shard is full, and refuses with room_full when every shard is", async () => {
     const tried: number[] = [];
     const full = () => Response.json({ error: { code: "shard_full", message: "full" } }, { status: 503 });

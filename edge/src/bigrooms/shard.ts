@@ -148,7 +148,13 @@ export class RoomShard extends Server<Env> {
     this.meter.events++;
     const user = userFromRequest(request);
     if (!user) return errorResponse(401, "unauthenticated", "request did not come through the authenticating front Worker");
-    await this.start();
+    try {
+      await this.start();
+    } catch (error) {
+      // A shard that cannot reach its coordinator cannot tell who is banned or what was said: refuse, briefly.
+      console.error(`shard ${this.name}: could not start: ${errorText(error)}`);
+      return errorResponse(503, "room_unavailable", "the room is starting up; try again", { "retry-after": "2" });
+    }
     if (this.bans.has(user.userId)) return errorResponse(403, "banned", "you are banned from this room");
     if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") return errorResponse(404, "not_found", "a shard takes WebSocket upgrades only");
     if (this.openCount() >= this.settings.roomShardMaxConnections) {
