@@ -15,7 +15,8 @@ import { edgeSettings } from "../settings.ts";
 import type { RoomCoordinator } from "./coordinator.ts";
 import type { RoomShard } from "./shard.ts";
 import type { Uplink } from "./uplink.ts";
-import { connectionIdFor, homeShard, shardName } from "./placement.ts";
+import { connectionIdFor, homeShard, relayName, shardName } from "./placement.ts";
+import type { RoomRelay } from "./relay.ts";
 import { placeOnShard } from "./route.ts";
 import { waitFor } from "../../../test/helpers/wait.ts";
 
@@ -401,6 +402,25 @@ describe("big room: a shard's instance lost", () => {
     await kept.next("message", (f) => f.message.text === "after");
     expect(texts(kept)).toEqual(["before", "during1", "during2", "during3", "during4", "during5", "during6", "after"]);
     expect(ids(kept)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    sender.close();
+    kept.close();
+  });
+
+  it("catches shards up when a relay's link drops: the coordinator wakes it, and its shards fill the gap", async () => {
+    const room = bigRoom();
+    const sender = await join(room, userOn(0, "rs"));
+    // Shards 2 and 3 hang off relay 1 (4 shards, fanout 2).
+    const kept = await join(room, userOn(3, "rk"), { role: "viewer" });
+    sender.send({ type: "send", text: "before" });
+    await kept.next("message", (f) => f.message.text === "before");
+    await runInDurableObject(env.RoomRelay.getByName(relayName(room, 1)), (instance: RoomRelay) => {
+      (instance as unknown as { uplink: Uplink }).uplink.stop(4000, "instance lost");
+    });
+    for (let i = 1; i <= 4; i++) sender.send({ type: "send", text: `during${i}` });
+    sender.send({ type: "send", text: "after" });
+    await kept.next("message", (f) => f.message.text === "after");
+    expect(texts(kept)).toEqual(["before", "during1", "during2", "during3", "during4", "after"]);
+    expect(ids(kept)).toEqual([1, 2, 3, 4, 5, 6]);
     sender.close();
     kept.close();
   });
