@@ -176,6 +176,10 @@ describe("big room: events to the media side", () => {
     await waitFor("both chat events at the bridge", () => bridge.stored.filter((e) => e.type === "chat.message" && (e.data as { roomId: string }).roomId === room).length === 2);
     const events = bridge.stored.filter((e) => e.type === "chat.message" && (e.data as { roomId: string }).roomId === room);
     expect(events.map((e) => (e.data as { messageId: number; text: string }).messageId).sort()).toEqual([1, 2]);
+    // The operator view of the room's outbox is the coordinator's.
+    const view = await exports.default.fetch(`http://edge/internal/bus/outbox/${room}`, { headers: { authorization: `Bearer ${env.INTERNAL_API_TOKEN}` } });
+    expect(view.status).toBe(200);
+    expect(await view.json()).toMatchObject({ shard: room, pendingEvents: [], deadLetterEvents: [] });
     a.close();
     b.close();
   });

@@ -16,7 +16,7 @@ import { errorResponse } from "../auth/errors.ts";
 import type { Env } from "../env.ts";
 import { AppliedLedger, claimedId, errorText, type EventApplyOutcome } from "../ledger/applied-ledger.ts";
 import { carriedOutbox } from "../outbox/carrier.ts";
-import { type Outbox, outboxRow } from "../outbox/outbox.ts";
+import { type DeadLetter, type Outbox, type OutboxStatus, type OutboxView, outboxRow } from "../outbox/outbox.ts";
 import { MAX_EMOJI_PER_WINDOW } from "../rooms/reactions.ts";
 import { isRoomEvent, type RoomEvent } from "../rooms/room-events.ts";
 import { nextRoomInfo } from "../rooms/room-info.ts";
@@ -56,7 +56,7 @@ interface LinkAttachment {
   from: string;
 }
 
-export class RoomCoordinator extends DurableObject<Env> {
+export class RoomCoordinator extends DurableObject<Env> implements OutboxView {
   private readonly settings: EdgeSettings;
   private readonly store: RoomStore;
   private readonly ledger: AppliedLedger;
@@ -327,6 +327,22 @@ export class RoomCoordinator extends DurableObject<Env> {
 
   override async alarm(): Promise<void> {
     await this.outbox.deliver();
+  }
+
+  async outboxStatus(): Promise<OutboxStatus> {
+    return this.outbox.status();
+  }
+
+  async outboxPending(limit?: number): Promise<string[]> {
+    return this.outbox.pending(limit);
+  }
+
+  async outboxDeadLetters(limit?: number): Promise<DeadLetter[]> {
+    return this.outbox.deadLetters(limit);
+  }
+
+  async requeueDeadLetters(): Promise<{ requeued: number }> {
+    return this.outbox.requeueDeadLetters();
   }
 
   // ---------------------------------------------------------------------------------------------------
