@@ -6,7 +6,7 @@
 //
 //   1. single: one small room, BENCH_SINGLE_CLIENTS (4,000) clients; workerd CPU over the window is the room's
 //      (the front Worker is idle once everyone is connected).
-//   2. big, same audience: the same clients in a big room of BENCH_SHARDS (8) shards. Each object times its
+//   2. big, same audience: the same clients in a big room of BENCH_SHARDS (8) shards (latency recorded too). Each object times its
 //      handlers (performance.now() around every handler; the internal stats route reads them); the busiest
 //      object's share of all handler time, times workerd's CPU over the window, is its CPU. Ratio vs 1.
 //   3. big, full: BENCH_CLIENTS (8,000) clients: sockets and incoming events/s per object, the coordinator's
@@ -271,12 +271,18 @@ async function main(): Promise<void> {
     await connect(edge, room, SINGLE_CLIENTS, 0, stats, a);
     a.stopTraffic = startTraffic(a);
     await sleep(WARM_S * 1000);
+    stats.recording = true;
     const same = await window(edge, room);
+    stats.recording = false;
+    const sameLatencies = stats.latencies;
+    stats.latencies = [];
+    const samePerS = Math.max(...same.objects.filter((o) => o.kind === "shard").map((o) => o.events / (o.sinceMs / 1000)));
     const busiest = (objs: ObjectStats[]) => objs.reduce((m, o) => (o.busyMs > m.busyMs ? o : m));
     const totalBusy = same.objects.reduce((s, o) => s + o.busyMs, 0);
     const hot = busiest(same.objects);
     const hotCpuPerS = (same.cpuS / same.seconds) * (hot.busyMs / totalBusy);
     const ratio = hotCpuPerS / (single.cpuS / single.seconds);
+    log(`big room, ${SINGLE_CLIENTS} clients: p50 ${round(percentile(sameLatencies, 50))} ms, p99 ${round(percentile(sameLatencies, 99))} ms; busiest shard ${round(samePerS)} events/s`);
     log(`big room, ${SINGLE_CLIENTS} clients: workerd CPU ${(same.cpuS / same.seconds).toFixed(3)} s/s; busiest ${hot.name} ${((100 * hot.busyMs) / totalBusy).toFixed(1)}% of handler time -> ${hotCpuPerS.toFixed(3)} s/s (${ratio.toFixed(3)} x single)`);
 
     a.stopTraffic();
@@ -323,6 +329,8 @@ async function main(): Promise<void> {
       reordered,
       p99_ms: round(percentile(stats.latencies, 99)),
       p50_ms: round(percentile(stats.latencies, 50)),
+      p99_ms_at_single_clients: round(percentile(sameLatencies, 99)),
+      p50_ms_at_single_clients: round(percentile(sameLatencies, 50)),
       messages_checked: expected,
       deliveries: stats.latencies.length,
       single_room_cpu_s_per_s: round(single.cpuS / single.seconds),
