@@ -7,8 +7,9 @@
 //   1. single: one small room, BENCH_SINGLE_CLIENTS (4,000) clients; workerd CPU over the window is the room's
 //      (the front Worker is idle once everyone is connected).
 //   2. big, same audience: the same clients in a big room of BENCH_SHARDS (8) shards (latency recorded too).
-//      Each object times its handlers (performance.now() around every handler; the internal stats route reads them); the busiest
-//      object's share of all handler time, times workerd's CPU over the window, is its CPU. Ratio vs 1.
+//      Each object times its handlers (performance.now() around every handler; the internal stats route reads
+//      them); the busiest object's share of all handler time, times workerd's CPU over the window, is its CPU.
+//      Ratio vs 1.
 //   3. big, full: BENCH_CLIENTS (8,000) clients: sockets and incoming events/s per object, the coordinator's
 //      events/s, and every chat message checked at every client: lost, duplicated, reordered; latency send ->
 //      receipt (p99, one clock: sender and receivers are this process).
