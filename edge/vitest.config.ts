@@ -22,6 +22,12 @@ export default defineConfig({
           PLAYBACK_SIGNING_KEYS: "k2:test-playback-key-two-0123456789abcdef k1:test-playback-key-one-0123456789abcdef",
           // Local test links are http:; the link policy itself is tested with an env that sets it false.
           ALLOW_HTTP_URLS: "true",
+          // Rooms named big-* are big rooms: 4 shards under 2 relays, so every big-room test crosses the whole tree.
+          ROOM_SHARDED: "big-*",
+          ROOM_SHARDS: "4",
+          ROOM_RELAY_FANOUT: "2",
+          // Summaries every 200 ms rather than every second, so presence tests wait less.
+          ROOM_SUMMARY_MS: "200",
         },
       },
     }),

@@ -3,6 +3,9 @@
 // reads them; they are listed here so `env` is typed, and README "Configuration" is generated from settings.ts.
 import type { Inbox } from "./inbox/inbox.ts";
 import type { Room } from "./rooms/room.ts";
+import type { RoomCoordinator } from "./bigrooms/coordinator.ts";
+import type { RoomRelay } from "./bigrooms/relay.ts";
+import type { RoomShard } from "./bigrooms/shard.ts";
 import type { Stream } from "./streams/stream-object.ts";
 import type { StreamIndex } from "./streams/stream-index.ts";
 
@@ -15,6 +18,10 @@ export interface Env {
   StreamIndex: DurableObjectNamespace<StreamIndex>;
   /** the media bucket (R2) that /play reads; absent locally when PLAYBACK_ORIGIN_URL is used instead */
   MEDIA?: R2Bucket;
+  /** big rooms: the coordinator (one per room), its relays and the shards that hold the sockets */
+  RoomCoordinator: DurableObjectNamespace<RoomCoordinator>;
+  RoomRelay: DurableObjectNamespace<RoomRelay>;
+  RoomShard: DurableObjectNamespace<RoomShard>;
   /** the pages and their scripts (wrangler `[assets]`, built by `node web/build.ts`); absent where not configured */
   ASSETS?: Fetcher;
 
@@ -59,6 +66,14 @@ export interface Env {
   ROOM_FLUSH_MS?: string;
   ROOM_REACTION_FLUSH_MS?: string;
   ROOM_OUTBOX_FLUSH_MS?: string;
+  // big rooms
+  ROOM_SHARDED?: string;
+  ROOM_SHARDS?: string;
+  ROOM_SHARD_MAX_CONNECTIONS?: string;
+  ROOM_RELAY_FANOUT?: string;
+  ROOM_SHARD_RING?: string;
+  ROOM_SUMMARY_MS?: string;
+  ROOM_UPLINK_FLUSH_MS?: string;
   // inboxes
   INBOX_MAX_CONNECTIONS?: string;
   INBOX_MAX_FRAME_BYTES?: string;

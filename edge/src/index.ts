@@ -3,6 +3,9 @@ import { createApp } from "./app.ts";
 
 export { Inbox } from "./inbox/inbox.ts";
 export { Room } from "./rooms/room.ts";
+export { RoomCoordinator } from "./bigrooms/coordinator.ts";
+export { RoomRelay } from "./bigrooms/relay.ts";
+export { RoomShard } from "./bigrooms/shard.ts";
 export { Stream } from "./streams/stream-object.ts";
 export { StreamIndex } from "./streams/stream-index.ts";
 

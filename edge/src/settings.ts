@@ -63,6 +63,15 @@ export const EDGE_SETTINGS = {
   roomReactionFlushMs: int("ROOM_REACTION_FLUSH_MS", 250, "how often aggregated reaction counts are sent, ms", { min: 1, max: 10_000 }),
   roomOutboxFlushMs: int("ROOM_OUTBOX_FLUSH_MS", 200, "how long a room's new chat/presence events wait so they leave in one batch, ms", { min: 0, max: 10_000 }),
 
+  // ---- big rooms (one room over many objects; see edge/src/bigrooms) --------------------------------------
+  roomSharded: list("ROOM_SHARDED", [], "room ids served as big rooms (shards + coordinator): exact ids or prefixes ending in `*`, comma-separated (unset: none)", undefined, { defaultText: "unset" }),
+  roomShards: int("ROOM_SHARDS", 8, "shard objects per big room; clients are placed by a hash of their user id", { min: 1, max: 4096 }),
+  roomShardMaxConnections: int("ROOM_SHARD_MAX_CONNECTIONS", 1000, "open sockets per shard; a full shard sends the client on to the next one", { min: 1, max: 32_000 }),
+  roomRelayFanout: int("ROOM_RELAY_FANOUT", 32, "most shards one coordinator links to directly; with more shards, relays (one per this many shards) sit between", { min: 2, max: 1000 }),
+  roomShardRing: int("ROOM_SHARD_RING", 256, "recent chat messages each shard keeps for welcomes and resumes; older gaps are asked of the coordinator", { min: 1, max: 10_000 }),
+  roomSummaryMs: int("ROOM_SUMMARY_MS", 1000, "how often a big room sends its presence summary (counts, featured users), ms", { min: 100, max: 60_000 }),
+  roomUplinkFlushMs: int("ROOM_UPLINK_FLUSH_MS", 5, "how long a shard gathers chat before forwarding it to the coordinator in one frame, ms", { min: 1, max: 1000 }),
+
   // ---- inboxes -----------------------------------------------------------------------------------------
   inboxMaxConnections: int("INBOX_MAX_CONNECTIONS", 16, "open sockets per user; one more gets `too_many_connections` and close 1008", { min: 1 }),
   inboxMaxFrameBytes: int("INBOX_MAX_FRAME_BYTES", 4096, "largest client frame (`frame_too_large`)", { min: 64, max: 1024 * 1024 }),
