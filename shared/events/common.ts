@@ -16,3 +16,5 @@ export const rendition = z.object({
   bandwidth: z.number().int().positive(),
   codecs: z.string().max(128).optional(),
 });
+
+export type Rendition = z.infer<typeof rendition>;

@@ -56,6 +56,8 @@ export function routeFor(event: Envelope): Route {
       if (rooms.length === 0 && inboxes.length === 0) return { kind: "ignored", reason: `${event.type} names neither an owner nor a room` };
       return { kind: "objects", rooms, inboxes };
     }
+    case "media.playable":
+      return { kind: "ignored", reason: "media.playable has no edge consumer yet (the owner hears of it through media.progress and media.ready)" };
     case "notification.requested":
       return { kind: "notification", userId: event.data.userId };
     case "media.uploaded":

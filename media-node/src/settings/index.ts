@@ -8,6 +8,7 @@ import { mediaNodeSettings } from "./media.ts";
 import { natsConnectionSettings, natsStreamSettings, outboxSettings } from "./nats.ts";
 import { ingestSettings } from "./ingest.ts";
 import { storageSettings } from "./storage.ts";
+import { vodSettings } from "./vod.ts";
 
 export * from "./processes.ts";
 export { DEFAULT_INGEST_LIMITS, type IngestLimits, readIngestLimits } from "./ingest.ts";
@@ -21,6 +22,7 @@ export const nodeSettingsSections: { section: string; spec: SettingsSpec }[] = [
   { section: "media-node", spec: mediaNodeSettings },
   { section: "media-ingest", spec: ingestSettings },
   { section: "media-storage", spec: storageSettings },
+  { section: "media-vod", spec: vodSettings },
   { section: "media-outbox", spec: outboxSettings },
   { section: "http-to-nats", spec: httpToNatsSettings },
   { section: "nats-to-http", spec: natsToHttpSettings },

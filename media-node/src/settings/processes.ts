@@ -1,7 +1,7 @@
 // Which settings each Node process reads. Every process validates all of its groups at start and reports every
 // problem at once (one SettingsError), so a misconfigured process refuses to start instead of failing later.
 //
-//   media node        PULSECAST_DEV, NATS connection, NATS streams, outbox, media node, RTMP ingest limits, storage
+//   media node        PULSECAST_DEV, NATS connection, NATS streams, outbox, media node, RTMP ingest limits, storage, VOD
 //   http-to-nats      PULSECAST_DEV, NATS connection, NATS streams, http-to-nats
 //   nats-to-http      PULSECAST_DEV, NATS connection, NATS streams, nats-to-http
 //   dead-letters      PULSECAST_DEV, NATS connection, NATS streams
@@ -14,6 +14,7 @@ import { type MediaConfig, mediaNodeProblems, mediaNodeSettings } from "./media.
 import { natsConnectionProblems, natsConnectionSettings, natsStreamSettings, outboxSettings } from "./nats.ts";
 import { type IngestLimits, ingestSettings } from "./ingest.ts";
 import { storageSettings } from "./storage.ts";
+import { type VodSettings, vodSettings } from "./vod.ts";
 
 export { SettingsError as ConfigError };
 
@@ -49,13 +50,14 @@ export function busConfig(overrides: Partial<BusConfig> = {}): BusConfig {
   return { ...values, ...overrides };
 }
 
-export const mediaNodeProcessSettings = { ...devSettings, ...busProcessSettings, ...mediaNodeSettings, ...ingestSettings, ...storageSettings } as const;
+export const mediaNodeProcessSettings = { ...devSettings, ...busProcessSettings, ...mediaNodeSettings, ...ingestSettings, ...storageSettings, ...vodSettings } as const;
 
 export interface MediaNodeSettings {
   config: MediaConfig;
   storage: StorageConfig;
   bus: BusConfig;
   ingest: IngestLimits;
+  vod: VodSettings;
 }
 
 /** Everything the media node reads, checked together: one start shows every problem of every group. */
@@ -72,7 +74,7 @@ export function readMediaNodeSettings(env: RawEnv = settingsEnv()): MediaNodeSet
     ];
   });
   const pick = <S extends SettingsSpec>(spec: S) => Object.fromEntries(Object.keys(spec).map((k) => [k, (v as Record<string, unknown>)[k]])) as SettingsOf<S>;
-  return { config: pick(mediaNodeSettings), storage: storage!, bus: pick(busProcessSettings), ingest: pick(ingestSettings) };
+  return { config: pick(mediaNodeSettings), storage: storage!, bus: pick(busProcessSettings), ingest: pick(ingestSettings), vod: pick(vodSettings) };
 }
 
 /** Only the media node's own group (no bus, no storage): tests that start a node in-process with their own bus. */
