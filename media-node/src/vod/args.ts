@@ -17,6 +17,8 @@ export interface VodArgsOptions {
   ladder: Ladder;
   segmentS: number;
   preset: string;
+  /** constant output frame rate of the video rungs (frames are duplicated or dropped to keep it) */
+  fps?: number | undefined;
   /** where the sprite sheets go (`<dir>/sprite_%03d.jpg`); none for audio-only sources */
   storyboard?: { dir: string; geometry: StoryboardGeometry } | undefined;
 }
@@ -29,7 +31,15 @@ export function storyboardFilter(g: StoryboardGeometry, input: string, output: s
 
 export function buildVodArgs(opts: VodArgsOptions): FfmpegPlan {
   // listSize 0: FFmpeg keeps every segment in its own playlist, so none can slide out before the publisher reads it.
-  const plan = buildLiveArgs({ input: opts.input, outDir: opts.outDir, ladder: opts.ladder, segmentS: opts.segmentS, preset: opts.preset, listSize: 0 });
+  const live = buildLiveArgs({ input: opts.input, outDir: opts.outDir, ladder: opts.ladder, segmentS: opts.segmentS, preset: opts.preset, listSize: 0 });
+  // Live keeps the broadcaster's timestamps; a file is encoded at a constant rate instead. A variable-rate
+  // recording (phones, screen recorders) otherwise gets segment durations in the playlist that undercount the
+  // media (measured: the last segment of a 5.9 s VFR clip listed as 1.2 s instead of 1.9 s), and HLS players
+  // place segments on the timeline by those durations.
+  const vfr = live.outputArgs.indexOf("-fps_mode");
+  const outputArgs = [...live.outputArgs];
+  if (opts.fps && vfr >= 0 && outputArgs[vfr + 1] === "vfr") outputArgs.splice(vfr, 2, "-fps_mode", "cfr", "-r", String(opts.fps));
+  const plan = { ...live, outputArgs };
   if (!opts.storyboard) return plan;
   const at = plan.outputArgs.indexOf("-filter_complex");
   const graph = plan.outputArgs[at + 1];

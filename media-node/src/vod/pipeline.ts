@@ -22,7 +22,7 @@ import { FfmpegJob } from "../transcode/ffmpeg.ts";
 import { type LadderSettings, selectLadder } from "../transcode/ladder.ts";
 import { buildPosterArgs, buildThumbnailArgs, buildVodArgs, thumbnailTimes } from "./args.ts";
 import type { VodJob } from "./job.ts";
-import { ladderSource, probeFile, refusalOf, type SourceLimits, UnreadableMediaError, type VodSource } from "./probe.ts";
+import { ladderSource, probeFile, refusalOf, type SourceLimits, UnreadableMediaError, vodFrameRate, type VodSource } from "./probe.ts";
 import { fetchSource, SourceMissingError } from "./source.ts";
 import { sheetName, storyboardGeometry, storyboardJson, storyboardVtt } from "./storyboard.ts";
 
@@ -149,7 +149,7 @@ export async function processUpload(job: VodJob, deps: VodPipelineDeps, hooks: V
     const spriteDir = join(dir, "storyboard");
     await mkdir(hlsDir, { recursive: true });
     await mkdir(spriteDir, { recursive: true });
-    const plan = buildVodArgs({ input: sourceFile, outDir: hlsDir, ladder, segmentS: settings.segmentS, preset: settings.preset, storyboard: geometry ? { dir: spriteDir, geometry } : undefined });
+    const plan = buildVodArgs({ input: sourceFile, outDir: hlsDir, ladder, segmentS: settings.segmentS, preset: settings.preset, fps: source.video ? vodFrameRate(source) : undefined, storyboard: geometry ? { dir: spriteDir, geometry } : undefined });
 
     const publisher = new HlsPublisher({ uploader, keyBase, variants, segmentS: settings.segmentS, liveWindow: 0, playlistKind: "event", log });
     let lost = 0;

@@ -59,7 +59,9 @@ export function vodSourceFromProbe(json: unknown): VodSource {
   if (v) {
     const rotation = rotationOf(v);
     const turned = rotation % 180 === 90;
-    video = { width: turned ? v.height! : v.width!, height: turned ? v.width! : v.height!, fps: rate(v.avg_frame_rate) ?? rate(v.r_frame_rate), codec: v.codec_name!, rotation };
+    // The nominal rate (r_frame_rate) rather than the average: a variable-rate recording is encoded at constant
+    // rate (see args.ts), and its average (frames / duration) would be lower than the rate it was shot at.
+    video = { width: turned ? v.height! : v.width!, height: turned ? v.width! : v.height!, fps: rate(v.r_frame_rate) ?? rate(v.avg_frame_rate), codec: v.codec_name!, rotation };
   }
   const audio = a ? { channels: a.channels, sampleRate: a.sample_rate ? Number(a.sample_rate) : undefined, codec: a.codec_name! } : undefined;
   return { durationS: Math.round(durationS * 1000) / 1000, video, audio, formatName: root.format?.format_name ?? "" };
@@ -83,10 +85,19 @@ export function refusalOf(source: VodSource, limits: SourceLimits): string | und
   return undefined;
 }
 
-/** The ladder's view of the source (upright dimensions). */
+/** Highest output frame rate; faster sources are encoded at this rate. */
+export const MAX_VOD_FPS = 60;
+
+/** The constant frame rate the ladder is encoded at: the source's nominal rate, at most 60, 30 when unknown. */
+export function vodFrameRate(source: VodSource): number {
+  const fps = source.video?.fps;
+  return fps ? Math.min(MAX_VOD_FPS, fps) : 30;
+}
+
+/** The ladder's view of the source (upright dimensions, the output frame rate). */
 export function ladderSource(source: VodSource): SourceInfo {
   const out: SourceInfo = {};
-  if (source.video) out.video = { width: source.video.width, height: source.video.height, fps: source.video.fps, codec: source.video.codec };
+  if (source.video) out.video = { width: source.video.width, height: source.video.height, fps: vodFrameRate(source), codec: source.video.codec };
   if (source.audio) out.audio = { channels: source.audio.channels, sampleRate: source.audio.sampleRate, codec: source.audio.codec };
   return out;
 }

@@ -69,6 +69,7 @@ export class VodWorker {
   #stopped = false;
   #loops: Promise<void>[] = [];
   readonly #running = new Map<string, AbortController>();
+  readonly #handling = new Set<Promise<void>>();
 
   constructor(options: VodWorkerOptions) {
     this.#o = options;
@@ -94,22 +95,26 @@ export class VodWorker {
   async stop(): Promise<void> {
     this.#stopped = true;
     for (const c of this.#running.values()) c.abort();
-    await Promise.all(this.#loops);
+    // Handlers nak their job on the open connection; then closing it ends the pulls still waiting.
+    await Promise.all(this.#handling);
     await this.#nc?.drain().catch(() => this.#nc?.close());
+    await Promise.all(this.#loops);
   }
 
   async #loop(slot: number): Promise<void> {
     const o = this.#o;
     const js = this.#nc!.jetstream();
     let failures = 0;
+    let consumer: Awaited<ReturnType<typeof js.consumers.get>> | undefined;
     while (!this.#stopped) {
       let msg: JsMsg | null;
       try {
-        const consumer = await js.consumers.get(o.nats.jobStream, o.consumer);
+        consumer ??= await js.consumers.get(o.nats.jobStream, o.consumer);
         msg = await consumer.next({ expires: o.pullExpiresMs ?? 30_000 });
         failures = 0;
       } catch (error) {
         if (this.#stopped) break;
+        consumer = undefined;
         // NATS away or the consumer being re-declared: wait a little, never spin.
         o.log.warn("pulling a vod job failed; retrying", { slot, error });
         await new Promise((r) => setTimeout(r, Math.min(10_000, 250 * 2 ** failures++)));
@@ -120,7 +125,9 @@ export class VodWorker {
         msg.nak();
         break;
       }
-      await this.#handle(msg);
+      const handling = this.#handle(msg);
+      this.#handling.add(handling);
+      await handling.finally(() => this.#handling.delete(handling));
     }
   }
 
