@@ -8,6 +8,7 @@ import { healthRoutes } from "./health/routes.ts";
 import { inboxRoutes } from "./inbox/routes.ts";
 import { ingressRoutes } from "./ingress/routes.ts";
 import { internalRoutes } from "./internal/routes.ts";
+import { videoRoutes } from "./videos/routes.ts";
 
 /** The front Worker's HTTP surface. Each area mounts its own routes here; `/parties/*` goes to the objects. */
 export function createApp() {
@@ -18,6 +19,7 @@ export function createApp() {
   app.route("/", inboxRoutes);
   app.route("/", ingressRoutes);
   app.route("/", internalRoutes);
+  app.route("/", videoRoutes);
 
   // Rooms and inboxes (partyserver): `/parties/room/<roomId>` and `/parties/inbox/<userId>`, WebSocket or HTTP.
   // Every request is authenticated and rewritten by guardPartyRequest before an object sees it.

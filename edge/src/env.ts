@@ -3,11 +3,19 @@
 import type { EventOutbox } from "./outbox/event-outbox.ts";
 import type { Inbox } from "./inbox/inbox.ts";
 import type { Room } from "./rooms/room.ts";
+import type { UploadSession } from "./videos/upload-session.ts";
+import type { VideoLibrary } from "./videos/library.ts";
 
 export interface Env {
   Room: DurableObjectNamespace<Room>;
   Inbox: DurableObjectNamespace<Inbox>;
   EVENT_OUTBOX: DurableObjectNamespace<EventOutbox>;
+  /** one object per upload (tus state, R2 multipart); see videos/upload-session.ts */
+  UploadSession: DurableObjectNamespace<UploadSession>;
+  /** one object per user: the user's videos; see videos/library.ts */
+  VideoLibrary: DurableObjectNamespace<VideoLibrary>;
+  /** uploads (`uploads/<videoId>/source`) and processed videos (`vod/<videoId>/...`); the media nodes use the same bucket over the S3 API */
+  MEDIA: R2Bucket;
 
   /** HS256 secret for client JWTs (used when JWKS_URL is empty). */
   JWT_SECRET?: string;

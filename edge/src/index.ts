@@ -4,6 +4,8 @@ import { createApp } from "./app.ts";
 export { EventOutbox } from "./outbox/event-outbox.ts";
 export { Inbox } from "./inbox/inbox.ts";
 export { Room } from "./rooms/room.ts";
+export { UploadSession } from "./videos/upload-session.ts";
+export { VideoLibrary } from "./videos/library.ts";
 
 const app = createApp();
 export default { fetch: app.fetch } satisfies ExportedHandler<import("./env.ts").Env>;

@@ -21,17 +21,23 @@ export interface RoomTarget {
 export interface InboxTarget {
   applyEvents(events: Envelope[]): Promise<(EventApplyOutcome & { connections: number })[]>;
 }
+/** What VideoLibrary.applyEvents promises: a user's video records, updated once per event id. */
+export interface VideosTarget {
+  applyEvents(events: Envelope[]): Promise<EventApplyOutcome[]>;
+}
 
 /** The objects an event can reach, and the way back to the media side. Injected so routing is testable. */
 export interface EventTargets {
   room(roomId: string): RoomTarget;
   inbox(userId: string): InboxTarget;
+  /** the owner's video library (videos/library.ts); absent where no videos are kept (tests of other parts) */
+  videos?(userId: string): VideosTarget;
   /** stores events in the edge outbox (deduplicated by id when `once`) */
   toMediaSide(events: Envelope[], shardKey: string, opts: { once: boolean }): Promise<void>;
 }
 
 export type Route =
-  | { kind: "objects"; rooms: string[]; inboxes: string[] }
+  | { kind: "objects"; rooms: string[]; inboxes: string[]; videos?: string[] }
   | { kind: "notification"; userId: string }
   | { kind: "ignored"; reason: string };
 
@@ -54,10 +60,13 @@ export function routeFor(event: Envelope): Route {
       const rooms = room ? [room] : [];
       const inboxes = event.data.ownerId ? [event.data.ownerId] : [];
       if (rooms.length === 0 && inboxes.length === 0) return { kind: "ignored", reason: `${event.type} names neither an owner nor a room` };
-      return { kind: "objects", rooms, inboxes };
+      // The owner's video record follows the same events (an upload's status, or a recording appearing).
+      return { kind: "objects", rooms, inboxes, videos: inboxes };
     }
     case "media.playable":
-      return { kind: "ignored", reason: "media.playable has no edge consumer yet (the owner hears of it through media.progress and media.ready)" };
+      // The owner's video record (status playable); the inbox hears progress and the final ready/failed.
+      if (!event.data.ownerId) return { kind: "ignored", reason: "media.playable names no owner" };
+      return { kind: "objects", rooms: [], inboxes: [], videos: [event.data.ownerId] };
     case "notification.requested":
       return { kind: "notification", userId: event.data.userId };
     case "media.uploaded":
@@ -109,6 +118,7 @@ export async function dispatchBatch(events: readonly Envelope[], targets: EventT
   const state = events.map(() => ({ applied: false, failure: null as string | null, connections: 0, notification: false, ignored: null as string | null }));
   const rooms = new Map<string, number[]>();
   const inboxes = new Map<string, number[]>();
+  const videos = new Map<string, number[]>();
   const add = (groups: Map<string, number[]>, key: string, index: number) => {
     const list = groups.get(key);
     if (list) list.push(index);
@@ -123,6 +133,7 @@ export async function dispatchBatch(events: readonly Envelope[], targets: EventT
     } else {
       for (const userId of route.inboxes) add(inboxes, userId, i);
       for (const roomId of route.rooms) add(rooms, roomId, i);
+      if (targets.videos) for (const userId of route.videos ?? []) add(videos, userId, i);
     }
   });
 
@@ -147,6 +158,7 @@ export async function dispatchBatch(events: readonly Envelope[], targets: EventT
   await Promise.all([
     ...[...inboxes].map(([userId, indexes]) => call(`inbox ${userId}`, indexes, (batch) => targets.inbox(userId).applyEvents(batch))),
     ...[...rooms].map(([roomId, indexes]) => call(`room ${roomId}`, indexes, (batch) => targets.room(roomId).applyEvents(batch))),
+    ...[...videos].map(([userId, indexes]) => call(`videos ${userId}`, indexes, (batch) => targets.videos!(userId).applyEvents(batch))),
   ]);
 
   await answerNotifications(events, state, targets);

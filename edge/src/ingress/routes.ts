@@ -42,6 +42,7 @@ export function objectTargets(env: Env): EventTargets {
   return {
     room: (roomId) => env.Room.getByName(roomId),
     inbox: (userId) => env.Inbox.getByName(userId),
+    videos: (userId) => env.VideoLibrary.getByName(userId),
     toMediaSide: (events, shardKey, opts) => sendToMediaSide(env, events, shardKey, opts),
   };
 }
