@@ -164,13 +164,30 @@ export class UploadSession extends DurableObject<Env> {
   /** Reads the body into full parts and a tail, storing as it goes; on any stop keeps what arrived. */
   private async receive(s: UploadState, body: ReadableStream<Uint8Array> | null): Promise<{ error?: Response }> {
     const mp = this.env.MEDIA.resumeMultipartUpload(s.sourceKey, s.multipartId);
-    let buffer: Uint8Array<ArrayBuffer> = new Uint8Array(0);
+    // Received bytes wait as a list of chunks and are joined once per part (joining on every chunk would copy
+    // the growing part again for each chunk).
+    const chunks: Uint8Array[] = [];
+    let buffered = 0;
+    const take = (bytes: Uint8Array) => {
+      chunks.push(bytes);
+      buffered += bytes.byteLength;
+    };
+    const joinAll = (): Uint8Array<ArrayBuffer> => {
+      const out = new Uint8Array(buffered);
+      let at = 0;
+      for (const c of chunks) {
+        out.set(c, at);
+        at += c.byteLength;
+      }
+      return out;
+    };
     if (s.tailBytes > 0) {
       const tail = await this.env.MEDIA.get(tailKey(s.videoId));
       if (!tail) throw new Error(`tail of ${s.videoId} missing`);
-      buffer = new Uint8Array(await tail.arrayBuffer());
+      take(new Uint8Array(await tail.arrayBuffer()));
     }
     const startTail = s.tailBytes;
+    const startOffset = s.offset;
     let received = 0;
     let error: Response | undefined;
     const abort = new AbortController();
@@ -187,31 +204,31 @@ export class UploadSession extends DurableObject<Env> {
           break; // connection cut: keep what arrived
         }
         if (chunk.done) break;
-        received += chunk.value.byteLength;
-        if (s.offset + received > s.length) {
+        if (startOffset + received + chunk.value.byteLength > s.length) {
           error = tusError(413, "beyond_upload_length", `the body runs past Upload-Length (${s.length}); nothing past it is kept`);
-          received -= chunk.value.byteLength;
           break;
         }
-        if (received > s.maxChunkBytes) {
+        if (received + chunk.value.byteLength > s.maxChunkBytes) {
           error = tusError(413, "chunk_too_large", `a PATCH may carry at most ${s.maxChunkBytes} bytes`);
-          received -= chunk.value.byteLength;
           break;
         }
-        const joined = new Uint8Array(buffer.byteLength + chunk.value.byteLength);
-        joined.set(buffer);
-        joined.set(chunk.value, buffer.byteLength);
-        buffer = joined;
-        while (buffer.byteLength >= s.partBytes) {
+        received += chunk.value.byteLength;
+        take(chunk.value);
+        if (buffered < s.partBytes) continue;
+        let all = joinAll();
+        chunks.length = 0;
+        buffered = 0;
+        while (all.byteLength >= s.partBytes) {
           const partNumber = s.parts.length + 1;
-          const part = await mp.uploadPart(partNumber, buffer.slice(0, s.partBytes));
-          buffer = buffer.slice(s.partBytes);
+          const part = await mp.uploadPart(partNumber, all.subarray(0, s.partBytes));
+          all = all.subarray(s.partBytes);
           s.parts.push({ partNumber: part.partNumber, etag: part.etag });
           // The old tail is inside this part now; what is left waits in memory until the tail is written below.
           s.tailBytes = 0;
           s.offset = s.parts.length * s.partBytes;
           await this.save(s);
         }
+        if (all.byteLength) take(all);
       }
     } finally {
       abort.signal.removeEventListener("abort", stop);
@@ -219,11 +236,10 @@ export class UploadSession extends DurableObject<Env> {
       reader?.releaseLock();
     }
     // What is left (below one part) becomes the tail.
-    const tailChanged = buffer.byteLength !== startTail || received > 0;
-    if (tailChanged) {
-      if (buffer.byteLength > 0) await this.env.MEDIA.put(tailKey(s.videoId), buffer);
+    if (buffered !== startTail || received > 0) {
+      if (buffered > 0) await this.env.MEDIA.put(tailKey(s.videoId), joinAll());
       else await this.env.MEDIA.delete(tailKey(s.videoId));
-      s.tailBytes = buffer.byteLength;
+      s.tailBytes = buffered;
       s.offset = s.parts.length * s.partBytes + s.tailBytes;
       await this.save(s);
     }
