@@ -188,6 +188,7 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
           preset: v.vodX264Preset,
           ladder: { rungs: v.vodLadder, passthrough: false, separateAudio: config.separateAudio },
           limits: { maxDurationS: v.vodMaxDurationS, maxLongSide: v.vodMaxLongSide },
+          source: v.vodSourceUrl ? { kind: "http", baseUrl: v.vodSourceUrl, token: v.vodSourceToken } : { kind: "store" },
         },
       },
     });

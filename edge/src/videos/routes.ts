@@ -11,6 +11,8 @@
 //   GET     /videos             the caller's videos, newest first (?limit, ?before)
 //   GET     /videos/:id         one video: status, progress, duration, poster, storyboard, playback URL
 //   DELETE  /videos/:id         the video and every object stored for it
+//   GET     /internal/media/uploads/<videoId>/source   an upload's source for a media node that cannot reach
+//                               the bucket itself (local runs; Bearer INTERNAL_API_TOKEN), streamed from R2
 //
 // Someone else's upload or video answers 404, as a missing one does. Chunks: at most VIDEO_MAX_CHUNK_BYTES
 // per PATCH (default 50 MiB; a Worker refuses request bodies over 100 MiB); tus-js-client `chunkSize: 50 * 1024
@@ -20,6 +22,7 @@ import { Hono } from "hono";
 import { newId } from "../../../shared/ids.ts";
 import { SettingsError } from "../../../shared/settings/settings.ts";
 import { requireUser } from "../auth/middleware.ts";
+import { requireInternalToken } from "../internal/auth.ts";
 import { errorResponse } from "../auth/errors.ts";
 import { allowedOrigins } from "../cors/cors.ts";
 import type { AppEnv, Env } from "../env.ts";
@@ -265,4 +268,12 @@ videoRoutes.delete("/videos/:id", requireUser(), async (c) => {
   return c.json({ deleted: true, objects: removed });
 });
 
-export { sourceKeyOf };
+// Media nodes in production read sources from R2 over the S3 API. In local runs the bucket is the Worker's
+// simulation, which only the Worker can read: this streams an upload's source to a node that has the token.
+videoRoutes.get("/internal/media/uploads/:id/source", requireInternalToken(), async (c) => {
+  const id = c.req.param("id");
+  if (!VIDEO_ID.test(id)) return errorResponse(404, "not_found", "no such object");
+  const object = await c.env.MEDIA.get(sourceKeyOf(id));
+  if (!object) return errorResponse(404, "not_found", "no such object");
+  return new Response(object.body, { headers: { "content-type": object.httpMetadata?.contentType ?? "application/octet-stream", "content-length": String(object.size) } });
+});

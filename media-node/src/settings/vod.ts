@@ -1,7 +1,7 @@
 // Settings of the media node's VOD worker: how many uploads it processes at once, how JetStream redelivers a
 // job whose node went quiet, what a source may be, and how the ladder, poster and storyboard are made.
 
-import { int, list, oneOf, text, type SettingsOf } from "../../../shared/settings/settings.ts";
+import { int, list, oneOf, secret, text, type SettingsOf, url } from "../../../shared/settings/settings.ts";
 import { DEFAULT_LADDER, RUNG_NAMES, type RungName } from "./media.ts";
 
 export const vodSettings = {
@@ -17,6 +17,11 @@ export const vodSettings = {
   }),
   vodSegmentS: int("VOD_SEGMENT_S", 4, "HLS segment duration of uploads, seconds (fMP4); the first one is also how soon an upload becomes playable", { min: 1, max: 10 }),
   vodX264Preset: oneOf("VOD_X264_PRESET", "veryfast", ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] as const, "libx264 preset for uploads"),
+  vodSourceUrl: url("VOD_SOURCE_URL", undefined, "read upload sources over HTTP from the edge (`<edge>/internal/media`, local runs where the bucket is the Worker's simulation); unset: from the storage driver's bucket (R2 over S3 in production)", {
+    protocols: ["http:", "https:"],
+    optional: true,
+  }),
+  vodSourceToken: secret("VOD_SOURCE_TOKEN", "Bearer token for VOD_SOURCE_URL (the edge's INTERNAL_API_TOKEN)", { optional: true }),
   vodKeyPrefix: text("VOD_KEY_PREFIX", "vod", "object key prefix; a processed upload lives under <prefix>/<videoId>/", { pattern: /^[A-Za-z0-9_-]{1,64}$/ }),
 } as const;
 

@@ -23,7 +23,7 @@ import { type LadderSettings, selectLadder } from "../transcode/ladder.ts";
 import { buildPosterArgs, buildThumbnailArgs, buildVodArgs, thumbnailTimes } from "./args.ts";
 import type { VodJob } from "./job.ts";
 import { ladderSource, probeFile, refusalOf, type SourceLimits, UnreadableMediaError, vodFrameRate, type VodSource } from "./probe.ts";
-import { fetchSource, SourceMissingError } from "./source.ts";
+import { fetchSource, type SourceLocation, SourceMissingError } from "./source.ts";
 import { sheetName, storyboardGeometry, storyboardJson, storyboardVtt } from "./storyboard.ts";
 
 export interface VodPipelineSettings {
@@ -35,6 +35,8 @@ export interface VodPipelineSettings {
   preset: string;
   ladder: LadderSettings;
   limits: SourceLimits;
+  /** where sources are read (default: the store) */
+  source?: SourceLocation;
 }
 
 export interface VodPipelineDeps {
@@ -123,7 +125,7 @@ export async function processUpload(job: VodJob, deps: VodPipelineDeps, hooks: V
     hooks.progress("download", 0);
     const sourceFile = join(dir, "source");
     try {
-      await fetchSource(store, job.sourceKey, sourceFile);
+      await fetchSource(store, job.sourceKey, sourceFile, settings.source);
     } catch (error) {
       throw new VodJobError("download", (error as Error).message, error instanceof SourceMissingError);
     }

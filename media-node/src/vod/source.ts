@@ -15,8 +15,22 @@ export class SourceMissingError extends Error {
   override name = "SourceMissingError";
 }
 
+/** Where sources are read from: the node's bucket, or the edge over HTTP (local runs). */
+export type SourceLocation = { kind: "store" } | { kind: "http"; baseUrl: string; token: string | undefined };
+
+/** GET `<baseUrl>/<key>` with the edge's internal token, streamed to `file`. */
+async function fetchOverHttp(loc: { baseUrl: string; token: string | undefined }, key: string, file: string): Promise<number> {
+  const url = `${loc.baseUrl.replace(/\/+$/, "")}/${key}`;
+  const res = await fetch(url, { headers: loc.token ? { authorization: `Bearer ${loc.token}` } : {} });
+  if (res.status === 404) throw new SourceMissingError(`the uploaded file '${key}' is not in storage`);
+  if (!res.ok || !res.body) throw new Error(`GET ${url} answered ${res.status}`);
+  await pipeline(Readable.fromWeb(res.body as import("node:stream/web").ReadableStream), createWriteStream(file));
+  return (await stat(file)).size;
+}
+
 /** Copies object `key` to `file`; resolves with its size. */
-export async function fetchSource(store: ObjectStore, key: string, file: string): Promise<number> {
+export async function fetchSource(store: ObjectStore, key: string, file: string, location: SourceLocation = { kind: "store" }): Promise<number> {
+  if (location.kind === "http") return fetchOverHttp(location, key, file);
   if (store instanceof FsObjectStore) {
     try {
       await copyFile(store.pathOf(key), file);
