@@ -30,7 +30,7 @@ export class TusClient {
     const init: RequestInit = { method: "POST", headers };
     if (firstChunk) {
       headers["Content-Type"] = "application/offset+octet-stream";
-      init.body = firstChunk;
+      init.body = firstChunk as Uint8Array<ArrayBuffer>;
     }
     const res = await this.o.fetch(this.o.endpoint, init);
     if (res.status !== 201) throw new Error(`creation answered ${res.status}: ${await res.text()}`);
@@ -67,7 +67,7 @@ export class TusClient {
     }
     while (offset < file.byteLength) {
       const chunk = file.subarray(offset, Math.min(file.byteLength, offset + this.o.chunkSize));
-      const res = await this.patch(url, offset, chunk);
+      const res = await this.patch(url, offset, chunk as Uint8Array<ArrayBuffer>);
       if (res.status !== 204) throw new Error(`PATCH at ${offset} answered ${res.status}: ${await res.text()}`);
       offset = Number(res.headers.get("Upload-Offset"));
     }
