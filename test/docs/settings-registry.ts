@@ -4,6 +4,7 @@
 
 import type { SettingsSpec } from "../../shared/settings/settings.ts";
 import { nodeSettingsSections } from "../../media-node/src/settings/index.ts";
+import { videoSettings } from "../../edge/src/videos/settings.ts";
 
 export interface SettingsSection {
   /** README section name: the table sits between `<!-- settings:NAME -->` and `<!-- /settings:NAME -->` */
@@ -11,4 +12,4 @@ export interface SettingsSection {
   spec: SettingsSpec;
 }
 
-export const settingsRegistry: SettingsSection[] = [...nodeSettingsSections];
+export const settingsRegistry: SettingsSection[] = [...nodeSettingsSections, { section: "edge-videos", spec: videoSettings }];
