@@ -19,6 +19,7 @@
 // * 1024` fits.
 
 import { Hono } from "hono";
+import { cors } from "hono/cors";
 import { newId } from "../../../shared/ids.ts";
 import { SettingsError } from "../../../shared/settings/settings.ts";
 import { requireUser } from "../auth/middleware.ts";
@@ -54,6 +55,19 @@ function withCors(res: Response, env: Env, origin: string | undefined): Response
   out.headers.set("Access-Control-Allow-Origin", allow);
   if (allow !== "*") out.headers.append("Vary", "Origin");
   return out;
+}
+
+// The videos API is read and written from browsers (the app's origins only, as for the inbox).
+for (const path of ["/videos", "/videos/*"]) {
+  videoRoutes.use(path, async (c, next) => {
+    const origins = allowedOrigins(c.env.CORS_ORIGINS);
+    return cors({
+      origin: origins === "*" ? "*" : (origin) => (origins.includes(origin) ? origin : null),
+      allowMethods: ["GET", "POST", "DELETE", "OPTIONS"],
+      allowHeaders: ["Authorization", "Content-Type"],
+      maxAge: 600,
+    })(c, next);
+  });
 }
 
 // CORS on every upload answer (tus clients in browsers read Upload-Offset and Location).

@@ -37,6 +37,15 @@ const idOf = (url: string) => new URL(url).pathname.split("/").at(-1)!;
 
 // Tens of MiB through the R2 simulation take seconds on a loaded 2-core machine.
 describe("tus uploads", { timeout: 60_000 }, () => {
+  it("browsers may call it: tus headers are exposed, the videos API answers preflights with DELETE allowed", async () => {
+    const pre = await fetchEdge("http://edge/videos/vid_x", { method: "OPTIONS", headers: { Origin: "https://app.test", "Access-Control-Request-Method": "DELETE" } });
+    expect(pre.status).toBe(204);
+    expect(pre.headers.get("Access-Control-Allow-Methods")).toContain("DELETE");
+    const tus = await fetchEdge(ENDPOINT, { method: "OPTIONS", headers: { Origin: "https://app.test", "Access-Control-Request-Method": "PATCH" } });
+    expect(tus.headers.get("Access-Control-Allow-Headers")).toContain("Upload-Offset");
+    expect(tus.headers.get("Access-Control-Allow-Origin")).toBe("*");
+  });
+
   it("OPTIONS tells what the server speaks", async () => {
     const res = await fetchEdge(ENDPOINT, { method: "OPTIONS" });
     expect(res.status).toBe(204);
