@@ -112,6 +112,9 @@ start("media-node", "node", ["media-node/src/main.ts"], {
   MEDIA_HTTP_PORT: String(ports.mediaHttp),
   MEDIA_OPS_PORT: String(ports.mediaOps),
   UPLOAD_JOURNAL_DIR: process.env.UPLOAD_JOURNAL_DIR ?? resolve(VAR, "media/upload-journal"),
+  // Uploads sit in the Worker's simulated bucket, which only the edge can read: the VOD worker fetches sources there.
+  VOD_SOURCE_URL: `${edgeUrl}/internal/media`,
+  VOD_SOURCE_TOKEN: vars.INTERNAL_API_TOKEN!,
 });
 start("nats-to-http", "node", ["media-node/src/bridges/nats-to-http/main.ts"], {
   ...partEnv("nats-to-http"),
