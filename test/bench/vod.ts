@@ -46,6 +46,8 @@ try {
   const timeToPlayable = (playable.at - lastByte) / 1000;
   const timeToReady = (ready.at - lastByte) / 1000;
   log(`playable after ${timeToPlayable.toFixed(2)} s, ready after ${timeToReady.toFixed(2)} s`);
+  // The node's own breakdown (ms from the job's start): source fetched, probed, playable, everything stored.
+  for (const line of stack.node.output().split("\n")) if (/"msg":"vod (playable|stored)"/.test(line)) log(`node: ${line}`);
 
   // Baseline: the same clip, one rung (720p), one plain FFmpeg.
   const b0 = performance.now();

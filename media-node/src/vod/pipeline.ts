@@ -122,6 +122,9 @@ export async function processUpload(job: VodJob, deps: VodPipelineDeps, hooks: V
   await mkdir(dir, { recursive: true });
   try {
     // 1. the source
+    const t0 = performance.now();
+    const ms = () => Math.round(performance.now() - t0);
+    const timings: Record<string, number> = {};
     hooks.progress("download", 0);
     const sourceFile = join(dir, "source");
     try {
@@ -129,6 +132,7 @@ export async function processUpload(job: VodJob, deps: VodPipelineDeps, hooks: V
     } catch (error) {
       throw new VodJobError("download", (error as Error).message, error instanceof SourceMissingError);
     }
+    timings.downloadedMs = ms();
 
     // 2. what it is
     hooks.progress("probe", 0);
@@ -138,6 +142,7 @@ export async function processUpload(job: VodJob, deps: VodPipelineDeps, hooks: V
     } catch (error) {
       throw new VodJobError("probe", (error as Error).message, error instanceof UnreadableMediaError);
     }
+    timings.probedMs = ms();
     const refusal = refusalOf(source, settings.limits);
     if (refusal) throw new VodJobError("probe", refusal, true);
     log.info("source probed", { durationS: source.durationS, video: source.video, audio: source.audio });
@@ -162,6 +167,8 @@ export async function processUpload(job: VodJob, deps: VodPipelineDeps, hooks: V
     const startExtras = (): Promise<Extras> => (extras ??= picture ? makeExtras(sourceFile, dir, source.durationS, picture, settings.ffmpegPath, log) : Promise.resolve({ thumbnails: [] }));
     publisher.on("ready", (entries) => {
       renditions = renditionsOf(entries);
+      timings.playableMs = ms();
+      log.info("vod playable", { ...timings });
       playable = hooks.playable({ masterKey: publisher.masterKey, renditions });
       // The poster pass waits until the video plays: it would otherwise take CPU from the first segments.
       startExtras();
@@ -239,6 +246,7 @@ export async function processUpload(job: VodJob, deps: VodPipelineDeps, hooks: V
     const result: VodResult = { videoId: job.videoId, durationS: published.durationS || source.durationS, renditions, keys };
     await uploader.uploadBody(markerKey, JSON.stringify(result), { contentType: "application/json" });
     hooks.progress("upload", 100);
+    log.info("vod stored", { ...timings, storedMs: ms(), segments: published.segments });
     return result;
   } finally {
     await rm(dir, { recursive: true, force: true });
