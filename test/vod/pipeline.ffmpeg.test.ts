@@ -178,6 +178,19 @@ describe("VOD processing with real FFmpeg", () => {
     expect(stages).toEqual([]);
   });
 
+  it("the poster is a representative frame, not the black first frame of a fade-in", async () => {
+    const { result } = await processed("fade-in", "fade1", 10);
+    const luma = async (file: string, filter = "") => {
+      const { run } = await import("../helpers/process.ts");
+      const r = await run("ffprobe", ["-v", "error", "-f", "lavfi", "-i", `movie=${file}${filter},signalstats`, "-show_entries", "frame_tags=lavfi.signalstats.YAVG", "-of", "csv=p=0", "-read_intervals", "%+#1"]);
+      return Number(r.stdout.trim().split("\n")[0]);
+    };
+    const firstFrame = await luma(join(root, "fade-in.mp4"));
+    const poster = await luma(store.pathOf(result.keys.poster!));
+    expect(firstFrame).toBeLessThan(20);
+    expect(poster).toBeGreaterThan(firstFrame + 30);
+  });
+
   it("a phone's portrait video (rotation metadata) is encoded upright", async () => {
     const { result } = await processed("portrait-rotated", "port1");
     expect(result.renditions.map((r) => [r.name, r.width, r.height])).toEqual([["360p", 360, 640]]);

@@ -8,7 +8,7 @@ import { truncate } from "node:fs/promises";
 import { stat } from "node:fs/promises";
 import { run } from "../helpers/process.ts";
 
-export type SourceKind = "landscape" | "portrait-rotated" | "audio-only" | "odd-size" | "vfr" | "truncated" | "text";
+export type SourceKind = "fade-in" | "landscape" | "portrait-rotated" | "audio-only" | "odd-size" | "vfr" | "truncated" | "text";
 
 async function ffmpeg(args: string[]): Promise<void> {
   const r = await run("ffmpeg", ["-hide_banner", "-loglevel", "error", "-nostdin", "-y", ...args]);
@@ -28,6 +28,10 @@ const aac = ["-c:a", "aac", "-b:a", "96k"];
 export async function makeSource(kind: SourceKind, dir: string, seconds = 5): Promise<string> {
   const file = join(dir, `${kind}.mp4`);
   switch (kind) {
+    case "fade-in":
+      // Starts black and fades in over 3 s, as many edited videos do: the first frame is no poster.
+      await ffmpeg([...noisyVideo("640x360", 30, seconds), ...tone(seconds), "-vf", "fade=in:st=0:d=3", ...h264, ...aac, "-shortest", file]);
+      break;
     case "landscape":
       await ffmpeg([...noisyVideo("854x480", 30, seconds), ...tone(seconds), ...h264, ...aac, "-shortest", file]);
       break;
