@@ -175,8 +175,10 @@ describe("tus uploads", { timeout: 60_000 }, () => {
     expect((await tus.patch(url, 0, file.subarray(0, 11 * MiB))).status).toBe(204);
     const stub = env.UploadSession.getByName(idOf(url));
     // Let the clock run out: move the expiry into the past, then fire the alarm.
+    let multipart = { id: "", key: "" };
     await runInSession(stub, async (state) => {
       const s = (await state.storage.get("upload")) as { expiresAt: number; multipartId: string; sourceKey: string };
+      multipart = { id: s.multipartId, key: s.sourceKey };
       s.expiresAt = Date.now() - 1;
       await state.storage.put("upload", s);
       await state.storage.setAlarm(Date.now() + 10);
@@ -185,6 +187,8 @@ describe("tus uploads", { timeout: 60_000 }, () => {
     expect((await tus.offset(url)).status).toBe(410);
     expect((await tus.patch(url, 11 * MiB, file.subarray(11 * MiB))).status).toBe(410);
     expect(await env.MEDIA.get(`uploads/${idOf(url)}/tail`)).toBeNull();
+    // The multipart upload was aborted: R2 takes no more parts for it.
+    await expect(env.MEDIA.resumeMultipartUpload(multipart.key, multipart.id).uploadPart(2, new Uint8Array(5 * MiB))).rejects.toThrow();
     const { video } = (await (await api(user, `/videos/${idOf(url)}`)).json()) as { video: { status: string; failure: { reason: string } } };
     expect(video.status).toBe("failed");
     expect(video.failure.reason).toMatch(/expired/);
