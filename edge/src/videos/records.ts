@@ -30,6 +30,8 @@ export interface VideoRecord {
   failure: { stage?: MediaStage; reason: string } | null;
   /** a recording of this live stream (recordings appear next to uploads) */
   streamId: string | null;
+  /** a recording's playback URL as the media node announced it, when its event names no object keys */
+  announcedPlaybackUrl?: string | null;
 }
 
 /** What an event does to a record: the new record, `unchanged`, or `create` for a recording not known yet. */
@@ -60,6 +62,7 @@ export function applyMediaEvent(current: VideoRecord | null, event: Envelope, no
           keys: r.keys ?? {},
           failure: null,
           streamId: r.streamId ?? null,
+          announcedPlaybackUrl: r.keys?.master ? null : r.playbackUrl,
         },
       };
     }

@@ -158,7 +158,7 @@ export function videoView(env: Env, v: VideoRecord, requestUrl: string) {
     durationS: v.durationS,
     createdAt: new Date(v.createdAt).toISOString(),
     updatedAt: new Date(v.updatedAt).toISOString(),
-    playbackUrl: playable ? url(v.keys.master) : undefined,
+    playbackUrl: playable ? (url(v.keys.master) ?? v.announcedPlaybackUrl ?? undefined) : undefined,
     posterUrl: url(v.keys.poster),
     storyboardUrl: url(v.keys.storyboard),
     storyboardJsonUrl: url(v.keys.storyboardJson),

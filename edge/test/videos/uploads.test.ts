@@ -247,12 +247,13 @@ describe("videos API", { timeout: 60_000 }, () => {
     const v = ((await (await api(user, `/videos/${id}`)).json()) as { video: Record<string, unknown> }).video;
     expect(v).toMatchObject({ status: "ready", durationS: 61.5, progress: null, posterUrl: `${env.PLAYBACK_BASE_URL}/vod/${id}/poster.jpg`, storyboardUrl: `${env.PLAYBACK_BASE_URL}/vod/${id}/storyboard.vtt` });
 
-    // A recording of a live broadcast appears next to the uploads.
-    const rec = makeEvent("media.ready", { mediaId: `rec-${id}`, ownerId: user, streamId: "studio1", playbackUrl: "https://cdn.test/live/studio1/b/vod.m3u8", durationS: 600, keys: { master: "live/studio1/b/vod.m3u8" } }, src);
+    // A recording of a live broadcast (the live pipeline's media.ready: owner, stream, playback URL) appears next
+    // to the uploads.
+    const rec = makeEvent("media.ready", { mediaId: `rec-${id}`, ownerId: user, streamId: "studio1", playbackUrl: "https://cdn.test/live/studio1/b/vod.m3u8", durationS: 600 }, src);
     await library.applyEvents([rec]);
-    const page1 = (await (await api(user, "/videos?limit=1")).json()) as { videos: { id: string; streamId?: string }[]; nextBefore: number };
+    const page1 = (await (await api(user, "/videos?limit=1")).json()) as { videos: { id: string; streamId?: string; status: string; playbackUrl: string }[]; nextBefore: number };
     expect(page1.videos.map((x) => x.id)).toEqual([`rec-${id}`]);
-    expect(page1.videos[0]!.streamId).toBe("studio1");
+    expect(page1.videos[0]).toMatchObject({ streamId: "studio1", status: "ready", playbackUrl: "https://cdn.test/live/studio1/b/vod.m3u8" });
     const page2 = (await (await api(user, `/videos?limit=1&before=${page1.nextBefore}`)).json()) as { videos: { id: string }[]; nextBefore?: number };
     expect(page2.videos.map((x) => x.id)).toEqual([id]);
     expect(page2.nextBefore).toBeUndefined();
