@@ -19,7 +19,8 @@ import { type GroupProcess, spawnGroup } from "../helpers/process.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { makeSource } from "./sources.ts";
 
-const ACK_WAIT_S = 3;
+// Long enough that a busy but alive node always extends its job in time (it does so every third of this).
+const ACK_WAIT_S = 5;
 const MAX_ATTEMPTS = 3;
 
 let nats: NatsServer;
