@@ -36,6 +36,7 @@ import { UPLOAD_OWNER_HEADER, sourceKeyOf } from "./upload-session.ts";
 export const videoRoutes = new Hono<AppEnv>();
 
 const VIDEO_ID = /^vid_[0-9A-Za-z]{10,40}$/;
+const R2_MAX_PARTS = 10_000;
 const UPLOAD_HEADERS = ["Authorization", "Content-Type", "Tus-Resumable", "Upload-Length", "Upload-Metadata", "Upload-Offset", "Upload-Defer-Length", "X-HTTP-Method-Override"];
 
 function settingsOf(env: Env): VideoSettings | Response {
@@ -108,6 +109,8 @@ interface NewVideo {
 async function createVideo(env: Env, ownerId: string, input: NewVideo, s: VideoSettings): Promise<{ video: VideoRecord } | Response> {
   if (input.size > s.maxUploadBytes) return tusRefusal(413, "upload_too_large", `the file is ${input.size} bytes; the limit is ${s.maxUploadBytes}`, { "Tus-Max-Size": String(s.maxUploadBytes) });
   if (input.size === 0) return tusRefusal(400, "upload_empty", "the file is empty");
+  // R2 takes at most 10,000 parts per object.
+  if (input.size > R2_MAX_PARTS * s.partBytes) return tusRefusal(413, "upload_too_large", `the file is ${input.size} bytes; with ${s.partBytes}-byte parts at most ${R2_MAX_PARTS * s.partBytes} fit (raise VIDEO_UPLOAD_PART_BYTES)`, { "Tus-Max-Size": String(Math.min(s.maxUploadBytes, R2_MAX_PARTS * s.partBytes)) });
   const now = Date.now();
   const id = newId("vid");
   const expiresAt = now + s.uploadExpiryS * 1000;
