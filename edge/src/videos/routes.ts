@@ -36,7 +36,21 @@ import { UPLOAD_OWNER_HEADER, sourceKeyOf } from "./upload-session.ts";
 export const videoRoutes = new Hono<AppEnv>();
 
 const VIDEO_ID = /^vid_[0-9A-Za-z]{10,40}$/;
+/** R2 takes at most 10,000 parts per object. */
 const R2_MAX_PARTS = 10_000;
+
+/** The largest upload: the setting, or what 10,000 parts hold if that is less. */
+export function maxUploadSize(s: Pick<VideoSettings, "maxUploadBytes" | "partBytes">): number {
+  return Math.min(s.maxUploadBytes, R2_MAX_PARTS * s.partBytes);
+}
+
+/** Why an upload of `size` bytes is refused at creation, if it is. Pure. */
+export function sizeRefusal(size: number, s: Pick<VideoSettings, "maxUploadBytes" | "partBytes">): { status: number; code: string; message: string } | undefined {
+  if (size === 0) return { status: 400, code: "upload_empty", message: "the file is empty" };
+  if (size > s.maxUploadBytes) return { status: 413, code: "upload_too_large", message: `the file is ${size} bytes; the limit is ${s.maxUploadBytes}` };
+  if (size > R2_MAX_PARTS * s.partBytes) return { status: 413, code: "upload_too_large", message: `the file is ${size} bytes; ${R2_MAX_PARTS} parts of ${s.partBytes} bytes hold at most ${R2_MAX_PARTS * s.partBytes} (raise VIDEO_UPLOAD_PART_BYTES)` };
+  return undefined;
+}
 const UPLOAD_HEADERS = ["Authorization", "Content-Type", "Tus-Resumable", "Upload-Length", "Upload-Metadata", "Upload-Offset", "Upload-Defer-Length", "X-HTTP-Method-Override"];
 
 function settingsOf(env: Env): VideoSettings | Response {
@@ -84,7 +98,7 @@ videoRoutes.use("/uploads/*", async (c, next) => {
 for (const path of ["/uploads", "/uploads/:id"]) {
   videoRoutes.options(path, (c) => {
     const s = settingsOf(c.env);
-    const h = discoveryHeaders(s instanceof Response ? 0 : s.maxUploadBytes);
+    const h = discoveryHeaders(s instanceof Response ? 0 : maxUploadSize(s));
     h.set("Access-Control-Allow-Methods", "POST, HEAD, PATCH, DELETE, OPTIONS");
     h.set("Access-Control-Allow-Headers", UPLOAD_HEADERS.join(", "));
     h.set("Access-Control-Max-Age", "600");
@@ -107,10 +121,8 @@ interface NewVideo {
 
 /** Creates the video record (enforcing the per-user limit) and its upload object; a Response when refused. */
 async function createVideo(env: Env, ownerId: string, input: NewVideo, s: VideoSettings): Promise<{ video: VideoRecord } | Response> {
-  if (input.size > s.maxUploadBytes) return tusRefusal(413, "upload_too_large", `the file is ${input.size} bytes; the limit is ${s.maxUploadBytes}`, { "Tus-Max-Size": String(s.maxUploadBytes) });
-  if (input.size === 0) return tusRefusal(400, "upload_empty", "the file is empty");
-  // R2 takes at most 10,000 parts per object.
-  if (input.size > R2_MAX_PARTS * s.partBytes) return tusRefusal(413, "upload_too_large", `the file is ${input.size} bytes; with ${s.partBytes}-byte parts at most ${R2_MAX_PARTS * s.partBytes} fit (raise VIDEO_UPLOAD_PART_BYTES)`, { "Tus-Max-Size": String(Math.min(s.maxUploadBytes, R2_MAX_PARTS * s.partBytes)) });
+  const refused = sizeRefusal(input.size, s);
+  if (refused) return tusRefusal(refused.status, refused.code, refused.message, { "Tus-Max-Size": String(maxUploadSize(s)) });
   const now = Date.now();
   const id = newId("vid");
   const expiresAt = now + s.uploadExpiryS * 1000;
