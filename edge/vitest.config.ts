@@ -14,6 +14,10 @@ export default defineConfig({
           EDGE_INGRESS_SECRET: "test-edge-ingress-secret-0123456789",
           BRIDGE_INGRESS_SECRET: "test-bridge-ingress-secret-0123456789",
           INTERNAL_API_TOKEN: "test-internal-token-0123456789abcdef",
+          // The first key signs viewer tokens, the second still verifies (rotation).
+          PLAYBACK_SIGNING_KEYS: "k2:test-playback-key-two-0123456789abcdef k1:test-playback-key-one-0123456789abcdef",
+          // Local test links are http:; the link policy itself is tested with an env that sets it false.
+          ALLOW_HTTP_URLS: "true",
         },
       },
     }),

@@ -8,16 +8,36 @@ import { healthRoutes } from "./health/routes.ts";
 import { inboxRoutes } from "./inbox/routes.ts";
 import { ingressRoutes } from "./ingress/routes.ts";
 import { internalRoutes } from "./internal/routes.ts";
+import { playbackRoutes } from "./playback/routes.ts";
+import { checkEdgeSettings } from "./settings.ts";
+import { streamRoutes } from "./streams/routes.ts";
 import { videoRoutes } from "./videos/routes.ts";
+
+/** Envs whose problems were already logged: each misconfiguration is logged once, not once per request. */
+const reported = new WeakSet<object>();
 
 /** The front Worker's HTTP surface. Each area mounts its own routes here; `/parties/*` goes to the objects. */
 export function createApp() {
   const app = new Hono<AppEnv>();
+  // A Worker cannot refuse to start: with any setting invalid it refuses every request instead, and logs every
+  // problem once. The client learns nothing about the configuration.
+  app.use("*", async (c, next) => {
+    const checked = checkEdgeSettings(c.env);
+    if (checked.ok) return next();
+    if (!reported.has(c.env)) {
+      reported.add(c.env);
+      console.error(`edge misconfigured; refusing every request until fixed:\n  - ${checked.problems.join("\n  - ")}`);
+    }
+    return c.json({ error: "misconfigured" }, 500);
+  });
   // Browser-facing HTTP (history, inbox) is readable cross-origin; see cors/cors.ts.
   for (const path of ["/inbox", "/inbox/*", "/parties/*"]) app.use(path, browserCors());
   app.route("/", healthRoutes);
   app.route("/", inboxRoutes);
   app.route("/", ingressRoutes);
+  // Before internalRoutes: the streams' own internal route (key checks) is authenticated there too.
+  app.route("/", streamRoutes);
+  app.route("/", playbackRoutes);
   app.route("/", internalRoutes);
   app.route("/", videoRoutes);
 

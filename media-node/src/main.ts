@@ -22,9 +22,11 @@ import type { EventSink } from "./live/session.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { NodeMetrics } from "./metrics/metrics.ts";
 import { ConfigError, readMediaNodeSettings } from "./settings/processes.ts";
+import { DEFAULT_STREAM_KEY_SETTINGS, type StreamKeySettings } from "./settings/stream-keys.ts";
 import { createMediaHandler, createObjectStore, FsObjectStore, ReliableUploader, type StorageConfig } from "./storage/index.ts";
 import type { VodSettings } from "./settings/vod.ts";
 import { VodWorker } from "./vod/worker.ts";
+import { createStreamKeys, type StreamKeys } from "./streams/stream-keys.ts";
 
 export interface MediaNode {
   config: MediaConfig;
@@ -39,6 +41,8 @@ export interface MediaNode {
   metrics: NodeMetrics;
   /** the VOD job worker (absent without a NATS bus or with VOD_WORKERS=0) */
   vod: VodWorker | undefined;
+  /** stream-key checks with the edge, when configured */
+  streamKeys: StreamKeys | undefined;
   stop(): Promise<void>;
 }
 
@@ -52,6 +56,8 @@ export interface StartOptions {
   /** VOD worker settings; the worker runs when the bus is NATS and VOD_WORKERS > 0 */
   vod?: VodSettings;
   log?: Logger;
+  /** stream-key checks with the edge (default: off, as when STREAM_KEYS_EDGE_URL is unset) */
+  streamKeys?: StreamKeySettings;
 }
 
 export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
@@ -77,12 +83,14 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
     busProbe = () => probeNats(busCfg.natsUrl, config.healthTimeoutMs);
   }
 
+  const streamKeys = createStreamKeys(opts.streamKeys ?? DEFAULT_STREAM_KEY_SETTINGS, log);
+  const authorizer = createAuthorizer({ apps: config.apps, secret: config.publishTokenSecret });
   const ingest = new RtmpIngest({
     host: config.rtmpHost,
     port: config.rtmpPort,
     rtmps: config.rtmpsCert && config.rtmpsKey ? { port: config.rtmpsPort, cert: config.rtmpsCert, key: config.rtmpsKey } : undefined,
     storeDir: resolve(config.workDir, ".nms-store"),
-    authorize: createAuthorizer({ apps: config.apps, secret: config.publishTokenSecret }),
+    authorize: streamKeys ? streamKeys.wrap(authorizer) : authorizer,
     log,
     limits: opts.ingestLimits,
   });
@@ -125,6 +133,7 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
   ingest.on("unpublish", (u) => live.onUnpublish(u));
   ingest.on("refused", (r) => metrics.publishRefused(r.reason));
   ingest.on("connectionRefused", (r) => metrics.rtmpRefused(r.reason));
+  streamKeys?.attach(ingest, live);
 
   const http = createHttpServer({ media: store instanceof FsObjectStore ? createMediaHandler(store) : undefined }, log.child({ component: "http" }));
   const ops = createHttpServer(
@@ -141,6 +150,7 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
   try {
     await ingest.start();
   } catch (error) {
+    await streamKeys?.stop();
     await bus?.stop();
     await store.close();
     throw error;
@@ -156,6 +166,7 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
       throw new Error(`operations listener could not start on ${config.opsHost}:${config.opsPort}: ${error.message}`, { cause: error });
     });
   } catch (error) {
+    await streamKeys?.stop();
     await ingest.stop();
     await bus?.stop();
     await store.close();
@@ -197,6 +208,7 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
     } catch (error) {
       http.close();
       ops.close();
+      await streamKeys?.stop();
       await ingest.stop();
       await bus?.stop();
       await store.close();
@@ -216,6 +228,7 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
       await vod?.stop();
       // Order: no new broadcasters; every FFmpeg stopped and ENDLIST written; uploads flushed (bounded); then
       // the bus (unconfirmed events stay in its outbox on disk) and HTTP.
+      await streamKeys?.stop();
       const streams = await live.shutdown(15_000);
       await ingest.stop();
       const drained = await uploader.drain(10_000);
@@ -237,15 +250,15 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
       log.info("media node stopped");
     })());
 
-  return { config, rtmpUrl, httpUrl, opsUrl, ingest, live, uploader, metrics, vod, stop };
+  return { config, rtmpUrl, httpUrl, opsUrl, ingest, live, uploader, metrics, vod, streamKeys, stop };
 }
 
 async function main(): Promise<void> {
   const log = createLogger({ fields: { service: "media-node" } });
   let node: MediaNode;
   try {
-    const { config, storage, bus, ingest, vod } = readMediaNodeSettings();
-    node = await startMediaNode({ config, storage, bus, ingestLimits: ingest, vod });
+    const { config, storage, bus, ingest, vod, streamKeys } = readMediaNodeSettings();
+    node = await startMediaNode({ config, storage, bus, ingestLimits: ingest, vod, streamKeys });
   } catch (error) {
     log.error(error instanceof ConfigError ? error.message : "media node failed to start", { error });
     process.exit(1);

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { mediaId, rendition, roomId, streamId, url, userId } from "./common.ts";
+import { mediaId, rendition, roomId, storageKey, streamId, url, userId } from "./common.ts";
 
 // Media objects: uploads (VOD) and recordings of live streams.
 
@@ -18,13 +18,13 @@ export const mediaStage = z.enum(["download", "probe", "transcode", "thumbnails"
 
 /** Object keys of a processed video, relative to the bucket (the edge builds playback URLs from them). */
 export const mediaKeys = z.object({
-  master: z.string().min(1).max(1024),
-  poster: z.string().min(1).max(1024).optional(),
+  master: storageKey,
+  poster: storageKey.optional(),
   /** WebVTT trick-play cues (`sprite.jpg#xywh=x,y,w,h`) */
-  storyboard: z.string().min(1).max(1024).optional(),
+  storyboard: storageKey.optional(),
   /** the same storyboard as JSON (`{url, tile_width, tile_height, duration, tiles:[{start,x,y}]}` per sheet) */
-  storyboardJson: z.string().min(1).max(1024).optional(),
-  thumbnails: z.array(z.string().min(1).max(1024)).max(16).optional(),
+  storyboardJson: storageKey.optional(),
+  thumbnails: z.array(storageKey).max(16).optional(),
 });
 
 export const mediaProgress = z.object({
@@ -42,6 +42,8 @@ export const mediaReady = z.object({
   /** set when the media is the recording of a live stream */
   streamId: streamId.optional(),
   playbackUrl: url,
+  /** storage key of the playlist (the edge builds viewers' URLs from it) */
+  playlistKey: storageKey.optional(),
   durationS: z.number().nonnegative(),
   posterUrl: url.optional(),
   thumbnailsUrl: url.optional(),
@@ -59,7 +61,7 @@ export const mediaPlayable = z.object({
   ownerId: userId.optional(),
   roomId: roomId.optional(),
   playbackUrl: url,
-  masterKey: z.string().min(1).max(1024),
+  masterKey: storageKey,
   renditions: z.array(rendition).max(16),
 });
 

@@ -1,12 +1,12 @@
 import { z } from "zod";
-import { userId } from "./common.ts";
+import { url, userId } from "./common.ts";
 
 export const notificationRequested = z.object({
   notificationId: z.string().min(1).max(128),
   userId,
   title: z.string().min(1).max(200),
   body: z.string().max(2000).optional(),
-  url: z.string().max(2048).optional(),
+  url: url.optional(),
   kind: z.string().max(64).optional(),
   data: z.record(z.string(), z.unknown()).optional(),
 });

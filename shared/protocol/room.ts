@@ -10,6 +10,7 @@
 //   (a client can see a message both in `welcome` and in a following batch).
 import { z } from "zod";
 import { USER_ID_PATTERN } from "../names.ts";
+import { webUrl } from "../urls.ts";
 
 const userId = z.string().regex(USER_ID_PATTERN, "not a valid user id");
 const role = z.enum(["viewer", "member", "moderator", "broadcaster"]);
@@ -124,7 +125,7 @@ export const presenceEntry = z.object({
   userId,
   role,
   name: z.string().optional(),
-  avatar: z.string().optional(),
+  avatar: webUrl.optional(),
   /** how many connections (tabs, devices) the user has open in this room */
   connections: z.number().int().positive(),
   state: z.record(z.string(), z.unknown()),
@@ -134,8 +135,10 @@ export type PresenceEntry = z.infer<typeof presenceEntry>;
 export const streamInfo = z.object({
   streamId: z.string(),
   status: z.enum(["starting", "live", "ended"]),
-  playbackUrl: z.string().optional(),
-  vodUrl: z.string().optional(),
+  playbackUrl: webUrl.optional(),
+  vodUrl: webUrl.optional(),
+  /** storage key of the recording's playlist (kept by the room to build viewers' URLs; not sent to clients of API streams) */
+  vodKey: z.string().optional(),
   /** unix ms the broadcast started (its first `stream.started`), when the room saw it */
   startedAt: z.number().int().optional(),
   /** unix ms of the event that set this */

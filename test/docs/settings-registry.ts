@@ -3,8 +3,8 @@
 // them. Documenting another runtime's settings is one more entry here plus its marked section in the README.
 
 import type { SettingsSpec } from "../../shared/settings/settings.ts";
+import { EDGE_README_SECTION, EDGE_SETTINGS } from "../../edge/src/settings.ts";
 import { nodeSettingsSections } from "../../media-node/src/settings/index.ts";
-import { videoSettings } from "../../edge/src/videos/settings.ts";
 
 export interface SettingsSection {
   /** README section name: the table sits between `<!-- settings:NAME -->` and `<!-- /settings:NAME -->` */
@@ -12,4 +12,4 @@ export interface SettingsSection {
   spec: SettingsSpec;
 }
 
-export const settingsRegistry: SettingsSection[] = [...nodeSettingsSections, { section: "edge-videos", spec: videoSettings }];
+export const settingsRegistry: SettingsSection[] = [{ section: EDGE_README_SECTION, spec: EDGE_SETTINGS }, ...nodeSettingsSections];

@@ -3,7 +3,7 @@ import type { Envelope } from "../../../shared/envelope.ts";
 import type { InboxServerFrame, JsonData } from "../../../shared/protocol/inbox.ts";
 import type { NewNotification } from "./store.ts";
 
-/** Events the inbox accepts (C2's ingress and the internal API route only these here). */
+/** Events the inbox accepts (the ingress and the internal API route only these here). */
 export const INBOX_EVENT_TYPES = ["notification.requested", "media.ready", "media.failed", "media.progress"] as const;
 
 export type InboxEffect =

@@ -2,7 +2,7 @@ import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { makeEvent } from "../../../shared/envelope.ts";
 import { NotificationStore } from "./store.ts";
-import { connectDirect, env, newUser, notificationEvent, openClient } from "./test-client.ts";
+import { connectDirect, env, newUser, notificationEvent, openClient } from "../../test/clients.ts";
 
 describe("Inbox object", () => {
   it("delivers a notification to every open connection of the user at once", async () => {

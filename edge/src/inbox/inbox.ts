@@ -6,7 +6,7 @@
 // Hibernation is on: the object keeps nothing in memory between events that it could not rebuild from
 // SQLite and the platform's list of sockets, so an idle user costs nothing.
 import { Server, type Connection, type ConnectionContext, type WSMessage } from "partyserver";
-import type { Envelope } from "../../../shared/envelope.ts";
+import { type Envelope, makeEvent } from "../../../shared/envelope.ts";
 import {
   type InboxPage,
   MAX_PAGE_LIMIT,
@@ -19,11 +19,14 @@ import {
 } from "../../../shared/protocol/inbox.ts";
 import { errorResponse, userFromRequest } from "../auth/index.ts";
 import type { Env } from "../env.ts";
-import { AppliedLedger, claimedId, errorText } from "../events/applied-ledger.ts";
+import { AppliedLedger, claimedId, errorText } from "../ledger/applied-ledger.ts";
 import { newBucket, take, type TokenBucket } from "../rooms/rate-limit.ts";
-import { type InboxConfig, inboxConfig } from "./config.ts";
+import { carriedOutbox } from "../outbox/carrier.ts";
+import { type DeadLetter, type Outbox, type OutboxStatus, type OutboxView, outboxRow } from "../outbox/outbox.ts";
+import { type EdgeSettings, edgeSettings } from "../settings.ts";
 import { inboxEffectOf } from "./events.ts";
 import { parseClientFrame } from "./frames.ts";
+import { sentEventId } from "./sent-event.ts";
 import { NotificationStore } from "./store.ts";
 
 export interface ApplyResult {
@@ -36,21 +39,26 @@ export interface ApplyResult {
 /** One event's outcome in `applyEvents`: ApplyResult, or `error` for an event this inbox cannot take. */
 export type InboxApplyOutcome = { id: string } & (ApplyResult | { applied: false; connections: 0; error: string });
 
-export class Inbox extends Server<Env> {
+export class Inbox extends Server<Env> implements OutboxView {
   static override options = { hibernate: true };
 
-  private readonly config: InboxConfig;
+  private readonly settings: EdgeSettings;
   private readonly store: NotificationStore;
   private readonly ledger: AppliedLedger;
+  /** notification.sent answers for the media side, written with the notification they report (outbox/outbox.ts) */
+  readonly outbox: Outbox;
   /** per-connection rate buckets; memory only (after a hibernation wake a connection starts full, having been idle) */
   private readonly buckets = new Map<string, TokenBucket>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.config = inboxConfig(env);
+    this.settings = edgeSettings(env);
     // Synchronous SQLite: tables exist before any fetch, RPC or hibernated socket event reaches the object.
-    this.store = new NotificationStore(ctx.storage, this.config.maxStored);
+    this.store = new NotificationStore(ctx.storage, this.settings.inboxMaxStored);
     this.ledger = new AppliedLedger(ctx.storage);
+    // An answer is one small event per notification and nothing gathers behind it: delivered right away.
+    this.outbox = carriedOutbox(ctx.storage, this.settings, 0, () => `inbox ${this.name}`);
+    void ctx.blockConcurrencyWhile(() => this.outbox.resume());
   }
 
   /** Refuses an upgrade that did not come through the Worker's auth, or carries another user's identity. */
@@ -66,14 +74,14 @@ export class Inbox extends Server<Env> {
 
   override onConnect(conn: Connection, ctx: ConnectionContext): void {
     // Counted after accept, so the new connection is included.
-    if (this.openConnections() > this.config.maxConnections) {
-      this.sendTo(conn, { type: "error", code: "too_many_connections", message: `at most ${this.config.maxConnections} open connections per user` });
+    if (this.openConnections() > this.settings.inboxMaxConnections) {
+      this.sendTo(conn, { type: "error", code: "too_many_connections", message: `at most ${this.settings.inboxMaxConnections} open connections per user` });
       conn.close(1008, "too many connections");
       return;
     }
     const user = userFromRequest(ctx.request);
     const unread = this.store.unreadCount();
-    const notifications = this.store.recentUnread(this.config.welcomeLimit);
+    const notifications = this.store.recentUnread(this.settings.inboxWelcomeLimit);
     this.sendTo(conn, {
       type: "welcome",
       connectionId: conn.id,
@@ -81,13 +89,13 @@ export class Inbox extends Server<Env> {
       unread,
       notifications,
       more: unread > notifications.length,
-      limits: { maxFrameBytes: this.config.maxFrameBytes, maxConnections: this.config.maxConnections, pageLimit: MAX_PAGE_LIMIT, ratePerS: this.config.ratePerS },
+      limits: { maxFrameBytes: this.settings.inboxMaxFrameBytes, maxConnections: this.settings.inboxMaxConnections, pageLimit: MAX_PAGE_LIMIT, ratePerS: this.settings.inboxRatePerS },
     });
   }
 
   override onMessage(conn: Connection, message: WSMessage): void {
     if (!this.takeToken(conn)) return;
-    const parsed = parseClientFrame(message, this.config.maxFrameBytes);
+    const parsed = parseClientFrame(message, this.settings.inboxMaxFrameBytes);
     if (!parsed.ok) {
       this.sendTo(conn, { type: "error", code: parsed.code, message: parsed.message });
       return;
@@ -109,20 +117,20 @@ export class Inbox extends Server<Env> {
   /** Rate check before any parsing: garbage floods cost tokens like anything else. */
   private takeToken(conn: Connection): boolean {
     const now = Date.now();
-    const burst = this.config.ratePerS * 2;
+    const burst = this.settings.inboxRatePerS * 2;
     let bucket = this.buckets.get(conn.id);
     if (!bucket) this.buckets.set(conn.id, (bucket = newBucket(burst, now)));
-    const taken = take(bucket, now, this.config.ratePerS, burst);
+    const taken = take(bucket, now, this.settings.inboxRatePerS, burst);
     if (taken.ok) return true;
-    if (taken.strikes > this.config.rateStrikes) {
+    if (taken.strikes > this.settings.inboxRateStrikes) {
       conn.close(1008, "rate limit exceeded");
       return false;
     }
-    this.sendTo(conn, { type: "error", code: "rate_limited", message: `more than ${this.config.ratePerS} frames/s; slow down`, retryAfterMs: taken.retryAfterMs });
+    this.sendTo(conn, { type: "error", code: "rate_limited", message: `more than ${this.settings.inboxRatePerS} frames/s; slow down`, retryAfterMs: taken.retryAfterMs });
     return false;
   }
 
-  // ---- RPC (front Worker routes, C2's event ingress) -----------------------------------------------
+  // ---- RPC (front Worker routes, the event ingress) -----------------------------------------------
 
   /**
    * Applies an event from the media side exactly once: `notification.requested`, `media.ready` and
@@ -142,14 +150,32 @@ export class Inbox extends Server<Env> {
    * stored) and the others are applied. Frames go out after the commit, in input order.
    */
   async applyEvents(events: Envelope[]): Promise<InboxApplyOutcome[]> {
-    const checked = events.map((event, index) => ({ id: claimedId(event, index), effect: inboxEffectOf(event, this.name) }));
+    const checked = events.map((event, index) => ({ id: claimedId(event, index), event, effect: inboxEffectOf(event, this.name) }));
     const valid = checked.filter((c) => c.effect.ok);
-    // The unread count each notification frame carries is the one right after its own insert (as when applied
-    // one by one); counted only when someone is connected to see it.
-    const live = this.openConnections() > 0;
-    const applied = this.ledger.applyManyOnce(valid, ({ effect }) => {
+    // A stored notification.requested is answered with a notification.sent, written in the same transaction as
+    // the notification, so the answer exists exactly when the notification does. Its id derives from the user
+    // and notification (an async digest, so computed first): JetStream keeps one answer per notification.
+    const requests = valid.flatMap(({ event }) => (event.type === "notification.requested" ? [event] : []));
+    const sentIds = await Promise.all(requests.map((e) => sentEventId(e.data.userId, e.data.notificationId)));
+    // From here on nothing is awaited until the frames are sent. The unread count each notification frame carries
+    // is the one right after its own insert (as when applied one by one); counted only when someone is connected.
+    const open = this.openConnections();
+    const live = open > 0;
+    const answers = new Map<string, ReturnType<typeof outboxRow>>();
+    requests.forEach((event, i) => {
+      const { notificationId, userId } = event.data;
+      const sent = makeEvent(
+        "notification.sent",
+        { notificationId, userId, channel: live ? "live" : "stored", connections: open },
+        { source: "edge", subject: `user/${userId}`, id: sentIds[i]! },
+      );
+      answers.set(event.id, outboxRow(sent));
+    });
+    const applied = this.ledger.applyManyOnce(valid, ({ event, effect }) => {
       if (!effect.ok || effect.kind !== "store") return null;
       const notification = this.store.insert(effect.notification);
+      const answer = notification && answers.get(event.id);
+      if (answer) this.outbox.add([answer]);
       return notification && { notification, unread: live ? this.store.unreadCount() : 0 };
     });
     const outcomes = new Map(valid.map((v, i) => [v, applied[i]!]));
@@ -183,6 +209,28 @@ export class Inbox extends Server<Env> {
       this.deliver({ type: "read", ...(outcome.ids && { ids: outcome.ids }), ...(outcome.upTo !== undefined && { upTo: outcome.upTo }), unread });
     }
     return { marked: outcome.marked, unread };
+  }
+
+  // ---- outbox (alarm and operator view) --------------------------------------------------------------
+
+  override async onAlarm(): Promise<void> {
+    await this.outbox.deliver();
+  }
+
+  async outboxStatus(): Promise<OutboxStatus> {
+    return this.outbox.status();
+  }
+
+  async outboxPending(limit?: number): Promise<string[]> {
+    return this.outbox.pending(limit);
+  }
+
+  async outboxDeadLetters(limit?: number): Promise<DeadLetter[]> {
+    return this.outbox.deadLetters(limit);
+  }
+
+  async requeueDeadLetters(): Promise<{ requeued: number }> {
+    return this.outbox.requeueDeadLetters();
   }
 
   // ---- helpers ---------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { type Envelope, makeEvent } from "../../../shared/envelope.ts";
 import { eventTypes } from "../../../shared/events/index.ts";
-import { routeFor, sentEventId } from "./dispatch.ts";
+import { sentEventId } from "../inbox/sent-event.ts";
+import { routeFor } from "./dispatch.ts";
 
 const src = { source: "media-node/n1", subject: "x" };
 const url = "https://cdn.example/a/master.m3u8";
@@ -18,6 +19,8 @@ describe("routeFor", () => {
     expect(ready({ ownerId: "u1", roomId: "r1" })).toEqual({ kind: "objects", rooms: ["r1"], inboxes: ["u1"], videos: ["u1"] });
     expect(ready({ ownerId: "u1" })).toEqual({ kind: "objects", rooms: [], inboxes: ["u1"], videos: ["u1"] });
     expect(ready({ streamId: "s1" })).toEqual({ kind: "objects", rooms: ["s1"], inboxes: [], videos: [] });
+    // A recording of a Streams API stream concerns the stream's object (its recordings) and the owner's videos.
+    expect(ready({ ownerId: "u1", streamId: "str_0123456789abcdef" })).toEqual({ kind: "objects", rooms: ["str_0123456789abcdef"], inboxes: ["u1"], streams: ["str_0123456789abcdef"], videos: ["u1"] });
     expect(ready({})).toMatchObject({ kind: "ignored" });
     expect(routeFor(makeEvent("media.failed", { mediaId: "m", ownerId: "u2", reason: "corrupt" }, src))).toEqual({ kind: "objects", rooms: [], inboxes: ["u2"], videos: ["u2"] });
     // playable: the owner's video record only (the inbox hears progress, ready and failed)

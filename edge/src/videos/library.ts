@@ -1,13 +1,17 @@
 // One Durable Object per user (named by the user id): the user's videos. It creates them (enforcing the
 // concurrent-upload limit in the same transaction as the insert), lists and deletes them, and applies the media
 // side's events to them exactly once (AppliedLedger: the event id is recorded in the same transaction as the
-// change), so a redelivered media.ready changes nothing.
+// change), so a redelivered media.ready changes nothing. It carries the outbox that hands finished uploads to
+// the media nodes: a video becomes `queued` in the same transaction as its media.uploaded is written there.
 
 import { DurableObject } from "cloudflare:workers";
-import type { Envelope } from "../../../shared/envelope.ts";
+import { type Envelope, makeEvent } from "../../../shared/envelope.ts";
 import type { Env } from "../env.ts";
-import { AppliedLedger, claimedId, type EventApplyOutcome } from "../events/applied-ledger.ts";
-import { applyMediaEvent, type VideoRecord } from "./records.ts";
+import { AppliedLedger, claimedId, type EventApplyOutcome } from "../ledger/applied-ledger.ts";
+import { carriedOutbox } from "../outbox/carrier.ts";
+import type { DeadLetter, Outbox, OutboxStatus, OutboxView } from "../outbox/outbox.ts";
+import { edgeSettings } from "../settings.ts";
+import { applyMediaEvent, outputPrefixOf, policyOf, type VideoPolicy, type VideoRecord } from "./records.ts";
 
 export type CreateResult = { ok: true; video: VideoRecord } | { ok: false; code: "too_many_uploads" | "exists"; message: string };
 
@@ -17,9 +21,33 @@ export interface VideoPage {
   nextBefore?: number;
 }
 
-export class VideoLibrary extends DurableObject<Env> {
+/** What playback needs to know of a video, cacheable for a moment per isolate (as a stream's PlaybackState). */
+export interface VideoPlaybackState {
+  exists: boolean;
+  policy?: VideoPolicy;
+  /** playable (first rendition stored) or ready */
+  playable: boolean;
+  /** where its outputs are stored: the folder of its master playlist */
+  prefix?: string;
+}
+
+/** The stored upload a video's media.uploaded names. */
+export interface UploadedSource {
+  bytes: number;
+  key: string;
+  contentType: string;
+}
+
+/** Event id of an upload's media.uploaded: one per video, so a repeated announcement is the same job. */
+export function uploadedEventId(videoId: string): string {
+  return `upl_${videoId}`;
+}
+
+export class VideoLibrary extends DurableObject<Env> implements OutboxView {
   private readonly sql: SqlStorage;
   private readonly ledger: AppliedLedger;
+  /** media.uploaded jobs for the media nodes, written with the status change they report (outbox/outbox.ts) */
+  readonly outbox: Outbox;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -32,6 +60,9 @@ export class VideoLibrary extends DurableObject<Env> {
       data TEXT NOT NULL
     )`);
     this.ledger = new AppliedLedger(ctx.storage);
+    // One job per finished upload and nothing gathers behind it: delivered right away.
+    this.outbox = carriedOutbox(ctx.storage, edgeSettings(env), 0, () => `videos ${ctx.id.toString()}`);
+    void ctx.blockConcurrencyWhile(() => this.outbox.resume());
   }
 
   private row(id: string): VideoRecord | null {
@@ -72,13 +103,43 @@ export class VideoLibrary extends DurableObject<Env> {
     return { videos: page.map((r) => JSON.parse(r.data) as VideoRecord), ...(more && page.length ? { nextBefore: page.at(-1)!.seq } : {}) };
   }
 
-  /** The upload is complete and stored: the video waits for a media node. Idempotent. */
-  async uploaded(id: string, bytes: number): Promise<VideoRecord | null> {
+  /**
+   * The upload is complete and stored: the video waits for a media node, and its media.uploaded goes into the
+   * outbox in the same transaction. Idempotent: only an `uploading` video moves, so the job is written once.
+   */
+  async uploaded(id: string, source: UploadedSource): Promise<VideoRecord | null> {
+    return this.ctx.storage.transactionSync(() => {
+      const v = this.row(id);
+      if (!v || v.status !== "uploading") return v;
+      const next: VideoRecord = { ...v, status: "queued", size: source.bytes, uploadExpiresAt: null, updatedAt: Date.now() };
+      this.write(next);
+      const event = makeEvent(
+        "media.uploaded",
+        { mediaId: id, ownerId: v.ownerId, key: source.key, size: source.bytes, ...(source.contentType ? { contentType: source.contentType.slice(0, 255) } : {}) },
+        { source: "edge", subject: `media/${id}`, id: uploadedEventId(id) },
+      );
+      this.outbox.add([event]);
+      return next;
+    });
+  }
+
+  /** Title and playback policy; null when there is no such video. */
+  async update(id: string, change: { title?: string; playbackPolicy?: VideoPolicy }): Promise<VideoRecord | null> {
     const v = this.row(id);
-    if (!v || v.status !== "uploading") return v;
-    const next: VideoRecord = { ...v, status: "queued", size: bytes, uploadExpiresAt: null, updatedAt: Date.now() };
+    if (!v) return null;
+    const next: VideoRecord = { ...v, updatedAt: Date.now() };
+    if (change.title !== undefined) next.title = change.title;
+    if (change.playbackPolicy !== undefined) next.playbackPolicy = change.playbackPolicy;
     this.write(next);
     return next;
+  }
+
+  /** Whether /play may serve this video, under which policy, and from which folder. */
+  async playbackState(id: string): Promise<VideoPlaybackState> {
+    const v = this.row(id);
+    if (!v) return { exists: false, playable: false };
+    const prefix = outputPrefixOf(v);
+    return { exists: true, policy: policyOf(v), playable: (v.status === "playable" || v.status === "ready") && prefix !== undefined, ...(prefix ? { prefix } : {}) };
   }
 
   /** The upload expired before it was complete. Idempotent. */
@@ -110,5 +171,27 @@ export class VideoLibrary extends DurableObject<Env> {
       });
     });
     return ids.map((id, i) => ({ id, applied: fresh[i]! }));
+  }
+
+  // ---- outbox (alarm and operator view) --------------------------------------------------------------
+
+  override async alarm(): Promise<void> {
+    await this.outbox.deliver();
+  }
+
+  async outboxStatus(): Promise<OutboxStatus> {
+    return this.outbox.status();
+  }
+
+  async outboxPending(limit?: number): Promise<string[]> {
+    return this.outbox.pending(limit);
+  }
+
+  async outboxDeadLetters(limit?: number): Promise<DeadLetter[]> {
+    return this.outbox.deadLetters(limit);
+  }
+
+  async requeueDeadLetters(): Promise<{ requeued: number }> {
+    return this.outbox.requeueDeadLetters();
   }
 }

@@ -9,6 +9,10 @@ import type { Rendition } from "../../../shared/events/common.ts";
 export const VIDEO_STATUSES = ["uploading", "queued", "processing", "playable", "ready", "failed"] as const;
 export type VideoStatus = (typeof VIDEO_STATUSES)[number];
 
+/** Who may play a video: anyone with its id (`public`), or only with a viewer token (`signed`), as for streams. */
+export const VIDEO_POLICIES = ["public", "signed"] as const;
+export type VideoPolicy = (typeof VIDEO_POLICIES)[number];
+
 const RANK: Record<VideoStatus, number> = { uploading: 0, queued: 1, processing: 2, playable: 3, ready: 4, failed: 4 };
 
 export interface VideoRecord {
@@ -32,6 +36,19 @@ export interface VideoRecord {
   streamId: string | null;
   /** a recording's playback URL as the media node announced it, when its event names no object keys */
   announcedPlaybackUrl?: string | null;
+  /** absent on records stored before policies existed: public */
+  playbackPolicy?: VideoPolicy;
+}
+
+export function policyOf(v: Pick<VideoRecord, "playbackPolicy">): VideoPolicy {
+  return v.playbackPolicy ?? "public";
+}
+
+/** The folder of a video's outputs (its master playlist's), which /play serves it from; unknown before media.playable. */
+export function outputPrefixOf(v: Pick<VideoRecord, "keys">): string | undefined {
+  const master = v.keys.master;
+  const slash = master?.lastIndexOf("/") ?? -1;
+  return master && slash > 0 ? master.slice(0, slash) : undefined;
 }
 
 /** What an event does to a record: the new record, `unchanged`, or `create` for a recording not known yet. */
@@ -59,10 +76,11 @@ export function applyMediaEvent(current: VideoRecord | null, event: Envelope, no
           progress: null,
           durationS: r.durationS,
           renditions: r.renditions ?? [],
-          keys: r.keys ?? {},
+          // A live recording names its playlist by playlistKey (it plays under its stream's id and policy).
+          keys: r.keys ?? (r.playlistKey ? { master: r.playlistKey } : {}),
           failure: null,
           streamId: r.streamId ?? null,
-          announcedPlaybackUrl: r.keys?.master ? null : r.playbackUrl,
+          announcedPlaybackUrl: r.keys?.master || r.playlistKey ? null : r.playbackUrl,
         },
       };
     }

@@ -4,7 +4,7 @@ import { maxUploadSize, sizeRefusal } from "./routes.ts";
 const MiB = 1024 * 1024;
 
 describe("upload size at creation", () => {
-  const s = { maxUploadBytes: 4096 * MiB, partBytes: 10 * MiB };
+  const s = { videoMaxUploadBytes: 4096 * MiB, videoPartBytes: 10 * MiB };
 
   it("takes anything from one byte to the limit", () => {
     expect(sizeRefusal(1, s)).toBeUndefined();
@@ -17,7 +17,7 @@ describe("upload size at creation", () => {
   });
 
   it("refuses what 10,000 R2 parts cannot hold, even under a higher limit, and advertises that size", () => {
-    const big = { maxUploadBytes: 200 * 1024 * MiB, partBytes: 5 * MiB };
+    const big = { videoMaxUploadBytes: 200 * 1024 * MiB, videoPartBytes: 5 * MiB };
     expect(maxUploadSize(big)).toBe(50_000 * MiB);
     expect(sizeRefusal(50_000 * MiB, big)).toBeUndefined();
     expect(sizeRefusal(50_000 * MiB + 1, big)).toMatchObject({ status: 413, message: expect.stringMatching(/10000 parts/) });

@@ -8,14 +8,14 @@
 // last full part. The offset the client is told is always what is stored: full parts plus the tail, so a
 // connection cut in the middle of a chunk loses nothing that arrived.
 //
-// When the last byte is stored: the multipart upload is completed, the video's record becomes `queued`, and a
-// `media.uploaded` (id derived from the video) goes into the edge outbox for the media nodes. `announced`
-// is recorded only after both, and the alarm retries until it is, so a crash in between only delays the job.
+// When the last byte is stored: the multipart upload is completed, then the owner's VideoLibrary marks the video
+// `queued` and writes its `media.uploaded` (id derived from the video) into the outbox it carries, in one
+// transaction. `announced` is recorded only after that, and the alarm retries until it is, so a crash in between
+// only delays the job. The object stays after the upload (it names the video's owner, which /play asks it for)
+// until the video is deleted.
 
 import { DurableObject } from "cloudflare:workers";
-import { makeEvent } from "../../../shared/envelope.ts";
 import type { Env } from "../env.ts";
-import { sendToMediaSide } from "../outbox/send.ts";
 import { checkTusResumable, httpDate, OFFSET_CONTENT_TYPE, parseNonNegative, tusHeaders } from "./tus.ts";
 
 export const UPLOAD_OWNER_HEADER = "x-pulsecast-upload-owner";
@@ -59,11 +59,6 @@ function tusError(status: number, code: string, message: string, extra: Record<s
   return new Response(JSON.stringify({ error: { code, message } }), { status, headers: h });
 }
 
-/** Event id of an upload's media.uploaded: one per video, so a repeated announcement is the same job. */
-export function uploadedEventId(videoId: string): string {
-  return `upl_${videoId}`;
-}
-
 export class UploadSession extends DurableObject<Env> {
   private queue: Promise<unknown> = Promise.resolve();
   /** stops the PATCH currently reading its body */
@@ -94,6 +89,12 @@ export class UploadSession extends DurableObject<Env> {
       await this.save({ ...init, sourceKey, multipartId: mp.uploadId, parts: [], tailBytes: 0, offset: 0, status: "active", announced: false });
       await this.ctx.storage.setAlarm(init.expiresAt);
     });
+  }
+
+  /** The user whose library holds this video (the id names this object), or null once it is deleted. */
+  async ownerOf(): Promise<string | null> {
+    const s = await this.state();
+    return s && s.status !== "terminated" ? s.ownerId : null;
   }
 
   /** Offset and length for a HEAD, or null when there is no such upload for this owner. */
@@ -266,13 +267,7 @@ export class UploadSession extends DurableObject<Env> {
 
   private async announce(s: UploadState): Promise<void> {
     try {
-      await this.env.VideoLibrary.getByName(s.ownerId).uploaded(s.videoId, s.length);
-      const event = makeEvent(
-        "media.uploaded",
-        { mediaId: s.videoId, ownerId: s.ownerId, key: s.sourceKey, size: s.length, ...(s.contentType ? { contentType: s.contentType } : {}) },
-        { source: "edge", subject: `media/${s.videoId}`, id: uploadedEventId(s.videoId) },
-      );
-      await sendToMediaSide(this.env, [event], `media/${s.videoId}`, { once: true });
+      await this.env.VideoLibrary.getByName(s.ownerId).uploaded(s.videoId, { bytes: s.length, key: s.sourceKey, contentType: s.contentType });
       s.announced = true;
       await this.save(s);
     } catch (error) {

@@ -6,8 +6,7 @@ import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { makeEvent } from "../../../shared/envelope.ts";
 import { mintHs256 } from "../../../test/helpers/jwt.ts";
-import { uploadedEventId } from "../../src/videos/upload-session.ts";
-import { outboxFor } from "../../src/outbox/send.ts";
+import { uploadedEventId } from "../../src/videos/library.ts";
 import { cutStream, fileBytes, type Fetch, TusClient } from "./tus-client.ts";
 
 const MiB = 1024 * 1024;
@@ -68,8 +67,8 @@ describe("tus uploads", { timeout: 60_000 }, () => {
     expect(video).toMatchObject({ id: idOf(url), title: "Holiday ☀", filename: "holiday.mp4", size: file.byteLength, status: "queued" });
     expect(video.playbackUrl).toBeUndefined();
 
-    // The job is in the edge outbox, once, under an id derived from the video.
-    const pending = (await outboxFor(env, `media/${idOf(url)}`).pending()).map((text) => (JSON.parse(text) as { id: string; type: string; data: { key: string } }));
+    // The job is in the outbox of the owner's video library, once, under an id derived from the video.
+    const pending = (await env.VideoLibrary.getByName(user).outboxPending()).map((text) => JSON.parse(text) as { id: string; type: string; data: { key: string } });
     expect(pending.map((e) => [e.id, e.type, e.data.key])).toEqual([[uploadedEventId(idOf(url)), "media.uploaded", `uploads/${idOf(url)}/source`]]);
     const again = await tus.offset(url);
     expect(again.status).toBe(200);
@@ -237,7 +236,8 @@ describe("videos API", { timeout: 60_000 }, () => {
     await library.applyEvents([playable]);
     const whilePlayable = ((await (await api(user, `/videos/${id}`)).json()) as { video: { status: string; playbackUrl: string } }).video;
     expect(whilePlayable.status).toBe("playable");
-    expect(whilePlayable.playbackUrl).toBe(`${env.PLAYBACK_BASE_URL}/vod/${id}/master.m3u8`);
+    // Played through the edge's /play by the video's id (public by default).
+    expect(whilePlayable.playbackUrl).toBe(`${env.PLAYBACK_BASE_URL}/play/${id}/master.m3u8`);
     expect(await library.applyEvents([ready, ready])).toEqual([
       { id: ready.id, applied: true },
       { id: ready.id, applied: false },
@@ -245,7 +245,8 @@ describe("videos API", { timeout: 60_000 }, () => {
     // A late progress report does not take a ready video back.
     await library.applyEvents([makeEvent("media.progress", { mediaId: id, ownerId: user, stage: "upload", percent: 99 }, src)]);
     const v = ((await (await api(user, `/videos/${id}`)).json()) as { video: Record<string, unknown> }).video;
-    expect(v).toMatchObject({ status: "ready", durationS: 61.5, progress: null, posterUrl: `${env.PLAYBACK_BASE_URL}/vod/${id}/poster.jpg`, storyboardUrl: `${env.PLAYBACK_BASE_URL}/vod/${id}/storyboard.vtt` });
+    expect(v).toMatchObject({ status: "ready", durationS: 61.5, progress: null, posterUrl: `${env.PLAYBACK_BASE_URL}/play/${id}/poster.jpg`, storyboardUrl: `${env.PLAYBACK_BASE_URL}/play/${id}/storyboard.vtt`, playbackPolicy: "public" });
+    expect(v.thumbnailUrls).toEqual([`${env.PLAYBACK_BASE_URL}/play/${id}/thumbnails/1.jpg`]);
 
     // A recording of a live broadcast (the live pipeline's media.ready: owner, stream, playback URL) appears next
     // to the uploads.

@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { V4MiniflareOptions } from "miniflare";
-import { ROOT, TEST_SECRETS } from "../../helpers/edge.ts";
+import { ROOT, TEST_SECRETS, TEST_VARS } from "../../helpers/edge.ts";
 import { freePort } from "../../helpers/ports.ts";
 import { run } from "../../helpers/process.ts";
 import { workerdPidsUnder } from "./proc-memory.ts";
@@ -68,8 +68,8 @@ export async function startMiniflareEdge(vars: Record<string, string>): Promise<
         scriptPath: join(outdir, "index.js"),
         modulesRoot: outdir,
         compatibilityDate: await compatibilityDate(),
-        durableObjects: { Room: sqlite("Room"), Inbox: sqlite("Inbox"), EVENT_OUTBOX: sqlite("EventOutbox") },
-        bindings: { ...TEST_SECRETS, ...vars },
+        durableObjects: { Room: sqlite("Room"), Inbox: sqlite("Inbox"), Stream: sqlite("Stream"), StreamIndex: sqlite("StreamIndex") },
+        bindings: { ...TEST_SECRETS, ...TEST_VARS, ...vars },
       },
     ],
   };
