@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { makeEvent } from "../../../shared/envelope.ts";
-import { applyMediaEvent, type VideoRecord } from "./records.ts";
+import { applyMediaEvent, outputPrefixOf, policyOf, type VideoRecord } from "./records.ts";
 
 const src = { source: "media-node/n", subject: "media/v1" };
 const base: VideoRecord = {
@@ -55,5 +55,24 @@ describe("applyMediaEvent", () => {
     expect(applyMediaEvent(null, ready, 5)).toEqual({ kind: "unchanged" });
     const rec = makeEvent("media.ready", { mediaId: "rec1", ownerId: "alice", streamId: "s1", playbackUrl: "https://x.test/v.m3u8", durationS: 60 }, src);
     expect(applyMediaEvent(null, rec, 5)).toMatchObject({ kind: "create", record: { id: "rec1", ownerId: "alice", status: "ready", streamId: "s1", durationS: 60 } });
+  });
+
+  it("a recording that names its playlist key keeps it as its master (played through /play), not the node's URL", () => {
+    const rec = makeEvent("media.ready", { mediaId: "brd1", ownerId: "alice", streamId: "str_abc", playbackUrl: "https://node.test/live/str_abc/brd1/vod.m3u8", playlistKey: "live/str_abc/brd1/vod.m3u8", durationS: 60 }, src);
+    const change = applyMediaEvent(null, rec, 5);
+    expect(change).toMatchObject({ kind: "create", record: { keys: { master: "live/str_abc/brd1/vod.m3u8" }, announcedPlaybackUrl: null } });
+  });
+});
+
+describe("playback facts of a record", () => {
+  it("the output folder is the master playlist's; none before media.playable", () => {
+    expect(outputPrefixOf(base)).toBeUndefined();
+    expect(outputPrefixOf({ keys: { master: "vod/v1/master.m3u8" } })).toBe("vod/v1");
+    expect(outputPrefixOf({ keys: { master: "master.m3u8" } })).toBeUndefined();
+  });
+
+  it("records stored before policies existed are public", () => {
+    expect(policyOf(base)).toBe("public");
+    expect(policyOf({ ...base, playbackPolicy: "signed" })).toBe("signed");
   });
 });
