@@ -40,6 +40,8 @@ describe("VOD from upload to playback", () => {
     );
     expect(video).toMatchObject({ status: "ready", title: "Clip", filename: "clip.mp4", size: file.byteLength });
     expect(video.durationS as number).toBeGreaterThan(7.5);
+    // Played through the edge's /play by the video's id (public by default), like a live stream.
+    expect(video.playbackUrl).toBe(`${stack.edge.url}/play/${id}/master.m3u8`);
     const master = await fetch(video.playbackUrl as string);
     expect(master.status).toBe(200);
     const m = parsePlaylist(await master.text());

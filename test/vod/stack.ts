@@ -1,7 +1,8 @@
 // The whole VOD path on one machine, every part real and on 127.0.0.1: nats-server (authorization on), the edge
 // under `wrangler dev` (R2 and Durable Objects simulated by workerd), both bridges, and one media-node process
 // whose VOD worker reads upload sources from the edge (VOD_SOURCE_URL) and stores outputs in an fs folder it
-// serves over HTTP (the edge's PLAYBACK_BASE_URL). Used by the end-to-end test and by `npm run bench:vod`.
+// serves over HTTP. Viewers play through the edge's /play, which pulls from that folder (PLAYBACK_ORIGIN_URL), as
+// `npm start` runs it. Used by the end-to-end test and by `npm run bench:vod`.
 
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -20,7 +21,7 @@ export interface VodStack {
   nats: NatsServer;
   edge: EdgeServer;
   node: GroupProcess;
-  /** the node's public HTTP (playback of fs-stored outputs) */
+  /** the node's HTTP serving fs-stored outputs (the edge's playback origin) */
   mediaUrl: string;
   root: string;
   /** every media.* event seen on NATS, with the time it was seen */
@@ -37,7 +38,11 @@ export async function startVodStack(nodeEnv: Record<string, string> = {}): Promi
   const toNats = await startHttpToNatsBridge({ nats });
   const [rtmp, http, ops] = [await freePort(), await freePort(), await freePort()];
   const mediaUrl = `http://127.0.0.1:${http}/media`;
-  const edge = await startEdge({ BRIDGE_URL: toNats.url, PLAYBACK_BASE_URL: mediaUrl }, { persistDir: join(root, "edge") });
+  const edgePort = await freePort();
+  const edge = await startEdge(
+    { BRIDGE_URL: toNats.url, PLAYBACK_BASE_URL: `http://127.0.0.1:${edgePort}`, PLAYBACK_ORIGIN_URL: mediaUrl },
+    { port: edgePort, persistDir: join(root, "edge") },
+  );
   const toEdge = await startNatsToHttpBridge({ nats, edgeUrl: `${edge.url}/hooks/events` });
   const node = spawnGroup(process.execPath, [join(ROOT, "media-node/src/main.ts")], {
     cwd: ROOT,

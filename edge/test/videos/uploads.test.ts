@@ -70,6 +70,10 @@ describe("tus uploads", { timeout: 60_000 }, () => {
     // The job is in the outbox of the owner's video library, once, under an id derived from the video.
     const pending = (await env.VideoLibrary.getByName(user).outboxPending()).map((text) => JSON.parse(text) as { id: string; type: string; data: { key: string } });
     expect(pending.map((e) => [e.id, e.type, e.data.key])).toEqual([[uploadedEventId(idOf(url)), "media.uploaded", `uploads/${idOf(url)}/source`]]);
+    // Operators see it as the outbox `videos/<userId>`.
+    const shard = await fetchEdge(`http://edge/internal/bus/outbox/${encodeURIComponent(`videos/${user}`)}`, { headers: { Authorization: `Bearer ${env.INTERNAL_API_TOKEN}` } });
+    expect(shard.status).toBe(200);
+    expect(((await shard.json()) as { pending: number; pendingEvents: { id: string }[] }).pendingEvents.map((e) => e.id)).toEqual([uploadedEventId(idOf(url))]);
     const again = await tus.offset(url);
     expect(again.status).toBe(200);
     expect(again.headers.get("Upload-Offset")).toBe(String(file.byteLength));
