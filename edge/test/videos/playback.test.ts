@@ -4,6 +4,7 @@
 // live recording in the owner's video list playing under its stream's id.
 import { describe, expect, it } from "vitest";
 import { type Envelope, makeEvent } from "../../../shared/envelope.ts";
+import { signWebhook } from "../../../shared/signing/webhooks.ts";
 import { api, createStream, edge, env, errorCode, jwt, newUser } from "../streams.ts";
 
 const MASTER = '#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360,CODECS="avc1.64001e,mp4a.40.2"\n360p/index.m3u8\n';
@@ -241,5 +242,27 @@ describe("live recordings in the video list", () => {
       expect(res.status, policy).toBe(200);
       expect(await res.text()).toBe(MEDIA);
     }
+  });
+
+  it("a recording's media.ready through the signed ingress reaches both its stream's object and the owner's videos", async () => {
+    const owner = newUser();
+    const s = await createStream(owner);
+    const playlistKey = `live/${s.id}/brd_ing/vod.m3u8`;
+    await env.MEDIA.put(playlistKey, MEDIA);
+    const event = makeEvent(
+      "media.ready",
+      { mediaId: "brd_ing", ownerId: owner, streamId: s.id, playbackUrl: `https://node.test/${playlistKey}`, playlistKey, durationS: 12 },
+      { source: "media-node/n1", subject: `stream/${s.id}` },
+    );
+    const body = JSON.stringify(event);
+    const headers = await signWebhook(env.EDGE_INGRESS_SECRET!, event.id, body);
+    const res = await edge("/hooks/events", { method: "POST", headers: { ...headers, "content-type": "application/json" }, body });
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+    const stream = (await (await api("GET", `/streams/${s.id}`, await jwt(owner))).json()) as { recordings: { mediaId: string; url?: string }[] };
+    expect(stream.recordings.map((r) => r.mediaId)).toEqual(["brd_ing"]);
+    const video = await getVideo(owner, "brd_ing");
+    expect(video).toMatchObject({ streamId: s.id, status: "ready", playbackUrl: `${env.PLAYBACK_BASE_URL}/play/${s.id}/brd_ing/vod.m3u8` });
+    expect(stream.recordings[0]!.url).toBe(video.playbackUrl);
   });
 });
