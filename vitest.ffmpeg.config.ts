@@ -9,9 +9,7 @@ await buildWeb();
 export default defineConfig({
   test: {
     include: ["**/*.ffmpeg.test.ts"],
-    // test/web/pending/: browser tests that wait for the videos API (tus uploads, GET /videos/:id, the VOD
-    // worker), which is not on this branch; they are enabled when it is merged.
-    exclude: ["**/node_modules/**", "test/web/pending/**"],
+    exclude: ["**/node_modules/**"],
     fileParallelism: false,
     maxWorkers: 1,
     testTimeout: 180_000,

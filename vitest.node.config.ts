@@ -10,9 +10,7 @@ await buildWeb();
 export default defineConfig({
   test: {
     include: ["shared/**/*.test.ts", "media-node/**/*.test.ts", "test/**/*.test.ts"],
-    // test/web/pending/: browser tests that wait for the videos API (tus uploads, GET /videos/:id, the VOD
-    // worker), which is not on this branch; they are enabled when it is merged.
-    exclude: ["**/node_modules/**", "test/web/pending/**", "**/*.ffmpeg.test.ts"],
+    exclude: ["**/node_modules/**", "**/*.ffmpeg.test.ts"],
     maxWorkers: 2,
     testTimeout: 60_000,
     hookTimeout: 120_000,

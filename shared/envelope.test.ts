@@ -71,6 +71,7 @@ describe("event envelope", () => {
       [
         "chat.message",
         "media.failed",
+        "media.playable",
         "media.progress",
         "media.ready",
         "media.uploaded",

@@ -14,6 +14,7 @@ import { playbackRoutes } from "./playback/routes.ts";
 import { checkEdgeSettings, edgeSettings } from "./settings.ts";
 import { streamRoutes } from "./streams/routes.ts";
 import { webRoutes } from "./web/routes.ts";
+import { videoRoutes } from "./videos/routes.ts";
 
 /** Envs whose problems were already logged: each misconfiguration is logged once, not once per request. */
 const reported = new WeakSet<object>();
@@ -44,6 +45,7 @@ export function createApp() {
   app.route("/", bigRoomRoutes);
   app.route("/", devRoutes);
   app.route("/", webRoutes);
+  app.route("/", videoRoutes);
 
   // Rooms and inboxes (partyserver): `/parties/room/<roomId>` and `/parties/inbox/<userId>`, WebSocket or HTTP.
   // Every request is authenticated and rewritten by guardPartyRequest before an object sees it.

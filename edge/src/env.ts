@@ -8,6 +8,8 @@ import type { RoomRelay } from "./bigrooms/relay.ts";
 import type { RoomShard } from "./bigrooms/shard.ts";
 import type { Stream } from "./streams/stream-object.ts";
 import type { StreamIndex } from "./streams/stream-index.ts";
+import type { UploadSession } from "./videos/upload-session.ts";
+import type { VideoLibrary } from "./videos/library.ts";
 
 export interface Env {
   Room: DurableObjectNamespace<Room>;
@@ -16,8 +18,16 @@ export interface Env {
   Stream: DurableObjectNamespace<Stream>;
   /** one object per owner listing their streams */
   StreamIndex: DurableObjectNamespace<StreamIndex>;
-  /** the media bucket (R2) that /play reads; absent locally when PLAYBACK_ORIGIN_URL is used instead */
-  MEDIA?: R2Bucket;
+  /** one object per upload (tus state, R2 multipart), named by the video id; see videos/upload-session.ts */
+  UploadSession: DurableObjectNamespace<UploadSession>;
+  /** one object per user: the user's videos and the outbox announcing their uploads; see videos/library.ts */
+  VideoLibrary: DurableObjectNamespace<VideoLibrary>;
+  /**
+   * The media bucket (R2): uploads (`uploads/<videoId>/source`), processed videos (`vod/<videoId>/...`) and live
+   * streams (`live/<streamId>/...`); the media nodes use it over the S3 API. /play reads it unless
+   * PLAYBACK_ORIGIN_URL is set (local runs).
+   */
+  MEDIA: R2Bucket;
   /** big rooms: the coordinator (one per room), its relays and the shards that hold the sockets */
   RoomCoordinator: DurableObjectNamespace<RoomCoordinator>;
   RoomRelay: DurableObjectNamespace<RoomRelay>;
@@ -53,6 +63,14 @@ export interface Env {
   PLAYBACK_STATE_CACHE_MS?: string;
   PLAYBACK_MEMORY_CACHE_MB?: string;
   STREAM_KEY_CHECK_MAX?: string;
+  // uploads and the videos API
+  VIDEO_MAX_UPLOAD_BYTES?: string;
+  VIDEO_MAX_CONCURRENT_UPLOADS?: string;
+  VIDEO_UPLOAD_EXPIRY_S?: string;
+  VIDEO_UPLOAD_PART_BYTES?: string;
+  VIDEO_MAX_CHUNK_BYTES?: string;
+  VIDEO_PAGE_LIMIT?: string;
+  VOD_KEY_PREFIX?: string;
   // rooms
   ROOM_MAX_CONNECTIONS?: string;
   ROOM_MAX_FRAME_BYTES?: string;

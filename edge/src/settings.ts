@@ -15,6 +15,7 @@ export const JWT_SECRET_MIN_BYTES = 32;
 export const JWT_CLOCK_TOLERANCE_MAX_S = 300;
 
 const HTTP = ["https:", "http:"];
+const MiB = 1024 * 1024;
 
 export const EDGE_SETTINGS = {
   // ---- client auth -----------------------------------------------------------------------------------
@@ -48,6 +49,15 @@ export const EDGE_SETTINGS = {
   playbackStateCacheMs: int("PLAYBACK_STATE_CACHE_MS", 2000, "how long an isolate trusts what it learned of a stream's policy and status before asking its object again, ms", { min: 0, max: 60_000 }),
   playbackMemoryCacheMb: int("PLAYBACK_MEMORY_CACHE_MB", 32, "hot playback objects each isolate keeps in memory in front of the Cache API, MiB (0: none)", { min: 0, max: 96 }),
   streamKeyCheckMax: int("STREAM_KEY_CHECK_MAX", 256, "stream keys one media node may check per /internal/streams/key-check call", { min: 1, max: 1000 }),
+
+  // ---- uploads (tus) and the videos API ------------------------------------------------------------------
+  videoMaxUploadBytes: int("VIDEO_MAX_UPLOAD_BYTES", 4 * 1024 * MiB, "largest upload, bytes; a larger Upload-Length is refused with 413 (advertised as Tus-Max-Size)", { min: 1 }),
+  videoMaxConcurrentUploads: int("VIDEO_MAX_CONCURRENT_UPLOADS", 3, "uploads one user may have in progress at once; one more is refused with 429", { min: 1, max: 1000 }),
+  videoUploadExpiryS: int("VIDEO_UPLOAD_EXPIRY_S", 24 * 3600, "an unfinished upload expires this many seconds after it was created: its stored parts are removed and it answers 410", { min: 60, max: 7 * 86400 }),
+  videoPartBytes: int("VIDEO_UPLOAD_PART_BYTES", 10 * MiB, "R2 multipart part size, bytes (R2 needs equal parts of at least 5 MiB); clients may send any chunk size up to VIDEO_MAX_CHUNK_BYTES", { min: 5 * MiB, max: 100 * MiB }),
+  videoMaxChunkBytes: int("VIDEO_MAX_CHUNK_BYTES", 50 * MiB, "largest PATCH body accepted; clients should use chunks of this size (Workers refuse request bodies over 100 MiB)", { min: 1, max: 100 * MiB }),
+  videoPageLimit: int("VIDEO_PAGE_LIMIT", 20, "videos per page of GET /videos when the client asks for no limit (at most 100)", { min: 1, max: 100 }),
+  vodKeyPrefix: text("VOD_KEY_PREFIX", "vod", "object key prefix the media nodes store processed uploads under (their VOD_KEY_PREFIX); /play serves a video's files from <prefix>/<videoId>/", { pattern: /^[A-Za-z0-9_-]{1,64}$/ }),
 
   // ---- rooms -------------------------------------------------------------------------------------------
   roomMaxConnections: int("ROOM_MAX_CONNECTIONS", 5000, "open WebSockets per room; more are refused with 503 `room_full`", { min: 1 }),

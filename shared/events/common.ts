@@ -19,6 +19,8 @@ export const rendition = z.object({
   codecs: z.string().max(128).optional(),
 });
 
+export type Rendition = z.infer<typeof rendition>;
+
 /**
  * An object key in the media bucket (`live/<streamId>/<broadcastId>/master.m3u8`): events name storage, and the
  * edge builds the playback URL a viewer may use (public or signed) from it.

@@ -1,6 +1,6 @@
 import type { z } from "zod";
 import { chatMessage } from "./chat.ts";
-import { mediaFailed, mediaProgress, mediaReady, mediaUploaded } from "./media.ts";
+import { mediaFailed, mediaPlayable, mediaProgress, mediaReady, mediaUploaded } from "./media.ts";
 import { notificationRequested, notificationSent } from "./notification.ts";
 import { presenceUpdate } from "./presence.ts";
 import { streamEnded, streamLive, streamStarted } from "./stream.ts";
@@ -16,6 +16,7 @@ export const eventSchemas = {
   "stream.ended": streamEnded,
   "media.uploaded": mediaUploaded,
   "media.progress": mediaProgress,
+  "media.playable": mediaPlayable,
   "media.ready": mediaReady,
   "media.failed": mediaFailed,
   "notification.requested": notificationRequested,

@@ -7,6 +7,7 @@
 
 import { z } from "zod";
 import { mediaId } from "../events/common.ts";
+import { mediaStage } from "../events/media.ts";
 import { webUrl } from "../urls.ts";
 
 /** Notification ids: the `notificationId` of a `notification.requested` event, or the event id for media events. */
@@ -144,7 +145,7 @@ export const inboxReadFrame = z.object({
 export const inboxProgressFrame = z.object({
   type: z.literal("progress"),
   mediaId,
-  stage: z.enum(["probe", "transcode", "thumbnails", "upload"]),
+  stage: mediaStage,
   percent: z.number().min(0).max(100),
 });
 

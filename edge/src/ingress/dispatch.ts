@@ -24,6 +24,10 @@ export interface StreamTarget {
 export interface InboxTarget {
   applyEvents(events: Envelope[]): Promise<(EventApplyOutcome & { connections: number })[]>;
 }
+/** What VideoLibrary.applyEvents promises: a user's video records, updated once per event id. */
+export interface VideosTarget {
+  applyEvents(events: Envelope[]): Promise<EventApplyOutcome[]>;
+}
 
 /** The objects an event can reach. Injected so routing is testable. */
 export interface EventTargets {
@@ -31,10 +35,12 @@ export interface EventTargets {
   inbox(userId: string): InboxTarget;
   /** the stream's own object (Streams API); events of streams it does not hold are acknowledged there */
   stream(streamId: string): StreamTarget;
+  /** the owner's video library (videos/library.ts); absent where no videos are kept (tests of other parts) */
+  videos?(userId: string): VideosTarget;
 }
 
 export type Route =
-  | { kind: "objects"; rooms: string[]; inboxes: string[]; streams?: string[] }
+  | { kind: "objects"; rooms: string[]; inboxes: string[]; streams?: string[]; videos?: string[] }
   | { kind: "notification"; userId: string }
   | { kind: "ignored"; reason: string };
 
@@ -65,9 +71,15 @@ export function routeFor(event: Envelope): Route {
       const rooms = room ? [room] : [];
       const inboxes = event.data.ownerId ? [event.data.ownerId] : [];
       if (rooms.length === 0 && inboxes.length === 0) return { kind: "ignored", reason: `${event.type} names neither an owner nor a room` };
+      // The stream's object keeps its recordings; the owner's video library follows the same events (an
+      // upload's status, or a live recording appearing as a video): a recording's media.ready reaches both.
       const streams = event.type === "media.ready" && isApiStreamId(event.data.streamId) ? [event.data.streamId] : [];
-      return { kind: "objects", rooms, inboxes, ...(streams.length ? { streams } : {}) };
+      return { kind: "objects", rooms, inboxes, ...(streams.length ? { streams } : {}), videos: inboxes };
     }
+    case "media.playable":
+      // The owner's video record (status playable); the inbox hears progress and the final ready/failed.
+      if (!event.data.ownerId) return { kind: "ignored", reason: "media.playable names no owner" };
+      return { kind: "objects", rooms: [], inboxes: [], videos: [event.data.ownerId] };
     case "notification.requested":
       return { kind: "notification", userId: event.data.userId };
     case "media.uploaded":
@@ -108,6 +120,7 @@ export async function dispatchBatch(events: readonly Envelope[], targets: EventT
   const rooms = new Map<string, number[]>();
   const inboxes = new Map<string, number[]>();
   const streams = new Map<string, number[]>();
+  const videos = new Map<string, number[]>();
   const add = (groups: Map<string, number[]>, key: string, index: number) => {
     const list = groups.get(key);
     if (list) list.push(index);
@@ -121,6 +134,7 @@ export async function dispatchBatch(events: readonly Envelope[], targets: EventT
       for (const userId of route.inboxes) add(inboxes, userId, i);
       for (const roomId of route.rooms) add(rooms, roomId, i);
       for (const streamId of route.streams ?? []) add(streams, streamId, i);
+      if (targets.videos) for (const userId of route.videos ?? []) add(videos, userId, i);
     }
   });
 
@@ -143,6 +157,7 @@ export async function dispatchBatch(events: readonly Envelope[], targets: EventT
     ...[...inboxes].map(([userId, indexes]) => call(`inbox ${userId}`, indexes, (batch) => targets.inbox(userId).applyEvents(batch))),
     ...[...rooms].map(([roomId, indexes]) => call(`room ${roomId}`, indexes, (batch) => targets.room(roomId).applyEvents(batch))),
     ...[...streams].map(([streamId, indexes]) => call(`stream ${streamId}`, indexes, (batch) => targets.stream(streamId).applyEvents(batch))),
+    ...[...videos].map(([userId, indexes]) => call(`videos ${userId}`, indexes, (batch) => targets.videos!(userId).applyEvents(batch))),
   ]);
 
   return events.map((event, i): DispatchedResult => {

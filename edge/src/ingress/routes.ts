@@ -47,6 +47,7 @@ export function objectTargets(env: Env): EventTargets {
     room: (roomId) => roomEventTarget(env, roomId),
     inbox: (userId) => env.Inbox.getByName(userId),
     stream: (streamId) => env.Stream.getByName(streamId),
+    videos: (userId) => env.VideoLibrary.getByName(userId),
   };
 }
 
@@ -147,7 +148,7 @@ ingressRoutes.post("/internal/bus/stats/reset", (c) => {
   return c.json(ingressStats.snapshot());
 });
 
-const noSuchOutbox = (shard: string) => errorResponse(404, "not_found", `no outbox '${shard}': use room/<roomId> or user/<userId>`);
+const noSuchOutbox = (shard: string) => errorResponse(404, "not_found", `no outbox '${shard}': use room/<roomId>, user/<userId> or videos/<userId>`);
 
 ingressRoutes.get("/internal/bus/outbox/:shard", async (c) => {
   const carrier = outboxCarrier(c.env, c.req.param("shard"));

@@ -1,6 +1,6 @@
 // GET/HEAD /play/<playback id | token>/<path>: HLS playlists, init segments, segments, captions and images
-// through the Worker. A public stream is played by its id; a signed one only with a viewer token in the path,
-// which relative URIs in playlists inherit. Refusals are JSON (401: the token is not acceptable; 403: it does
+// through the Worker, for live streams (Streams API) and uploaded videos alike. A public stream or video is
+// played by its id; a signed one only with a viewer token in the path, which relative URIs in playlists inherit. Refusals are JSON (401: the token is not acceptable; 403: it does
 // not grant this stream, or the stream is not playable), never a media byte.
 import { Hono } from "hono";
 import type { Context } from "hono";
@@ -8,7 +8,7 @@ import { errorResponse } from "../auth/errors.ts";
 import { allowedOrigins } from "../cors/cors.ts";
 import type { AppEnv } from "../env.ts";
 import { edgeSettings } from "../settings.ts";
-import { playbackStateOf } from "./access.ts";
+import { type PlaybackAccess, playbackStateOf } from "./access.ts";
 import { cacheKeyFor, loadObject, memoryCache, notModified, parseRange, type Stored } from "./cache.ts";
 import { parsePlayPath } from "./path.ts";
 import { mediaSource } from "./source.ts";
@@ -53,21 +53,26 @@ playbackRoutes.on(["GET", "HEAD"], "/play/*", async (c) => {
   const target = parsePlayPath(url.pathname);
   if (!target.ok) return refuse(c, target.status, target.code, target.message);
 
-  let streamId: string;
+  // A token names its stream or video (`sub`); an id in the path is played only when its policy is public.
+  let id: string;
+  let state: PlaybackAccess;
   if (target.by === "token") {
     if (!s.playbackSigningKeys?.length) return refuse(c, 401, "token_unknown_kid", "no playback signing keys are configured");
     const check = await verifyPlaybackToken(s.playbackSigningKeys, target.token);
     if (!check.ok) return refuse(c, check.status, check.code, check.message);
-    streamId = check.claims.sub;
-    const state = await playbackStateOf(c.env, streamId, s.playbackStateCacheMs);
-    if (!state.exists || !state.playable) return refuse(c, 403, "stream_unavailable", "the stream is disabled or deleted");
+    id = check.claims.sub;
+    state = await playbackStateOf(c.env, id, s.playbackStateCacheMs);
+    if (!state.exists || !state.playable) return refuse(c, 403, `${state.kind}_unavailable`, state.kind === "video" ? "the video is deleted or not playable yet" : "the stream is disabled or deleted");
   } else {
-    streamId = target.streamId;
-    const state = await playbackStateOf(c.env, streamId, s.playbackStateCacheMs);
-    if (!state.exists) return refuse(c, 404, "stream_not_found", "no such stream");
-    if (!state.playable) return refuse(c, 403, "stream_unavailable", "the stream is disabled");
-    if (state.policy !== "public") return refuse(c, 403, "token_required", "this stream is signed: play it with a viewer token in the path");
+    id = target.streamId;
+    state = await playbackStateOf(c.env, id, s.playbackStateCacheMs);
+    if (!state.exists) return refuse(c, 404, `${state.kind}_not_found`, `no such ${state.kind}`);
+    if (!state.playable) return refuse(c, 403, `${state.kind}_unavailable`, state.kind === "video" ? "the video is not playable yet" : "the stream is disabled");
+    if (state.policy !== "public") return refuse(c, 403, "token_required", `this ${state.kind} is signed: play it with a viewer token in the path`);
   }
+  // A stream's files live under MEDIA_KEY_PREFIX/<streamId>/; a video's in the folder of its master playlist.
+  const root = state.kind === "video" ? state.prefix : `${s.mediaKeyPrefix}/${id}`;
+  if (!root) return refuse(c, 403, "video_unavailable", "the video is not playable yet");
 
   const source = mediaSource(c.env, s);
   if (!source) return refuse(c, 503, "playback_misconfigured", "no media source: bind MEDIA (R2) or set PLAYBACK_ORIGIN_URL");
@@ -77,14 +82,14 @@ playbackRoutes.on(["GET", "HEAD"], "/play/*", async (c) => {
       cache: caches.default,
       memory: memoryCache(s.playbackMemoryCacheMb * 1024 * 1024),
       source,
-      cacheKey: cacheKeyFor(url.origin, streamId, target.path),
-      storageKey: `${s.mediaKeyPrefix}/${streamId}/${target.path}`,
+      cacheKey: cacheKeyFor(url.origin, id, target.path),
+      storageKey: `${root}/${target.path}`,
       kind: target.kind,
       contentType: target.contentType,
       waitUntil: (p) => c.executionCtx.waitUntil(p),
     });
   } catch (error) {
-    console.error(`playback: source failed for ${streamId}/${target.path}:`, error);
+    console.error(`playback: source failed for ${id}/${target.path}:`, error);
     return refuse(c, 502, "origin_unavailable", "the media store could not be reached; retry");
   }
   if (!result.stored) return refuse(c, 404, "not_found", "no such file (yet)");

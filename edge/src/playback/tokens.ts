@@ -13,7 +13,7 @@ export const MAX_PLAYBACK_TOKEN_LENGTH = 2048;
 const CLOCK_TOLERANCE_S = 5;
 
 export interface PlaybackClaims {
-  /** stream id */
+  /** stream or video id */
   sub: string;
   exp: number;
   nbf: number;
@@ -23,6 +23,7 @@ export interface PlaybackClaims {
 }
 
 export interface MintRequest {
+  /** the stream's or the video's id (the token's `sub`) */
   streamId: string;
   /** unix seconds */
   exp: number;
@@ -99,7 +100,7 @@ export async function verifyPlaybackToken(keys: readonly SigningKey[], token: st
   return { ok: true, claims };
 }
 
-/** A token looks like `a.b.c`; playback ids (stream ids) never contain a dot. */
+/** A token looks like `a.b.c`; playback ids (stream and video ids) never contain a dot. */
 export function looksLikeToken(segment: string): boolean {
   return segment.split(".").length === 3;
 }

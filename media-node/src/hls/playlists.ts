@@ -25,8 +25,11 @@ export interface PlaylistSegment {
 export interface MediaPlaylistOptions {
   /** the configured segment duration; TARGETDURATION is at least this */
   targetS: number;
-  /** live: only the last `window` segments (0 = all); vod: always all */
-  kind: "live" | "vod";
+  /**
+   * live: only the last `window` segments (0 = all); vod: always all; event: always all, marked EVENT (segments
+   * are only ever appended) and starting at the beginning, for an upload that plays while it is still encoding
+   */
+  kind: "live" | "vod" | "event";
   window?: number;
   ended: boolean;
 }
@@ -51,6 +54,7 @@ export function renderMediaPlaylist(all: readonly PlaylistSegment[], opts: Media
   const lines = ["#EXTM3U", "#EXT-X-VERSION:7", `#EXT-X-TARGETDURATION:${targetDuration(all, opts.targetS)}`, `#EXT-X-MEDIA-SEQUENCE:${start}`];
   if (discontinuitySeq > 0) lines.push(`#EXT-X-DISCONTINUITY-SEQUENCE:${discontinuitySeq}`);
   if (opts.kind === "vod") lines.push("#EXT-X-PLAYLIST-TYPE:VOD");
+  if (opts.kind === "event") lines.push("#EXT-X-PLAYLIST-TYPE:EVENT", "#EXT-X-START:TIME-OFFSET=0,PRECISE=YES");
   lines.push("#EXT-X-INDEPENDENT-SEGMENTS");
   let map: string | undefined;
   shown.forEach((s, i) => {

@@ -8,6 +8,7 @@ import { mediaNodeSettings } from "./media.ts";
 import { natsConnectionSettings, natsStreamSettings, outboxSettings } from "./nats.ts";
 import { ingestSettings } from "./ingest.ts";
 import { storageSettings } from "./storage.ts";
+import { vodSettings } from "./vod.ts";
 import { streamKeySettings } from "./stream-keys.ts";
 
 export * from "./processes.ts";
@@ -23,6 +24,7 @@ export const nodeSettingsSections: { section: string; spec: SettingsSpec }[] = [
   { section: "media-node", spec: mediaNodeSettings },
   { section: "media-ingest", spec: ingestSettings },
   { section: "media-storage", spec: storageSettings },
+  { section: "media-vod", spec: vodSettings },
   { section: "media-stream-keys", spec: streamKeySettings },
   { section: "media-outbox", spec: outboxSettings },
   { section: "http-to-nats", spec: httpToNatsSettings },

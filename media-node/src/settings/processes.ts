@@ -2,7 +2,7 @@
 // problem at once (one SettingsError), so a misconfigured process refuses to start instead of failing later.
 //
 //   media node        PULSECAST_DEV, NATS connection, NATS streams, outbox, media node, RTMP ingest limits, storage,
-//                     stream-key checks
+//                     stream-key checks, VOD
 //   http-to-nats      PULSECAST_DEV, NATS connection, NATS streams, http-to-nats
 //   nats-to-http      PULSECAST_DEV, NATS connection, NATS streams, nats-to-http
 //   dead-letters      PULSECAST_DEV, NATS connection, NATS streams
@@ -15,6 +15,7 @@ import { type MediaConfig, mediaNodeProblems, mediaNodeSettings } from "./media.
 import { natsConnectionProblems, natsConnectionSettings, natsStreamSettings, outboxSettings } from "./nats.ts";
 import { type IngestLimits, ingestSettings } from "./ingest.ts";
 import { storageSettings } from "./storage.ts";
+import { type VodSettings, vodSettings } from "./vod.ts";
 import { type StreamKeySettings, streamKeyProblems, streamKeySettings } from "./stream-keys.ts";
 
 export { SettingsError as ConfigError };
@@ -51,7 +52,7 @@ export function busConfig(overrides: Partial<BusConfig> = {}): BusConfig {
   return { ...values, ...overrides };
 }
 
-export const mediaNodeProcessSettings = { ...devSettings, ...busProcessSettings, ...mediaNodeSettings, ...ingestSettings, ...storageSettings, ...streamKeySettings } as const;
+export const mediaNodeProcessSettings = { ...devSettings, ...busProcessSettings, ...mediaNodeSettings, ...ingestSettings, ...storageSettings, ...streamKeySettings, ...vodSettings } as const;
 
 export interface MediaNodeSettings {
   config: MediaConfig;
@@ -59,6 +60,7 @@ export interface MediaNodeSettings {
   bus: BusConfig;
   ingest: IngestLimits;
   streamKeys: StreamKeySettings;
+  vod: VodSettings;
 }
 
 /** Everything the media node reads, checked together: one start shows every problem of every group. */
@@ -76,7 +78,7 @@ export function readMediaNodeSettings(env: RawEnv = settingsEnv()): MediaNodeSet
     ];
   });
   const pick = <S extends SettingsSpec>(spec: S) => Object.fromEntries(Object.keys(spec).map((k) => [k, (v as Record<string, unknown>)[k]])) as SettingsOf<S>;
-  return { config: pick(mediaNodeSettings), storage: storage!, bus: pick(busProcessSettings), ingest: pick(ingestSettings), streamKeys: pick(streamKeySettings) };
+  return { config: pick(mediaNodeSettings), storage: storage!, bus: pick(busProcessSettings), ingest: pick(ingestSettings), streamKeys: pick(streamKeySettings), vod: pick(vodSettings) };
 }
 
 /** Only the media node's own group (no bus, no storage): tests that start a node in-process with their own bus. */

@@ -3,12 +3,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startHttpToNatsBridge, startNatsToHttpBridge, type HttpToNatsBridgeProcess, type NatsToHttpBridgeProcess } from "../../helpers/bridges.ts";
-import { launchChromium, newContext, openPage, screenshot, tokenFragment } from "../../helpers/browser.ts";
-import { type EdgeServer, ROOT, startEdge, TEST_SECRETS } from "../../helpers/edge.ts";
-import { type NatsServer, startNats } from "../../helpers/nats.ts";
-import { freePort } from "../../helpers/ports.ts";
-import { type GroupProcess, run, spawnGroup } from "../../helpers/process.ts";
+import { startHttpToNatsBridge, startNatsToHttpBridge, type HttpToNatsBridgeProcess, type NatsToHttpBridgeProcess } from "../helpers/bridges.ts";
+import { launchChromium, newContext, openPage, screenshot, tokenFragment } from "../helpers/browser.ts";
+import { type EdgeServer, ROOT, startEdge, TEST_SECRETS } from "../helpers/edge.ts";
+import { type NatsServer, startNats } from "../helpers/nats.ts";
+import { freePort } from "../helpers/ports.ts";
+import { type GroupProcess, run, spawnGroup } from "../helpers/process.ts";
 
 // The upload page in Chromium against the videos API: a real video file through tus (`POST /uploads`) with
 // progress, processing progress (inbox and `GET /videos/:id`) until it is ready, then the watch page plays it and
