@@ -76,6 +76,7 @@ describe("event envelope", () => {
         "media.uploaded",
         "notification.requested",
         "notification.sent",
+        "notification.email",
         "presence.update",
         "stream.ended",
         "stream.live",

@@ -8,6 +8,7 @@ import { healthRoutes } from "./health/routes.ts";
 import { inboxRoutes } from "./inbox/routes.ts";
 import { ingressRoutes } from "./ingress/routes.ts";
 import { internalRoutes } from "./internal/routes.ts";
+import { notifyRoutes } from "./notify/routes.ts";
 import { checkEdgeSettings } from "./settings.ts";
 
 /** Envs whose problems were already logged: each misconfiguration is logged once, not once per request. */
@@ -28,11 +29,12 @@ export function createApp() {
     return c.json({ error: "misconfigured" }, 500);
   });
   // Browser-facing HTTP (history, inbox) is readable cross-origin; see cors/cors.ts.
-  for (const path of ["/inbox", "/inbox/*", "/parties/*"]) app.use(path, browserCors());
+  for (const path of ["/inbox", "/inbox/*", "/parties/*", "/push/*", "/notifications/*"]) app.use(path, browserCors());
   app.route("/", healthRoutes);
   app.route("/", inboxRoutes);
   app.route("/", ingressRoutes);
   app.route("/", internalRoutes);
+  app.route("/", notifyRoutes);
 
   // Rooms and inboxes (partyserver): `/parties/room/<roomId>` and `/parties/inbox/<userId>`, WebSocket or HTTP.
   // Every request is authenticated and rewritten by guardPartyRequest before an object sees it.

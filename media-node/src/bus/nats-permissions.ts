@@ -10,7 +10,7 @@
 import { ACCEPTED_TYPES } from "../bridges/http-to-nats/handler.ts";
 import { DEAD_LETTER_PREFIX, MEDIA_NODE_TYPES } from "./subjects.ts";
 
-export const NATS_ROLES = ["media-node", "http-to-nats", "nats-to-http", "ops"] as const;
+export const NATS_ROLES = ["media-node", "http-to-nats", "nats-to-http", "notifier", "ops"] as const;
 export type NatsRole = (typeof NATS_ROLES)[number];
 
 export interface StreamNames {
@@ -18,9 +18,11 @@ export interface StreamNames {
   edgeStream: string;
   deadLetterStream: string;
   consumer: string;
+  /** the email notifier's durable consumer on the edge stream */
+  notifierConsumer: string;
 }
 
-export const DEFAULT_STREAM_NAMES: StreamNames = { stream: "EVENTS", edgeStream: "EDGE_EVENTS", deadLetterStream: "DEADLETTER", consumer: "edge-bridge" };
+export const DEFAULT_STREAM_NAMES: StreamNames = { stream: "EVENTS", edgeStream: "EDGE_EVENTS", deadLetterStream: "DEADLETTER", consumer: "edge-bridge", notifierConsumer: "notifier" };
 
 /**
  * Where a role's replies arrive (JetStream acks, API answers, pulled events). Each role has its own prefix and may
@@ -59,6 +61,21 @@ export function natsPermissions(role: NatsRole, n: StreamNames = DEFAULT_STREAM_
           `$JS.API.CONSUMER.MSG.NEXT.${n.stream}.${n.consumer}`,
           `$JS.ACK.${n.stream}.${n.consumer}.>`,
           `${DEAD_LETTER_PREFIX}.>`,
+        ],
+        subscribe: inbox,
+      };
+    case "notifier":
+      // Consumes notification.email from the edge stream; publishes only its answers.
+      return {
+        publish: [
+          "notification.sent",
+          ...declareStreams(n),
+          `$JS.API.CONSUMER.INFO.${n.edgeStream}.${n.notifierConsumer}`,
+          `$JS.API.CONSUMER.CREATE.${n.edgeStream}.${n.notifierConsumer}`,
+          `$JS.API.CONSUMER.CREATE.${n.edgeStream}.${n.notifierConsumer}.>`,
+          `$JS.API.CONSUMER.DURABLE.CREATE.${n.edgeStream}.${n.notifierConsumer}`,
+          `$JS.API.CONSUMER.MSG.NEXT.${n.edgeStream}.${n.notifierConsumer}`,
+          `$JS.ACK.${n.edgeStream}.${n.notifierConsumer}.>`,
         ],
         subscribe: inbox,
       };
