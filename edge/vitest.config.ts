@@ -16,6 +16,9 @@ export default defineConfig({
           INTERNAL_API_TOKEN: "test-internal-token-0123456789abcdef",
           // Local test links are http:; the link policy itself is tested with an env that sets it false.
           ALLOW_HTTP_URLS: "true",
+          // A test-only VAPID pair, so the push routes are on; pushes are sent only to subscriptions a test adds.
+          VAPID_PUBLIC_KEY: "BD-h2GOQvz_PGNJzVgY3N-pMG0BGpv9KuYFOnCSkrNlbAy0Id9atMlSx2IppFD87jr7jFEPmHkBAJzOVu8UIFMU",
+          VAPID_PRIVATE_KEY: "i7d3WTroQEQ8Z4RpIJtn_i3ubUsS3CG-9r6alHTTxAI",
         },
       },
     }),

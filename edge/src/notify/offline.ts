@@ -3,8 +3,8 @@
 //
 // Rules: sockets first (the inbox delivers at once). Push: at once when the user had no open connection, else when
 // still unread after NOTIFY_PUSH_DELAY_MS. Email: only kinds the user opted into, when still unread after
-// NOTIFY_EMAIL_DELAY_MS, at most one email per NOTIFY_EMAIL_MIN_INTERVAL_MS (what becomes due meanwhile, or at the
-// same time, goes out as one digest). Nothing is pushed or mailed during the user's quiet hours: it waits for
+// NOTIFY_EMAIL_DELAY_MS, at most one email per NOTIFY_EMAIL_MIN_INTERVAL_MS; when one is due, every email still
+// waiting goes with it as one digest (so does what became due while the interval held them back). Nothing is pushed or mailed during the user's quiet hours: it waits for
 // their end. Every planned delivery ends in exactly one notification.sent for its channel, written in the same
 // transaction that removes the plan; an email's answer comes from the notifier that sends it.
 import { makeEvent } from "../../../shared/envelope.ts";
@@ -71,7 +71,13 @@ export class OfflineChannels {
 
   /** Runs what is due; returns when the next run should be (null: nothing planned). */
   async run(now = Date.now()): Promise<number | null> {
-    const due = this.store.due(now, RUN_LIMIT);
+    let due = this.store.due(now, RUN_LIMIT);
+    // Once one email is due, every email still waiting goes with it: notifications that arrived together leave
+    // as one digest instead of one email each.
+    if (due.some((d) => d.channel === "email")) {
+      const waiting = this.store.dueEmails(Number.MAX_SAFE_INTEGER, this.settings.emailDigestMax).filter((w) => w.dueAt > now);
+      due = [...due, ...waiting];
+    }
     if (due.length > 0) {
       const quiet = quietUntil(this.store.preferences(), now);
       if (quiet !== null) {
@@ -91,7 +97,7 @@ export class OfflineChannels {
         if (emails.length) await this.runEmails(emails, now);
       }
     }
-    return due.length >= RUN_LIMIT ? Date.now() : this.store.nextDueAt();
+    return this.store.due(Date.now(), 1).length > 0 ? Date.now() : this.store.nextDueAt();
   }
 
   // ---- push ----------------------------------------------------------------------------------------

@@ -1,0 +1,150 @@
+// `npm run bench:notify`: 10,000 notifications to 1,000 offline users, each with one push subscription, through
+// the edge (the local Workers runtime, BENCH_RUNTIME) to a local Web Push service that checks VAPID and decrypts
+// every payload; then an email phase through the bus, the notifier process and a real SMTP server. One JSON line:
+//   {"notifications":10000,"push_per_s":…,"p99_ms":…,"lost":0,"duplicates":0,"email_per_s":…}
+// push_per_s: pushes decrypted by the push service per second, from the first notification posted to the last
+// push received. p99_ms: from posting a notification to the edge to its push arriving. lost: notifications whose
+// push never arrived (within BENCH_TIMEOUT_S); duplicates: pushes received more than once. email_per_s: emails the
+// SMTP server accepted per second for BENCH_EMAILS users with one emailed notification each.
+// Targets: push_per_s >= 500 on 2 cores, lost 0, duplicates 0.
+//
+// Settings (env): BENCH_NOTIFICATIONS (10000), BENCH_USERS (1000), BENCH_CONCURRENCY (64 requests in flight),
+// BENCH_EMAILS (500; 0 skips the email phase), BENCH_TIMEOUT_S (300), BENCH_RUNTIME (miniflare, or wrangler).
+import { join } from "node:path";
+import { loadavg } from "node:os";
+import { makeEvent } from "../../shared/envelope.ts";
+import { generateVapidKeys } from "../../shared/vapid-keys.ts";
+import { startHttpToNatsBridge } from "../helpers/bridges.ts";
+import { ROOT, startEdge, TEST_SECRETS } from "../helpers/edge.ts";
+import { mintHs256 } from "../helpers/jwt.ts";
+import { startNats } from "../helpers/nats.ts";
+import { freePort } from "../helpers/ports.ts";
+import { spawnGroup } from "../helpers/process.ts";
+import { startPushService } from "../helpers/push-service.ts";
+import { startSmtp } from "../helpers/smtp.ts";
+import { waitFor } from "../helpers/wait.ts";
+import { startMiniflareEdge } from "./lib/miniflare-edge.ts";
+import { percentile } from "./lib/stats.ts";
+
+const N = Number(process.env.BENCH_NOTIFICATIONS ?? 10_000);
+const USERS = Number(process.env.BENCH_USERS ?? 1000);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
+const EMAILS = Number(process.env.BENCH_EMAILS ?? 500);
+const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_S ?? 300) * 1000;
+const RUNTIME = process.env.BENCH_RUNTIME ?? "miniflare";
+const log = (m: string) => process.stderr.write(`[bench:notify] ${m}\n`);
+
+/** Runs `work(i)` for i in [0, n) with `limit` in flight. */
+async function pool(n: number, limit: number, work: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, n) }, async () => {
+    for (let i = next++; i < n; i = next++) await work(i);
+  }));
+}
+
+const cleanups: (() => Promise<unknown>)[] = [];
+async function main() {
+  const vapid = await generateVapidKeys();
+  const bridgePort = await freePort();
+  const [nats, push, smtp] = await Promise.all([startNats(), startPushService(), startSmtp()]);
+  cleanups.push(() => nats.stop(), () => push.stop(), () => smtp.stop());
+  const bridge = await startHttpToNatsBridge({ nats, env: { HTTP_TO_NATS_PORT: String(bridgePort) } });
+  cleanups.push(() => bridge.stop());
+  const notifier = spawnGroup(process.execPath, [join(ROOT, "media-node/src/notify/main.ts")], {
+    cwd: ROOT,
+    env: { ...process.env, ...nats.env("notifier"), SMTP_HOST: "127.0.0.1", SMTP_PORT: String(smtp.port), SMTP_REQUIRE_TLS: "false", NOTIFIER_CONCURRENCY: "64" },
+  });
+  cleanups.push(() => notifier.stop());
+  await notifier.waitForOutput(/\bready: consumer\b/, 30_000);
+  const vars = {
+    BRIDGE_URL: `http://127.0.0.1:${bridgePort}/events`,
+    VAPID_PUBLIC_KEY: vapid.publicKey,
+    VAPID_PRIVATE_KEY: vapid.privateKey,
+    EDGE_PUBLIC_URL: "http://127.0.0.1:8787",
+    UNSUBSCRIBE_SECRET: "bench-unsubscribe-secret-0123456789abcdef",
+    NOTIFY_EMAIL_DELAY_MS: "0",
+    NOTIFY_EMAIL_MIN_INTERVAL_MS: "0",
+  };
+  const edge = RUNTIME === "wrangler" ? await startEdge(vars) : await startMiniflareEdge(vars);
+  cleanups.push(() => edge.stop());
+
+  const api = async (userId: string, method: string, path: string, body: unknown) => {
+    const res = await fetch(`${edge.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${await mintHs256(TEST_SECRETS.JWT_SECRET, { sub: userId })}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+  };
+  const post = async (userId: string, notificationId: string, title: string) => {
+    const event = makeEvent("notification.requested", { notificationId, userId, title, kind: "media.ready", url: "https://app.pulsecast.test/v/1" }, { source: "bench", subject: `user/${userId}` });
+    const res = await fetch(`${edge.url}/internal/users/${userId}/notifications`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TEST_SECRETS.INTERNAL_API_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify(event),
+    });
+    if (!res.ok) throw new Error(`notify ${userId}: ${res.status} ${await res.text()}`);
+    await res.body?.cancel();
+  };
+
+  // ---- push phase ----------------------------------------------------------------------------------
+  log(`subscribing ${USERS} users`);
+  const hashOf = new Map<string, string>();
+  await pool(USERS, CONCURRENCY, async (u) => {
+    const { hash, ...sub } = await push.subscribe(vapid.publicKey);
+    await api(`bench-${u}`, "POST", "/push/subscriptions", sub);
+    hashOf.set(`bench-${u}`, hash);
+  });
+  log(`posting ${N} notifications`);
+  const postedAt = new Map<string, number>();
+  const started = performance.now() + performance.timeOrigin;
+  await pool(N, CONCURRENCY, async (i) => {
+    const id = `bn-${i}`;
+    postedAt.set(id, Date.now());
+    await post(`bench-${i % USERS}`, id, `Video ${i} is ready`);
+  });
+  log(`posted in ${Math.round(Date.now() - started)} ms; waiting for the pushes`);
+  const ids = () => push.received.map((p) => (JSON.parse(p.payload) as { id: string }).id);
+  await waitFor("every push", () => push.received.length >= N, TIMEOUT_MS, 100).catch(() => log(`timed out with ${push.received.length} of ${N} pushes`));
+  const received = ids();
+  const lastAt = Math.max(...push.received.map((p) => p.at));
+  const unique = new Set(received);
+  const latencies = push.received.map((p) => p.at - postedAt.get((JSON.parse(p.payload) as { id: string }).id)!).sort((a, b) => a - b);
+  const pushPerS = received.length / ((lastAt - started) / 1000);
+
+  // ---- email phase ---------------------------------------------------------------------------------
+  let emailPerS: number | null = null;
+  let emailLost = 0;
+  if (EMAILS > 0) {
+    log(`email phase: ${EMAILS} users`);
+    await pool(EMAILS, CONCURRENCY, (u) => api(`mail-${u}`, "PUT", "/notifications/preferences", { email: `mail-${u}@bench.test`, defaults: { push: false, email: true } }));
+    const mailStart = Date.now();
+    await pool(EMAILS, CONCURRENCY, (u) => post(`mail-${u}`, `bm-${u}`, `Mail ${u}`));
+    await waitFor("every email", () => smtp.messages.length >= EMAILS, TIMEOUT_MS, 100).catch(() => log(`timed out with ${smtp.messages.length} of ${EMAILS} emails`));
+    emailPerS = Math.round((smtp.messages.length / ((Date.now() - mailStart) / 1000)) * 10) / 10;
+    emailLost = EMAILS - new Set(smtp.messages.map((m) => m.subject)).size;
+  }
+
+  const line = {
+    notifications: N,
+    push_per_s: Math.round(pushPerS * 10) / 10,
+    p99_ms: percentile(latencies, 99),
+    lost: N - unique.size,
+    duplicates: received.length - unique.size,
+    email_per_s: emailPerS,
+    p50_ms: percentile(latencies, 50),
+    users: USERS,
+    emails: EMAILS,
+    email_lost: emailLost,
+    runtime: RUNTIME,
+    load_avg_1m: Math.round(loadavg()[0]! * 100) / 100,
+  };
+  console.log(JSON.stringify(line));
+}
+
+try {
+  await main();
+} finally {
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+}
+process.exit(0);
