@@ -19,6 +19,14 @@ const sub = {
 };
 
 describe("push subscription routes", () => {
+  it("serves the service worker that shows pushes", async () => {
+    const res = await edge("/push/sw.js");
+    expect(res.headers.get("content-type")).toMatch(/^text\/javascript/);
+    const js = await res.text();
+    expect(js).toContain('addEventListener("push"');
+    expect(js).toContain("showNotification");
+  });
+
   it("serves the VAPID public key", async () => {
     expect(await (await edge("/push/vapid-public-key")).json()).toEqual({ publicKey: env.VAPID_PUBLIC_KEY });
   });

@@ -1,4 +1,5 @@
 // HTTP face of the offline channels. User routes are JWT-checked and address the caller's own inbox:
+//   GET    /push/sw.js                   the service worker that shows pushes (service-worker.ts)
 //   GET    /push/vapid-public-key        `{ publicKey }` for PushManager.subscribe({ applicationServerKey })
 //   POST   /push/subscriptions           the browser's PushSubscription JSON -> 201 (new) or 200 (known endpoint)
 //   GET    /push/subscriptions           the caller's devices (keys not echoed)
@@ -15,6 +16,7 @@ import { errorResponse, requireUser } from "../auth/index.ts";
 import type { AppEnv } from "../env.ts";
 import { bodyTextOr413 } from "../http/body.ts";
 import { edgeSettings } from "../settings.ts";
+import { SERVICE_WORKER_JS } from "./service-worker.ts";
 import { checkUnsubscribe } from "./unsubscribe.ts";
 
 const MAX_BODY_BYTES = 8 * 1024;
@@ -44,6 +46,8 @@ function pushOff(c: Context<AppEnv>): Response | null {
   const s = edgeSettings(c.env);
   return s.vapidPublicKey && s.vapidPrivateKey ? null : errorResponse(503, "push_disabled", "Web Push is not configured on this edge (VAPID keys unset)");
 }
+
+notifyRoutes.get("/push/sw.js", (c) => c.body(SERVICE_WORKER_JS, 200, { "content-type": "text/javascript; charset=utf-8", "cache-control": "no-cache" }));
 
 notifyRoutes.get("/push/vapid-public-key", (c) => pushOff(c) ?? c.json({ publicKey: edgeSettings(c.env).vapidPublicKey }));
 
