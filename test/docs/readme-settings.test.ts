@@ -7,7 +7,7 @@ import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { readSection } from "../../shared/settings/readme-sections.ts";
 import { settingNames, settingsTable } from "../../shared/settings/settings.ts";
-import { deadLettersProcessSettings, httpToNatsProcessSettings, mediaNodeProcessSettings, natsToHttpProcessSettings } from "../../media-node/src/settings/index.ts";
+import { deadLettersProcessSettings, notifierProcessSettings, httpToNatsProcessSettings, mediaNodeProcessSettings, natsToHttpProcessSettings } from "../../media-node/src/settings/index.ts";
 import { settingsRegistry } from "./settings-registry.ts";
 
 const README = readFileSync(resolve(import.meta.dirname, "../../README.md"), "utf8");
@@ -22,7 +22,7 @@ describe("README configuration tables", () => {
   it("documents every variable each Node process reads, each once", () => {
     const documented = settingsRegistry.flatMap((s) => settingNames(s.spec));
     expect(new Set(documented).size).toBe(documented.length);
-    for (const spec of [mediaNodeProcessSettings, httpToNatsProcessSettings, natsToHttpProcessSettings, deadLettersProcessSettings]) {
+    for (const spec of [mediaNodeProcessSettings, httpToNatsProcessSettings, natsToHttpProcessSettings, deadLettersProcessSettings, notifierProcessSettings]) {
       for (const name of settingNames(spec)) expect(documented).toContain(name);
     }
   });
