@@ -59,6 +59,7 @@ export async function startPushService(): Promise<PushService> {
   const failures = new Map<string, { count: number; status: number; retryAfterS?: number }>();
   const received: ReceivedPush[] = [];
   const answers: PushService["answers"] = [];
+  const queues = new Map<string, Promise<void>>();
   const server = createServer(async (req, res) => {
     const body = await readBody(req);
     const m = req.url?.match(/^\/notify\/([^/?]+)$/);
@@ -79,10 +80,16 @@ export async function startPushService(): Promise<PushService> {
     }
     const h = (name: string) => (req.headers[name] as string | undefined) ?? undefined;
     const headers = { ttl: h("ttl"), urgency: h("urgency"), topic: h("topic"), encoding: h("content-encoding"), authorization: h("authorization") };
-    try {
+    // The model appends each decrypted payload to a list per subscription: one request per subscription at a time,
+    // so the payload read back is this request's.
+    const turn = (queues.get(hash) ?? Promise.resolve()).then(async () => {
       const before = model.messages[hash]?.length ?? 0;
       await model.handleNotification(hash, { encoding: headers.encoding, authorization: headers.authorization, ttl: headers.ttl }, body);
-      const payload = model.messages[hash]![before]!;
+      return model.messages[hash]![before]!;
+    });
+    queues.set(hash, turn.then(() => undefined, () => undefined));
+    try {
+      const payload = await turn;
       received.push({ hash, payload, headers, at: Date.now() });
       answer(201);
     } catch (error) {
