@@ -32,6 +32,17 @@ export function inboxEffectOf(event: Envelope, userId: string, maxPushBytes = In
   return effect;
 }
 
+/**
+ * For an event bound for an inbox: why its notification cannot be pushed (too large), else null. The ingress
+ * refuses such an event for good (a retry would not shrink it); the internal API answers 413.
+ */
+export function pushSizeProblem(event: Envelope, maxPushBytes: number): string | null {
+  const owner = event.type === "notification.requested" ? event.data.userId : event.type === "media.ready" || event.type === "media.failed" ? event.data.ownerId : undefined;
+  if (owner === undefined) return null;
+  const effect = inboxEffectOf(event, owner, maxPushBytes);
+  return effect.ok ? null : effect.error;
+}
+
 function effectOf(event: Envelope, userId: string): InboxEffect {
   switch (event.type) {
     case "notification.requested": {

@@ -138,3 +138,17 @@ describe("inbox cost per batch", () => {
     expect(counts.total).toBeLessThan(100 * 4);
   });
 });
+
+describe("the event ingress and oversized notifications", () => {
+  it("refuses one for good (413, which the bridge dead-letters) instead of retrying it", async () => {
+    const { signWebhook } = await import("../../../shared/signing/webhooks.ts");
+    const user = newUser("bigbus");
+    const event = notificationEvent(user, { title: "big" });
+    event.data.body = "€".repeat(1500);
+    const body = JSON.stringify(event);
+    const res = await edge("/hooks/events", { method: "POST", headers: { "content-type": "application/json", ...(await signWebhook(env.EDGE_INGRESS_SECRET!, event.id, body)) }, body });
+    expect(res.status).toBe(413);
+    expect(await code(res)).toBe("push_payload_too_large");
+    expect(await env.Inbox.getByName(user).unread()).toBe(0);
+  });
+});
