@@ -8,11 +8,15 @@
 // SMTP server accepted per second for BENCH_EMAILS users with one emailed notification each.
 // Targets: push_per_s >= 500 on 2 cores, lost 0, duplicates 0.
 //
+// The notifications arrive as the bus delivers them: signed batches of 100 to POST /hooks/events, BENCH_BATCH_CONCURRENCY
+// (4) at a time; the emails' notifications one by one through the internal API.
 // Settings (env): BENCH_NOTIFICATIONS (10000), BENCH_USERS (1000), BENCH_CONCURRENCY (64 requests in flight),
 // BENCH_EMAILS (500; 0 skips the email phase), BENCH_TIMEOUT_S (300), BENCH_RUNTIME (miniflare, or wrangler).
 import { join } from "node:path";
 import { loadavg } from "node:os";
-import { makeEvent } from "../../shared/envelope.ts";
+import { BATCH_CONTENT_TYPE, batchBody, newBatchId } from "../../shared/batch.ts";
+import { type Envelope, makeEvent } from "../../shared/envelope.ts";
+import { signWebhook } from "../../shared/signing/webhooks.ts";
 import { generateVapidKeys } from "../../shared/vapid-keys.ts";
 import { startHttpToNatsBridge } from "../helpers/bridges.ts";
 import { ROOT, startEdge, TEST_SECRETS } from "../helpers/edge.ts";
@@ -29,6 +33,7 @@ import { percentile } from "./lib/stats.ts";
 const N = Number(process.env.BENCH_NOTIFICATIONS ?? 10_000);
 const USERS = Number(process.env.BENCH_USERS ?? 1000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
+const BATCH_CONCURRENCY = Number(process.env.BENCH_BATCH_CONCURRENCY ?? 4);
 const EMAILS = Number(process.env.BENCH_EMAILS ?? 500);
 const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_S ?? 300) * 1000;
 const RUNTIME = process.env.BENCH_RUNTIME ?? "miniflare";
@@ -76,8 +81,24 @@ async function main() {
     });
     if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
   };
+  const request = (userId: string, notificationId: string, title: string) =>
+    makeEvent("notification.requested", { notificationId, userId, title, kind: "media.ready", url: "https://app.pulsecast.test/v/1" }, { source: "bench", subject: `user/${userId}` });
+  /** As the NATS -> HTTP bridge delivers: signed batches of up to 100 events to /hooks/events. */
+  const postBatch = async (events: Envelope[]) => {
+    const body = batchBody(events);
+    const res = await fetch(`${edge.url}/hooks/events`, {
+      method: "POST",
+      headers: { "content-type": BATCH_CONTENT_TYPE, ...(await signWebhook(TEST_SECRETS.EDGE_INGRESS_SECRET, newBatchId(), body)) },
+      body,
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`batch: ${res.status} ${text.slice(0, 300)}`);
+    const results = (JSON.parse(text) as { results: { status: string; message?: string }[] }).results;
+    const bad = results.filter((r) => r.status !== "applied");
+    if (bad.length) throw new Error(`batch: ${bad.length} not applied, e.g. ${JSON.stringify(bad[0])}`);
+  };
   const post = async (userId: string, notificationId: string, title: string) => {
-    const event = makeEvent("notification.requested", { notificationId, userId, title, kind: "media.ready", url: "https://app.pulsecast.test/v/1" }, { source: "bench", subject: `user/${userId}` });
+    const event = request(userId, notificationId, title);
     const res = await fetch(`${edge.url}/internal/users/${userId}/notifications`, {
       method: "POST",
       headers: { authorization: `Bearer ${TEST_SECRETS.INTERNAL_API_TOKEN}`, "content-type": "application/json" },
@@ -98,10 +119,15 @@ async function main() {
   log(`posting ${N} notifications`);
   const postedAt = new Map<string, number>();
   const started = performance.now() + performance.timeOrigin;
-  await pool(N, CONCURRENCY, async (i) => {
-    const id = `bn-${i}`;
-    postedAt.set(id, Date.now());
-    await post(`bench-${i % USERS}`, id, `Video ${i} is ready`);
+  const BATCH = 100;
+  await pool(Math.ceil(N / BATCH), BATCH_CONCURRENCY, async (b) => {
+    const events: Envelope[] = [];
+    const now = Date.now();
+    for (let i = b * BATCH; i < Math.min(N, (b + 1) * BATCH); i++) {
+      events.push(request(`bench-${i % USERS}`, `bn-${i}`, `Video ${i} is ready`));
+      postedAt.set(`bn-${i}`, now);
+    }
+    await postBatch(events);
   });
   log(`posted in ${Math.round(Date.now() - started)} ms; waiting for the pushes`);
   const ids = () => push.received.map((p) => (JSON.parse(p.payload) as { id: string }).id);

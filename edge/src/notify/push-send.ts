@@ -1,6 +1,17 @@
 // One Web Push request: the payload encrypted for one device (RFC 8291 aes128gcm), signed for the push service
 // (RFC 8292 VAPID), sent with fetch, and the answer classified. Encryption and signing are
-// @block65/webcrypto-web-push (Web Crypto only; read before adoption: see README "Web Push").
+// @block65/webcrypto-web-push 2.0.0 (pinned by the lockfile), whose dist/lib was read line by line before use:
+// - encrypt.js: a fresh ECDH P-256 key pair and a 16-byte crypto.getRandomValues salt per message; IKM =
+//   HKDF(auth secret, ECDH secret, "WebPush: info\0" || ua_public || as_public, 32); CEK and nonce from
+//   HKDF(salt, IKM) with "Content-Encoding: aes128gcm\0" (16) and "Content-Encoding: nonce\0" (12), as RFC 8291
+//   §3.3-3.4; one record, delimiter 0x02 then zero padding up to 3993 bytes of plaintext, header salt || rs=4096 ||
+//   idlen=65 || as_public (RFC 8188 §2.1): every body is exactly 4096 octets, so sizes leak nothing.
+// - client-keys.js refuses a p256dh that is not a 65-byte uncompressed point and an auth secret that is not 16 bytes.
+// - vapid.js / jwt.js: ES256 JWT {typ, alg} . {iat, aud = endpoint origin, exp = now + 12 h, sub}, signature as
+//   Web Crypto's raw r||s (what JWS wants), header `vapid t=<jwt>, k=<public key>` (RFC 8292 §3); it refuses
+//   non-https endpoints. It does not validate `urgency` or `topic`, and turns a TTL of 0 into 60: this module
+//   sets those headers itself and uses only encryptNotification and vapidHeaders.
+// - No network access, no eval, no global state; one dependency (uint8array-extras: base64 via atob/btoa).
 import { encryptNotification, vapidHeaders } from "@block65/webcrypto-web-push";
 import { utf8 } from "../../../shared/encoding.ts";
 import type { Urgency } from "./push-message.ts";
