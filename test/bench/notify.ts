@@ -117,6 +117,12 @@ async function main() {
     hashOf.set(`bench-${u}`, hash);
   });
   log(`posting ${N} notifications`);
+  const progress = setInterval(() => {
+    const statuses: Record<number, number> = {};
+    for (const a of push.answers) statuses[a.status] = (statuses[a.status] ?? 0) + 1;
+    log(`pushes received ${push.received.length}, answers ${JSON.stringify(statuses)}, mails ${smtp.messages.length}`);
+  }, 5000);
+  cleanups.push(async () => clearInterval(progress));
   const postedAt = new Map<string, number>();
   const started = performance.now() + performance.timeOrigin;
   const BATCH = 100;

@@ -193,7 +193,13 @@ export class Inbox extends Server<Env> implements OutboxView {
       this.offline.plan(notification, live, hasDevices, now);
       return { notification, unread: live ? Math.min(++unread, this.store.maxStored) : 0 };
     });
-    if (inserted > 0) this.store.prune();
+    if (inserted > 0) {
+      this.store.prune();
+      // A push due now (an offline user) goes out right after this turn rather than when the alarm gets to it;
+      // the alarm stays the backstop (the planned delivery is durable until it is answered).
+      const next = this.offline.nextDueAt();
+      if (next !== null && next <= Date.now()) void this.runOffline().then((at) => this.armFor(at)).catch(() => undefined);
+    }
     const outcomes = new Map(valid.map((v, i) => [v, applied[i]!]));
     return checked.map(({ id, effect }, i): InboxApplyOutcome => {
       if (!effect.ok) return { id, applied: false, connections: 0, error: effect.error };
@@ -232,15 +238,26 @@ export class Inbox extends Server<Env> implements OutboxView {
   override async onAlarm(): Promise<void> {
     // One alarm serves both: due pushes and emails first (their answers then leave with this run's delivery),
     // then the outbox. The outbox sets its own alarm for its retries; this one only ever moves it earlier.
-    let next: number | null;
-    try {
-      next = await this.offline.run();
-    } catch (error) {
-      console.error(`inbox ${this.name}: push/email run failed; retrying in a minute:`, error);
-      next = Date.now() + 60_000;
-    }
+    const next = await this.runOffline();
     await this.outbox.deliver();
     await this.armFor(next);
+  }
+
+  /** The push/email runs of this object, one at a time (a planned delivery is never picked up by two runs). */
+  private offlineRuns: Promise<unknown> = Promise.resolve();
+
+  /** Runs the due pushes and emails after any run in progress; resolves to when the next run is due. */
+  private runOffline(): Promise<number | null> {
+    const run = this.offlineRuns.then(async () => {
+      try {
+        return await this.offline.run();
+      } catch (error) {
+        console.error(`inbox ${this.name}: push/email run failed; retrying in a minute:`, error);
+        return Date.now() + 60_000;
+      }
+    });
+    this.offlineRuns = run;
+    return run;
   }
 
   /** Sets the alarm to `at` unless one is already set earlier. */
