@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeEvent } from "../../shared/envelope.ts";
 import { waitFor } from "../helpers/wait.ts";
+import { openInbox } from "../helpers/ws-client.ts";
 import { type NotifyHarness, type Sent, startNotifyHarness } from "./harness.ts";
 
 let h: NotifyHarness;
@@ -36,6 +37,29 @@ describe("Web Push", () => {
     // The internal API answers like a bus event: the socket answer too, stored in the same transaction.
     expect(await waitSent("n-push-1", "socket")).toMatchObject({ outcome: "stored", connections: 0 });
     expect(await sentFor("n-push-1")).toHaveLength(2);
+  });
+
+  it("a connected user: the socket first, the push only when still unread after the delay; read in time, no push", async () => {
+    const user = "push-online";
+    const { hash } = await h.subscribe(user);
+    const socket = await openInbox(`${h.edge.wsUrl}/parties/inbox/${user}`, await h.token(user));
+    try {
+      await socket.next("welcome");
+      const posted = Date.now();
+      expect(await (await h.notify(user, { notificationId: "n-online-1", title: "unread" })).json()).toEqual({ applied: true, connections: 1 });
+      expect((await socket.next("notification")).notification.id).toBe("n-online-1");
+      expect(await waitSent("n-online-1", "socket")).toMatchObject({ outcome: "delivered", connections: 1 });
+      const push = await waitFor("the delayed push", () => h.push.received.find((p) => p.hash === hash), 30_000);
+      expect(push.at - posted).toBeGreaterThanOrEqual(1500); // NOTIFY_PUSH_DELAY_MS
+
+      await h.notify(user, { notificationId: "n-online-2", title: "read at once" });
+      await socket.next("notification");
+      expect((await h.api(user, "POST", "/inbox/read", { ids: ["n-online-2"] })).status).toBe(200);
+      expect(await waitSent("n-online-2", "push")).toMatchObject({ outcome: "skipped", reason: "read before it was due" });
+      expect(h.push.received.filter((p) => p.hash === hash)).toHaveLength(1);
+    } finally {
+      await socket.close();
+    }
   });
 
   it("removes a subscription its push service answers 410 for, and reports the push expired", async () => {
