@@ -100,7 +100,6 @@ export async function startPushService(): Promise<PushService> {
       }
     }
   });
-  server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   model.notifyUrl = `${url}/notify/`;

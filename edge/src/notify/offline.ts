@@ -23,8 +23,12 @@ import { unsubscribeUrl } from "./unsubscribe.ts";
 
 /** Deliveries handled per alarm run; more due ones get a fresh alarm right away. */
 const RUN_LIMIT = 200;
-/** Pushes in flight at once from one inbox. */
-const PUSH_CONCURRENCY = 6;
+/**
+ * Notifications pushed at once by one inbox (each to all of the user's devices in parallel). Small: one user's
+ * devices are few, and many inboxes share a runtime; a pile of slow requests ends in timeouts, and a timed-out
+ * push is sent again.
+ */
+const PUSH_CONCURRENCY = 2;
 
 type Outcome = "delivered" | "skipped" | "expired" | "failed";
 
