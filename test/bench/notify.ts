@@ -151,6 +151,7 @@ async function main() {
   const postedAt = new Map<string, number>();
   const started = performance.now() + performance.timeOrigin;
   const cpuBefore = cpuSeconds(ourProcesses());
+  const perProcessBefore = new Map(ourProcesses().map((pid) => [pid, cpuSeconds([pid])]));
   const BATCH = 100;
   await pool(Math.ceil(N / BATCH), BATCH_CONCURRENCY, async (b) => {
     const events: Envelope[] = [];
@@ -169,6 +170,10 @@ async function main() {
   // CPU every part of the run used (edge runtime, push service, bridge, NATS, this driver) for the push phase:
   // on a shared machine the wall-clock rate says more about the neighbours than about the code.
   const cpuUsed = cpuSeconds(ourProcesses()) - cpuBefore;
+  for (const pid of ourProcesses()) {
+    const used = cpuSeconds([pid]) - (perProcessBefore.get(pid) ?? 0);
+    if (used >= 0.5) log(`CPU in the push phase: ${used.toFixed(1)} s  ${readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ").slice(0, 100)}`);
+  }
   // the rate counts each notification once, at its first push
   const firstAt = new Map<string, number>();
   for (const p of push.received) {
