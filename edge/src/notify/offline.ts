@@ -75,13 +75,7 @@ export class OfflineChannels {
 
   /** Runs what is due; returns when the next run should be (null: nothing planned). */
   async run(now = Date.now()): Promise<number | null> {
-    let due = this.store.due(now, RUN_LIMIT);
-    // Once one email is due, every email still waiting goes with it: notifications that arrived together leave
-    // as one digest instead of one email each.
-    if (due.some((d) => d.channel === "email")) {
-      const waiting = this.store.dueEmails(Number.MAX_SAFE_INTEGER, this.settings.emailDigestMax).filter((w) => w.dueAt > now);
-      due = [...due, ...waiting];
-    }
+    const due = this.store.due(now, RUN_LIMIT);
     if (due.length > 0) {
       const quiet = quietUntil(this.store.preferences(), now);
       if (quiet !== null) {
@@ -98,7 +92,17 @@ export class OfflineChannels {
         }
         if (unread.length) await this.finish(unread.map(([d, reason]) => ({ d, outcome: "skipped" as const, reason })));
         if (pushes.length) await this.runPushes(pushes, now);
-        if (emails.length) await this.runEmails(emails, now);
+        if (emails.length) {
+          // Once one email is due, every email still waiting goes with it (when it goes now): notifications that
+          // arrived together leave as one digest instead of one email each.
+          const waiting = this.store.dueEmails(Number.MAX_SAFE_INTEGER, this.settings.emailDigestMax).filter((w) => w.dueAt > now);
+          const waitingKept = new Map(this.notifications.byIds(waiting.map((w) => w.notificationId)).map((n) => [n.id, n]));
+          const along = waiting.flatMap((w): [Delivery, InboxNotification][] => {
+            const n = waitingKept.get(w.notificationId);
+            return n && !n.read ? [[w, n]] : [];
+          });
+          await this.runEmails(emails, along, now);
+        }
       }
     }
     return this.store.due(Date.now(), 1).length > 0 ? Date.now() : this.store.nextDueAt();
@@ -171,7 +175,8 @@ export class OfflineChannels {
 
   // ---- email ---------------------------------------------------------------------------------------
 
-  private async runEmails(items: [Delivery, InboxNotification][], now: number): Promise<void> {
+  /** `items` are due; `along` are waiting ones that join them if an email goes out now (never postponed here). */
+  private async runEmails(items: [Delivery, InboxNotification][], along: [Delivery, InboxNotification][], now: number): Promise<void> {
     const prefs = this.store.preferences();
     const off = items.filter(([, n]) => !channelsFor(prefs, n.kind).email || !this.emailReady());
     if (off.length) await this.finish(off.map(([d]) => ({ d, outcome: "skipped" as const, reason: "email turned off for this kind, or no address" })));
@@ -184,7 +189,8 @@ export class OfflineChannels {
       this.storage.transactionSync(() => send.forEach(([d]) => this.store.postpone(d, allowedAt)));
       return;
     }
-    send = send.sort((a, b) => a[1].seq - b[1].seq).slice(0, this.settings.emailDigestMax);
+    const joining = along.filter(([, n]) => channelsFor(prefs, n.kind).email);
+    send = [...send, ...joining].sort((a, b) => a[1].seq - b[1].seq).slice(0, this.settings.emailDigestMax);
     const userId = this.userId();
     const ids = send.map(([, n]) => n.id);
     const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", utf8(`notification.email\n${userId}\n${ids.join("\n")}`)));
