@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { env, jwtFor, newUser, notificationEvent } from "../../test/clients.ts";
 import { classifyPushStatus, retryAfterMs } from "./push-send.ts";
 import { pushPayloadProblem } from "./push-message.ts";
+import { unsubscribeUrl } from "./unsubscribe.ts";
 
 const edge = (path: string, init?: RequestInit) => exports.default.fetch(`http://edge${path}`, init);
 const as = async (user: string, method: string, path: string, body?: string) =>
@@ -78,8 +79,18 @@ describe("preferences routes", () => {
     expect(((await bad.json()) as { error: { code: string; message: string } }).error).toEqual({ code: "invalid_preferences", message: "timeZone: unknown IANA time zone" });
   });
 
-  it("refuses an unsubscribe link that was not signed for the user", async () => {
-    expect((await edge("/notifications/unsubscribe?u=alice&s=forged", { method: "POST" })).status).toBe(503); // no UNSUBSCRIBE_SECRET in this env
+  it("the unsubscribe link: forged or another user's refused, GET changes nothing, POST turns email off", async () => {
+    const user = newUser("unsub");
+    await as(user, "PUT", "/notifications/preferences", JSON.stringify({ email: "u@example.test", defaults: { push: true, email: true } }));
+    const link = new URL(await unsubscribeUrl("http://edge", env.UNSUBSCRIBE_SECRET!, user));
+    const path = `${link.pathname}${link.search}`;
+    expect((await edge(`/notifications/unsubscribe?u=${user}&s=forged`, { method: "POST" })).status).toBe(403);
+    expect((await edge(path.replace(`u=${user}`, "u=someone-else"), { method: "POST" })).status).toBe(403);
+    expect((await edge(path)).status).toBe(200);
+    const prefs = async () => ((await (await as(user, "GET", "/notifications/preferences")).json()) as { defaults: { email: boolean } }).defaults.email;
+    expect(await prefs()).toBe(true);
+    expect((await edge(path, { method: "POST" })).status).toBe(200);
+    expect(await prefs()).toBe(false);
   });
 });
 
