@@ -1,10 +1,16 @@
 import { exports } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { env, jwtFor, newUser, notificationEvent } from "../../test/clients.ts";
 import { classifyPushStatus, retryAfterMs } from "./push-send.ts";
 import { pushPayloadProblem } from "./push-message.ts";
 import { unsubscribeUrl } from "./unsubscribe.ts";
+import { installFakeBridge } from "../../test/fake-bridge.ts";
+
+// The answers these tests cause (notification.sent) must not reach the network: a fake bridge takes them.
+beforeAll(() => {
+  installFakeBridge(env.BRIDGE_URL!, env.BRIDGE_INGRESS_SECRET!);
+});
 
 const edge = (path: string, init?: RequestInit) => exports.default.fetch(`http://edge${path}`, init);
 const as = async (user: string, method: string, path: string, body?: string) =>
