@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { routePartykitRequest } from "partyserver";
 import { answerSubprotocol, guardPartyRequest, isPublicParty, normalizePartyUrl, stripInternalHeaders } from "./auth/party-guard.ts";
 import { errorResponse } from "./auth/errors.ts";
+import { bigRoomOf, bigRoomRequest, bigRoomRoutes } from "./bigrooms/route.ts";
 import { browserCors } from "./cors/cors.ts";
 import type { AppEnv } from "./env.ts";
 import { healthRoutes } from "./health/routes.ts";
@@ -9,7 +10,9 @@ import { inboxRoutes } from "./inbox/routes.ts";
 import { ingressRoutes } from "./ingress/routes.ts";
 import { internalRoutes } from "./internal/routes.ts";
 import { notifyRoutes } from "./notify/routes.ts";
-import { checkEdgeSettings } from "./settings.ts";
+import { playbackRoutes } from "./playback/routes.ts";
+import { checkEdgeSettings, edgeSettings } from "./settings.ts";
+import { streamRoutes } from "./streams/routes.ts";
 
 /** Envs whose problems were already logged: each misconfiguration is logged once, not once per request. */
 const reported = new WeakSet<object>();
@@ -33,7 +36,11 @@ export function createApp() {
   app.route("/", healthRoutes);
   app.route("/", inboxRoutes);
   app.route("/", ingressRoutes);
+  // Before internalRoutes: the streams' own internal route (key checks) is authenticated there too.
+  app.route("/", streamRoutes);
+  app.route("/", playbackRoutes);
   app.route("/", internalRoutes);
+  app.route("/", bigRoomRoutes);
   app.route("/", notifyRoutes);
 
   // Rooms and inboxes (partyserver): `/parties/room/<roomId>` and `/parties/inbox/<userId>`, WebSocket or HTTP.
@@ -47,6 +54,9 @@ export function createApp() {
     const req = new Request(url, c.req.raw);
     // Before anything else: a client copy of an internal header must never reach an object.
     stripInternalHeaders(req.headers);
+    // Big rooms (ROOM_SHARDED) are served by shards and a coordinator; see bigrooms/route.ts.
+    const bigRoom = bigRoomOf(url, edgeSettings(c.env));
+    if (bigRoom) return bigRoomRequest(req, c.env, bigRoom);
     const guard = (r: Request, lobby: { name: string }) => guardPartyRequest(r, c.env, party, lobby.name);
     const res = await routePartykitRequest(req, c.env, { prefix: "parties", onBeforeConnect: guard, onBeforeRequest: guard });
     if (!res) return errorResponse(404, "not_found", "use /parties/room/<roomId> or /parties/inbox/<userId>");

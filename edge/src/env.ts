@@ -3,10 +3,25 @@
 // reads them; they are listed here so `env` is typed, and README "Configuration" is generated from settings.ts.
 import type { Inbox } from "./inbox/inbox.ts";
 import type { Room } from "./rooms/room.ts";
+import type { RoomCoordinator } from "./bigrooms/coordinator.ts";
+import type { RoomRelay } from "./bigrooms/relay.ts";
+import type { RoomShard } from "./bigrooms/shard.ts";
+import type { Stream } from "./streams/stream-object.ts";
+import type { StreamIndex } from "./streams/stream-index.ts";
 
 export interface Env {
   Room: DurableObjectNamespace<Room>;
   Inbox: DurableObjectNamespace<Inbox>;
+  /** one object per live input (Streams API) */
+  Stream: DurableObjectNamespace<Stream>;
+  /** one object per owner listing their streams */
+  StreamIndex: DurableObjectNamespace<StreamIndex>;
+  /** the media bucket (R2) that /play reads; absent locally when PLAYBACK_ORIGIN_URL is used instead */
+  MEDIA?: R2Bucket;
+  /** big rooms: the coordinator (one per room), its relays and the shards that hold the sockets */
+  RoomCoordinator: DurableObjectNamespace<RoomCoordinator>;
+  RoomRelay: DurableObjectNamespace<RoomRelay>;
+  RoomShard: DurableObjectNamespace<RoomShard>;
 
   // client auth
   JWT_SECRET?: string;
@@ -26,6 +41,15 @@ export interface Env {
   PLAYBACK_BASE_URL?: string;
   RTMP_BASE_URL?: string;
   EDGE_INGRESS_TOLERANCE_S?: string;
+  // streams API and playback through /play
+  PLAYBACK_SIGNING_KEYS?: string;
+  PLAYBACK_TOKEN_DEFAULT_TTL_S?: string;
+  PLAYBACK_TOKEN_MAX_TTL_S?: string;
+  PLAYBACK_ORIGIN_URL?: string;
+  MEDIA_KEY_PREFIX?: string;
+  PLAYBACK_STATE_CACHE_MS?: string;
+  PLAYBACK_MEMORY_CACHE_MB?: string;
+  STREAM_KEY_CHECK_MAX?: string;
   // rooms
   ROOM_MAX_CONNECTIONS?: string;
   ROOM_MAX_FRAME_BYTES?: string;
@@ -39,6 +63,14 @@ export interface Env {
   ROOM_FLUSH_MS?: string;
   ROOM_REACTION_FLUSH_MS?: string;
   ROOM_OUTBOX_FLUSH_MS?: string;
+  // big rooms
+  ROOM_SHARDED?: string;
+  ROOM_SHARDS?: string;
+  ROOM_SHARD_MAX_CONNECTIONS?: string;
+  ROOM_RELAY_FANOUT?: string;
+  ROOM_SHARD_RING?: string;
+  ROOM_SUMMARY_MS?: string;
+  ROOM_UPLINK_FLUSH_MS?: string;
   // inboxes
   INBOX_MAX_CONNECTIONS?: string;
   INBOX_MAX_FRAME_BYTES?: string;

@@ -3,6 +3,11 @@ import { createApp } from "./app.ts";
 
 export { Inbox } from "./inbox/inbox.ts";
 export { Room } from "./rooms/room.ts";
+export { RoomCoordinator } from "./bigrooms/coordinator.ts";
+export { RoomRelay } from "./bigrooms/relay.ts";
+export { RoomShard } from "./bigrooms/shard.ts";
+export { Stream } from "./streams/stream-object.ts";
+export { StreamIndex } from "./streams/stream-index.ts";
 
 const app = createApp();
 export default { fetch: app.fetch } satisfies ExportedHandler<import("./env.ts").Env>;

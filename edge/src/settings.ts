@@ -6,7 +6,7 @@
 // and, when any is invalid, answers 500 `misconfigured` and logs the full list of problems once (app.ts).
 // No Workers-only imports here: Node reads this module too (README generation and its test).
 import { MAX_BATCH_EVENTS } from "../../shared/batch.ts";
-import { bool, checkSettings, int, list, type RawEnv, secret, secrets, type SettingsOf, SettingsError, text, url } from "../../shared/settings/settings.ts";
+import { bool, checkSettings, int, list, type RawEnv, secret, secrets, type Setting, type SettingsOf, SettingsError, text, url } from "../../shared/settings/settings.ts";
 import { DEFAULT_TOLERANCE_S } from "../../shared/signing/webhooks.ts";
 
 /** Client JWTs signed with HS256 need a key at least this long (bytes); shorter keys are guessable offline. */
@@ -27,16 +27,26 @@ export const EDGE_SETTINGS = {
   allowHttpUrls: bool("ALLOW_HTTP_URLS", false, "accept `http:` (not only `https:`) links in events and JWT avatars; for local runs only"),
 
   // ---- secrets shared with other processes -----------------------------------------------------------
-  publishTokenSecret: secret("PUBLISH_TOKEN_SECRET", "HMAC key of RTMP publish tokens, shared with the media node", { optional: true }),
+  publishTokenSecret: secret("PUBLISH_TOKEN_SECRET", "HMAC key of RTMP publish tokens (the Streams API's stream keys), shared with the media node (unset: no stream keys, 503)", { optional: true }),
   edgeIngressSecret: secrets("EDGE_INGRESS_SECRET", "Standard Webhooks secret(s) `POST /hooks/events` checks (comma-separated during a rotation; unset: 503)", { optional: true }),
   bridgeIngressSecret: secrets("BRIDGE_INGRESS_SECRET", "Standard Webhooks secret(s) the outboxes sign with towards the HTTP→NATS bridge (several during a rotation: one signature each)", { optional: true }),
   internalApiToken: secret("INTERNAL_API_TOKEN", "Bearer token of `/internal/*` (unset: internal API closed, 503)", { optional: true }),
 
   // ---- links to the media side -----------------------------------------------------------------------
   bridgeUrl: url("BRIDGE_URL", undefined, "where the outboxes deliver events (the HTTP→NATS bridge; unset: events wait)", { protocols: HTTP, optional: true }),
-  playbackBaseUrl: url("PLAYBACK_BASE_URL", undefined, "public base of HLS playback (CDN in front of R2)", { protocols: HTTP, optional: true }),
-  rtmpBaseUrl: url("RTMP_BASE_URL", undefined, "RTMP ingest URL handed to broadcasters", { protocols: ["rtmp:", "rtmps:"], optional: true }),
+  playbackBaseUrl: url("PLAYBACK_BASE_URL", "http://127.0.0.1:8787", "public base URL of this Worker's /play routes (or of a CDN in front of them); playback links are <base>/play/<id or token>/live.m3u8", { protocols: HTTP }),
+  rtmpBaseUrl: url("RTMP_BASE_URL", "rtmp://127.0.0.1:1935/live", "RTMP ingest URL (with the app) handed to broadcasters as rtmp.url / obs.server", { protocols: ["rtmp:", "rtmps:"] }),
   ingressToleranceS: int("EDGE_INGRESS_TOLERANCE_S", DEFAULT_TOLERANCE_S, "allowed `webhook-timestamp` skew on `/hooks/events`, seconds", { min: 1, max: 3600 }),
+
+  // ---- streams API and playback through /play ------------------------------------------------------------
+  playbackSigningKeys: signingKeys("PLAYBACK_SIGNING_KEYS", "HS256 keys for viewer tokens of signed streams: kid:secret pairs, the first signs, all verify (rotation)"),
+  playbackTokenDefaultTtlS: int("PLAYBACK_TOKEN_DEFAULT_TTL_S", 3600, "lifetime of a viewer token when the request names none, seconds (at most PLAYBACK_TOKEN_MAX_TTL_S)", { min: 60, max: 86_400 }),
+  playbackTokenMaxTtlS: int("PLAYBACK_TOKEN_MAX_TTL_S", 86_400, "longest viewer token lifetime that may be asked for, seconds", { min: 60, max: 86_400 }),
+  playbackOriginUrl: url("PLAYBACK_ORIGIN_URL", undefined, "pull media from this origin (media node /media, any S3-compatible endpoint) instead of the MEDIA R2 binding", { protocols: HTTP, optional: true }),
+  mediaKeyPrefix: text("MEDIA_KEY_PREFIX", "live", "object key prefix the media nodes store live streams under (their MEDIA_KEY_PREFIX)", { pattern: /^[A-Za-z0-9_-]{1,64}$/ }),
+  playbackStateCacheMs: int("PLAYBACK_STATE_CACHE_MS", 2000, "how long an isolate trusts what it learned of a stream's policy and status before asking its object again, ms", { min: 0, max: 60_000 }),
+  playbackMemoryCacheMb: int("PLAYBACK_MEMORY_CACHE_MB", 32, "hot playback objects each isolate keeps in memory in front of the Cache API, MiB (0: none)", { min: 0, max: 96 }),
+  streamKeyCheckMax: int("STREAM_KEY_CHECK_MAX", 256, "stream keys one media node may check per /internal/streams/key-check call", { min: 1, max: 1000 }),
 
   // ---- rooms -------------------------------------------------------------------------------------------
   roomMaxConnections: int("ROOM_MAX_CONNECTIONS", 5000, "open WebSockets per room; more are refused with 503 `room_full`", { min: 1 }),
@@ -51,6 +61,15 @@ export const EDGE_SETTINGS = {
   roomFlushMs: int("ROOM_FLUSH_MS", 10, "how long room-wide frames are coalesced before one `batch` frame goes out, ms", { min: 1, max: 1000 }),
   roomReactionFlushMs: int("ROOM_REACTION_FLUSH_MS", 250, "how often aggregated reaction counts are sent, ms", { min: 1, max: 10_000 }),
   roomOutboxFlushMs: int("ROOM_OUTBOX_FLUSH_MS", 200, "how long a room's new chat/presence events wait so they leave in one batch, ms", { min: 0, max: 10_000 }),
+
+  // ---- big rooms (one room over many objects; see edge/src/bigrooms) --------------------------------------
+  roomSharded: list("ROOM_SHARDED", [], "room ids served as big rooms (shards + coordinator): exact ids or prefixes ending in `*`, comma-separated (unset: none)", undefined, { defaultText: "unset" }),
+  roomShards: int("ROOM_SHARDS", 8, "shard objects per big room; clients are placed by a hash of their user id", { min: 1, max: 4096 }),
+  roomShardMaxConnections: int("ROOM_SHARD_MAX_CONNECTIONS", 1000, "open sockets per shard; a full shard sends the client on to the next one", { min: 1, max: 32_000 }),
+  roomRelayFanout: int("ROOM_RELAY_FANOUT", 32, "most shards one coordinator links to directly; with more shards, relays (one per this many shards) sit between", { min: 2, max: 1000 }),
+  roomShardRing: int("ROOM_SHARD_RING", 256, "recent chat messages each shard keeps for welcomes and resumes; older gaps are asked of the coordinator", { min: 1, max: 10_000 }),
+  roomSummaryMs: int("ROOM_SUMMARY_MS", 1000, "how often a big room sends its presence summary (counts, featured users), ms", { min: 100, max: 60_000 }),
+  roomUplinkFlushMs: int("ROOM_UPLINK_FLUSH_MS", 5, "how long a shard gathers chat before forwarding it to the coordinator in one frame, ms", { min: 1, max: 1000 }),
 
   // ---- inboxes -----------------------------------------------------------------------------------------
   inboxMaxConnections: int("INBOX_MAX_CONNECTIONS", 16, "open sockets per user; one more gets `too_many_connections` and close 1008", { min: 1 }),
@@ -85,6 +104,42 @@ export const EDGE_SETTINGS = {
   outboxMaxPending: int("OUTBOX_MAX_PENDING", 10_000, "events one room or inbox keeps waiting for the bridge; past it the oldest are dropped (counted in its status)", { min: 10 }),
 };
 
+/** One playback signing key: `kid` goes in the token header so keys can rotate without cutting viewers. */
+export interface SigningKey {
+  kid: string;
+  secret: string;
+}
+
+const KID_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
+
+/**
+ * `kid:secret` pairs, comma or space separated; the first signs new tokens, all of them verify. A credential:
+ * its value never appears in an error. (Built by hand because `secrets` has no notion of a key id.)
+ */
+export function signingKeys(env: string, doc: string): Setting<SigningKey[] | undefined> {
+  return {
+    env,
+    doc,
+    default: undefined,
+    optional: true,
+    secret: true,
+    parse(raw) {
+      const keys: SigningKey[] = [];
+      for (const item of raw.split(/[\s,]+/).filter(Boolean)) {
+        const at = item.indexOf(":");
+        const kid = at > 0 ? item.slice(0, at) : "";
+        const secret = at > 0 ? item.slice(at + 1) : "";
+        if (!KID_PATTERN.test(kid)) throw new Error(`item ${keys.length + 1} is not <kid>:<secret> with a kid of [A-Za-z0-9_-]{1,32}`);
+        if (secret.length < 32) throw new Error(`the secret of kid '${kid}' must be at least 32 characters`);
+        if (keys.some((k) => k.kid === kid)) throw new Error(`kid '${kid}' appears twice`);
+        keys.push({ kid, secret });
+      }
+      if (keys.length === 0) throw new Error("no key given");
+      return keys;
+    },
+  };
+}
+
 /** A positive number of frames per second (decimals allowed: 0.5 = one frame every two seconds). */
 function num0(env: string, def: number, doc: string) {
   const setting = int(env, def, doc, { min: 1 });
@@ -106,6 +161,8 @@ function crossChecks(s: EdgeSettings): string[] {
   if (s.outboxRetryMaxMs < s.outboxRetryBaseMs) problems.push(`OUTBOX_RETRY_MAX_MS (${s.outboxRetryMaxMs}) is below OUTBOX_RETRY_BASE_MS (${s.outboxRetryBaseMs})`);
   if (s.pushRetryMaxMs < s.pushRetryBaseMs) problems.push(`NOTIFY_PUSH_RETRY_MAX_MS (${s.pushRetryMaxMs}) is below NOTIFY_PUSH_RETRY_BASE_MS (${s.pushRetryBaseMs})`);
   if (Boolean(s.vapidPublicKey) !== Boolean(s.vapidPrivateKey)) problems.push("VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY must be set together");
+  // Otherwise every viewer token asked for without an expiry would be refused as too long.
+  if (s.playbackTokenDefaultTtlS > s.playbackTokenMaxTtlS) problems.push(`PLAYBACK_TOKEN_DEFAULT_TTL_S (${s.playbackTokenDefaultTtlS}) is above PLAYBACK_TOKEN_MAX_TTL_S (${s.playbackTokenMaxTtlS})`);
   return problems;
 }
 

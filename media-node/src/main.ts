@@ -21,7 +21,9 @@ import type { EventSink } from "./live/session.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { NodeMetrics } from "./metrics/metrics.ts";
 import { ConfigError, readMediaNodeSettings } from "./settings/processes.ts";
+import { DEFAULT_STREAM_KEY_SETTINGS, type StreamKeySettings } from "./settings/stream-keys.ts";
 import { createMediaHandler, createObjectStore, FsObjectStore, ReliableUploader, type StorageConfig } from "./storage/index.ts";
+import { createStreamKeys, type StreamKeys } from "./streams/stream-keys.ts";
 
 export interface MediaNode {
   config: MediaConfig;
@@ -34,6 +36,8 @@ export interface MediaNode {
   live: LiveManager;
   uploader: ReliableUploader;
   metrics: NodeMetrics;
+  /** stream-key checks with the edge, when configured */
+  streamKeys: StreamKeys | undefined;
   stop(): Promise<void>;
 }
 
@@ -45,6 +49,8 @@ export interface StartOptions {
   /** RTMP connection limits and pull-credential lifetime (default: settings/ingest.ts defaults) */
   ingestLimits?: IngestLimits;
   log?: Logger;
+  /** stream-key checks with the edge (default: off, as when STREAM_KEYS_EDGE_URL is unset) */
+  streamKeys?: StreamKeySettings;
 }
 
 export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
@@ -70,12 +76,14 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
     busProbe = () => probeNats(busCfg.natsUrl, config.healthTimeoutMs);
   }
 
+  const streamKeys = createStreamKeys(opts.streamKeys ?? DEFAULT_STREAM_KEY_SETTINGS, log);
+  const authorizer = createAuthorizer({ apps: config.apps, secret: config.publishTokenSecret });
   const ingest = new RtmpIngest({
     host: config.rtmpHost,
     port: config.rtmpPort,
     rtmps: config.rtmpsCert && config.rtmpsKey ? { port: config.rtmpsPort, cert: config.rtmpsCert, key: config.rtmpsKey } : undefined,
     storeDir: resolve(config.workDir, ".nms-store"),
-    authorize: createAuthorizer({ apps: config.apps, secret: config.publishTokenSecret }),
+    authorize: streamKeys ? streamKeys.wrap(authorizer) : authorizer,
     log,
     limits: opts.ingestLimits,
   });
@@ -118,6 +126,7 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
   ingest.on("unpublish", (u) => live.onUnpublish(u));
   ingest.on("refused", (r) => metrics.publishRefused(r.reason));
   ingest.on("connectionRefused", (r) => metrics.rtmpRefused(r.reason));
+  streamKeys?.attach(ingest, live);
 
   const http = createHttpServer({ media: store instanceof FsObjectStore ? createMediaHandler(store) : undefined }, log.child({ component: "http" }));
   const ops = createHttpServer(
@@ -134,6 +143,7 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
   try {
     await ingest.start();
   } catch (error) {
+    await streamKeys?.stop();
     await bus?.stop();
     await store.close();
     throw error;
@@ -149,6 +159,7 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
       throw new Error(`operations listener could not start on ${config.opsHost}:${config.opsPort}: ${error.message}`, { cause: error });
     });
   } catch (error) {
+    await streamKeys?.stop();
     await ingest.stop();
     await bus?.stop();
     await store.close();
@@ -165,6 +176,7 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
       log.info("media node stopping");
       // Order: no new broadcasters; every FFmpeg stopped and ENDLIST written; uploads flushed (bounded); then
       // the bus (unconfirmed events stay in its outbox on disk) and HTTP.
+      await streamKeys?.stop();
       const streams = await live.shutdown(15_000);
       await ingest.stop();
       const drained = await uploader.drain(10_000);
@@ -186,15 +198,15 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
       log.info("media node stopped");
     })());
 
-  return { config, rtmpUrl, httpUrl, opsUrl, ingest, live, uploader, metrics, stop };
+  return { config, rtmpUrl, httpUrl, opsUrl, ingest, live, uploader, metrics, streamKeys, stop };
 }
 
 async function main(): Promise<void> {
   const log = createLogger({ fields: { service: "media-node" } });
   let node: MediaNode;
   try {
-    const { config, storage, bus, ingest } = readMediaNodeSettings();
-    node = await startMediaNode({ config, storage, bus, ingestLimits: ingest });
+    const { config, storage, bus, ingest, streamKeys } = readMediaNodeSettings();
+    node = await startMediaNode({ config, storage, bus, ingestLimits: ingest, streamKeys });
   } catch (error) {
     log.error(error instanceof ConfigError ? error.message : "media node failed to start", { error });
     process.exit(1);

@@ -18,3 +18,9 @@ export const rendition = z.object({
   bandwidth: z.number().int().positive(),
   codecs: z.string().max(128).optional(),
 });
+
+/**
+ * An object key in the media bucket (`live/<streamId>/<broadcastId>/master.m3u8`): events name storage, and the
+ * edge builds the playback URL a viewer may use (public or signed) from it.
+ */
+export const storageKey = z.string().min(1).max(1024).regex(/^[A-Za-z0-9_=+,@~-][A-Za-z0-9_.=+,@~\/-]*$/, "not a storage key").refine((k) => !k.split("/").some((s) => s === "" || s.startsWith(".")), "storage key has an empty or dot segment");

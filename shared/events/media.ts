@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { mediaId, roomId, streamId, url, userId } from "./common.ts";
+import { mediaId, roomId, storageKey, streamId, url, userId } from "./common.ts";
 
 // Media objects: uploads (VOD) and recordings of live streams.
 
@@ -28,6 +28,8 @@ export const mediaReady = z.object({
   /** set when the media is the recording of a live stream */
   streamId: streamId.optional(),
   playbackUrl: url,
+  /** storage key of the playlist (the edge builds viewers' URLs from it) */
+  playlistKey: storageKey.optional(),
   durationS: z.number().nonnegative(),
   posterUrl: url.optional(),
   thumbnailsUrl: url.optional(),

@@ -17,6 +17,10 @@ import type { Outcome } from "./stats.ts";
 export interface RoomTarget {
   applyEvents(events: Envelope[]): Promise<EventApplyOutcome[]>;
 }
+/** What Stream.applyEvents promises (a stream's own object; dedup by event id inside it). */
+export interface StreamTarget {
+  applyEvents(events: Envelope[]): Promise<EventApplyOutcome[]>;
+}
 export interface InboxTarget {
   applyEvents(events: Envelope[]): Promise<(EventApplyOutcome & { connections: number })[]>;
 }
@@ -25,12 +29,22 @@ export interface InboxTarget {
 export interface EventTargets {
   room(roomId: string): RoomTarget;
   inbox(userId: string): InboxTarget;
+  /** the stream's own object (Streams API); events of streams it does not hold are acknowledged there */
+  stream(streamId: string): StreamTarget;
 }
 
 export type Route =
-  | { kind: "objects"; rooms: string[]; inboxes: string[] }
+  | { kind: "objects"; rooms: string[]; inboxes: string[]; streams?: string[] }
   | { kind: "notification"; userId: string }
   | { kind: "ignored"; reason: string };
+
+/**
+ * Streams created through the Streams API have `str_` ids and an object of their own that follows their
+ * status; streams published with a command-line token have neither, and only their room hears of them.
+ */
+export function isApiStreamId(streamId: string | undefined): streamId is string {
+  return streamId !== undefined && streamId.startsWith("str_");
+}
 
 /**
  * Pure routing table. Valid events the edge has no use for are acknowledged as ignored (2xx) rather than
@@ -43,7 +57,7 @@ export function routeFor(event: Envelope): Route {
     case "stream.live":
     case "stream.ended":
       // A stream's viewers are in the room named in the event, or else the room named after the stream.
-      return { kind: "objects", rooms: [event.data.roomId ?? event.data.streamId], inboxes: [] };
+      return { kind: "objects", rooms: [event.data.roomId ?? event.data.streamId], inboxes: [], ...(isApiStreamId(event.data.streamId) ? { streams: [event.data.streamId] } : {}) };
     case "media.progress":
     case "media.ready":
     case "media.failed": {
@@ -51,7 +65,8 @@ export function routeFor(event: Envelope): Route {
       const rooms = room ? [room] : [];
       const inboxes = event.data.ownerId ? [event.data.ownerId] : [];
       if (rooms.length === 0 && inboxes.length === 0) return { kind: "ignored", reason: `${event.type} names neither an owner nor a room` };
-      return { kind: "objects", rooms, inboxes };
+      const streams = event.type === "media.ready" && isApiStreamId(event.data.streamId) ? [event.data.streamId] : [];
+      return { kind: "objects", rooms, inboxes, ...(streams.length ? { streams } : {}) };
     }
     case "notification.requested":
       return { kind: "notification", userId: event.data.userId };
@@ -94,6 +109,7 @@ export async function dispatchBatch(events: readonly Envelope[], targets: EventT
   const state = events.map(() => ({ applied: false, failure: null as string | null, ignored: null as string | null }));
   const rooms = new Map<string, number[]>();
   const inboxes = new Map<string, number[]>();
+  const streams = new Map<string, number[]>();
   const add = (groups: Map<string, number[]>, key: string, index: number) => {
     const list = groups.get(key);
     if (list) list.push(index);
@@ -106,6 +122,7 @@ export async function dispatchBatch(events: readonly Envelope[], targets: EventT
     else {
       for (const userId of route.inboxes) add(inboxes, userId, i);
       for (const roomId of route.rooms) add(rooms, roomId, i);
+      for (const streamId of route.streams ?? []) add(streams, streamId, i);
     }
   });
 
@@ -127,6 +144,7 @@ export async function dispatchBatch(events: readonly Envelope[], targets: EventT
   await Promise.all([
     ...[...inboxes].map(([userId, indexes]) => call(`inbox ${userId}`, indexes, (batch) => targets.inbox(userId).applyEvents(batch))),
     ...[...rooms].map(([roomId, indexes]) => call(`room ${roomId}`, indexes, (batch) => targets.room(roomId).applyEvents(batch))),
+    ...[...streams].map(([streamId, indexes]) => call(`stream ${streamId}`, indexes, (batch) => targets.stream(streamId).applyEvents(batch))),
   ]);
 
   return events.map((event, i): DispatchedResult => {

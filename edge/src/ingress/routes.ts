@@ -31,6 +31,7 @@ import { type BatchItem, type EventResult, isBatchRequest, MAX_BATCH_BYTES, pars
 import { type Envelope, MAX_EVENT_BYTES, parseEvent } from "../../../shared/envelope.ts";
 import { verifyWebhook, WEBHOOK_ID } from "../../../shared/signing/webhooks.ts";
 import { errorResponse } from "../auth/errors.ts";
+import { roomEventTarget } from "../bigrooms/route.ts";
 import type { AppEnv, Env } from "../env.ts";
 import { readBodyLimited } from "../http/body.ts";
 import { linkProblem } from "../http/links.ts";
@@ -44,8 +45,9 @@ import { ingressStats } from "./stats.ts";
 /** The real targets: Durable Objects by name. */
 export function objectTargets(env: Env): EventTargets {
   return {
-    room: (roomId) => env.Room.getByName(roomId),
+    room: (roomId) => roomEventTarget(env, roomId),
     inbox: (userId) => env.Inbox.getByName(userId),
+    stream: (streamId) => env.Stream.getByName(streamId),
   };
 }
 

@@ -4,6 +4,7 @@ import { Hono } from "hono";
 import { type Envelope, MAX_EVENT_BYTES, parseEventJson } from "../../../shared/envelope.ts";
 import { checkRoomId } from "../../../shared/names.ts";
 import { errorResponse } from "../auth/errors.ts";
+import { roomEventTarget } from "../bigrooms/route.ts";
 import type { AppEnv } from "../env.ts";
 import { bodyTextOr413 } from "../http/body.ts";
 import { linkProblem } from "../http/links.ts";
@@ -36,6 +37,6 @@ internalRoutes.post("/internal/rooms/:roomId/events", async (c) => {
   if (target !== undefined && target !== roomId) {
     return errorResponse(400, "room_mismatch", `event is for room '${target}', posted to room '${roomId}'`);
   }
-  const result = await c.env.Room.getByName(roomId).applyEvent(event);
+  const result = await roomEventTarget(c.env, roomId).applyEvent(event);
   return c.json(result);
 });

@@ -1,6 +1,7 @@
 // How Rooms and Inboxes build the outbox they carry, and how the front Worker reaches one (operator routes).
 import type { Env } from "../env.ts";
-import type { EdgeSettings } from "../settings.ts";
+import { isBigRoom } from "../bigrooms/placement.ts";
+import { type EdgeSettings, edgeSettings } from "../settings.ts";
 import { Outbox, type OutboxView } from "./outbox.ts";
 
 /** An outbox in `storage` with the edge's retry, batch and bound settings; `gatherMs` delays delivery of new events so they batch. */
@@ -25,5 +26,7 @@ export const userShard = (userId: string) => `user/${userId}`;
 export function outboxCarrier(env: Env, shard: string): OutboxView | null {
   if (shard.startsWith("user/")) return shard.length > 5 ? env.Inbox.getByName(shard.slice(5)) : null;
   const roomId = shard.startsWith("room/") ? shard.slice(5) : shard;
-  return roomId ? env.Room.getByName(roomId) : null;
+  if (!roomId) return null;
+  // A big room's chat events are written by its coordinator (bigrooms/coordinator.ts), which carries its outbox.
+  return isBigRoom(roomId, edgeSettings(env).roomSharded) ? env.RoomCoordinator.getByName(roomId) : env.Room.getByName(roomId);
 }

@@ -26,7 +26,7 @@ export function nextRoomInfo(info: RoomInfo, event: RoomEvent): RoomInfo {
     }
     case "media.ready":
       // The recording of the room's stream is ready: that is the stream's VOD.
-      if (current && event.data.streamId === current.streamId) return { ...info, stream: { ...current, vodUrl: event.data.playbackUrl } };
+      if (current && event.data.streamId === current.streamId) return { ...info, stream: { ...current, vodUrl: event.data.playbackUrl, ...(event.data.playlistKey ? { vodKey: event.data.playlistKey } : {}) } };
       return info;
     default:
       return info;
@@ -65,7 +65,8 @@ function nextStream(same: StreamInfo | undefined, event: Extract<RoomEvent, { ty
     case "stream.ended": {
       if (same && same.updatedAt > at) return same;
       const ended: StreamInfo = { ...(same ?? { streamId }), status: "ended", updatedAt: at };
-      return event.data.vodUrl ? { ...ended, vodUrl: event.data.vodUrl } : ended;
+      // The recording's storage key is kept so a room of an API stream can hand each viewer a /play URL for it.
+      return { ...ended, ...(event.data.vodUrl ? { vodUrl: event.data.vodUrl } : {}), ...(event.data.vodKey ? { vodKey: event.data.vodKey } : {}) };
     }
   }
 }

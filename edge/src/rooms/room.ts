@@ -32,6 +32,7 @@ import { isRoomEvent, type RoomEvent } from "./room-events.ts";
 import { nextRoomInfo } from "./room-info.ts";
 import { adoptLegacyPending } from "./legacy-pending.ts";
 import { RoomStore } from "./room-store.ts";
+import { isApiStreamUrlEvent, sendPerViewer, viewerPlaybackFrom, viewerRoomInfo, withViewerPlayback, type WithPlayback } from "../streams/room-playback.ts";
 
 const OPEN = 1; // WebSocket.READY_STATE_OPEN
 /** Page size bounds for GET .../history. */
@@ -82,8 +83,10 @@ export class Room extends Server<Env> implements OutboxView {
     // Only the front Worker sets the verified header; a request without it did not pass auth.
     if (!user) return errorResponse(401, "unauthenticated", "request did not come through the authenticating front Worker");
     if (this.store.isBanned(user.userId)) return errorResponse(403, "banned", "you are banned from this room");
-    if (request.headers.get("upgrade")?.toLowerCase() === "websocket" && this.roomIsFull()) {
-      return errorResponse(503, "room_full", `room has reached its limit of ${this.settings.roomMaxConnections} connections`, { "retry-after": "5" });
+    if (request.headers.get("upgrade")?.toLowerCase() === "websocket") {
+      if (this.roomIsFull()) return errorResponse(503, "room_full", `room has reached its limit of ${this.settings.roomMaxConnections} connections`, { "retry-after": "5" });
+      // A stream made through the Streams API is played through /play, with a token for this viewer if signed.
+      return super.fetch(await withViewerPlayback(this.env, request, this.store.info(this.name), user));
     }
     return super.fetch(request);
   }
@@ -145,7 +148,8 @@ export class Room extends Server<Env> implements OutboxView {
     const presence = this.presenceMap();
     const existing = presence.get(user.userId);
     const now = Date.now();
-    conn.setState(connStateFor(user, existing?.entry.state ?? {}, existing?.stateAt ?? now));
+    const playback = viewerPlaybackFrom(ctx.request);
+    conn.setState({ ...connStateFor(user, existing?.entry.state ?? {}, existing?.stateAt ?? now), ...(playback ? { playback } : {}) });
     this.buckets.set(conn.id, newBucket(this.settings.roomRateBurst, now));
 
     const connections = this.openConnectionsOf(user.userId).length;
@@ -167,7 +171,7 @@ export class Room extends Server<Env> implements OutboxView {
       presence: head,
       presenceTotal: entries.length,
       messages,
-      room: this.store.info(this.name),
+      room: viewerRoomInfo(this.env, this.store.info(this.name), playback),
       ...(since !== undefined && resume ? { resume: { since, complete: resume.complete } } : {}),
     });
     if (rest.length > 0) {
@@ -350,6 +354,11 @@ export class Room extends Server<Env> implements OutboxView {
   // ---------------------------------------------------------------------------------------------------
   // System events (DO RPC; called by the event ingress and the internal push API)
 
+  /** Users present now (the Streams API shows it as a stream's viewer count). */
+  async presenceCount(): Promise<number> {
+    return this.presenceMap().size;
+  }
+
   /** Applies a `stream.*` / `media.*` event once: a repeated event id changes nothing and is not re-broadcast. */
   async applyEvent(event: Envelope): Promise<{ applied: boolean }> {
     const [outcome] = await this.applyEvents([event]);
@@ -390,12 +399,20 @@ export class Room extends Server<Env> implements OutboxView {
       return checked.map((c) => ("event" in c ? { id: c.id, applied: false, error: message } : c));
     }
     const outcomes = new Map(valid.map((v, i) => [v, fresh[i]!]));
-    return checked.map((c) => {
+    const perViewer: RoomEvent[] = [];
+    const result = checked.map((c) => {
       if (!("event" in c)) return c;
       const applied = outcomes.get(c)!;
-      if (applied) this.coalescer.push({ type: "event", event: c.event });
+      if (applied && isApiStreamUrlEvent(c.event)) perViewer.push(c.event);
+      else if (applied) this.coalescer.push({ type: "event", event: c.event });
       return { id: c.id, applied };
     });
+    if (perViewer.length > 0) {
+      // URLs differ per viewer (signed playback): earlier frames first, then one frame per connection.
+      this.coalescer.flush();
+      await sendPerViewer<ConnState>(this.env, perViewer, this.getConnections<WithPlayback<ConnState>>());
+    }
+    return result;
   }
 
   // ---------------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 // Which settings each Node process reads. Every process validates all of its groups at start and reports every
 // problem at once (one SettingsError), so a misconfigured process refuses to start instead of failing later.
 //
-//   media node        PULSECAST_DEV, NATS connection, NATS streams, outbox, media node, RTMP ingest limits, storage
+//   media node        PULSECAST_DEV, NATS connection, NATS streams, outbox, media node, RTMP ingest limits, storage,
+//                     stream-key checks
 //   http-to-nats      PULSECAST_DEV, NATS connection, NATS streams, http-to-nats
 //   nats-to-http      PULSECAST_DEV, NATS connection, NATS streams, nats-to-http
 //   dead-letters      PULSECAST_DEV, NATS connection, NATS streams
@@ -15,6 +16,7 @@ import { type MediaConfig, mediaNodeProblems, mediaNodeSettings } from "./media.
 import { natsConnectionProblems, natsConnectionSettings, natsStreamSettings, outboxSettings } from "./nats.ts";
 import { type IngestLimits, ingestSettings } from "./ingest.ts";
 import { storageSettings } from "./storage.ts";
+import { type StreamKeySettings, streamKeyProblems, streamKeySettings } from "./stream-keys.ts";
 import { notifierSettings } from "./notifier.ts";
 
 export { SettingsError as ConfigError };
@@ -51,13 +53,14 @@ export function busConfig(overrides: Partial<BusConfig> = {}): BusConfig {
   return { ...values, ...overrides };
 }
 
-export const mediaNodeProcessSettings = { ...devSettings, ...busProcessSettings, ...mediaNodeSettings, ...ingestSettings, ...storageSettings } as const;
+export const mediaNodeProcessSettings = { ...devSettings, ...busProcessSettings, ...mediaNodeSettings, ...ingestSettings, ...storageSettings, ...streamKeySettings } as const;
 
 export interface MediaNodeSettings {
   config: MediaConfig;
   storage: StorageConfig;
   bus: BusConfig;
   ingest: IngestLimits;
+  streamKeys: StreamKeySettings;
 }
 
 /** Everything the media node reads, checked together: one start shows every problem of every group. */
@@ -69,12 +72,13 @@ export function readMediaNodeSettings(env: RawEnv = settingsEnv()): MediaNodeSet
     return [
       ...natsConnectionProblems(v),
       ...mediaNodeProblems(v),
+      ...streamKeyProblems(v),
       ...("problems" in derived ? derived.problems : []),
       ...devListenerProblems(v.dev, { MEDIA_RTMP_HOST: v.rtmpHost, MEDIA_HTTP_HOST: v.httpHost, MEDIA_OPS_HOST: v.opsHost }),
     ];
   });
   const pick = <S extends SettingsSpec>(spec: S) => Object.fromEntries(Object.keys(spec).map((k) => [k, (v as Record<string, unknown>)[k]])) as SettingsOf<S>;
-  return { config: pick(mediaNodeSettings), storage: storage!, bus: pick(busProcessSettings), ingest: pick(ingestSettings) };
+  return { config: pick(mediaNodeSettings), storage: storage!, bus: pick(busProcessSettings), ingest: pick(ingestSettings), streamKeys: pick(streamKeySettings) };
 }
 
 /** Only the media node's own group (no bus, no storage): tests that start a node in-process with their own bus. */
