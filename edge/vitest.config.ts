@@ -28,6 +28,10 @@ export default defineConfig({
           ROOM_RELAY_FANOUT: "2",
           // Summaries every 200 ms rather than every second, so presence tests wait less.
           ROOM_SUMMARY_MS: "200",
+          // A test-only VAPID pair, so the push routes are on; pushes are sent only to subscriptions a test adds.
+          VAPID_PUBLIC_KEY: "BD-h2GOQvz_PGNJzVgY3N-pMG0BGpv9KuYFOnCSkrNlbAy0Id9atMlSx2IppFD87jr7jFEPmHkBAJzOVu8UIFMU",
+          VAPID_PRIVATE_KEY: "i7d3WTroQEQ8Z4RpIJtn_i3ubUsS3CG-9r6alHTTxAI",
+          UNSUBSCRIBE_SECRET: "test-unsubscribe-secret-0123456789abcdef",
         },
       },
     }),

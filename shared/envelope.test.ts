@@ -77,6 +77,7 @@ describe("event envelope", () => {
         "media.uploaded",
         "notification.requested",
         "notification.sent",
+        "notification.email",
         "presence.update",
         "stream.ended",
         "stream.live",

@@ -8,9 +8,12 @@
 // (deploy/local/supervisor.ts); Ctrl-C stops everything, and so does a part that cannot start at all. Each part
 // runs in its own process group, so wrangler's workerd and FFmpeg children go with their parents.
 //
+// The email notifier runs too, sending to a local catch-all SMTP server (deploy/local/smtp-catch-all.ts) that logs
+// each message and keeps it under var/mail; the edge gets a VAPID key pair (in .dev.vars) for Web Push.
+//
 // Ports (override with the env vars named): EDGE_PORT 8787, NATS_PORT 4222, MEDIA_RTMP_PORT 1935,
 // MEDIA_HTTP_PORT 8000, MEDIA_OPS_PORT 8001 (media node health and metrics), HTTP_TO_NATS_PORT 8788,
-// METRICS_PORT 8789 (NATS->HTTP bridge metrics).
+// METRICS_PORT 8789 (NATS->HTTP bridge metrics), SMTP_PORT 2525 (local catch-all).
 import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
@@ -18,20 +21,28 @@ import { resolve } from "node:path";
 import { SignJWT } from "jose";
 import { NATS_ROLES, natsAuthorizationBlock, type NatsRole } from "../../media-node/src/bus/nats-permissions.ts";
 import { DEV_VARS_PATH, readDevVars } from "../../media-node/src/settings-env.ts";
+import { generateVapidKeys } from "../../shared/vapid-keys.ts";
 import { Supervisor } from "./supervisor.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const VAR = resolve(ROOT, "var");
 /** Secrets every part needs; generated once per checkout into .dev.vars (git-ignored), never committed. */
-const SECRET_NAMES = ["JWT_SECRET", "PUBLISH_TOKEN_SECRET", "EDGE_INGRESS_SECRET", "BRIDGE_INGRESS_SECRET", "INTERNAL_API_TOKEN"];
+const SECRET_NAMES = ["JWT_SECRET", "PUBLISH_TOKEN_SECRET", "EDGE_INGRESS_SECRET", "BRIDGE_INGRESS_SECRET", "INTERNAL_API_TOKEN", "UNSUBSCRIBE_SECRET"];
 
 /** Reads .dev.vars (wrangler dev reads the same file), adding a random value for each missing secret. */
-function loadDevVars(): Record<string, string> {
+async function loadDevVars(): Promise<Record<string, string>> {
   const vars = readDevVars(DEV_VARS_PATH);
   const missing = [...SECRET_NAMES, "PLAYBACK_SIGNING_KEYS"].filter((name) => !vars[name]);
-  for (const name of missing) vars[name] = randomBytes(24).toString("base64url");
+  for (const name of missing) vars[name] = randomBytes(32).toString("base64url");
   // Viewer-token keys are `kid:secret` pairs (the first signs; add a new first one to rotate).
   if (missing.includes("PLAYBACK_SIGNING_KEYS")) vars.PLAYBACK_SIGNING_KEYS = `k1:${randomBytes(32).toString("base64url")}`;
+  // The VAPID pair is made together (a new pair orphans every browser subscription, so it is kept once made).
+  if (!vars.VAPID_PRIVATE_KEY || !vars.VAPID_PUBLIC_KEY) {
+    const vapid = await generateVapidKeys();
+    vars.VAPID_PUBLIC_KEY = vapid.publicKey;
+    vars.VAPID_PRIVATE_KEY = vapid.privateKey;
+    missing.push("VAPID_PUBLIC_KEY", "VAPID_PRIVATE_KEY");
+  }
   if (missing.length > 0) {
     writeFileSync(DEV_VARS_PATH, Object.entries(vars).map(([k, v]) => `${k}="${v}"`).join("\n") + "\n", { mode: 0o600 });
     console.log(`[start] wrote ${missing.join(", ")} to .dev.vars (git-ignored)`);
@@ -48,6 +59,7 @@ const ports = {
   mediaOps: port("MEDIA_OPS_PORT", 8001),
   httpToNats: port("HTTP_TO_NATS_PORT", 8788),
   bridgeMetrics: port("METRICS_PORT", 8789),
+  smtp: port("SMTP_PORT", 2525),
 };
 
 const supervisor = new Supervisor({ cwd: ROOT });
@@ -91,7 +103,7 @@ function writeNatsConfig(): { file: string; passwords: Record<NatsRole, string> 
   return { file, passwords };
 }
 
-const vars = loadDevVars();
+const vars = await loadDevVars();
 mkdirSync(resolve(VAR, "nats"), { recursive: true });
 const natsUrl = `nats://127.0.0.1:${ports.nats}`;
 const edgeUrl = `http://127.0.0.1:${ports.edge}`;
@@ -104,7 +116,7 @@ const partEnv = (role: NatsRole) => ({ PULSECAST_DEV: "1", NATS_URL: natsUrl, NA
 start("nats", "nats-server", ["-c", nats.file]);
 start("edge", "wrangler", ["dev", "--ip", "127.0.0.1", "--port", String(ports.edge), "--persist-to", resolve(VAR, "edge"), "--show-interactive-dev-session=false",
   "--var", `BRIDGE_URL:http://127.0.0.1:${ports.httpToNats}/events`, "--var", `PLAYBACK_BASE_URL:${edgeUrl}`, "--var", `PLAYBACK_ORIGIN_URL:${mediaUrl}/media`, "--var", `RTMP_BASE_URL:rtmp://127.0.0.1:${ports.rtmp}/live`,
-  "--var", "ALLOW_HTTP_URLS:true", "--var", "DEV_SIGN_IN:true"], {
+  "--var", "ALLOW_HTTP_URLS:true", "--var", "DEV_SIGN_IN:true", "--var", `EDGE_PUBLIC_URL:${edgeUrl}`], {
   CLOUDFLARE_CF_FETCH_ENABLED: "false",
   WRANGLER_SEND_METRICS: "false",
 });
@@ -131,6 +143,14 @@ start("http-to-nats", "node", ["media-node/src/bridges/http-to-nats/main.ts"], {
   ...partEnv("http-to-nats"),
   HTTP_TO_NATS_PORT: String(ports.httpToNats),
 });
+start("smtp", "node", ["deploy/local/smtp-catch-all.ts"], { SMTP_PORT: String(ports.smtp) });
+start("notifier", "node", ["media-node/src/notify/main.ts"], {
+  ...partEnv("notifier"),
+  SMTP_HOST: "127.0.0.1",
+  SMTP_PORT: String(ports.smtp),
+  // The local catch-all speaks plain SMTP on loopback.
+  SMTP_REQUIRE_TLS: "false",
+});
 
 try {
   await Promise.all([
@@ -138,6 +158,7 @@ try {
     waitFor("the media node", httpOk(`${mediaOpsUrl}/healthz`)),
     waitFor("the NATS->HTTP bridge", httpOk(`http://127.0.0.1:${ports.bridgeMetrics}/healthz`)),
     waitFor("the HTTP->NATS bridge", httpOk(`http://127.0.0.1:${ports.httpToNats}/healthz`)),
+    waitFor("the SMTP catch-all", tcpOpen(ports.smtp)),
   ]);
 } catch (error) {
   console.error(`[start] ${(error as Error).message}`);

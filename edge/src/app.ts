@@ -10,6 +10,7 @@ import { inboxRoutes } from "./inbox/routes.ts";
 import { ingressRoutes } from "./ingress/routes.ts";
 import { internalRoutes } from "./internal/routes.ts";
 import { devRoutes } from "./dev/sign-in.ts";
+import { notifyRoutes } from "./notify/routes.ts";
 import { playbackRoutes } from "./playback/routes.ts";
 import { checkEdgeSettings, edgeSettings } from "./settings.ts";
 import { streamRoutes } from "./streams/routes.ts";
@@ -34,7 +35,7 @@ export function createApp() {
     return c.json({ error: "misconfigured" }, 500);
   });
   // Browser-facing HTTP (history, inbox) is readable cross-origin; see cors/cors.ts.
-  for (const path of ["/inbox", "/inbox/*", "/parties/*"]) app.use(path, browserCors());
+  for (const path of ["/inbox", "/inbox/*", "/parties/*", "/push/*", "/notifications/*"]) app.use(path, browserCors());
   app.route("/", healthRoutes);
   app.route("/", inboxRoutes);
   app.route("/", ingressRoutes);
@@ -46,6 +47,7 @@ export function createApp() {
   app.route("/", devRoutes);
   app.route("/", webRoutes);
   app.route("/", videoRoutes);
+  app.route("/", notifyRoutes);
 
   // Rooms and inboxes (partyserver): `/parties/room/<roomId>` and `/parties/inbox/<userId>`, WebSocket or HTTP.
   // Every request is authenticated and rewritten by guardPartyRequest before an object sees it.

@@ -99,6 +99,22 @@ export interface Env {
   INBOX_MAX_STORED?: string;
   INBOX_RATE_PER_S?: string;
   INBOX_RATE_STRIKES?: string;
+  // offline notifications: Web Push and email (inside each inbox)
+  VAPID_PUBLIC_KEY?: string;
+  VAPID_PRIVATE_KEY?: string;
+  VAPID_SUBJECT?: string;
+  NOTIFY_PUSH_DELAY_MS?: string;
+  NOTIFY_PUSH_TIMEOUT_MS?: string;
+  NOTIFY_PUSH_MAX_ATTEMPTS?: string;
+  NOTIFY_PUSH_RETRY_BASE_MS?: string;
+  NOTIFY_PUSH_RETRY_MAX_MS?: string;
+  NOTIFY_PUSH_MAX_PAYLOAD_BYTES?: string;
+  NOTIFY_PUSH_MAX_SUBSCRIPTIONS?: string;
+  NOTIFY_EMAIL_DELAY_MS?: string;
+  NOTIFY_EMAIL_MIN_INTERVAL_MS?: string;
+  NOTIFY_EMAIL_DIGEST_MAX?: string;
+  EDGE_PUBLIC_URL?: string;
+  UNSUBSCRIBE_SECRET?: string;
   // outboxes (inside each room and inbox)
   OUTBOX_RETRY_BASE_MS?: string;
   OUTBOX_RETRY_MAX_MS?: string;

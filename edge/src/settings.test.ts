@@ -68,6 +68,11 @@ describe("edge settings", () => {
     expect(result).toEqual({ ok: false, problems: ["OUTBOX_RETRY_MAX_MS (1000) is below OUTBOX_RETRY_BASE_MS (5000)"] });
   });
 
+  it("wants both VAPID keys or neither", () => {
+    const result = checkEdgeSettings({ VAPID_PUBLIC_KEY: "BD-h2GOQvz_PGNJzVgY3N-pMG0BGpv9KuYFOnCSkrNlbAy0Id9atMlSx2IppFD87jr7jFEPmHkBAJzOVu8UIFMU" });
+    expect(result).toEqual({ ok: false, problems: ["VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY must be set together"] });
+  });
+
   it("declares every variable env.ts types, and nothing else", () => {
     const typed: (keyof Env)[] = [
       "JWT_SECRET", "JWKS_URL", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_CLOCK_TOLERANCE_S", "CORS_ORIGINS", "ALLOW_HTTP_URLS", "DEV_SIGN_IN",
@@ -81,6 +86,9 @@ describe("edge settings", () => {
       "ROOM_WELCOME_MESSAGES", "ROOM_RESUME_MAX", "ROOM_HISTORY_MAX", "ROOM_FLUSH_MS", "ROOM_REACTION_FLUSH_MS", "ROOM_OUTBOX_FLUSH_MS",
       "ROOM_SHARDED", "ROOM_SHARDS", "ROOM_SHARD_MAX_CONNECTIONS", "ROOM_RELAY_FANOUT", "ROOM_SHARD_RING", "ROOM_SUMMARY_MS", "ROOM_UPLINK_FLUSH_MS",
       "INBOX_MAX_CONNECTIONS", "INBOX_MAX_FRAME_BYTES", "INBOX_WELCOME_LIMIT", "INBOX_MAX_STORED", "INBOX_RATE_PER_S", "INBOX_RATE_STRIKES",
+      "VAPID_PUBLIC_KEY", "VAPID_PRIVATE_KEY", "VAPID_SUBJECT", "NOTIFY_PUSH_DELAY_MS", "NOTIFY_PUSH_TIMEOUT_MS", "NOTIFY_PUSH_MAX_ATTEMPTS",
+      "NOTIFY_PUSH_RETRY_BASE_MS", "NOTIFY_PUSH_RETRY_MAX_MS", "NOTIFY_PUSH_MAX_PAYLOAD_BYTES", "NOTIFY_PUSH_MAX_SUBSCRIPTIONS",
+      "NOTIFY_EMAIL_DELAY_MS", "NOTIFY_EMAIL_MIN_INTERVAL_MS", "NOTIFY_EMAIL_DIGEST_MAX", "EDGE_PUBLIC_URL", "UNSUBSCRIBE_SECRET",
       "OUTBOX_RETRY_BASE_MS", "OUTBOX_RETRY_MAX_MS", "OUTBOX_DELIVERY_TIMEOUT_MS", "OUTBOX_BATCH_MAX", "OUTBOX_MAX_PENDING",
     ];
     expect(settingNames(EDGE_SETTINGS).sort()).toEqual([...typed].sort());

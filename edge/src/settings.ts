@@ -90,6 +90,23 @@ export const EDGE_SETTINGS = {
   inboxRatePerS: int("INBOX_RATE_PER_S", 10, "client frames per second per connection (bursts up to twice that)", { min: 1 }),
   inboxRateStrikes: int("INBOX_RATE_STRIKES", 20, "refused frames before close 1008", { min: 1 }),
 
+  // ---- offline notifications: Web Push and email (inside each inbox) ---------------------------------
+  vapidPublicKey: text("VAPID_PUBLIC_KEY", undefined, "VAPID public key (RFC 8292): base64url of the uncompressed P-256 point, 65 bytes (unset: push off, `/push/*` answers 503)", { optional: true, pattern: /^[A-Za-z0-9_-]{86,88}$/ }),
+  vapidPrivateKey: secret("VAPID_PRIVATE_KEY", "VAPID private key: base64url of the 32-byte P-256 scalar (the JWK `d`); with VAPID_PUBLIC_KEY", { minLength: 43, optional: true }),
+  vapidSubject: text("VAPID_SUBJECT", "mailto:ops@pulsecast.invalid", "VAPID `sub`: a mailto: or https: contact the push services can reach", { pattern: /^(mailto:|https:\/\/)\S+$/ }),
+  pushDelayMs: int("NOTIFY_PUSH_DELAY_MS", 30_000, "a notification a connected user has not read after this long is pushed, ms (offline users: at once)", { min: 0, max: 86_400_000 }),
+  pushTimeoutMs: int("NOTIFY_PUSH_TIMEOUT_MS", 10_000, "one request to a push service, ms; a timeout is retried", { min: 100, max: 60_000 }),
+  pushMaxAttempts: int("NOTIFY_PUSH_MAX_ATTEMPTS", 5, "attempts per notification while push services answer 429/5xx or time out; then `failed`", { min: 1, max: 20 }),
+  pushRetryBaseMs: int("NOTIFY_PUSH_RETRY_BASE_MS", 1000, "first push retry delay, ms; doubles per attempt (±20% jitter), or the service's Retry-After when larger", { min: 1 }),
+  pushRetryMaxMs: int("NOTIFY_PUSH_RETRY_MAX_MS", 300_000, "longest push retry delay, ms", { min: 1 }),
+  pushMaxPayloadBytes: int("NOTIFY_PUSH_MAX_PAYLOAD_BYTES", 3072, "largest push payload (JSON of id, kind, title, body, url), bytes; bigger notifications are refused at the API (at most 3993, the one-record aes128gcm limit)", { min: 256, max: 3993 }),
+  pushMaxSubscriptions: int("NOTIFY_PUSH_MAX_SUBSCRIPTIONS", 20, "push subscriptions (devices) kept per user", { min: 1, max: 100 }),
+  emailDelayMs: int("NOTIFY_EMAIL_DELAY_MS", 900_000, "a notification of a kind the user wants by email is mailed when still unread after this long, ms", { min: 0, max: 7 * 86_400_000 }),
+  emailMinIntervalMs: int("NOTIFY_EMAIL_MIN_INTERVAL_MS", 3_600_000, "at most one email per user per this many ms; what becomes due meanwhile goes out as one digest", { min: 0, max: 7 * 86_400_000 }),
+  emailDigestMax: int("NOTIFY_EMAIL_DIGEST_MAX", 20, "most notifications in one email; more wait for the next one", { min: 1, max: 50 }),
+  publicUrl: url("EDGE_PUBLIC_URL", undefined, "the edge's public base URL, for unsubscribe links in emails (unset: no email is sent)", { protocols: HTTP, optional: true }),
+  unsubscribeSecret: secret("UNSUBSCRIBE_SECRET", "HMAC key of the unsubscribe links in emails (unset: no email is sent)", { minLength: 32, optional: true }),
+
   // ---- outboxes (inside each room and inbox) ---------------------------------------------------------
   outboxRetryBaseMs: int("OUTBOX_RETRY_BASE_MS", 500, "delay before the first retry of a failed delivery, ms; doubles per failure (±20% jitter)", { min: 1 }),
   outboxRetryMaxMs: int("OUTBOX_RETRY_MAX_MS", 60_000, "longest delay between retries, ms (at least OUTBOX_RETRY_BASE_MS)", { min: 1 }),
@@ -153,6 +170,8 @@ export type EdgeSettings = SettingsOf<typeof EDGE_SETTINGS>;
 function crossChecks(s: EdgeSettings): string[] {
   const problems: string[] = [];
   if (s.outboxRetryMaxMs < s.outboxRetryBaseMs) problems.push(`OUTBOX_RETRY_MAX_MS (${s.outboxRetryMaxMs}) is below OUTBOX_RETRY_BASE_MS (${s.outboxRetryBaseMs})`);
+  if (s.pushRetryMaxMs < s.pushRetryBaseMs) problems.push(`NOTIFY_PUSH_RETRY_MAX_MS (${s.pushRetryMaxMs}) is below NOTIFY_PUSH_RETRY_BASE_MS (${s.pushRetryBaseMs})`);
+  if (Boolean(s.vapidPublicKey) !== Boolean(s.vapidPrivateKey)) problems.push("VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY must be set together");
   // Otherwise every viewer token asked for without an expiry would be refused as too long.
   if (s.playbackTokenDefaultTtlS > s.playbackTokenMaxTtlS) problems.push(`PLAYBACK_TOKEN_DEFAULT_TTL_S (${s.playbackTokenDefaultTtlS}) is above PLAYBACK_TOKEN_MAX_TTL_S (${s.playbackTokenMaxTtlS})`);
   return problems;

@@ -1,7 +1,7 @@
 import type { z } from "zod";
 import { chatMessage } from "./chat.ts";
 import { mediaFailed, mediaPlayable, mediaProgress, mediaReady, mediaUploaded } from "./media.ts";
-import { notificationRequested, notificationSent } from "./notification.ts";
+import { notificationEmail, notificationRequested, notificationSent } from "./notification.ts";
 import { presenceUpdate } from "./presence.ts";
 import { streamEnded, streamLive, streamStarted } from "./stream.ts";
 import { transcriptionComplete } from "./transcription.ts";
@@ -21,6 +21,7 @@ export const eventSchemas = {
   "media.failed": mediaFailed,
   "notification.requested": notificationRequested,
   "notification.sent": notificationSent,
+  "notification.email": notificationEmail,
   "chat.message": chatMessage,
   "presence.update": presenceUpdate,
   "transcription.complete": transcriptionComplete,

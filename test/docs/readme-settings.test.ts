@@ -7,7 +7,7 @@ import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { readSection } from "../../shared/settings/readme-sections.ts";
 import { settingNames, settingsTable } from "../../shared/settings/settings.ts";
-import { deadLettersProcessSettings, httpToNatsProcessSettings, mediaNodeProcessSettings, natsToHttpProcessSettings } from "../../media-node/src/settings/index.ts";
+import { deadLettersProcessSettings, notifierProcessSettings, httpToNatsProcessSettings, mediaNodeProcessSettings, natsToHttpProcessSettings } from "../../media-node/src/settings/index.ts";
 import { settingsRegistry } from "./settings-registry.ts";
 import { EDGE_README_SECTION } from "../../edge/src/settings.ts";
 
@@ -25,7 +25,7 @@ describe("README configuration tables", () => {
     // each runtime documents a variable once.
     const documented = settingsRegistry.filter((s) => s.section !== EDGE_README_SECTION).flatMap((s) => settingNames(s.spec));
     expect(new Set(documented).size).toBe(documented.length);
-    for (const spec of [mediaNodeProcessSettings, httpToNatsProcessSettings, natsToHttpProcessSettings, deadLettersProcessSettings]) {
+    for (const spec of [mediaNodeProcessSettings, httpToNatsProcessSettings, natsToHttpProcessSettings, deadLettersProcessSettings, notifierProcessSettings]) {
       for (const name of settingNames(spec)) expect(documented).toContain(name);
     }
   });

@@ -233,7 +233,12 @@ describe("Inbox object", () => {
     const user = newUser("prune");
     await runInDurableObject(env.Inbox.getByName(user), (_instance, state) => {
       const store = new NotificationStore(state.storage, 3);
-      const add = (id: string) => store.insert({ id, kind: "k", title: id, eventId: `evt_${id}` });
+      // The inbox prunes once per batch; here each insert is a batch of one.
+      const add = (id: string) => {
+        const n = store.insert({ id, kind: "k", title: id, eventId: `evt_${id}` });
+        store.prune();
+        return n;
+      };
       add("n1");
       add("n2");
       add("n3");

@@ -26,8 +26,11 @@ import { type DeadLetter, type Outbox, type OutboxStatus, type OutboxView, outbo
 import { type EdgeSettings, edgeSettings } from "../settings.ts";
 import { inboxEffectOf } from "./events.ts";
 import { parseClientFrame } from "./frames.ts";
-import { sentEventId } from "./sent-event.ts";
+import { sentEventId } from "../../../shared/notification-ids.ts";
 import { NotificationStore } from "./store.ts";
+import { type NotificationPreferences, notificationPreferences, type PushSubscriptionJson, type PushSubscriptionView } from "../../../shared/protocol/notifications.ts";
+import { OfflineChannels } from "../notify/offline.ts";
+import { NotifyStore } from "../notify/store.ts";
 
 export interface ApplyResult {
   /** false for a repeated event id (or a notification id already kept): nothing changed */
@@ -47,6 +50,8 @@ export class Inbox extends Server<Env> implements OutboxView {
   private readonly ledger: AppliedLedger;
   /** notification.sent answers for the media side, written with the notification they report (outbox/outbox.ts) */
   readonly outbox: Outbox;
+  /** push subscriptions, preferences and planned push/email deliveries (notify/offline.ts) */
+  private readonly offline: OfflineChannels;
   /** per-connection rate buckets; memory only (after a hibernation wake a connection starts full, having been idle) */
   private readonly buckets = new Map<string, TokenBucket>();
 
@@ -58,7 +63,11 @@ export class Inbox extends Server<Env> implements OutboxView {
     this.ledger = new AppliedLedger(ctx.storage);
     // An answer is one small event per notification and nothing gathers behind it: delivered right away.
     this.outbox = carriedOutbox(ctx.storage, this.settings, 0, () => `inbox ${this.name}`);
-    void ctx.blockConcurrencyWhile(() => this.outbox.resume());
+    this.offline = new OfflineChannels(ctx.storage, new NotifyStore(ctx.storage), this.store, this.outbox, this.settings, () => this.name);
+    void ctx.blockConcurrencyWhile(async () => {
+      await this.outbox.resume();
+      await this.armFor(this.offline.nextDueAt());
+    });
   }
 
   /** Refuses an upgrade that did not come through the Worker's auth, or carries another user's identity. */
@@ -150,34 +159,47 @@ export class Inbox extends Server<Env> implements OutboxView {
    * stored) and the others are applied. Frames go out after the commit, in input order.
    */
   async applyEvents(events: Envelope[]): Promise<InboxApplyOutcome[]> {
-    const checked = events.map((event, index) => ({ id: claimedId(event, index), event, effect: inboxEffectOf(event, this.name) }));
+    const checked = events.map((event, index) => ({ id: claimedId(event, index), event, effect: inboxEffectOf(event, this.name, this.settings.pushMaxPayloadBytes) }));
     const valid = checked.filter((c) => c.effect.ok);
-    // A stored notification.requested is answered with a notification.sent, written in the same transaction as
-    // the notification, so the answer exists exactly when the notification does. Its id derives from the user
-    // and notification (an async digest, so computed first): JetStream keeps one answer per notification.
-    const requests = valid.flatMap(({ event }) => (event.type === "notification.requested" ? [event] : []));
-    const sentIds = await Promise.all(requests.map((e) => sentEventId(e.data.userId, e.data.notificationId)));
-    // From here on nothing is awaited until the frames are sent. The unread count each notification frame carries
-    // is the one right after its own insert (as when applied one by one); counted only when someone is connected.
+    // Every stored notification is answered with a notification.sent (channel `socket`), written in the same
+    // transaction as the notification, so the answer exists exactly when the notification does. Its id derives
+    // from the user and notification (an async digest, so computed first): JetStream keeps one answer per notification.
+    const stores = valid.flatMap(({ event, effect }) => (effect.ok && effect.kind === "store" ? [{ event, n: effect.notification }] : []));
+    const sentIds = await Promise.all(stores.map(({ n }) => sentEventId(this.name, n.id)));
+    // From here on nothing is awaited until the frames are sent. The unread count and the table size are read once
+    // per batch (not once per notification): each frame carries the count right after its own insert.
     const open = this.openConnections();
     const live = open > 0;
     const answers = new Map<string, ReturnType<typeof outboxRow>>();
-    requests.forEach((event, i) => {
-      const { notificationId, userId } = event.data;
+    stores.forEach(({ event, n }, i) => {
       const sent = makeEvent(
         "notification.sent",
-        { notificationId, userId, channel: live ? "live" : "stored", connections: open },
-        { source: "edge", subject: `user/${userId}`, id: sentIds[i]! },
+        { notificationId: n.id, userId: this.name, channel: "socket", outcome: live ? "delivered" : "stored", connections: open },
+        { source: "edge", subject: `user/${this.name}`, id: sentIds[i]! },
       );
       answers.set(event.id, outboxRow(sent));
     });
+    const now = Date.now();
+    let unread = live && stores.length > 0 ? this.store.unreadCount() : 0;
+    const hasDevices = stores.length > 0 && this.offline.store.subscriptionCount() > 0;
+    let inserted = 0;
     const applied = this.ledger.applyManyOnce(valid, ({ event, effect }) => {
       if (!effect.ok || effect.kind !== "store") return null;
-      const notification = this.store.insert(effect.notification);
-      const answer = notification && answers.get(event.id);
+      const notification = this.store.insert(effect.notification, now);
+      if (!notification) return null;
+      inserted++;
+      const answer = answers.get(event.id);
       if (answer) this.outbox.add([answer]);
-      return notification && { notification, unread: live ? this.store.unreadCount() : 0 };
+      this.offline.plan(notification, live, hasDevices, now);
+      return { notification, unread: live ? Math.min(++unread, this.store.maxStored) : 0 };
     });
+    if (inserted > 0) {
+      this.store.prune();
+      // A push due now (an offline user) goes out right after this turn rather than when the alarm gets to it;
+      // the alarm stays the backstop (the planned delivery is durable until it is answered).
+      const next = this.offline.nextDueAt();
+      if (next !== null && next <= Date.now()) void this.runOffline().then((at) => this.armFor(at)).catch(() => undefined);
+    }
     const outcomes = new Map(valid.map((v, i) => [v, applied[i]!]));
     return checked.map(({ id, effect }, i): InboxApplyOutcome => {
       if (!effect.ok) return { id, applied: false, connections: 0, error: effect.error };
@@ -214,7 +236,71 @@ export class Inbox extends Server<Env> implements OutboxView {
   // ---- outbox (alarm and operator view) --------------------------------------------------------------
 
   override async onAlarm(): Promise<void> {
+    // One alarm serves both: due pushes and emails first (their answers then leave with this run's delivery),
+    // then the outbox. The outbox sets its own alarm for its retries; this one only ever moves it earlier.
+    const next = await this.runOffline();
     await this.outbox.deliver();
+    await this.armFor(next);
+  }
+
+  /** The push/email runs of this object, one at a time (a planned delivery is never picked up by two runs). */
+  private offlineRuns: Promise<unknown> = Promise.resolve();
+
+  /** Runs the due pushes and emails after any run in progress; resolves to when the next run is due. */
+  private runOffline(): Promise<number | null> {
+    const run = this.offlineRuns.then(async () => {
+      try {
+        return await this.offline.run();
+      } catch (error) {
+        console.error(`inbox ${this.name}: push/email run failed; retrying in a minute:`, error);
+        return Date.now() + 60_000;
+      }
+    });
+    this.offlineRuns = run;
+    return run;
+  }
+
+  /** Sets the alarm to `at` unless one is already set earlier. */
+  private async armFor(at: number | null): Promise<void> {
+    if (at === null) return;
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+  }
+
+  // ---- push subscriptions and preferences (front Worker routes) ---------------------------------------
+
+  async addPushSubscription(sub: PushSubscriptionJson): Promise<{ subscription: PushSubscriptionView; created: boolean }> {
+    return this.offline.store.upsertSubscription(sub, this.settings.pushMaxSubscriptions);
+  }
+
+  async pushSubscriptions(): Promise<PushSubscriptionView[]> {
+    return this.offline.store.subscriptions().map(({ p256dh: _p, auth: _a, ...view }) => view);
+  }
+
+  async removePushSubscription(id: string): Promise<boolean> {
+    return this.offline.store.deleteSubscription(id);
+  }
+
+  async preferences(): Promise<NotificationPreferences> {
+    return this.offline.store.preferences();
+  }
+
+  async setPreferences(prefs: NotificationPreferences): Promise<NotificationPreferences> {
+    const checked = notificationPreferences.parse(prefs);
+    this.offline.store.setPreferences(checked);
+    return checked;
+  }
+
+  /** The email unsubscribe link: no more email of any kind (push and sockets unchanged). */
+  async unsubscribeEmail(): Promise<NotificationPreferences> {
+    const prefs = this.offline.store.preferences();
+    const kinds = Object.fromEntries(Object.entries(prefs.kinds).map(([k, v]) => [k, { ...v, email: false }]));
+    return this.setPreferences({ ...prefs, defaults: { ...prefs.defaults, email: false }, kinds });
+  }
+
+  /** Planned push and email deliveries not yet done (operators and tests). */
+  async pendingDeliveries(): Promise<number> {
+    return this.offline.store.pendingCount();
   }
 
   async outboxStatus(): Promise<OutboxStatus> {

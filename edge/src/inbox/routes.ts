@@ -11,6 +11,7 @@ import { bodyTextOr413 } from "../http/body.ts";
 import { linkProblem } from "../http/links.ts";
 import { edgeSettings } from "../settings.ts";
 import { requireInternalToken } from "../internal/auth.ts";
+import { inboxEffectOf } from "./events.ts";
 
 /** Largest body of POST /inbox/read: 100 ids of 128 characters fit with room to spare. */
 const MAX_READ_BODY_BYTES = 16 * 1024;
@@ -74,7 +75,9 @@ inboxRoutes.post("/inbox/read", requireUser(), async (c) => {
  * POST /internal/users/:userId/notifications — Authorization: Bearer INTERNAL_API_TOKEN; body: one
  * `notification.requested` envelope whose data.userId is :userId. Stored and delivered exactly once per
  * event id: `{ applied: true, connections }` the first time (connections = open sockets it reached; 0 means
- * it waits in the inbox), `{ applied: false, connections: 0 }` for a repeat.
+ * it waits in the inbox), `{ applied: false, connections: 0 }` for a repeat. The inbox writes the same
+ * notification.sent answer (channel `socket`) as for a bus event, in the same transaction. 413
+ * `push_payload_too_large` when its push payload would exceed NOTIFY_PUSH_MAX_PAYLOAD_BYTES.
  */
 inboxRoutes.post("/internal/users/:userId/notifications", requireInternalToken(), async (c) => {
   const userId = c.req.param("userId");
@@ -93,5 +96,8 @@ inboxRoutes.post("/internal/users/:userId/notifications", requireInternalToken()
   if (event.data.userId !== userId) {
     return errorResponse(400, "user_mismatch", `event is for user '${event.data.userId}', posted to user '${userId}'`);
   }
+  // The same check the inbox makes, answered here as what it is: the notification is too large to push.
+  const effect = inboxEffectOf(event, userId, edgeSettings(c.env).pushMaxPayloadBytes);
+  if (!effect.ok) return errorResponse(413, "push_payload_too_large", effect.error);
   return c.json(await c.env.Inbox.getByName(userId).applyEvent(event));
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { type Envelope, makeEvent } from "../../../shared/envelope.ts";
 import { eventTypes } from "../../../shared/events/index.ts";
-import { sentEventId } from "../inbox/sent-event.ts";
+import { sentEventId } from "../../../shared/notification-ids.ts";
 import { routeFor } from "./dispatch.ts";
 
 const src = { source: "media-node/n1", subject: "x" };
@@ -37,7 +37,8 @@ describe("routeFor", () => {
       "media.uploaded": { mediaId: "m", ownerId: "u", key: "k" },
       "chat.message": { roomId: "r", messageId: 1, userId: "u", text: "hi", at: 1 },
       "presence.update": { roomId: "r", userId: "u", change: "join", connections: 1 },
-      "notification.sent": { notificationId: "n", userId: "u", channel: "live", connections: 1 },
+      "notification.sent": { notificationId: "n", userId: "u", channel: "socket", outcome: "delivered", connections: 1 },
+      "notification.email": { emailId: "e1", userId: "u", to: "u@example.test", notifications: [{ notificationId: "n", kind: "k", title: "t", at: 1 }], unsubscribeUrl: "https://edge.test/u" },
       "transcription.complete": { mediaId: "m", language: "en" },
     };
     for (const type of eventTypes) {

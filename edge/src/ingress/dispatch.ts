@@ -88,7 +88,9 @@ export function routeFor(event: Envelope): Route {
     case "presence.update":
       return { kind: "ignored", reason: `${event.type} starts at the edge; the edge does not take it back` };
     case "notification.sent":
-      return { kind: "ignored", reason: "notification.sent is produced by the edge" };
+      return { kind: "ignored", reason: "notification.sent is produced by the edge and the email notifier" };
+    case "notification.email":
+      return { kind: "ignored", reason: "notification.email starts at the edge; the email notifier takes it" };
     case "transcription.complete":
       return { kind: "ignored", reason: "transcription.complete has no edge consumer yet" };
   }

@@ -5,7 +5,7 @@ import { type Envelope, makeEvent } from "../../../shared/envelope.ts";
 import { newId } from "../../../shared/ids.ts";
 import { signWebhook } from "../../../shared/signing/webhooks.ts";
 import type { Env } from "../env.ts";
-import { sentEventId } from "../inbox/sent-event.ts";
+import { sentEventId } from "../../../shared/notification-ids.ts";
 import { type FakeBridge, installFakeBridge } from "../../test/fake-bridge.ts";
 import { ingressRoutes } from "./routes.ts";
 import { appliedIn, type BusStats, fetchBusStats } from "../../test/ingress.ts";

@@ -6,7 +6,7 @@ import { newId } from "../../../shared/ids.ts";
 import { signWebhook } from "../../../shared/signing/webhooks.ts";
 import type { Env } from "../env.ts";
 import { userShard } from "../outbox/carrier.ts";
-import { sentEventId } from "../inbox/sent-event.ts";
+import { sentEventId } from "../../../shared/notification-ids.ts";
 import { type FakeBridge, installFakeBridge } from "../../test/fake-bridge.ts";
 import { ingressRoutes } from "./routes.ts";
 import { appliedIn, type BusStats, fetchBusStats, INTERNAL } from "../../test/ingress.ts";
@@ -131,7 +131,7 @@ describe("POST /hooks/events: a valid event", () => {
       id: await sentEventId(userId, event.data.notificationId),
       type: "notification.sent",
       source: "edge",
-      data: { notificationId: event.data.notificationId, userId, channel: "stored", connections: 0 },
+      data: { notificationId: event.data.notificationId, userId, channel: "socket", outcome: "stored", connections: 0 },
     });
 
     // Once the bridge is up it receives exactly that one answer.

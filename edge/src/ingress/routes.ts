@@ -35,6 +35,7 @@ import { roomEventTarget } from "../bigrooms/route.ts";
 import type { AppEnv, Env } from "../env.ts";
 import { readBodyLimited } from "../http/body.ts";
 import { linkProblem } from "../http/links.ts";
+import { pushSizeProblem } from "../inbox/events.ts";
 import { requireInternalToken } from "../internal/auth.ts";
 import { outboxCarrier } from "../outbox/carrier.ts";
 import { type EdgeSettings, edgeSettings } from "../settings.ts";
@@ -95,6 +96,8 @@ ingressRoutes.post("/hooks/events", async (c) => {
   const event = parsed.event;
   const badLink = linkProblem(event, settings);
   if (badLink) return refuse(400, "url_not_allowed", badLink);
+  const tooBig = pushSizeProblem(event, settings.pushMaxPayloadBytes);
+  if (tooBig) return refuse(413, "push_payload_too_large", tooBig);
   // The signature covers webhook-id, and dedup keys on the envelope id: they must be the same id.
   if (event.id !== verified.id) {
     return refuse(400, "id_mismatch", `${WEBHOOK_ID} '${verified.id}' differs from the event id '${event.id}'`);
@@ -118,7 +121,9 @@ ingressRoutes.post("/hooks/events", async (c) => {
 function withLinkPolicy(item: BatchItem, settings: EdgeSettings): BatchItem {
   if (!item.ok) return item;
   const problem = linkProblem(item.event, settings);
-  return problem ? { ok: false, result: { id: item.event.id, status: "rejected", code: "url_not_allowed", message: problem } } : item;
+  if (problem) return { ok: false, result: { id: item.event.id, status: "rejected", code: "url_not_allowed", message: problem } };
+  const tooBig = pushSizeProblem(item.event, settings.pushMaxPayloadBytes);
+  return tooBig ? { ok: false, result: { id: item.event.id, status: "rejected", code: "push_payload_too_large", message: tooBig } } : item;
 }
 
 /** The valid items of a parsed batch applied in one go; results in input order, counted per event. */

@@ -10,7 +10,7 @@
 import { ACCEPTED_TYPES } from "../bridges/http-to-nats/handler.ts";
 import { DEAD_LETTER_PREFIX, MEDIA_NODE_TYPES } from "./subjects.ts";
 
-export const NATS_ROLES = ["media-node", "http-to-nats", "nats-to-http", "ops"] as const;
+export const NATS_ROLES = ["media-node", "http-to-nats", "nats-to-http", "notifier", "ops"] as const;
 export type NatsRole = (typeof NATS_ROLES)[number];
 
 export interface StreamNames {
@@ -21,6 +21,8 @@ export interface StreamNames {
   consumer: string;
   /** the durable pull consumer every media node's VOD worker shares */
   jobConsumer: string;
+  /** the email notifier's durable consumer on the edge stream */
+  notifierConsumer: string;
 }
 
 export const DEFAULT_STREAM_NAMES: StreamNames = {
@@ -30,6 +32,7 @@ export const DEFAULT_STREAM_NAMES: StreamNames = {
   deadLetterStream: "DEADLETTER",
   consumer: "edge-bridge",
   jobConsumer: "vod-workers",
+  notifierConsumer: "notifier",
 };
 
 /**
@@ -80,6 +83,16 @@ export function natsPermissions(role: NatsRole, n: StreamNames = DEFAULT_STREAM_
           ...declareStreams(n),
           ...pullConsumer(n.stream, n.consumer),
           `${DEAD_LETTER_PREFIX}.>`,
+        ],
+        subscribe: inbox,
+      };
+    case "notifier":
+      // Consumes notification.email from the edge stream; publishes only its answers.
+      return {
+        publish: [
+          "notification.sent",
+          ...declareStreams(n),
+          ...pullConsumer(n.edgeStream, n.notifierConsumer),
         ],
         subscribe: inbox,
       };

@@ -16,7 +16,7 @@ export function subjectFor(event: Pick<Envelope, "type">): string {
 }
 
 /** Types only the edge emits (through the HTTP -> NATS bridge); the edge never takes them back. */
-export const EDGE_ONLY_TYPES: readonly EventType[] = ["media.uploaded", "chat.message", "presence.update", "notification.sent"];
+export const EDGE_ONLY_TYPES: readonly EventType[] = ["media.uploaded", "chat.message", "presence.update", "notification.sent", "notification.email"];
 
 /** Types a media node emits: the only subjects its NATS user may publish. */
 export const MEDIA_NODE_TYPES: readonly EventType[] = ["stream.started", "stream.live", "stream.ended", "media.progress", "media.playable", "media.ready", "media.failed"];

@@ -7,6 +7,7 @@ import { devSettings } from "./env.ts";
 import { mediaNodeSettings } from "./media.ts";
 import { natsConnectionSettings, natsStreamSettings, outboxSettings } from "./nats.ts";
 import { ingestSettings } from "./ingest.ts";
+import { notifierSettings } from "./notifier.ts";
 import { storageSettings } from "./storage.ts";
 import { vodSettings } from "./vod.ts";
 import { streamKeySettings } from "./stream-keys.ts";
@@ -29,4 +30,5 @@ export const nodeSettingsSections: { section: string; spec: SettingsSpec }[] = [
   { section: "media-outbox", spec: outboxSettings },
   { section: "http-to-nats", spec: httpToNatsSettings },
   { section: "nats-to-http", spec: natsToHttpSettings },
+  { section: "email-notifier", spec: notifierSettings },
 ];

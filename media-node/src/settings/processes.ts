@@ -6,6 +6,7 @@
 //   http-to-nats      PULSECAST_DEV, NATS connection, NATS streams, http-to-nats
 //   nats-to-http      PULSECAST_DEV, NATS connection, NATS streams, nats-to-http
 //   dead-letters      PULSECAST_DEV, NATS connection, NATS streams
+//   email notifier    PULSECAST_DEV, NATS connection, NATS streams, email notifier
 
 import { checkSettings, type RawEnv, SettingsError, type SettingsOf, type SettingsSpec } from "../../../shared/settings/settings.ts";
 import { type StorageConfig, storageConfigFrom } from "../storage/config.ts";
@@ -17,6 +18,7 @@ import { type IngestLimits, ingestSettings } from "./ingest.ts";
 import { storageSettings } from "./storage.ts";
 import { type VodSettings, vodSettings } from "./vod.ts";
 import { type StreamKeySettings, streamKeyProblems, streamKeySettings } from "./stream-keys.ts";
+import { notifierSettings } from "./notifier.ts";
 
 export { SettingsError as ConfigError };
 
@@ -109,4 +111,15 @@ export const deadLettersProcessSettings = { ...devSettings, ...natsConnectionSet
 
 export function readDeadLettersConfig(env: RawEnv = settingsEnv()): SettingsOf<typeof deadLettersProcessSettings> {
   return readGroup(deadLettersProcessSettings, env, "dead-letters configuration", natsConnectionProblems);
+}
+
+export const notifierProcessSettings = { ...devSettings, ...natsConnectionSettings, ...natsStreamSettings, ...notifierSettings } as const;
+export type NotifierConfig = SettingsOf<typeof notifierProcessSettings>;
+
+export function readNotifierConfig(env: RawEnv = settingsEnv()): NotifierConfig {
+  return readGroup(notifierProcessSettings, env, "email notifier configuration", (v) => [
+    ...natsConnectionProblems(v),
+    ...(Boolean(v.smtpUser) !== Boolean(v.smtpPassword) ? ["SMTP_USER and SMTP_PASSWORD must be set together"] : []),
+    ...(v.retryMaxMs < v.retryBaseMs ? [`NOTIFIER_RETRY_MAX_MS (${v.retryMaxMs}) is below NOTIFIER_RETRY_BASE_MS (${v.retryBaseMs})`] : []),
+  ]);
 }
