@@ -44,3 +44,13 @@ export function fromBase64Url(text: string): Uint8Array<ArrayBuffer> | null {
 export function importHmacKey(raw: Uint8Array<ArrayBuffer>): Promise<CryptoKey> {
   return crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
 }
+
+/**
+ * UTF-8 length of a string in bytes. With `limit`, only encodes when the character count cannot settle whether
+ * the text is within it (every character is 1 to 3 UTF-8 bytes per UTF-16 unit), so the common case is cheap;
+ * the answer is then exact whenever it matters for `<= limit`.
+ */
+export function utf8ByteLength(text: string, limit?: number): number {
+  if (limit !== undefined && text.length * 3 <= limit) return text.length;
+  return encoder.encode(text).byteLength;
+}

@@ -71,11 +71,13 @@ describe("event envelope", () => {
       [
         "chat.message",
         "media.failed",
+        "media.playable",
         "media.progress",
         "media.ready",
         "media.uploaded",
         "notification.requested",
         "notification.sent",
+        "notification.email",
         "presence.update",
         "stream.degraded",
         "stream.ended",

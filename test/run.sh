@@ -4,6 +4,7 @@
 #   2. edge tests inside workerd (@cloudflare/vitest-plugin)
 #   3. Node-side tests: shared, media node, bridges, cross-part tests with real wrangler dev / nats-server
 #   4. FFmpeg-heavy tests, one file at a time
+# The pages are built first (node web/build.ts): the Worker serves them, and browser tests load them.
 # Every phase runs even if an earlier one failed; the exit code is non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,8 @@ export CLOUDFLARE_CF_FETCH_ENABLED=false WRANGLER_SEND_METRICS=false
 node -e 'const [maj,min]=process.versions.node.split(".").map(Number); if (maj<22||(maj===22&&min<12)) { console.error("Node >= 22.12 needed, got "+process.version); process.exit(1) }' || exit 1
 
 results=.test-results
-rm -rf "$results" && mkdir -p "$results"
+rm -rf "$results" && mkdir -p "$results/screenshots"
+node web/build.ts || exit 1
 status=0
 phase() { echo; echo "=== $1"; }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing on a fresh Debian machine, and nothing that is already there:
-#   - OS packages from Debian: ffmpeg (ffmpeg + ffprobe), nats-server
+#   - OS packages from Debian: ffmpeg (ffmpeg + ffprobe), nats-server, chromium (the browser tests drive it
+#     with playwright-core; Playwright's own browser downloads are not used)
 #   - npm packages, including the `node` package that ships the Node 22 binary the project runs on
 #     (the system Node may be older; npm scripts put node_modules/.bin first on PATH).
 # Nothing is downloaded from anywhere but the Debian and npm registries.
@@ -11,7 +12,8 @@ missing=()
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
-if [ "${PULSECAST_NEED_BROWSER:-0}" = 1 ] && ! command -v chromium >/dev/null 2>&1; then missing+=(chromium); fi
+# CHROMIUM_PATH points the browser tests at another Chromium; otherwise Debian's package is needed.
+if [ -z "${CHROMIUM_PATH:-}" ] && ! command -v chromium >/dev/null 2>&1; then missing+=(chromium); fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "[ensure-deps] installing OS packages: ${missing[*]}"

@@ -2,14 +2,18 @@
 // under wrangler dev, the media node, and both bridges — with secrets from .dev.vars (written with random values
 // on first run) and fresh NATS passwords for every run. The Node parts run with PULSECAST_DEV=1: they read
 // .dev.vars and refuse to listen beyond loopback.
-// Prints a ready-to-paste publish command, the playback URL and a test JWT. A part that crashes is restarted
-// with backoff while the others keep running (deploy/local/supervisor.ts); Ctrl-C stops everything, and so does
-// a part that cannot start at all. Each part runs in its own process group, so wrangler's workerd and FFmpeg
-// children go with their parents.
+// Creates a demo stream through the Streams API and prints its OBS settings, a ready-to-paste FFmpeg publish
+// command, its playback URL through the edge's /play (the media node's /media is for debugging only) and a
+// test JWT. A part that crashes is restarted with backoff while the others keep running
+// (deploy/local/supervisor.ts); Ctrl-C stops everything, and so does a part that cannot start at all. Each part
+// runs in its own process group, so wrangler's workerd and FFmpeg children go with their parents.
+//
+// The email notifier runs too, sending to a local catch-all SMTP server (deploy/local/smtp-catch-all.ts) that logs
+// each message and keeps it under var/mail; the edge gets a VAPID key pair (in .dev.vars) for Web Push.
 //
 // Ports (override with the env vars named): EDGE_PORT 8787, NATS_PORT 4222, MEDIA_RTMP_PORT 1935,
 // MEDIA_HTTP_PORT 8000, MEDIA_OPS_PORT 8001 (media node health and metrics), HTTP_TO_NATS_PORT 8788,
-// METRICS_PORT 8789 (NATS->HTTP bridge metrics).
+// METRICS_PORT 8789 (NATS->HTTP bridge metrics), SMTP_PORT 2525 (local catch-all).
 import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
@@ -17,19 +21,28 @@ import { resolve } from "node:path";
 import { SignJWT } from "jose";
 import { NATS_ROLES, natsAuthorizationBlock, type NatsRole } from "../../media-node/src/bus/nats-permissions.ts";
 import { DEV_VARS_PATH, readDevVars } from "../../media-node/src/settings-env.ts";
-import { mintPublishToken } from "../../shared/tokens/publish-token.ts";
+import { generateVapidKeys } from "../../shared/vapid-keys.ts";
 import { Supervisor } from "./supervisor.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const VAR = resolve(ROOT, "var");
 /** Secrets every part needs; generated once per checkout into .dev.vars (git-ignored), never committed. */
-const SECRET_NAMES = ["JWT_SECRET", "PUBLISH_TOKEN_SECRET", "EDGE_INGRESS_SECRET", "BRIDGE_INGRESS_SECRET", "INTERNAL_API_TOKEN"];
+const SECRET_NAMES = ["JWT_SECRET", "PUBLISH_TOKEN_SECRET", "EDGE_INGRESS_SECRET", "BRIDGE_INGRESS_SECRET", "INTERNAL_API_TOKEN", "UNSUBSCRIBE_SECRET"];
 
 /** Reads .dev.vars (wrangler dev reads the same file), adding a random value for each missing secret. */
-function loadDevVars(): Record<string, string> {
+async function loadDevVars(): Promise<Record<string, string>> {
   const vars = readDevVars(DEV_VARS_PATH);
-  const missing = SECRET_NAMES.filter((name) => !vars[name]);
-  for (const name of missing) vars[name] = randomBytes(24).toString("base64url");
+  const missing = [...SECRET_NAMES, "PLAYBACK_SIGNING_KEYS"].filter((name) => !vars[name]);
+  for (const name of missing) vars[name] = randomBytes(32).toString("base64url");
+  // Viewer-token keys are `kid:secret` pairs (the first signs; add a new first one to rotate).
+  if (missing.includes("PLAYBACK_SIGNING_KEYS")) vars.PLAYBACK_SIGNING_KEYS = `k1:${randomBytes(32).toString("base64url")}`;
+  // The VAPID pair is made together (a new pair orphans every browser subscription, so it is kept once made).
+  if (!vars.VAPID_PRIVATE_KEY || !vars.VAPID_PUBLIC_KEY) {
+    const vapid = await generateVapidKeys();
+    vars.VAPID_PUBLIC_KEY = vapid.publicKey;
+    vars.VAPID_PRIVATE_KEY = vapid.privateKey;
+    missing.push("VAPID_PUBLIC_KEY", "VAPID_PRIVATE_KEY");
+  }
   if (missing.length > 0) {
     writeFileSync(DEV_VARS_PATH, Object.entries(vars).map(([k, v]) => `${k}="${v}"`).join("\n") + "\n", { mode: 0o600 });
     console.log(`[start] wrote ${missing.join(", ")} to .dev.vars (git-ignored)`);
@@ -46,6 +59,7 @@ const ports = {
   mediaOps: port("MEDIA_OPS_PORT", 8001),
   httpToNats: port("HTTP_TO_NATS_PORT", 8788),
   bridgeMetrics: port("METRICS_PORT", 8789),
+  smtp: port("SMTP_PORT", 2525),
 };
 
 const supervisor = new Supervisor({ cwd: ROOT });
@@ -89,7 +103,7 @@ function writeNatsConfig(): { file: string; passwords: Record<NatsRole, string> 
   return { file, passwords };
 }
 
-const vars = loadDevVars();
+const vars = await loadDevVars();
 mkdirSync(resolve(VAR, "nats"), { recursive: true });
 const natsUrl = `nats://127.0.0.1:${ports.nats}`;
 const edgeUrl = `http://127.0.0.1:${ports.edge}`;
@@ -101,7 +115,8 @@ const partEnv = (role: NatsRole) => ({ PULSECAST_DEV: "1", NATS_URL: natsUrl, NA
 
 start("nats", "nats-server", ["-c", nats.file]);
 start("edge", "wrangler", ["dev", "--ip", "127.0.0.1", "--port", String(ports.edge), "--persist-to", resolve(VAR, "edge"), "--show-interactive-dev-session=false",
-  "--var", `BRIDGE_URL:http://127.0.0.1:${ports.httpToNats}/events`, "--var", `PLAYBACK_BASE_URL:${mediaUrl}/media`, "--var", `RTMP_BASE_URL:rtmp://127.0.0.1:${ports.rtmp}/live`], {
+  "--var", `BRIDGE_URL:http://127.0.0.1:${ports.httpToNats}/events`, "--var", `PLAYBACK_BASE_URL:${edgeUrl}`, "--var", `PLAYBACK_ORIGIN_URL:${mediaUrl}/media`, "--var", `RTMP_BASE_URL:rtmp://127.0.0.1:${ports.rtmp}/live`,
+  "--var", "ALLOW_HTTP_URLS:true", "--var", "DEV_SIGN_IN:true", "--var", `EDGE_PUBLIC_URL:${edgeUrl}`], {
   CLOUDFLARE_CF_FETCH_ENABLED: "false",
   WRANGLER_SEND_METRICS: "false",
 });
@@ -112,6 +127,12 @@ start("media-node", "node", ["media-node/src/main.ts"], {
   MEDIA_HTTP_PORT: String(ports.mediaHttp),
   MEDIA_OPS_PORT: String(ports.mediaOps),
   UPLOAD_JOURNAL_DIR: process.env.UPLOAD_JOURNAL_DIR ?? resolve(VAR, "media/upload-journal"),
+  // Stream keys of the Streams API are checked with the edge (revocations reach the node within seconds); the
+  // node's INTERNAL_API_TOKEN comes from .dev.vars like its other secrets.
+  STREAM_KEYS_EDGE_URL: edgeUrl,
+  // Uploads sit in the Worker's simulated bucket, which only the edge can read: the VOD worker fetches sources there.
+  VOD_SOURCE_URL: `${edgeUrl}/internal/media`,
+  VOD_SOURCE_TOKEN: vars.INTERNAL_API_TOKEN!,
 });
 start("nats-to-http", "node", ["media-node/src/bridges/nats-to-http/main.ts"], {
   ...partEnv("nats-to-http"),
@@ -122,6 +143,14 @@ start("http-to-nats", "node", ["media-node/src/bridges/http-to-nats/main.ts"], {
   ...partEnv("http-to-nats"),
   HTTP_TO_NATS_PORT: String(ports.httpToNats),
 });
+start("smtp", "node", ["deploy/local/smtp-catch-all.ts"], { SMTP_PORT: String(ports.smtp) });
+start("notifier", "node", ["media-node/src/notify/main.ts"], {
+  ...partEnv("notifier"),
+  SMTP_HOST: "127.0.0.1",
+  SMTP_PORT: String(ports.smtp),
+  // The local catch-all speaks plain SMTP on loopback.
+  SMTP_REQUIRE_TLS: "false",
+});
 
 try {
   await Promise.all([
@@ -129,37 +158,45 @@ try {
     waitFor("the media node", httpOk(`${mediaOpsUrl}/healthz`)),
     waitFor("the NATS->HTTP bridge", httpOk(`http://127.0.0.1:${ports.bridgeMetrics}/healthz`)),
     waitFor("the HTTP->NATS bridge", httpOk(`http://127.0.0.1:${ports.httpToNats}/healthz`)),
+    waitFor("the SMTP catch-all", tcpOpen(ports.smtp)),
   ]);
 } catch (error) {
   console.error(`[start] ${(error as Error).message}`);
   await stopAll(1);
 }
 
-// A publish token and a JWT to try things with, valid for a day.
-const streamId = "demo";
+// A JWT to try things with, valid for a day, and a demo stream made with it through the Streams API.
 const exp = Math.floor(Date.now() / 1000) + 24 * 3600;
-const publishToken = await mintPublishToken(vars.PUBLISH_TOKEN_SECRET!, { sid: streamId, app: "live", scope: "publish", exp, room: streamId });
 const jwt = await new SignJWT({ role: "broadcaster", name: "Demo Broadcaster" })
   .setProtectedHeader({ alg: "HS256" })
   .setSubject("demo-user")
   .setExpirationTime(exp)
   .sign(new TextEncoder().encode(vars.JWT_SECRET!));
-const rtmpUrl = `rtmp://127.0.0.1:${ports.rtmp}/live/${streamId}?token=${publishToken}`;
+const created = await fetch(`${edgeUrl}/streams`, { method: "POST", headers: { authorization: `Bearer ${jwt}`, "content-type": "application/json" }, body: JSON.stringify({ title: "Demo" }) });
+if (created.status !== 201) {
+  console.error(`[start] POST /streams answered ${created.status}: ${await created.text()}`);
+  await stopAll(1);
+}
+const stream = (await created.json()) as { id: string; roomId: string; rtmp: { url: string; streamKey: string }; playback: { url?: string } };
 
 console.log(`
 [start] Pulsecast is up.
 
+  Demo stream ${stream.id} (made with POST /streams; manage it with the JWT below, see README "Streams API"):
   Publish a test stream (FFmpeg):
     ffmpeg -re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440 \\
-      -c:v libx264 -preset veryfast -g 60 -c:a aac -f flv '${rtmpUrl}'
-  OBS: Settings > Stream > Custom; Server rtmp://127.0.0.1:${ports.rtmp}/live ; Stream Key ${streamId}?token=${publishToken}
+      -c:v libx264 -preset veryfast -g 60 -c:a aac -f flv '${stream.rtmp.url}/${stream.rtmp.streamKey}'
+  OBS: Settings > Stream > Custom; Server ${stream.rtmp.url} ; Stream Key ${stream.rtmp.streamKey}
 
-  Watch (HLS):      ${mediaUrl}/media/live/${streamId}/live.m3u8
-  Chat + presence:  ws://127.0.0.1:${ports.edge}/parties/room/${streamId}?token=${jwt}
+  Watch page:       ${edgeUrl}/watch/${stream.id}#token=${jwt}
+                    (or open ${edgeUrl}/watch/${stream.id} and use the dev sign-in; DEV_SIGN_IN is on for local runs)
+  Go live / upload: ${edgeUrl}/studio   ${edgeUrl}/upload
+  Watch (HLS through the edge): ${stream.playback.url}
+  Chat + presence:  ws://127.0.0.1:${ports.edge}/parties/room/${stream.roomId}?token=${jwt}
   Test JWT (HS256, sub demo-user, role broadcaster, 24 h):
     ${jwt}
 
-  edge ${edgeUrl}   media node ${mediaUrl} (/media/), ${mediaOpsUrl} (/healthz, /metrics)   nats ${natsUrl}
+  edge ${edgeUrl}   media node ${mediaUrl} (/media/: for debugging, not for viewers), ${mediaOpsUrl} (/healthz, /metrics)   nats ${natsUrl}
   HTTP->NATS bridge http://127.0.0.1:${ports.httpToNats}/events   NATS->HTTP bridge metrics http://127.0.0.1:${ports.bridgeMetrics}/metrics
   secrets: .dev.vars    NATS users and this run's passwords: var/nats/nats-server.conf    state: var/
 A part that crashes is restarted (with backoff) and the others keep running; Ctrl-C stops everything.

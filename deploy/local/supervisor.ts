@@ -8,6 +8,7 @@
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { EventEmitter } from "node:events";
+import { backoffDelay } from "../../shared/backoff.ts";
 
 export interface PartSpec {
   name: string;
@@ -33,9 +34,7 @@ export const DEFAULT_POLICY: RestartPolicy = { baseDelayMs: 500, maxDelayMs: 30_
 
 /** The delay before restart number `attempt` (1 for the first in a row). `random` is in [0, 1). Pure. */
 export function restartDelayMs(attempt: number, policy: RestartPolicy, random: number): number {
-  const plain = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.max(0, attempt - 1));
-  const spread = 1 + policy.jitter * (2 * random - 1);
-  return Math.round(Math.min(policy.maxDelayMs, plain * spread));
+  return backoffDelay(attempt, { baseMs: policy.baseDelayMs, maxMs: policy.maxDelayMs, jitter: policy.jitter, random: () => random });
 }
 
 /** What a part's history says to do after it exited unasked. Pure. */

@@ -2,22 +2,52 @@ import { Hono } from "hono";
 import { routePartykitRequest } from "partyserver";
 import { answerSubprotocol, guardPartyRequest, isPublicParty, normalizePartyUrl, stripInternalHeaders } from "./auth/party-guard.ts";
 import { errorResponse } from "./auth/errors.ts";
+import { bigRoomOf, bigRoomRequest, bigRoomRoutes } from "./bigrooms/route.ts";
 import { browserCors } from "./cors/cors.ts";
 import type { AppEnv } from "./env.ts";
 import { healthRoutes } from "./health/routes.ts";
 import { inboxRoutes } from "./inbox/routes.ts";
 import { ingressRoutes } from "./ingress/routes.ts";
 import { internalRoutes } from "./internal/routes.ts";
+import { devRoutes } from "./dev/sign-in.ts";
+import { notifyRoutes } from "./notify/routes.ts";
+import { playbackRoutes } from "./playback/routes.ts";
+import { checkEdgeSettings, edgeSettings } from "./settings.ts";
+import { streamRoutes } from "./streams/routes.ts";
+import { webRoutes } from "./web/routes.ts";
+import { videoRoutes } from "./videos/routes.ts";
+
+/** Envs whose problems were already logged: each misconfiguration is logged once, not once per request. */
+const reported = new WeakSet<object>();
 
 /** The front Worker's HTTP surface. Each area mounts its own routes here; `/parties/*` goes to the objects. */
 export function createApp() {
   const app = new Hono<AppEnv>();
+  // A Worker cannot refuse to start: with any setting invalid it refuses every request instead, and logs every
+  // problem once. The client learns nothing about the configuration.
+  app.use("*", async (c, next) => {
+    const checked = checkEdgeSettings(c.env);
+    if (checked.ok) return next();
+    if (!reported.has(c.env)) {
+      reported.add(c.env);
+      console.error(`edge misconfigured; refusing every request until fixed:\n  - ${checked.problems.join("\n  - ")}`);
+    }
+    return c.json({ error: "misconfigured" }, 500);
+  });
   // Browser-facing HTTP (history, inbox) is readable cross-origin; see cors/cors.ts.
-  for (const path of ["/inbox", "/inbox/*", "/parties/*"]) app.use(path, browserCors());
+  for (const path of ["/inbox", "/inbox/*", "/parties/*", "/push/*", "/notifications/*"]) app.use(path, browserCors());
   app.route("/", healthRoutes);
   app.route("/", inboxRoutes);
   app.route("/", ingressRoutes);
+  // Before internalRoutes: the streams' own internal route (key checks) is authenticated there too.
+  app.route("/", streamRoutes);
+  app.route("/", playbackRoutes);
   app.route("/", internalRoutes);
+  app.route("/", bigRoomRoutes);
+  app.route("/", devRoutes);
+  app.route("/", webRoutes);
+  app.route("/", videoRoutes);
+  app.route("/", notifyRoutes);
 
   // Rooms and inboxes (partyserver): `/parties/room/<roomId>` and `/parties/inbox/<userId>`, WebSocket or HTTP.
   // Every request is authenticated and rewritten by guardPartyRequest before an object sees it.
@@ -30,6 +60,9 @@ export function createApp() {
     const req = new Request(url, c.req.raw);
     // Before anything else: a client copy of an internal header must never reach an object.
     stripInternalHeaders(req.headers);
+    // Big rooms (ROOM_SHARDED) are served by shards and a coordinator; see bigrooms/route.ts.
+    const bigRoom = bigRoomOf(url, edgeSettings(c.env));
+    if (bigRoom) return bigRoomRequest(req, c.env, bigRoom);
     const guard = (r: Request, lobby: { name: string }) => guardPartyRequest(r, c.env, party, lobby.name);
     const res = await routePartykitRequest(req, c.env, { prefix: "parties", onBeforeConnect: guard, onBeforeRequest: guard });
     if (!res) return errorResponse(404, "not_found", "use /parties/room/<roomId> or /parties/inbox/<userId>");

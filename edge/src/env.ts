@@ -1,41 +1,77 @@
 // Everything the Worker and its Durable Objects get from the platform: bindings, vars and secrets.
-// Every var and secret is documented in README "Configuration"; defaults for vars are in wrangler.toml.
-import type { EventOutbox } from "./outbox/event-outbox.ts";
+// Vars and secrets are declared (type, default, bounds, meaning) in settings.ts, which is the only place that
+// reads them; they are listed here so `env` is typed, and README "Configuration" is generated from settings.ts.
 import type { Inbox } from "./inbox/inbox.ts";
 import type { Room } from "./rooms/room.ts";
+import type { RoomCoordinator } from "./bigrooms/coordinator.ts";
+import type { RoomRelay } from "./bigrooms/relay.ts";
+import type { RoomShard } from "./bigrooms/shard.ts";
+import type { Stream } from "./streams/stream-object.ts";
+import type { StreamIndex } from "./streams/stream-index.ts";
+import type { UploadSession } from "./videos/upload-session.ts";
+import type { VideoLibrary } from "./videos/library.ts";
 
 export interface Env {
   Room: DurableObjectNamespace<Room>;
   Inbox: DurableObjectNamespace<Inbox>;
-  EVENT_OUTBOX: DurableObjectNamespace<EventOutbox>;
+  /** one object per live input (Streams API) */
+  Stream: DurableObjectNamespace<Stream>;
+  /** one object per owner listing their streams */
+  StreamIndex: DurableObjectNamespace<StreamIndex>;
+  /** one object per upload (tus state, R2 multipart), named by the video id; see videos/upload-session.ts */
+  UploadSession: DurableObjectNamespace<UploadSession>;
+  /** one object per user: the user's videos and the outbox announcing their uploads; see videos/library.ts */
+  VideoLibrary: DurableObjectNamespace<VideoLibrary>;
+  /**
+   * The media bucket (R2): uploads (`uploads/<videoId>/source`), processed videos (`vod/<videoId>/...`) and live
+   * streams (`live/<streamId>/...`); the media nodes use it over the S3 API. /play reads it unless
+   * PLAYBACK_ORIGIN_URL is set (local runs).
+   */
+  MEDIA: R2Bucket;
+  /** big rooms: the coordinator (one per room), its relays and the shards that hold the sockets */
+  RoomCoordinator: DurableObjectNamespace<RoomCoordinator>;
+  RoomRelay: DurableObjectNamespace<RoomRelay>;
+  RoomShard: DurableObjectNamespace<RoomShard>;
+  /** the pages and their scripts (wrangler `[assets]`, built by `node web/build.ts`); absent where not configured */
+  ASSETS?: Fetcher;
 
-  /** HS256 secret for client JWTs (used when JWKS_URL is empty). */
+  // client auth
   JWT_SECRET?: string;
-  /** RS256/ES256 JWKS endpoint for client JWTs; fetched and cached. */
   JWKS_URL?: string;
-  /** Required `iss` (comma-separated list allowed); empty = not checked. Default "". */
   JWT_ISSUER?: string;
-  /** Required `aud` (comma-separated list allowed); empty = not checked. Default "". */
   JWT_AUDIENCE?: string;
-  /** Clock skew allowed on `exp`/`nbf`, seconds. Default 30. */
   JWT_CLOCK_TOLERANCE_S?: string;
-  /** HMAC secret for RTMP publish tokens minted here and checked by media nodes. */
-  PUBLISH_TOKEN_SECRET?: string;
-  /** Standard Webhooks secret(s) the NATS->HTTP bridge signs with; checked by POST /hooks/events. */
-  EDGE_INGRESS_SECRET?: string;
-  /** Standard Webhooks secret(s) the edge signs with when it posts to the HTTP->NATS bridge. */
-  BRIDGE_INGRESS_SECRET?: string;
-  /** Bearer token for the internal push API (server -> room / user). */
-  INTERNAL_API_TOKEN?: string;
-  BRIDGE_URL?: string;
-  /** Origins allowed to read browser-facing HTTP routes (history, inbox): `*` or a comma-separated list. */
   CORS_ORIGINS?: string;
+  ALLOW_HTTP_URLS?: string;
+  DEV_SIGN_IN?: string;
+  // secrets shared with other processes
+  PUBLISH_TOKEN_SECRET?: string;
+  EDGE_INGRESS_SECRET?: string;
+  BRIDGE_INGRESS_SECRET?: string;
+  INTERNAL_API_TOKEN?: string;
+  // links to the media side
+  BRIDGE_URL?: string;
   PLAYBACK_BASE_URL?: string;
   RTMP_BASE_URL?: string;
-
-  // Room limits and timings: ROOM_MAX_CONNECTIONS, ROOM_MAX_FRAME_BYTES, ROOM_RATE_PER_S, ROOM_RATE_BURST,
-  // ROOM_RATE_STRIKES, ROOM_STATE_MAX_BYTES, ROOM_WELCOME_MESSAGES, ROOM_RESUME_MAX, ROOM_HISTORY_MAX,
-  // ROOM_FLUSH_MS, ROOM_REACTION_FLUSH_MS, ROOM_OUTBOX_FLUSH_MS — documented with defaults in rooms/config.ts.
+  EDGE_INGRESS_TOLERANCE_S?: string;
+  // streams API and playback through /play
+  PLAYBACK_SIGNING_KEYS?: string;
+  PLAYBACK_TOKEN_DEFAULT_TTL_S?: string;
+  PLAYBACK_TOKEN_MAX_TTL_S?: string;
+  PLAYBACK_ORIGIN_URL?: string;
+  MEDIA_KEY_PREFIX?: string;
+  PLAYBACK_STATE_CACHE_MS?: string;
+  PLAYBACK_MEMORY_CACHE_MB?: string;
+  STREAM_KEY_CHECK_MAX?: string;
+  // uploads and the videos API
+  VIDEO_MAX_UPLOAD_BYTES?: string;
+  VIDEO_MAX_CONCURRENT_UPLOADS?: string;
+  VIDEO_UPLOAD_EXPIRY_S?: string;
+  VIDEO_UPLOAD_PART_BYTES?: string;
+  VIDEO_MAX_CHUNK_BYTES?: string;
+  VIDEO_PAGE_LIMIT?: string;
+  VOD_KEY_PREFIX?: string;
+  // rooms
   ROOM_MAX_CONNECTIONS?: string;
   ROOM_MAX_FRAME_BYTES?: string;
   ROOM_RATE_PER_S?: string;
@@ -48,6 +84,43 @@ export interface Env {
   ROOM_FLUSH_MS?: string;
   ROOM_REACTION_FLUSH_MS?: string;
   ROOM_OUTBOX_FLUSH_MS?: string;
+  // big rooms
+  ROOM_SHARDED?: string;
+  ROOM_SHARDS?: string;
+  ROOM_SHARD_MAX_CONNECTIONS?: string;
+  ROOM_RELAY_FANOUT?: string;
+  ROOM_SHARD_RING?: string;
+  ROOM_SUMMARY_MS?: string;
+  ROOM_UPLINK_FLUSH_MS?: string;
+  // inboxes
+  INBOX_MAX_CONNECTIONS?: string;
+  INBOX_MAX_FRAME_BYTES?: string;
+  INBOX_WELCOME_LIMIT?: string;
+  INBOX_MAX_STORED?: string;
+  INBOX_RATE_PER_S?: string;
+  INBOX_RATE_STRIKES?: string;
+  // offline notifications: Web Push and email (inside each inbox)
+  VAPID_PUBLIC_KEY?: string;
+  VAPID_PRIVATE_KEY?: string;
+  VAPID_SUBJECT?: string;
+  NOTIFY_PUSH_DELAY_MS?: string;
+  NOTIFY_PUSH_TIMEOUT_MS?: string;
+  NOTIFY_PUSH_MAX_ATTEMPTS?: string;
+  NOTIFY_PUSH_RETRY_BASE_MS?: string;
+  NOTIFY_PUSH_RETRY_MAX_MS?: string;
+  NOTIFY_PUSH_MAX_PAYLOAD_BYTES?: string;
+  NOTIFY_PUSH_MAX_SUBSCRIPTIONS?: string;
+  NOTIFY_EMAIL_DELAY_MS?: string;
+  NOTIFY_EMAIL_MIN_INTERVAL_MS?: string;
+  NOTIFY_EMAIL_DIGEST_MAX?: string;
+  EDGE_PUBLIC_URL?: string;
+  UNSUBSCRIBE_SECRET?: string;
+  // outboxes (inside each room and inbox)
+  OUTBOX_RETRY_BASE_MS?: string;
+  OUTBOX_RETRY_MAX_MS?: string;
+  OUTBOX_DELIVERY_TIMEOUT_MS?: string;
+  OUTBOX_BATCH_MAX?: string;
+  OUTBOX_MAX_PENDING?: string;
 }
 
 /** Hono context for the front Worker: bindings plus what middleware has established about the caller. */

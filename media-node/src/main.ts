@@ -9,6 +9,7 @@ import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type BusConfig, createMediaEventBus, type MediaEventBus } from "./bus/index.ts";
+import { DEFAULT_STREAM_NAMES } from "./bus/nats-permissions.ts";
 import type { MediaConfig } from "./config.ts";
 import { cachedHealth, checkHealth } from "./health/health.ts";
 import { probeNats } from "./health/nats-probe.ts";
@@ -21,8 +22,12 @@ import type { EventSink } from "./live/session.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { NodeMetrics } from "./metrics/metrics.ts";
 import { ConfigError, readMediaNodeSettings } from "./settings/processes.ts";
+import { DEFAULT_STREAM_KEY_SETTINGS, type StreamKeySettings } from "./settings/stream-keys.ts";
 import { warmUp } from "./transcode/ffmpeg.ts";
 import { createMediaHandler, createObjectStore, FsObjectStore, ReliableUploader, type StorageConfig } from "./storage/index.ts";
+import type { VodSettings } from "./settings/vod.ts";
+import { VodWorker } from "./vod/worker.ts";
+import { createStreamKeys, type StreamKeys } from "./streams/stream-keys.ts";
 
 export interface MediaNode {
   config: MediaConfig;
@@ -35,6 +40,10 @@ export interface MediaNode {
   live: LiveManager;
   uploader: ReliableUploader;
   metrics: NodeMetrics;
+  /** the VOD job worker (absent without a NATS bus or with VOD_WORKERS=0) */
+  vod: VodWorker | undefined;
+  /** stream-key checks with the edge, when configured */
+  streamKeys: StreamKeys | undefined;
   stop(): Promise<void>;
 }
 
@@ -45,7 +54,11 @@ export interface StartOptions {
   bus: BusConfig | { sink: EventSink; probe: () => Promise<void> };
   /** RTMP connection limits and pull-credential lifetime (default: settings/ingest.ts defaults) */
   ingestLimits?: IngestLimits;
+  /** VOD worker settings; the worker runs when the bus is NATS and VOD_WORKERS > 0 */
+  vod?: VodSettings;
   log?: Logger;
+  /** stream-key checks with the edge (default: off, as when STREAM_KEYS_EDGE_URL is unset) */
+  streamKeys?: StreamKeySettings;
 }
 
 export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
@@ -72,12 +85,14 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
     busProbe = () => probeNats(busCfg.natsUrl, config.healthTimeoutMs);
   }
 
+  const streamKeys = createStreamKeys(opts.streamKeys ?? DEFAULT_STREAM_KEY_SETTINGS, log);
+  const authorizer = createAuthorizer({ apps: config.apps, secret: config.publishTokenSecret });
   const ingest = new RtmpIngest({
     host: config.rtmpHost,
     port: config.rtmpPort,
     rtmps: config.rtmpsCert && config.rtmpsKey ? { port: config.rtmpsPort, cert: config.rtmpsCert, key: config.rtmpsKey } : undefined,
     storeDir: resolve(config.workDir, ".nms-store"),
-    authorize: createAuthorizer({ apps: config.apps, secret: config.publishTokenSecret }),
+    authorize: streamKeys ? streamKeys.wrap(authorizer) : authorizer,
     log,
     limits: opts.ingestLimits,
     // capacity: `live` exists before the first publish can arrive (the listener starts below)
@@ -126,6 +141,7 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
   ingest.on("unpublish", (u) => live.onUnpublish(u));
   ingest.on("refused", (r) => metrics.publishRefused(r.reason));
   ingest.on("connectionRefused", (r) => metrics.rtmpRefused(r.reason));
+  streamKeys?.attach(ingest, live);
 
   const http = createHttpServer({ media: store instanceof FsObjectStore ? createMediaHandler(store) : undefined }, log.child({ component: "http" }));
   const ops = createHttpServer(
@@ -142,6 +158,7 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
   try {
     await ingest.start();
   } catch (error) {
+    await streamKeys?.stop();
     await bus?.stop();
     await store.close();
     throw error;
@@ -157,10 +174,54 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
       throw new Error(`operations listener could not start on ${config.opsHost}:${config.opsPort}: ${error.message}`, { cause: error });
     });
   } catch (error) {
+    await streamKeys?.stop();
     await ingest.stop();
     await bus?.stop();
     await store.close();
     throw error;
+  }
+  let vod: VodWorker | undefined;
+  if (opts.vod && opts.vod.vodWorkers > 0 && !("sink" in opts.bus)) {
+    const v = opts.vod;
+    vod = new VodWorker({
+      nodeId: config.nodeId,
+      nats: opts.bus,
+      consumer: DEFAULT_STREAM_NAMES.jobConsumer,
+      concurrency: v.vodWorkers,
+      ackWaitMs: v.vodAckWaitS * 1000,
+      maxAttempts: v.vodMaxAttempts,
+      retryDelayMs: v.vodRetryDelayS * 1000,
+      events,
+      publicUrl: (key) => store.publicUrl(key),
+      log: log.child({ component: "vod" }),
+      pipeline: {
+        store,
+        uploader,
+        log: log.child({ component: "vod" }),
+        settings: {
+          workDir: config.workDir,
+          ffmpegPath: config.ffmpegPath,
+          ffprobePath: config.ffprobePath,
+          keyPrefix: v.vodKeyPrefix,
+          segmentS: v.vodSegmentS,
+          preset: v.vodX264Preset,
+          ladder: { rungs: v.vodLadder, passthrough: false, separateAudio: config.separateAudio },
+          limits: { maxDurationS: v.vodMaxDurationS, maxLongSide: v.vodMaxLongSide },
+          source: v.vodSourceUrl ? { kind: "http", baseUrl: v.vodSourceUrl, token: v.vodSourceToken } : { kind: "store" },
+        },
+      },
+    });
+    try {
+      await vod.start();
+    } catch (error) {
+      http.close();
+      ops.close();
+      await streamKeys?.stop();
+      await ingest.stop();
+      await bus?.stop();
+      await store.close();
+      throw new Error(`VOD worker could not start: ${(error as Error).message}`, { cause: error });
+    }
   }
   const rtmpUrl = `rtmp://${config.rtmpHost}:${config.rtmpPort}`;
   const httpUrl = `http://${config.httpHost}:${httpPort}`;
@@ -171,8 +232,11 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
   const stop = () =>
     (stopping ??= (async () => {
       log.info("media node stopping");
+      // Jobs in progress go back to the queue at once, for another node.
+      await vod?.stop();
       // Order: no new broadcasters; every FFmpeg stopped and ENDLIST written; uploads flushed (bounded); then
       // the bus (unconfirmed events stay in its outbox on disk) and HTTP.
+      await streamKeys?.stop();
       const streams = await live.shutdown(15_000);
       await ingest.stop();
       const drained = await uploader.drain(10_000);
@@ -194,15 +258,15 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
       log.info("media node stopped");
     })());
 
-  return { config, rtmpUrl, httpUrl, opsUrl, ingest, live, uploader, metrics, stop };
+  return { config, rtmpUrl, httpUrl, opsUrl, ingest, live, uploader, metrics, vod, streamKeys, stop };
 }
 
 async function main(): Promise<void> {
   const log = createLogger({ fields: { service: "media-node" } });
   let node: MediaNode;
   try {
-    const { config, storage, bus, ingest } = readMediaNodeSettings();
-    node = await startMediaNode({ config, storage, bus, ingestLimits: ingest });
+    const { config, storage, bus, ingest, vod, streamKeys } = readMediaNodeSettings();
+    node = await startMediaNode({ config, storage, bus, ingestLimits: ingest, vod, streamKeys });
   } catch (error) {
     log.error(error instanceof ConfigError ? error.message : "media node failed to start", { error });
     process.exit(1);

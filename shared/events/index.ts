@@ -1,7 +1,7 @@
 import type { z } from "zod";
 import { chatMessage } from "./chat.ts";
-import { mediaFailed, mediaProgress, mediaReady, mediaUploaded } from "./media.ts";
-import { notificationRequested, notificationSent } from "./notification.ts";
+import { mediaFailed, mediaPlayable, mediaProgress, mediaReady, mediaUploaded } from "./media.ts";
+import { notificationEmail, notificationRequested, notificationSent } from "./notification.ts";
 import { presenceUpdate } from "./presence.ts";
 import { streamDegraded, streamEnded, streamLive, streamStarted } from "./stream.ts";
 import { transcriptionComplete } from "./transcription.ts";
@@ -17,10 +17,12 @@ export const eventSchemas = {
   "stream.degraded": streamDegraded,
   "media.uploaded": mediaUploaded,
   "media.progress": mediaProgress,
+  "media.playable": mediaPlayable,
   "media.ready": mediaReady,
   "media.failed": mediaFailed,
   "notification.requested": notificationRequested,
   "notification.sent": notificationSent,
+  "notification.email": notificationEmail,
   "chat.message": chatMessage,
   "presence.update": presenceUpdate,
   "transcription.complete": transcriptionComplete,

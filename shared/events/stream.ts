@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { rendition, roomId, streamId, url } from "./common.ts";
+import { rendition, roomId, storageKey, streamId, url } from "./common.ts";
 
 // Live stream lifecycle, emitted by the media node that holds the publish.
 // `roomId` is the edge room whose viewers care; when absent, the room is named after the stream id.
@@ -11,6 +11,8 @@ export const streamStarted = z.object({
   app: z.string().max(64),
   /** true when a broadcaster reconnected within the grace window and the same stream continues */
   resumed: z.boolean().default(false),
+  /** the broadcast this publish belongs to (its objects live under <prefix>/<streamId>/<broadcastId>/) */
+  broadcastId: z.string().min(1).max(64).optional(),
 });
 
 export const streamLive = z.object({
@@ -19,6 +21,9 @@ export const streamLive = z.object({
   nodeId: z.string().max(128),
   playbackUrl: url,
   renditions: z.array(rendition).max(16),
+  broadcastId: z.string().min(1).max(64).optional(),
+  /** storage key of the broadcast's master playlist */
+  masterKey: storageKey.optional(),
 });
 
 export const streamEnded = z.object({
@@ -29,6 +34,9 @@ export const streamEnded = z.object({
   reason: z.enum(["publisher-left", "node-shutdown", "transcoder-failed", "kicked"]),
   /** VOD playlist of the whole broadcast, when it was recorded */
   vodUrl: url.optional(),
+  broadcastId: z.string().min(1).max(64).optional(),
+  /** storage key of the recording's playlist, when it was recorded */
+  vodKey: storageKey.optional(),
 });
 
 /**
@@ -39,6 +47,7 @@ export const streamDegraded = z.object({
   streamId,
   roomId: roomId.optional(),
   nodeId: z.string().max(128),
+  broadcastId: z.string().min(1).max(64).optional(),
   renditions: z.array(rendition).min(1).max(16),
   shed: z.array(z.string().max(32)).min(1).max(16),
   /** media seconds encoded per wall second over the window that decided it (below 1: falling behind) */

@@ -7,6 +7,8 @@
 
 import { z } from "zod";
 import { mediaId } from "../events/common.ts";
+import { mediaStage } from "../events/media.ts";
+import { webUrl } from "../urls.ts";
 
 /** Notification ids: the `notificationId` of a `notification.requested` event, or the event id for media events. */
 export const notificationId = z.string().min(1).max(128);
@@ -21,7 +23,7 @@ export const inboxNotification = z.object({
   kind: z.string().max(64),
   title: z.string().max(200),
   body: z.string().max(2000).optional(),
-  url: z.string().max(2048).optional(),
+  url: webUrl.optional(),
   /** free-form JSON from the requester (or the media event's data) */
   data: z.record(z.string(), z.unknown()).optional(),
   /** when the inbox stored it, unix ms */
@@ -143,7 +145,7 @@ export const inboxReadFrame = z.object({
 export const inboxProgressFrame = z.object({
   type: z.literal("progress"),
   mediaId,
-  stage: z.enum(["probe", "transcode", "thumbnails", "upload"]),
+  stage: mediaStage,
   percent: z.number().min(0).max(100),
 });
 

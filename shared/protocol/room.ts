@@ -8,8 +8,12 @@
 //   `{ type: "batch", frames: [...] }` frame, in order. A window with one frame sends it bare.
 // - Messages and presence frames are idempotent: apply `message` by id, presence frames as upserts
 //   (a client can see a message both in `welcome` and in a following batch).
+// - Two presence modes, named by `welcome.mode`: "small" (absent means small) is the full user list plus
+//   `join`/`leave`/`update` diffs; "big" (a room served by many objects) sends no per-user diffs, only a
+//   `summary` frame at a steady rate: counts plus short named lists (broadcasters, moderators, recent chatters).
 import { z } from "zod";
 import { USER_ID_PATTERN } from "../names.ts";
+import { webUrl } from "../urls.ts";
 
 const userId = z.string().regex(USER_ID_PATTERN, "not a valid user id");
 const role = z.enum(["viewer", "member", "moderator", "broadcaster"]);
@@ -124,7 +128,7 @@ export const presenceEntry = z.object({
   userId,
   role,
   name: z.string().optional(),
-  avatar: z.string().optional(),
+  avatar: webUrl.optional(),
   /** how many connections (tabs, devices) the user has open in this room */
   connections: z.number().int().positive(),
   state: z.record(z.string(), z.unknown()),
@@ -134,8 +138,10 @@ export type PresenceEntry = z.infer<typeof presenceEntry>;
 export const streamInfo = z.object({
   streamId: z.string(),
   status: z.enum(["starting", "live", "ended"]),
-  playbackUrl: z.string().optional(),
-  vodUrl: z.string().optional(),
+  playbackUrl: webUrl.optional(),
+  vodUrl: webUrl.optional(),
+  /** storage key of the recording's playlist (kept by the room to build viewers' URLs; not sent to clients of API streams) */
+  vodKey: z.string().optional(),
   /**
    * the renditions left after the media node shed rungs it could not encode in real time (`stream.degraded`);
    * absent: every rendition the stream went live with
@@ -154,8 +160,38 @@ export const roomInfo = z.object({
 });
 export type RoomInfo = z.infer<typeof roomInfo>;
 
+/** Presence in a big room: who is counted, and the few users worth naming. */
+export const presenceSummary = z.object({
+  /** users present (a user with several tabs counts once, unless a full shard placed tabs apart) */
+  users: z.number().int().nonnegative(),
+  /** open connections */
+  connections: z.number().int().nonnegative(),
+  /** users per role */
+  byRole: z.object({ viewer: z.number().int().nonnegative(), member: z.number().int().nonnegative(), moderator: z.number().int().nonnegative(), broadcaster: z.number().int().nonnegative() }),
+  /** present broadcasters and moderators (bounded list) */
+  featured: z.array(presenceEntry),
+  /** users who chatted last, newest first (bounded list; they may have left since) */
+  recentChatters: z.array(z.object({ userId, name: z.string().optional(), at: z.number().int() })),
+  /** id of the newest chat message: a client that saw an older one last missed messages and can resume */
+  lastMessageId: z.number().int().nonnegative(),
+  at: z.number().int(),
+});
+export type PresenceSummary = z.infer<typeof presenceSummary>;
+
+/** Most featured users (broadcasters and moderators) a summary names. */
+export const SUMMARY_FEATURED_MAX = 50;
+/** Most recent chatters a summary names. */
+export const SUMMARY_CHATTERS_MAX = 20;
+
 export const welcomeFrame = z.object({
   type: z.literal("welcome"),
+  /**
+   * How presence works in this room: "small" (or absent): `presence` is the user list and `join`/`leave`/`update`
+   * follow; "big": `presence` holds the featured users only, `summary` the counts, and `summary` frames follow.
+   */
+  mode: z.enum(["small", "big"]).optional(),
+  /** big rooms: the presence summary at join time */
+  summary: presenceSummary.optional(),
   connectionId: z.string(),
   user: z.object({ userId, role, name: z.string().optional(), avatar: z.string().optional() }),
   /**
@@ -220,6 +256,8 @@ export const errorFrame = z.object({
   ref: z.string().optional(),
 });
 export const pongFrame = z.object({ type: z.literal("pong"), id: z.string().optional(), at: z.number().int() });
+/** big rooms only: the presence summary, at most every ROOM_SUMMARY_MS and only when it changed */
+export const summaryFrame = presenceSummary.extend({ type: z.literal("summary") });
 
 const singleServerFrames = [
   welcomeFrame,
@@ -235,6 +273,7 @@ const singleServerFrames = [
   moderationFrame,
   errorFrame,
   pongFrame,
+  summaryFrame,
 ] as const;
 export const singleServerFrame = z.discriminatedUnion("type", singleServerFrames);
 export type SingleServerFrame = z.infer<typeof singleServerFrame>;

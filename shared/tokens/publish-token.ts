@@ -23,6 +23,11 @@ export interface PublishClaims {
   room?: string;
   /** keep a VOD recording of the broadcast (default true) */
   rec?: boolean;
+  /**
+   * Key version of a stream created through the edge's Streams API: rotating, disabling or deleting the stream
+   * revokes every version below the current one. Absent on tokens minted outside the API (command line).
+   */
+  kv?: number;
 }
 
 const MAX_TOKEN_LENGTH = 2048;
@@ -36,7 +41,8 @@ export async function mintPublishToken(secret: string, claims: PublishClaims): P
   return `${body}.${toBase64Url(mac)}`;
 }
 
-export type PublishTokenFailure = "missing" | "malformed" | "bad-signature" | "expired" | "wrong-scope" | "wrong-stream" | "wrong-app";
+/** `revoked`: the signature holds but the edge revoked the key (rotated, stream disabled or deleted). */
+export type PublishTokenFailure = "missing" | "malformed" | "bad-signature" | "expired" | "wrong-scope" | "wrong-stream" | "wrong-app" | "revoked";
 
 export type PublishTokenResult =
   | { ok: true; claims: PublishClaims }
@@ -79,6 +85,7 @@ export async function verifyPublishToken(
   if (typeof claims !== "object" || claims === null || typeof claims.exp !== "number" || typeof claims.sid !== "string") {
     return fail("malformed", "publish token claims lack sid/exp");
   }
+  if (claims.kv !== undefined && !(Number.isSafeInteger(claims.kv) && claims.kv >= 0)) return fail("malformed", "publish token key version is not a whole number");
   const nowS = expect.nowS ?? Math.floor(Date.now() / 1000);
   if (claims.exp + (expect.skewS ?? 30) < nowS) return fail("expired", "publish token has expired");
   if (claims.scope !== "publish") return fail("wrong-scope", `publish token scope is '${String(claims.scope)}', not 'publish'`);

@@ -42,7 +42,7 @@ import { loadStorageConfig } from "../../media-node/src/storage/index.ts";
 import { buildLiveArgs, toArgv } from "../../media-node/src/transcode/args.ts";
 import { selectLadder } from "../../media-node/src/transcode/ladder.ts";
 import { mintPublishToken } from "../../shared/tokens/publish-token.ts";
-import { openClient } from "../edge/ws-client.ts";
+import { openClient } from "../helpers/ws-client.ts";
 import { startNatsToHttpBridge } from "../helpers/bridges.ts";
 import { TEST_SECRETS } from "../helpers/edge.ts";
 import { publishTestSource, sentSeconds } from "../helpers/ffmpeg.ts";

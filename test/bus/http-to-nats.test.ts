@@ -33,8 +33,10 @@ describe("HTTP -> NATS bridge (real process, real nats-server)", () => {
     await bridge?.stop();
     await nats?.stop();
   });
-  // The edge-only types (chat, presence, media.uploaded, notification.sent) are kept in EDGE_EVENTS, the rest in EVENTS.
-  const stored = async () => (await jsm.streams.info("EVENTS")).state.messages + (await jsm.streams.info("EDGE_EVENTS")).state.messages;
+  // The edge-only types (chat, presence, notification.sent) are kept in EDGE_EVENTS, finished uploads
+  // (media.uploaded) in the VOD job stream, the rest in EVENTS.
+  const stored = async () =>
+    (await jsm.streams.info("EVENTS")).state.messages + (await jsm.streams.info("EDGE_EVENTS")).state.messages + (await jsm.streams.info("VOD_JOBS")).state.messages;
   beforeEach(async () => {
     storedBefore = await stored();
   });
@@ -74,9 +76,9 @@ describe("HTTP -> NATS bridge (real process, real nats-server)", () => {
     ];
     for (const e of events) expect((await signedPost(e)).status).toBe(202);
     expect(await stored()).toBe(storedBefore + 3);
-    // Types only the edge emits land in EDGE_EVENTS, which the NATS -> HTTP bridge does not consume; a type
-    // either side may emit stays in EVENTS.
-    expect((await jsm.streams.getMessage("EDGE_EVENTS", { last_by_subj: "media.uploaded" })).json<Envelope>().id).toBe(events[0]!.id);
+    // Types only the edge emits land in EDGE_EVENTS, which the NATS -> HTTP bridge does not consume; a finished
+    // upload is a job for the media nodes' VOD workers; a type either side may emit stays in EVENTS.
+    expect((await jsm.streams.getMessage("VOD_JOBS", { last_by_subj: "media.uploaded" })).json<Envelope>().id).toBe(events[0]!.id);
     expect((await jsm.streams.getMessage("EDGE_EVENTS", { last_by_subj: "presence.update" })).json<Envelope>().id).toBe(events[1]!.id);
     expect((await jsm.streams.getMessage("EVENTS", { last_by_subj: "notification.requested" })).json<Envelope>().id).toBe(events[2]!.id);
   });

@@ -16,8 +16,10 @@ import { freePort } from "../helpers/ports.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { type Receiver, startReceiver } from "./receiver.ts";
 
+// A well-formed event, so what refuses it here is the bus's permissions alone (a `javascript:` link would not even
+// pass the event schema, which shared/urls.test.ts and the edge's ingress tests cover).
 const notification = () =>
-  makeEvent("notification.requested", { notificationId: `n_${Math.random()}`, userId: "u1", title: "click me", url: "javascript:alert(document.cookie)" }, { source: "media-node/evil", subject: "user/u1" });
+  makeEvent("notification.requested", { notificationId: `n_${Math.random()}`, userId: "u1", title: "click me", url: "https://evil.example/click" }, { source: "media-node/evil", subject: "user/u1" });
 const live = (streamId: string) =>
   makeEvent("stream.live", { streamId, nodeId: "n1", playbackUrl: `https://cdn.example/${streamId}.m3u8`, renditions: [] }, { source: "media-node/n1", subject: `stream/${streamId}` });
 

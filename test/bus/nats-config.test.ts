@@ -63,7 +63,7 @@ describe("deploy/nats/nats-server.conf", () => {
     const node = await connect({ servers: url, user: "media-node", pass: passwords["media-node"], inboxPrefix: inboxPrefix("media-node"), maxReconnectAttempts: 0 });
     cleanups.push(() => node.close());
     const js = node.jetstream();
-    const forged = makeEvent("notification.requested", { notificationId: "n1", userId: "u1", title: "hi", url: "javascript:alert(1)" }, { source: "media-node/x", subject: "user/u1" });
+    const forged = makeEvent("notification.requested", { notificationId: "n1", userId: "u1", title: "hi", url: "https://evil.example/click" }, { source: "media-node/x", subject: "user/u1" });
     await expect(js.publish(forged.type, utf8(JSON.stringify(forged)), { msgID: forged.id, timeout: 2000 })).rejects.toThrow(/permissions[ _]violation/i);
     const live = makeEvent("stream.live", { streamId: "s1", nodeId: "n1", playbackUrl: "https://cdn.example/s1.m3u8", renditions: [] }, { source: "media-node/x", subject: "stream/s1" });
     await expect(js.publish(live.type, utf8(JSON.stringify(live)), { msgID: live.id, timeout: 2000 })).resolves.toMatchObject({ stream: "EVENTS" });

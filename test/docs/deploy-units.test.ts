@@ -10,6 +10,7 @@ const units = {
   "pulsecast-media-node.service": { env: "/etc/pulsecast/media-node.env", script: "media-node/src/main.ts" },
   "pulsecast-nats-to-http.service": { env: "/etc/pulsecast/nats-to-http.env", script: "media-node/src/bridges/nats-to-http/main.ts" },
   "pulsecast-http-to-nats.service": { env: "/etc/pulsecast/http-to-nats.env", script: "media-node/src/bridges/http-to-nats/main.ts" },
+  "pulsecast-notifier.service": { env: "/etc/pulsecast/notifier.env", script: "media-node/src/notify/main.ts" },
 };
 
 describe("deploy/systemd", () => {

@@ -3,6 +3,7 @@
 // them. Documenting another runtime's settings is one more entry here plus its marked section in the README.
 
 import type { SettingsSpec } from "../../shared/settings/settings.ts";
+import { EDGE_README_SECTION, EDGE_SETTINGS } from "../../edge/src/settings.ts";
 import { nodeSettingsSections } from "../../media-node/src/settings/index.ts";
 
 export interface SettingsSection {
@@ -11,4 +12,4 @@ export interface SettingsSection {
   spec: SettingsSpec;
 }
 
-export const settingsRegistry: SettingsSection[] = [...nodeSettingsSections];
+export const settingsRegistry: SettingsSection[] = [{ section: EDGE_README_SECTION, spec: EDGE_SETTINGS }, ...nodeSettingsSections];

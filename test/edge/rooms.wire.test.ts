@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type EdgeServer, startEdge, TEST_SECRETS } from "../helpers/edge.ts";
 import { jwksOf, mintHs256, mintUnsigned, type TestKeyPair, testKeyPair } from "../helpers/jwt.ts";
 import { type JwksServer, startJwksServer } from "./jwks-server.ts";
-import { openClient, rawUpgrade, type WireClient } from "./ws-client.ts";
+import { openClient, rawUpgrade, type WireClient } from "../helpers/ws-client.ts";
 
 // Wire-level behaviour of rooms against the real edge under wrangler dev, with real WebSocket clients and a
 // real JWKS endpoint. Small limits are set through vars so they can be reached quickly.

@@ -15,6 +15,9 @@ export const TEST_SECRETS = {
   INTERNAL_API_TOKEN: "test-internal-token-0123456789abcdef",
 } as const;
 
+/** Vars every test edge gets: local media links are http:. */
+export const TEST_VARS = { ALLOW_HTTP_URLS: "true" } as const;
+
 /** The edge under `wrangler dev` (workerd) on 127.0.0.1 and a free port, with its own state folder. */
 export interface EdgeServer {
   url: string;
@@ -29,7 +32,7 @@ export interface EdgeServer {
 export async function startEdge(vars: Record<string, string> = {}, opts: { port?: number; persistDir?: string } = {}): Promise<EdgeServer> {
   const port = opts.port ?? (await freePort());
   const persistDir = opts.persistDir ?? (await mkdtemp(join(tmpdir(), "pulsecast-edge-")));
-  const allVars = { ...TEST_SECRETS, ...vars };
+  const allVars = { ...TEST_SECRETS, ...TEST_VARS, ...vars };
   const args = ["wrangler", "dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persistDir, "--inspector-port", "0", "--show-interactive-dev-session=false", "--log-level", "warn"];
   for (const [k, v] of Object.entries(allVars)) args.push("--var", `${k}:${v}`);
   const launch = async () => {

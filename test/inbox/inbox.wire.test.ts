@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeEvent } from "../../shared/envelope.ts";
-import { rawUpgrade } from "../edge/ws-client.ts";
+import { type InboxWireClient, openInbox, rawUpgrade } from "../helpers/ws-client.ts";
 import { type EdgeServer, startEdge, TEST_SECRETS } from "../helpers/edge.ts";
 import { mintHs256 } from "../helpers/jwt.ts";
-import { type InboxWireClient, openInbox } from "./inbox-client.ts";
 
 // The per-user inbox over the wire: real wrangler dev, real WebSocket clients, the internal notify API.
 describe("inbox over the wire (wrangler dev)", () => {

@@ -14,6 +14,7 @@ import { loadConfig } from "../../media-node/src/config.ts";
 import { createLogger, type LogFields } from "../../media-node/src/log.ts";
 import type { LiveSession, LiveSessionEvents, SessionState } from "../../media-node/src/live/session.ts";
 import { type MediaNode, startMediaNode } from "../../media-node/src/main.ts";
+import type { StreamKeySettings } from "../../media-node/src/settings/stream-keys.ts";
 import { createObjectStore, DEFAULT_UPLOADER_CONFIG, FsObjectStore, type ObjectStore, type StorageConfig } from "../../media-node/src/storage/index.ts";
 import { TEST_SECRETS } from "../helpers/edge.ts";
 import { type NatsServer, startNats } from "../helpers/nats.ts";
@@ -44,6 +45,8 @@ export interface MediaFixture {
 export interface FixtureOptions {
   /** storage other than the default fs folder (e.g. s3rver); `store` then reads through it */
   storage?: StorageConfig;
+  /** stream-key checks with an edge (Streams API keys), off by default as on a node without STREAM_KEYS_EDGE_URL */
+  streamKeys?: StreamKeySettings;
 }
 
 export async function startMediaFixture(env: Record<string, string> = {}, opts: FixtureOptions = {}): Promise<MediaFixture> {
@@ -74,6 +77,7 @@ export async function startMediaFixture(env: Record<string, string> = {}, opts: 
     storage: opts.storage ?? { store: { driver: "fs", dir: storeDir, publicBaseUrl: `http://127.0.0.1:${httpPort}/media` }, uploader: { ...DEFAULT_UPLOADER_CONFIG, retryBaseMs: 50, retryMaxMs: 500 } },
     bus: busConfig({ ...nats.settings("media-node"), outboxDir: join(root, "outbox") }),
     log,
+    ...(opts.streamKeys ? { streamKeys: opts.streamKeys } : {}),
   });
 
   const sessions: SessionRecorder[] = [];

@@ -59,9 +59,11 @@ describe("live ladder: RTMP in, fMP4 HLS ladder out", () => {
     expect(alias.mediaGroups.AUDIO.aud.audio.uri).toBe(`${session.broadcastId}/audio/index.m3u8`);
 
     const started = await fx.waitForEvent("stream.started", (e) => e.data.streamId === "ladder1");
-    expect(started).toMatchObject({ source: "media-node/test-node", subject: "stream/ladder1", data: { roomId: "room-1", resumed: false, app: "live" } });
+    expect(started).toMatchObject({ source: "media-node/test-node", subject: "stream/ladder1", data: { roomId: "room-1", resumed: false, app: "live", broadcastId: session.broadcastId } });
     const liveEvent = await fx.waitForEvent("stream.live", (e) => e.data.streamId === "ladder1");
     expect(liveEvent.data.playbackUrl).toBe(live.playbackUrl);
+    // storage keys beside the URLs: the edge builds viewers' /play URLs from them
+    expect(liveEvent.data).toMatchObject({ broadcastId: session.broadcastId, masterKey: session.masterKey });
     expect(liveEvent.data.renditions.map((r) => [r.name, r.height])).toEqual([
       ["360p", 360],
       ["240p", 240],
@@ -110,9 +112,9 @@ describe("live ladder: RTMP in, fMP4 HLS ladder out", () => {
       expect(Math.abs(total - ended.durationS)).toBeLessThan(rung === "audio" ? 0.2 : 0.1);
     }
     const endedEvent = await fx.waitForEvent("stream.ended", (e) => e.data.streamId === "ladder1");
-    expect(endedEvent.data).toMatchObject({ reason: "publisher-left", vodUrl: ended.vodUrl, roomId: "room-1" });
+    expect(endedEvent.data).toMatchObject({ reason: "publisher-left", vodUrl: ended.vodUrl, roomId: "room-1", broadcastId: session.broadcastId, vodKey: session.vodKey });
     const ready = await fx.waitForEvent("media.ready", (e) => e.data.streamId === "ladder1");
-    expect(ready.data).toMatchObject({ mediaId: session.broadcastId, playbackUrl: ended.vodUrl, ownerId: "broadcaster-1" });
+    expect(ready.data).toMatchObject({ mediaId: session.broadcastId, playbackUrl: ended.vodUrl, ownerId: "broadcaster-1", playlistKey: session.vodKey });
     // local work files are gone once everything is stored
     expect(fx.node.uploader.stats().pending).toBe(0);
   });

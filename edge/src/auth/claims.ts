@@ -3,6 +3,7 @@
 // of that header, so an object can trust it (clients cannot reach an object except through the Worker).
 import { z } from "zod";
 import { checkUserId } from "../../../shared/names.ts";
+import { webUrl, webUrlProblem } from "../../../shared/urls.ts";
 
 export const VERIFIED_CLAIMS_HEADER = "x-pulsecast-verified-claims";
 
@@ -33,16 +34,21 @@ const claimsSchema = z.object({
   exp: z.number().int(),
   role: z.enum(ROLES).optional(),
   name: z.string().max(100).optional(),
-  avatar: z.string().url().max(2048).optional(),
-  picture: z.string().url().max(2048).optional(),
+  // Checked as links below: a bad avatar is dropped, it does not cost the user their session.
+  avatar: z.string().optional(),
+  picture: z.string().optional(),
   room: z.string().min(1).max(129).optional(),
   rooms: z.array(z.string().min(1).max(129)).max(64).optional(),
 });
 
 export type ClaimsResult = { ok: true; user: VerifiedUser } | { ok: false; message: string };
 
-/** Turns a signature-checked JWT payload into a VerifiedUser, or says which claim is unusable. */
-export function userFromClaims(payload: unknown): ClaimsResult {
+/**
+ * Turns a signature-checked JWT payload into a VerifiedUser, or says which claim is unusable. The avatar
+ * (`avatar`, else `picture`) is shown to other users, so it is kept only when it is an https: link (or http:
+ * with `allowHttpUrls`); anything else (`javascript:`, `data:`, a relative path) is dropped.
+ */
+export function userFromClaims(payload: unknown, opts: { allowHttpUrls: boolean } = { allowHttpUrls: false }): ClaimsResult {
   const parsed = claimsSchema.safeParse(payload);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -54,7 +60,7 @@ export function userFromClaims(payload: unknown): ClaimsResult {
   const rooms = c.rooms ?? (c.room !== undefined ? [c.room] : undefined);
   const user: VerifiedUser = { userId: c.sub, role: c.role ?? DEFAULT_ROLE, exp: c.exp };
   if (c.name !== undefined) user.name = c.name;
-  const avatar = c.avatar ?? c.picture;
+  const avatar = [c.avatar, c.picture].find((link) => link !== undefined && webUrlProblem(link, { allowHttp: opts.allowHttpUrls }) === null);
   if (avatar !== undefined) user.avatar = avatar;
   if (rooms !== undefined) user.rooms = rooms;
   return { ok: true, user };
@@ -70,7 +76,7 @@ const forwardedUserSchema = z.object({
   userId: z.string().min(1).max(128),
   role: z.enum(ROLES),
   name: z.string().max(100).optional(),
-  avatar: z.string().max(2048).optional(),
+  avatar: webUrl.optional(),
   rooms: z.array(z.string()).optional(),
   exp: z.number(),
 });

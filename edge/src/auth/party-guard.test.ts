@@ -1,7 +1,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { env, join, newRoom, tokenFor, upgrade, wrapSocket } from "../rooms/test-client.ts";
+import { env, join, newRoom, tokenFor, upgrade, wrapSocket } from "../../test/clients.ts";
 import { VERIFIED_CLAIMS_HEADER } from "./claims.ts";
 
 async function errorOf(res: Response) {
@@ -119,12 +119,30 @@ describe("front routing: partyserver trust fixes", () => {
     alice.send({ type: "send", text: "hi" });
     await alice.next("message");
     const token = await tokenFor("bob");
-    const ok = await exports.default.fetch(`http://edge/parties/room/${room}/history?token=${token}`);
+    const ok = await exports.default.fetch(`http://edge/parties/room/${room}/history`, { headers: { authorization: `Bearer ${token}` } });
     expect(ok.status).toBe(200);
     expect(((await ok.json()) as { messages: { text: string }[] }).messages.map((m) => m.text)).toEqual(["hi"]);
     const restricted = await tokenFor("bob", { claims: { room: "elsewhere" } });
     const refused = await exports.default.fetch(`http://edge/parties/room/${room}/history`, { headers: { authorization: `Bearer ${restricted}` } });
     expect(refused.status).toBe(403);
     alice.close();
+  });
+
+  it("takes a token from the URL only on a WebSocket upgrade: plain HTTP needs Bearer (URLs end up in logs)", async () => {
+    const room = newRoom();
+    const token = await tokenFor("bob");
+    const history = await exports.default.fetch(`http://edge/parties/room/${room}/history?token=${token}`);
+    expect(history.status).toBe(401);
+    const error = await errorOf(history);
+    expect(error.code).toBe("missing_token");
+    expect(error.message).toContain("Authorization: Bearer");
+    const inbox = await exports.default.fetch(`http://edge/inbox?token=${await tokenFor("bob")}`);
+    expect(inbox.status).toBe(401);
+    expect((await errorOf(inbox)).code).toBe("missing_token");
+    // The same token in the URL of an upgrade is accepted (browsers cannot set headers there).
+    const upgraded = await upgrade(`/parties/room/${room}?token=${token}`);
+    expect(upgraded.status).toBe(101);
+    upgraded.webSocket!.accept();
+    upgraded.webSocket!.close(1000, "done");
   });
 });

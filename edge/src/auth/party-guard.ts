@@ -1,15 +1,16 @@
 // The front Worker's checks for every request routed to a partyserver object (`/parties/<party>/<name>`),
-// run before the request reaches the object. They close partyserver's trust traps (STACK-NOTES): the object
-// only ever sees a verified user in a header only this code sets, a connection id chosen here, and a URL
-// without the token (the URL is kept in each socket's 16 KiB hibernation attachment).
+// run before the request reaches the object. partyserver trusts whatever reaches the object (its `x-partykit-*`
+// headers, a client-chosen `_pk` connection id, the full URL), so the object must only ever see a verified user
+// in a header only this code sets, a connection id chosen here, and a URL without the token (the URL is kept in
+// each socket's 16 KiB hibernation attachment).
 import { checkRoomId, checkUserId } from "../../../shared/names.ts";
 import type { Env } from "../env.ts";
 import { encodeVerifiedUser, roomAllowed, VERIFIED_CLAIMS_HEADER } from "./claims.ts";
 import { errorResponse } from "./errors.ts";
-import { APP_SUBPROTOCOL, extractToken, TOKEN_SUBPROTOCOL_PREFIX } from "./token.ts";
+import { APP_SUBPROTOCOL, extractToken, isUpgrade as isUpgradeRequest, TOKEN_HINT, TOKEN_SUBPROTOCOL_PREFIX } from "./token.ts";
 import { type VerifyOptions, verifyJwt } from "./verify.ts";
 
-/** The parties clients may reach, by their URL segment. Other DO bindings (the outbox) are never routable. */
+/** The parties clients may reach, by their URL segment. Any other Durable Object binding is never routable. */
 export const PUBLIC_PARTIES = ["room", "inbox"] as const;
 export type PublicParty = (typeof PUBLIC_PARTIES)[number];
 
@@ -68,7 +69,7 @@ export async function guardPartyRequest(
   if (!nameCheck.ok) return errorResponse(400, party === "room" ? "invalid_room_id" : "invalid_user_id", nameCheck.reason);
 
   const found = extractToken(req);
-  if (!found) return errorResponse(401, "missing_token", "no token: use Authorization: Bearer, the bearer.<JWT> subprotocol or ?token=");
+  if (!found) return errorResponse(401, "missing_token", `no token: ${TOKEN_HINT}`);
   const verified = await verifyJwt(env, found.token, opts);
   if (!verified.ok) return errorResponse(verified.status, verified.error.code, verified.error.message);
   const user = verified.user;
@@ -83,7 +84,7 @@ export async function guardPartyRequest(
   const incoming = new URL(req.url);
   const url = new URL(incoming.pathname, incoming.origin);
   for (const [k, v] of incoming.searchParams) if (FORWARDED_QUERY.has(k)) url.searchParams.set(k, v.slice(0, 32));
-  const isUpgrade = req.headers.get("upgrade")?.toLowerCase() === "websocket";
+  const isUpgrade = isUpgradeRequest(req);
   // partyserver takes the connection id from `_pk`: choose it here so ids are unique and unguessable.
   if (isUpgrade) url.searchParams.set("_pk", crypto.randomUUID());
 

@@ -1,6 +1,6 @@
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { env, tokenFor, upgrade } from "../rooms/test-client.ts";
+import { env, tokenFor, upgrade } from "../../test/clients.ts";
 import { normalizePartyUrl } from "./party-guard.ts";
 
 describe("party names in the URL", () => {

@@ -1,5 +1,7 @@
 // Where a client may put its JWT. Browsers cannot set headers on a WebSocket upgrade, so besides
-// `Authorization: Bearer` we accept the token as a WebSocket subprotocol or a `token` query parameter.
+// `Authorization: Bearer` we accept the token as a WebSocket subprotocol, and on an upgrade request only, as a
+// `token` query parameter. Plain HTTP requests never take it from the URL: URLs end up in access logs, proxies
+// and browser history, where a bearer token must not.
 
 /** Subprotocol clients offer (beside the token) and the server answers with; see README "WebSocket protocol". */
 export const APP_SUBPROTOCOL = "pulsecast.v1";
@@ -21,13 +23,23 @@ function offeredProtocols(req: Request): string[] {
   return header.split(",").map((p) => p.trim()).filter(Boolean);
 }
 
-/** Finds the caller's token: Authorization header first, then subprotocol, then `?token=`. */
+/** Where to put a token, for error messages. */
+export const TOKEN_HINT = "use Authorization: Bearer (WebSocket upgrades may use the bearer.<JWT> subprotocol or ?token=)";
+
+/** The token of an `Authorization: Bearer <token>` header value, or null when it is missing or another scheme. */
+export function bearerToken(header: string | null | undefined): string | null {
+  const m = /^Bearer\s+(.+)$/i.exec(header?.trim() ?? "");
+  return m?.[1]?.trim() || null;
+}
+
+export function isUpgrade(req: Request): boolean {
+  return req.headers.get("upgrade")?.toLowerCase() === "websocket";
+}
+
+/** Finds the caller's token: Authorization header first, then subprotocol, then (upgrades only) `?token=`. */
 export function extractToken(req: Request): ExtractedToken | null {
-  const auth = req.headers.get("authorization");
-  if (auth) {
-    const m = /^Bearer\s+(.+)$/i.exec(auth.trim());
-    if (m?.[1]) return { token: m[1].trim(), source: "header" };
-  }
+  const header = bearerToken(req.headers.get("authorization"));
+  if (header) return { token: header, source: "header" };
   const protocols = offeredProtocols(req);
   const carrier = protocols.find((p) => p.startsWith(TOKEN_SUBPROTOCOL_PREFIX));
   if (carrier) {
@@ -35,6 +47,7 @@ export function extractToken(req: Request): ExtractedToken | null {
     const answerProtocol = protocols.includes(APP_SUBPROTOCOL) ? APP_SUBPROTOCOL : carrier;
     return { token: carrier.slice(TOKEN_SUBPROTOCOL_PREFIX.length), source: "subprotocol", answerProtocol };
   }
+  if (!isUpgrade(req)) return null;
   const query = new URL(req.url).searchParams.get("token");
   if (query) return { token: query, source: "query" };
   return null;

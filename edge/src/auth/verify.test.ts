@@ -2,7 +2,7 @@ import { createLocalJWKSet, SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import { jwksOf, mintHs256, mintUnsigned, testKeyPair } from "../../../test/helpers/jwt.ts";
 import type { Env } from "../env.ts";
-import { env as testEnv } from "../rooms/test-client.ts";
+import { env as testEnv } from "../../test/clients.ts";
 import { roomAllowed } from "./claims.ts";
 import { MAX_TOKEN_BYTES, verifyJwt } from "./verify.ts";
 
@@ -111,5 +111,29 @@ describe("verifyJwt: RS256 / ES256 through a JWKS", () => {
     const noSecret = { ...base, JWT_SECRET: "" } as Env;
     const hs = await mintHs256(JSON.stringify(pair.publicJwk));
     expect(await refusal(noSecret, hs, { jwks: createLocalJWKSet(jwksOf(pair)) })).toMatchObject({ code: "alg_not_allowed" });
+  });
+});
+
+describe("verifyJwt: the avatar is a link other users' browsers load", () => {
+  const production = { ...base, ALLOW_HTTP_URLS: "false" } as Env;
+  const avatarOf = async (env: Env, claims: Record<string, unknown>) => {
+    const result = await verifyJwt(env, await mintHs256(SECRET, { sub: "carol", claims }));
+    if (!result.ok) throw new Error(`refused: ${result.error.code}`);
+    return result.user.avatar;
+  };
+
+  it("drops a javascript:, data: or relative avatar (the user still gets in, without it)", async () => {
+    expect(await avatarOf(base, { avatar: "javascript:alert(1)" })).toBeUndefined();
+    expect(await avatarOf(base, { picture: "javascript:alert(1)" })).toBeUndefined();
+    expect(await avatarOf(base, { avatar: "data:image/svg+xml,<svg onload=alert(1)>" })).toBeUndefined();
+    expect(await avatarOf(base, { avatar: "/me.png" })).toBeUndefined();
+    // A bad `avatar` does not hide a good `picture`.
+    expect(await avatarOf(base, { avatar: "javascript:x", picture: "https://img.example/c.png" })).toBe("https://img.example/c.png");
+  });
+
+  it("keeps an http: avatar only where ALLOW_HTTP_URLS says so", async () => {
+    expect(await avatarOf(production, { avatar: "http://img.example/c.png" })).toBeUndefined();
+    expect(await avatarOf(production, { avatar: "https://img.example/c.png" })).toBe("https://img.example/c.png");
+    expect(await avatarOf({ ...base, ALLOW_HTTP_URLS: "true" } as Env, { avatar: "http://img.example/c.png" })).toBe("http://img.example/c.png");
   });
 });

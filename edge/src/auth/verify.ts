@@ -4,16 +4,13 @@
 // isolate). The token's `alg` picks the key source, and each source has its own algorithm allow-list, so an
 // RS256 public key can never be used as an HMAC secret and `alg: none` is never accepted.
 import { createRemoteJWKSet, decodeProtectedHeader, type JWTVerifyGetKey, type JWTVerifyOptions, jwtVerify } from "jose";
-import { utf8 } from "../../../shared/encoding.ts";
-import type { Env } from "../env.ts";
+import { utf8, utf8ByteLength } from "../../../shared/encoding.ts";
+import { edgeSettings } from "../settings.ts";
 import { userFromClaims, type VerifiedUser } from "./claims.ts";
+import { TOKEN_HINT } from "./token.ts";
 
 /** Tokens longer than this are refused before any parsing (headers, URLs and attachments stay small). */
 export const MAX_TOKEN_BYTES = 8 * 1024;
-/**
- * Clock skew allowed on `exp`/`nbf`, seconds. Env: JWT_CLOCK_TOLERANCE_S, default 30.
- */
-export const DEFAULT_CLOCK_TOLERANCE_S = 30;
 
 const HMAC_ALGS = ["HS256"];
 const JWKS_ALGS = ["RS256", "ES256"];
@@ -43,11 +40,6 @@ function remoteKeySet(url: string): JWTVerifyGetKey {
 
 const fail = (code: string, message: string): VerifyResult => ({ ok: false, status: 401, error: { code, message } });
 
-/** Splits a comma-separated env value into a list, or undefined when empty (= not checked). */
-function listSetting(value: string | undefined): string[] | undefined {
-  const items = (value ?? "").split(",").map((s) => s.trim()).filter(Boolean);
-  return items.length ? items : undefined;
-}
 
 /** Maps jose's error codes to ours (README "Error codes"). */
 function describeJoseError(error: unknown): VerifyResult {
@@ -85,9 +77,10 @@ function describeJoseError(error: unknown): VerifyResult {
  * Verifies a client JWT. Never throws: every refusal is a 401 with a stable error code.
  * `exp` and `sub` are required; `iss`/`aud` are checked when JWT_ISSUER/JWT_AUDIENCE are set; `nbf` when present.
  */
-export async function verifyJwt(env: Env, token: string, opts: VerifyOptions = {}): Promise<VerifyResult> {
-  if (!token) return fail("missing_token", "no token: use Authorization: Bearer, the bearer.<JWT> subprotocol or ?token=");
-  if (utf8(token).length > MAX_TOKEN_BYTES) return fail("token_too_large", `token is larger than ${MAX_TOKEN_BYTES} bytes`);
+export async function verifyJwt(env: object, token: string, opts: VerifyOptions = {}): Promise<VerifyResult> {
+  const settings = edgeSettings(env);
+  if (!token) return fail("missing_token", `no token: ${TOKEN_HINT}`);
+  if (utf8ByteLength(token, MAX_TOKEN_BYTES) > MAX_TOKEN_BYTES) return fail("token_too_large", `token is larger than ${MAX_TOKEN_BYTES} bytes`);
   if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/.test(token)) return fail("malformed_token", "token is not a well-formed JWT");
 
   let alg: string | undefined;
@@ -100,11 +93,11 @@ export async function verifyJwt(env: Env, token: string, opts: VerifyOptions = {
   let key: Uint8Array | JWTVerifyGetKey;
   let algorithms: string[];
   if (alg !== undefined && HMAC_ALGS.includes(alg)) {
-    if (!env.JWT_SECRET) return fail("alg_not_allowed", "HS256 tokens are not accepted here (JWT_SECRET is not set)");
-    key = utf8(env.JWT_SECRET);
+    if (!settings.jwtSecret) return fail("alg_not_allowed", "HS256 tokens are not accepted here (JWT_SECRET is not set)");
+    key = utf8(settings.jwtSecret);
     algorithms = HMAC_ALGS;
   } else if (alg !== undefined && JWKS_ALGS.includes(alg)) {
-    const jwks = opts.jwks ?? (env.JWKS_URL ? remoteKeySet(env.JWKS_URL) : undefined);
+    const jwks = opts.jwks ?? (settings.jwksUrl ? remoteKeySet(settings.jwksUrl) : undefined);
     if (!jwks) return fail("alg_not_allowed", `${alg} tokens are not accepted here (JWKS_URL is not set)`);
     key = jwks;
     algorithms = JWKS_ALGS;
@@ -112,16 +105,9 @@ export async function verifyJwt(env: Env, token: string, opts: VerifyOptions = {
     return fail("alg_not_allowed", `token algorithm '${alg ?? "(none)"}' is not accepted`);
   }
 
-  const tolerance = Number(env.JWT_CLOCK_TOLERANCE_S ?? DEFAULT_CLOCK_TOLERANCE_S);
-  const options: JWTVerifyOptions = {
-    algorithms,
-    requiredClaims: ["exp", "sub"],
-    clockTolerance: Number.isFinite(tolerance) && tolerance >= 0 ? tolerance : DEFAULT_CLOCK_TOLERANCE_S,
-  };
-  const issuer = listSetting(env.JWT_ISSUER);
-  const audience = listSetting(env.JWT_AUDIENCE);
-  if (issuer) options.issuer = issuer;
-  if (audience) options.audience = audience;
+  const options: JWTVerifyOptions = { algorithms, requiredClaims: ["exp", "sub"], clockTolerance: settings.jwtClockToleranceS };
+  if (settings.jwtIssuer.length) options.issuer = settings.jwtIssuer;
+  if (settings.jwtAudience.length) options.audience = settings.jwtAudience;
   if (opts.now) options.currentDate = opts.now;
 
   let payload: unknown;
@@ -131,7 +117,7 @@ export async function verifyJwt(env: Env, token: string, opts: VerifyOptions = {
   } catch (error) {
     return describeJoseError(error);
   }
-  const claims = userFromClaims(payload);
+  const claims = userFromClaims(payload, { allowHttpUrls: settings.allowHttpUrls });
   if (!claims.ok) return fail("invalid_claims", claims.message);
   return { ok: true, user: claims.user };
 }

@@ -1,6 +1,6 @@
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { newRoom, tokenFor, upgrade } from "../rooms/test-client.ts";
+import { newRoom, tokenFor, upgrade } from "../../test/clients.ts";
 import { allowedOrigins } from "./cors.ts";
 
 describe("CORS for browser-facing HTTP routes", () => {

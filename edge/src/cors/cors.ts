@@ -5,6 +5,7 @@
 import type { MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import type { AppEnv } from "../env.ts";
+import { edgeSettings } from "../settings.ts";
 
 /** CORS_ORIGINS (default `*`): `*`, or comma-separated origins such as `https://app.example.com`. */
 export function allowedOrigins(value: string | undefined): "*" | string[] {
@@ -15,7 +16,7 @@ export function allowedOrigins(value: string | undefined): "*" | string[] {
 export function browserCors(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     if (c.req.header("upgrade")?.toLowerCase() === "websocket") return next();
-    const origins = allowedOrigins(c.env.CORS_ORIGINS);
+    const origins = allowedOrigins(edgeSettings(c.env).corsOrigins.join(","));
     return cors({
       origin: origins === "*" ? "*" : (origin) => (origins.includes(origin) ? origin : null),
       allowMethods: ["GET", "POST", "OPTIONS"],

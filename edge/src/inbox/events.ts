@@ -1,9 +1,10 @@
 // What an event from the media side means for one user's inbox. Pure: the Inbox object applies the result.
 import type { Envelope } from "../../../shared/envelope.ts";
 import type { InboxServerFrame, JsonData } from "../../../shared/protocol/inbox.ts";
+import { pushPayloadProblem } from "../notify/push-message.ts";
 import type { NewNotification } from "./store.ts";
 
-/** Events the inbox accepts (C2's ingress and the internal API route only these here). */
+/** Events the inbox accepts (the ingress and the internal API route only these here). */
 export const INBOX_EVENT_TYPES = ["notification.requested", "media.ready", "media.failed", "media.progress"] as const;
 
 export type InboxEffect =
@@ -18,7 +19,31 @@ function defined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-export function inboxEffectOf(event: Envelope, userId: string): InboxEffect {
+/**
+ * What `event` does to the inbox of `userId`. A notification whose push payload would be larger than
+ * `maxPushBytes` is refused here, at the door (API and ingress alike), rather than cut short on its way to a device.
+ */
+export function inboxEffectOf(event: Envelope, userId: string, maxPushBytes = Infinity): InboxEffect {
+  const effect = effectOf(event, userId);
+  if (effect.ok && effect.kind === "store") {
+    const problem = pushPayloadProblem(effect.notification, maxPushBytes);
+    if (problem) return { ok: false, error: `${event.type} ${event.id}: ${problem}` };
+  }
+  return effect;
+}
+
+/**
+ * For an event bound for an inbox: why its notification cannot be pushed (too large), else null. The ingress
+ * refuses such an event for good (a retry would not shrink it); the internal API answers 413.
+ */
+export function pushSizeProblem(event: Envelope, maxPushBytes: number): string | null {
+  const owner = event.type === "notification.requested" ? event.data.userId : event.type === "media.ready" || event.type === "media.failed" ? event.data.ownerId : undefined;
+  if (owner === undefined) return null;
+  const effect = inboxEffectOf(event, owner, maxPushBytes);
+  return effect.ok ? null : effect.error;
+}
+
+function effectOf(event: Envelope, userId: string): InboxEffect {
   switch (event.type) {
     case "notification.requested": {
       const d = event.data;

@@ -1,13 +1,14 @@
 // Client frames of the inbox: size, JSON and schema checks in one pure function, so every bad frame gets
 // the same clear error code (and tests need no socket to cover them).
+import { utf8ByteLength } from "../../../shared/encoding.ts";
 import { type InboxClientFrame, inboxClientFrame, inboxClientFrameTypes, type InboxErrorCode } from "../../../shared/protocol/inbox.ts";
 
 export type ParsedFrame = { ok: true; frame: InboxClientFrame } | { ok: false; code: InboxErrorCode; message: string };
 
 export function parseClientFrame(message: string | ArrayBuffer | ArrayBufferView, maxFrameBytes: number): ParsedFrame {
   if (typeof message !== "string") return { ok: false, code: "bad_json", message: "binary frames are not accepted: send JSON text" };
-  // UTF-16 length is a lower bound of the UTF-8 size; only measure bytes when it could matter.
-  if (message.length > maxFrameBytes || (message.length * 3 > maxFrameBytes && new TextEncoder().encode(message).length > maxFrameBytes)) {
+  // UTF-16 length is a lower bound of the UTF-8 size: past the limit without measuring.
+  if (message.length > maxFrameBytes || utf8ByteLength(message, maxFrameBytes) > maxFrameBytes) {
     return { ok: false, code: "frame_too_large", message: `frame larger than ${maxFrameBytes} bytes` };
   }
   let value: unknown;

@@ -1,7 +1,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { makeEvent } from "../../../shared/envelope.ts";
-import { env, newUser, notificationEvent, openClient } from "./test-client.ts";
+import { env, newUser, notificationEvent, openClient } from "../../test/clients.ts";
 
 // Inbox.applyEvents: the batch RPC of the event ingress. Every event applied once, in one transaction,
 // per-event outcomes in input order, frames after the commit in input order with the unread count each

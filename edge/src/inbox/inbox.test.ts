@@ -2,7 +2,7 @@ import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { makeEvent } from "../../../shared/envelope.ts";
 import { NotificationStore } from "./store.ts";
-import { connectDirect, env, newUser, notificationEvent, openClient } from "./test-client.ts";
+import { connectDirect, env, newUser, notificationEvent, openClient } from "../../test/clients.ts";
 
 describe("Inbox object", () => {
   it("delivers a notification to every open connection of the user at once", async () => {
@@ -233,7 +233,12 @@ describe("Inbox object", () => {
     const user = newUser("prune");
     await runInDurableObject(env.Inbox.getByName(user), (_instance, state) => {
       const store = new NotificationStore(state.storage, 3);
-      const add = (id: string) => store.insert({ id, kind: "k", title: id, eventId: `evt_${id}` });
+      // The inbox prunes once per batch; here each insert is a batch of one.
+      const add = (id: string) => {
+        const n = store.insert({ id, kind: "k", title: id, eventId: `evt_${id}` });
+        store.prune();
+        return n;
+      };
       add("n1");
       add("n2");
       add("n3");

@@ -1,7 +1,7 @@
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { makeEvent, MAX_EVENT_BYTES } from "../../../shared/envelope.ts";
-import { env, jwtFor, newUser, notificationEvent, wrapSocket } from "./test-client.ts";
+import { env, jwtFor, newUser, notificationEvent, wrapInboxSocket as wrapSocket } from "../../test/clients.ts";
 
 const edge = (path: string, init?: RequestInit) => exports.default.fetch(`http://edge${path}`, init);
 

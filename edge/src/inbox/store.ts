@@ -35,7 +35,7 @@ function fromRow(row: Row): InboxNotification {
 
 export class NotificationStore {
   private readonly sql: SqlStorage;
-  private readonly maxStored: number;
+  readonly maxStored: number;
 
   constructor(storage: DurableObjectStorage, maxStored: number) {
     this.sql = storage.sql;
@@ -56,7 +56,10 @@ export class NotificationStore {
     this.sql.exec("CREATE INDEX IF NOT EXISTS notifications_read_seq ON notifications (read, seq)");
   }
 
-  /** Stores a notification; returns it with its seq, or null when one with the same id is already kept. */
+  /**
+   * Stores a notification; returns it with its seq, or null when one with the same id is already kept. Does not
+   * bound the table: call `prune()` once after a batch of inserts (one count per batch, not per notification).
+   */
   insert(n: NewNotification, now = Date.now()): InboxNotification | null {
     const inserted = this.sql
       .exec<Row>(
@@ -73,12 +76,11 @@ export class NotificationStore {
       )
       .toArray();
     const row = inserted[0];
-    if (!row) return null;
-    this.prune();
-    return fromRow(row);
+    return row ? fromRow(row) : null;
   }
 
-  private prune(): void {
+  /** Drops notifications past INBOX_MAX_STORED: the oldest read ones first, then the oldest unread. */
+  prune(): void {
     const over = this.count() - this.maxStored;
     if (over <= 0) return;
     // Oldest read ones first (ordered by read DESC = 1 before 0), then the oldest unread.
@@ -91,6 +93,12 @@ export class NotificationStore {
 
   unreadCount(): number {
     return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM notifications WHERE read = 0").one().n;
+  }
+
+  /** The kept notifications among `ids` (any order); ids no longer kept are absent. */
+  byIds(ids: readonly string[]): InboxNotification[] {
+    if (ids.length === 0) return [];
+    return this.sql.exec<Row>("SELECT n.* FROM notifications n JOIN json_each(?) j ON n.id = j.value", JSON.stringify(ids)).toArray().map(fromRow);
   }
 
   /** Newest first. */

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { type Envelope, makeEvent } from "../../../shared/envelope.ts";
 import { eventTypes } from "../../../shared/events/index.ts";
-import { routeFor, sentEventId } from "./dispatch.ts";
+import { sentEventId } from "../../../shared/notification-ids.ts";
+import { routeFor } from "./dispatch.ts";
 
 const src = { source: "media-node/n1", subject: "x" };
 const url = "https://cdn.example/a/master.m3u8";
@@ -12,14 +13,19 @@ describe("routeFor", () => {
     expect(routeFor(makeEvent("stream.live", { streamId: "s1", nodeId: "n", playbackUrl: url, renditions: [] }, src))).toEqual({ kind: "objects", rooms: ["s1"], inboxes: [] });
   });
 
-  it("sends media events to the owner's inbox and the room, whichever are named", () => {
+  it("sends media events to the owner's inbox, the owner's videos and the room, whichever are named", () => {
     const ready = (data: Partial<{ ownerId: string; roomId: string; streamId: string }>) =>
       routeFor(makeEvent("media.ready", { mediaId: "m", playbackUrl: url, durationS: 1, ...data }, src));
-    expect(ready({ ownerId: "u1", roomId: "r1" })).toEqual({ kind: "objects", rooms: ["r1"], inboxes: ["u1"] });
-    expect(ready({ ownerId: "u1" })).toEqual({ kind: "objects", rooms: [], inboxes: ["u1"] });
-    expect(ready({ streamId: "s1" })).toEqual({ kind: "objects", rooms: ["s1"], inboxes: [] });
+    expect(ready({ ownerId: "u1", roomId: "r1" })).toEqual({ kind: "objects", rooms: ["r1"], inboxes: ["u1"], videos: ["u1"] });
+    expect(ready({ ownerId: "u1" })).toEqual({ kind: "objects", rooms: [], inboxes: ["u1"], videos: ["u1"] });
+    expect(ready({ streamId: "s1" })).toEqual({ kind: "objects", rooms: ["s1"], inboxes: [], videos: [] });
+    // A recording of a Streams API stream concerns the stream's object (its recordings) and the owner's videos.
+    expect(ready({ ownerId: "u1", streamId: "str_0123456789abcdef" })).toEqual({ kind: "objects", rooms: ["str_0123456789abcdef"], inboxes: ["u1"], streams: ["str_0123456789abcdef"], videos: ["u1"] });
     expect(ready({})).toMatchObject({ kind: "ignored" });
-    expect(routeFor(makeEvent("media.failed", { mediaId: "m", ownerId: "u2", reason: "corrupt" }, src))).toEqual({ kind: "objects", rooms: [], inboxes: ["u2"] });
+    expect(routeFor(makeEvent("media.failed", { mediaId: "m", ownerId: "u2", reason: "corrupt" }, src))).toEqual({ kind: "objects", rooms: [], inboxes: ["u2"], videos: ["u2"] });
+    // playable: the owner's video record only (the inbox hears progress, ready and failed)
+    const playable = { mediaId: "m", ownerId: "u3", playbackUrl: url, masterKey: "vod/m/master.m3u8", renditions: [] };
+    expect(routeFor(makeEvent("media.playable", playable, src))).toEqual({ kind: "objects", rooms: [], inboxes: [], videos: ["u3"] });
   });
 
   it("sends notification.requested to the user's inbox", () => {
@@ -31,7 +37,8 @@ describe("routeFor", () => {
       "media.uploaded": { mediaId: "m", ownerId: "u", key: "k" },
       "chat.message": { roomId: "r", messageId: 1, userId: "u", text: "hi", at: 1 },
       "presence.update": { roomId: "r", userId: "u", change: "join", connections: 1 },
-      "notification.sent": { notificationId: "n", userId: "u", channel: "live", connections: 1 },
+      "notification.sent": { notificationId: "n", userId: "u", channel: "socket", outcome: "delivered", connections: 1 },
+      "notification.email": { emailId: "e1", userId: "u", to: "u@example.test", notifications: [{ notificationId: "n", kind: "k", title: "t", at: 1 }], unsubscribeUrl: "https://edge.test/u" },
       "transcription.complete": { mediaId: "m", language: "en" },
     };
     for (const type of eventTypes) {

@@ -9,31 +9,48 @@
 // could only disagree with the objects' (and would cost a round trip per event).
 
 import type { EventResult } from "../../../shared/batch.ts";
-import { type Envelope, makeEvent } from "../../../shared/envelope.ts";
-import { toBase64Url, utf8 } from "../../../shared/encoding.ts";
-import { errorText, type EventApplyOutcome } from "../events/applied-ledger.ts";
+import type { Envelope } from "../../../shared/envelope.ts";
+import { errorText, type EventApplyOutcome } from "../ledger/applied-ledger.ts";
 import type { Outcome } from "./stats.ts";
 
 /** What Room.applyEvents and Inbox.applyEvents promise (DO RPC; dedup by event id inside the object). */
 export interface RoomTarget {
   applyEvents(events: Envelope[]): Promise<EventApplyOutcome[]>;
 }
+/** What Stream.applyEvents promises (a stream's own object; dedup by event id inside it). */
+export interface StreamTarget {
+  applyEvents(events: Envelope[]): Promise<EventApplyOutcome[]>;
+}
 export interface InboxTarget {
   applyEvents(events: Envelope[]): Promise<(EventApplyOutcome & { connections: number })[]>;
 }
+/** What VideoLibrary.applyEvents promises: a user's video records, updated once per event id. */
+export interface VideosTarget {
+  applyEvents(events: Envelope[]): Promise<EventApplyOutcome[]>;
+}
 
-/** The objects an event can reach, and the way back to the media side. Injected so routing is testable. */
+/** The objects an event can reach. Injected so routing is testable. */
 export interface EventTargets {
   room(roomId: string): RoomTarget;
   inbox(userId: string): InboxTarget;
-  /** stores events in the edge outbox (deduplicated by id when `once`) */
-  toMediaSide(events: Envelope[], shardKey: string, opts: { once: boolean }): Promise<void>;
+  /** the stream's own object (Streams API); events of streams it does not hold are acknowledged there */
+  stream(streamId: string): StreamTarget;
+  /** the owner's video library (videos/library.ts); absent where no videos are kept (tests of other parts) */
+  videos?(userId: string): VideosTarget;
 }
 
 export type Route =
-  | { kind: "objects"; rooms: string[]; inboxes: string[] }
+  | { kind: "objects"; rooms: string[]; inboxes: string[]; streams?: string[]; videos?: string[] }
   | { kind: "notification"; userId: string }
   | { kind: "ignored"; reason: string };
+
+/**
+ * Streams created through the Streams API have `str_` ids and an object of their own that follows their
+ * status; streams published with a command-line token have neither, and only their room hears of them.
+ */
+export function isApiStreamId(streamId: string | undefined): streamId is string {
+  return streamId !== undefined && streamId.startsWith("str_");
+}
 
 /**
  * Pure routing table. Valid events the edge has no use for are acknowledged as ignored (2xx) rather than
@@ -47,7 +64,7 @@ export function routeFor(event: Envelope): Route {
     case "stream.ended":
     case "stream.degraded":
       // A stream's viewers are in the room named in the event, or else the room named after the stream.
-      return { kind: "objects", rooms: [event.data.roomId ?? event.data.streamId], inboxes: [] };
+      return { kind: "objects", rooms: [event.data.roomId ?? event.data.streamId], inboxes: [], ...(isApiStreamId(event.data.streamId) ? { streams: [event.data.streamId] } : {}) };
     case "media.progress":
     case "media.ready":
     case "media.failed": {
@@ -55,8 +72,15 @@ export function routeFor(event: Envelope): Route {
       const rooms = room ? [room] : [];
       const inboxes = event.data.ownerId ? [event.data.ownerId] : [];
       if (rooms.length === 0 && inboxes.length === 0) return { kind: "ignored", reason: `${event.type} names neither an owner nor a room` };
-      return { kind: "objects", rooms, inboxes };
+      // The stream's object keeps its recordings; the owner's video library follows the same events (an
+      // upload's status, or a live recording appearing as a video): a recording's media.ready reaches both.
+      const streams = event.type === "media.ready" && isApiStreamId(event.data.streamId) ? [event.data.streamId] : [];
+      return { kind: "objects", rooms, inboxes, ...(streams.length ? { streams } : {}), videos: inboxes };
     }
+    case "media.playable":
+      // The owner's video record (status playable); the inbox hears progress and the final ready/failed.
+      if (!event.data.ownerId) return { kind: "ignored", reason: "media.playable names no owner" };
+      return { kind: "objects", rooms: [], inboxes: [], videos: [event.data.ownerId] };
     case "notification.requested":
       return { kind: "notification", userId: event.data.userId };
     case "media.uploaded":
@@ -65,24 +89,13 @@ export function routeFor(event: Envelope): Route {
     case "presence.update":
       return { kind: "ignored", reason: `${event.type} starts at the edge; the edge does not take it back` };
     case "notification.sent":
-      return { kind: "ignored", reason: "notification.sent is produced by the edge" };
+      return { kind: "ignored", reason: "notification.sent is produced by the edge and the email notifier" };
+    case "notification.email":
+      return { kind: "ignored", reason: "notification.email starts at the edge; the email notifier takes it" };
     case "transcription.complete":
       return { kind: "ignored", reason: "transcription.complete has no edge consumer yet" };
   }
 }
-
-/**
- * The id of the notification.sent that answers a notification: derived from the user and notification id,
- * so a retried request (same event, or the requester's fresh event for the same notification, which the
- * inbox also refuses to store twice) yields the same answer event and the outbox (and JetStream) keep one.
- */
-export async function sentEventId(userId: string, notificationId: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", utf8(`notification.sent\n${userId}\n${notificationId}`));
-  return `evt_sent_${toBase64Url(new Uint8Array(digest)).slice(0, 32)}`;
-}
-
-/** Outbox shard for a user's notification.sent events (one user's answers stay in order). */
-export const userShard = (userId: string) => `user/${userId}`;
 
 export type DispatchResult = { outcome: Outcome; reason?: string };
 
@@ -101,13 +114,16 @@ export type DispatchedResult = EventResult & { status: Outcome | "failed" };
 /**
  * Applies checked events at their targets: one call per target object, all in parallel, every call settled
  * before answering. Returns one result per event in input order; `applied` / `duplicate` / `ignored` are
- * durably done, `failed` means at least one of the event's targets (or, for a notification, the outbox) did
- * not take it, and a retry of that event completes it without repeating what did happen.
+ * durably done, `failed` means at least one of the event's targets did
+ * not take it, and a retry of that event completes it without repeating what did happen. A notification's answer
+ * (notification.sent) is written by the inbox in the same transaction as the notification.
  */
 export async function dispatchBatch(events: readonly Envelope[], targets: EventTargets): Promise<DispatchedResult[]> {
-  const state = events.map(() => ({ applied: false, failure: null as string | null, connections: 0, notification: false, ignored: null as string | null }));
+  const state = events.map(() => ({ applied: false, failure: null as string | null, ignored: null as string | null }));
   const rooms = new Map<string, number[]>();
   const inboxes = new Map<string, number[]>();
+  const streams = new Map<string, number[]>();
+  const videos = new Map<string, number[]>();
   const add = (groups: Map<string, number[]>, key: string, index: number) => {
     const list = groups.get(key);
     if (list) list.push(index);
@@ -116,27 +132,24 @@ export async function dispatchBatch(events: readonly Envelope[], targets: EventT
   events.forEach((event, i) => {
     const route = routeFor(event);
     if (route.kind === "ignored") state[i]!.ignored = route.reason;
-    else if (route.kind === "notification") {
-      state[i]!.notification = true;
-      add(inboxes, route.userId, i);
-    } else {
+    else if (route.kind === "notification") add(inboxes, route.userId, i);
+    else {
       for (const userId of route.inboxes) add(inboxes, userId, i);
       for (const roomId of route.rooms) add(rooms, roomId, i);
+      for (const streamId of route.streams ?? []) add(streams, streamId, i);
+      if (targets.videos) for (const userId of route.videos ?? []) add(videos, userId, i);
     }
   });
 
   const fail = (i: number, why: string) => (state[i]!.failure ??= why);
-  const call = async (what: string, indexes: number[], apply: (events: Envelope[]) => Promise<(EventApplyOutcome & { connections?: number })[]>) => {
+  const call = async (what: string, indexes: number[], apply: (events: Envelope[]) => Promise<EventApplyOutcome[]>) => {
     try {
       const outcomes = await apply(indexes.map((i) => events[i]!));
       if (outcomes.length !== indexes.length) throw new Error(`answered ${outcomes.length} outcomes for ${indexes.length} events`);
       outcomes.forEach((outcome, j) => {
         const s = state[indexes[j]!]!;
         if ("error" in outcome) fail(indexes[j]!, `${what}: ${outcome.error}`);
-        else if (outcome.applied) {
-          s.applied = true;
-          s.connections += outcome.connections ?? 0;
-        }
+        else if (outcome.applied) s.applied = true;
       });
     } catch (error) {
       console.error(`ingress: ${indexes.length} event(s) not applied at ${what}:`, error);
@@ -146,9 +159,9 @@ export async function dispatchBatch(events: readonly Envelope[], targets: EventT
   await Promise.all([
     ...[...inboxes].map(([userId, indexes]) => call(`inbox ${userId}`, indexes, (batch) => targets.inbox(userId).applyEvents(batch))),
     ...[...rooms].map(([roomId, indexes]) => call(`room ${roomId}`, indexes, (batch) => targets.room(roomId).applyEvents(batch))),
+    ...[...streams].map(([streamId, indexes]) => call(`stream ${streamId}`, indexes, (batch) => targets.stream(streamId).applyEvents(batch))),
+    ...[...videos].map(([userId, indexes]) => call(`videos ${userId}`, indexes, (batch) => targets.videos!(userId).applyEvents(batch))),
   ]);
-
-  await answerNotifications(events, state, targets);
 
   return events.map((event, i): DispatchedResult => {
     const s = state[i]!;
@@ -156,42 +169,4 @@ export async function dispatchBatch(events: readonly Envelope[], targets: EventT
     if (s.failure !== null) return { id: event.id, status: "failed", code: "apply_failed", message: `not applied (retry later): ${s.failure}` };
     return { id: event.id, status: s.applied ? "applied" : "duplicate" };
   });
-}
-
-/**
- * notification.requested that reached the inbox -> notification.sent into the outbox, one enqueue per user
- * shard. Also on a duplicate: if the first attempt died between the inbox and the outbox, this is the only
- * chance to send the answer. Its id is derived from the notification, so when it was already stored the
- * outbox ignores it (and then the connection count of this retry, 0, does not matter).
- */
-async function answerNotifications(
-  events: readonly Envelope[],
-  state: { failure: string | null; connections: number; notification: boolean }[],
-  targets: EventTargets,
-): Promise<void> {
-  const shards = new Map<string, { indexes: number[]; sent: Envelope[] }>();
-  for (const [i, event] of events.entries()) {
-    const s = state[i]!;
-    if (!s.notification || s.failure !== null || event.type !== "notification.requested") continue;
-    const { notificationId, userId } = event.data;
-    const sent = makeEvent(
-      "notification.sent",
-      { notificationId, userId, channel: s.connections > 0 ? "live" : "stored", connections: s.connections },
-      { source: "edge", subject: `user/${userId}`, id: await sentEventId(userId, notificationId) },
-    );
-    const shard = shards.get(userShard(userId)) ?? { indexes: [], sent: [] };
-    shard.indexes.push(i);
-    shard.sent.push(sent);
-    shards.set(userShard(userId), shard);
-  }
-  await Promise.all(
-    [...shards].map(async ([shardKey, { indexes, sent }]) => {
-      try {
-        await targets.toMediaSide(sent, shardKey, { once: true });
-      } catch (error) {
-        console.error(`ingress: notification.sent not stored in outbox ${shardKey}:`, error);
-        for (const i of indexes) state[i]!.failure ??= `outbox ${shardKey}: ${errorText(error)}`;
-      }
-    }),
-  );
 }

@@ -5,11 +5,10 @@ import { type Envelope, makeEvent } from "../../../shared/envelope.ts";
 import { newId } from "../../../shared/ids.ts";
 import { signWebhook } from "../../../shared/signing/webhooks.ts";
 import type { Env } from "../env.ts";
-import { outboxFor } from "../outbox/send.ts";
-import { type FakeBridge, installFakeBridge } from "../outbox/test-bridge.ts";
-import { sentEventId, userShard } from "./dispatch.ts";
+import { sentEventId } from "../../../shared/notification-ids.ts";
+import { type FakeBridge, installFakeBridge } from "../../test/fake-bridge.ts";
 import { ingressRoutes } from "./routes.ts";
-import { appliedIn, type BusStats, fetchBusStats } from "./test-support.ts";
+import { appliedIn, type BusStats, fetchBusStats } from "../../test/ingress.ts";
 
 // POST /hooks/events with a batch (shared/batch.ts) through the real front Worker inside workerd, with the real
 // Room and Inbox objects. "Applied" and "nothing applied" are checked in the target objects' AppliedLedger.
@@ -161,10 +160,10 @@ describe("POST /hooks/events with a batch", () => {
     expect(statuses((await postBatch(requests)).body.results)).toEqual(["applied", "applied", "applied"]);
     expect(statuses((await postBatch(requests)).body.results)).toEqual(["duplicate", "duplicate", "duplicate"]);
     expect(await env.Inbox.getByName(u1).unread()).toBe(2);
-    const pending = (await outboxFor(env, userShard(u1)).pending()).map((b) => JSON.parse(b) as Envelope);
+    const pending = (await env.Inbox.getByName(u1).outboxPending()).map((b) => JSON.parse(b) as Envelope);
     expect(pending.map((e) => e.id)).toEqual([await sentEventId(u1, requests[0]!.data.notificationId), await sentEventId(u1, requests[2]!.data.notificationId)]);
     expect(pending.every((e) => e.type === "notification.sent")).toBe(true);
-    expect((await outboxFor(env, userShard(u2)).pending()).length).toBe(1);
+    expect((await env.Inbox.getByName(u2).outboxPending()).length).toBe(1);
   });
 });
 

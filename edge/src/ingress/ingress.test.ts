@@ -5,11 +5,11 @@ import { type Envelope, makeEvent } from "../../../shared/envelope.ts";
 import { newId } from "../../../shared/ids.ts";
 import { signWebhook } from "../../../shared/signing/webhooks.ts";
 import type { Env } from "../env.ts";
-import { outboxFor } from "../outbox/send.ts";
-import { type FakeBridge, installFakeBridge } from "../outbox/test-bridge.ts";
-import { sentEventId, userShard } from "./dispatch.ts";
+import { userShard } from "../outbox/carrier.ts";
+import { sentEventId } from "../../../shared/notification-ids.ts";
+import { type FakeBridge, installFakeBridge } from "../../test/fake-bridge.ts";
 import { ingressRoutes } from "./routes.ts";
-import { appliedIn, type BusStats, fetchBusStats, INTERNAL } from "./test-support.ts";
+import { appliedIn, type BusStats, fetchBusStats, INTERNAL } from "../../test/ingress.ts";
 
 // POST /hooks/events through the real front Worker inside workerd, with the real Room and Inbox objects.
 // "Nothing applied" is checked where it counts: the target object's AppliedLedger.
@@ -124,14 +124,14 @@ describe("POST /hooks/events: a valid event", () => {
     expect(await post(retried)).toMatchObject({ status: 200, body: { duplicate: true } });
     expect(await env.Inbox.getByName(userId).unread()).toBe(1);
 
-    const outbox = outboxFor(env, userShard(userId));
-    const pending = (await outbox.pending()).map((body) => JSON.parse(body) as Envelope);
+    const outbox = env.Inbox.getByName(userId);
+    const pending = (await outbox.outboxPending()).map((body) => JSON.parse(body) as Envelope);
     expect(pending).toHaveLength(1);
     expect(pending[0]).toMatchObject({
       id: await sentEventId(userId, event.data.notificationId),
       type: "notification.sent",
       source: "edge",
-      data: { notificationId: event.data.notificationId, userId, channel: "stored", connections: 0 },
+      data: { notificationId: event.data.notificationId, userId, channel: "socket", outcome: "stored", connections: 0 },
     });
 
     // Once the bridge is up it receives exactly that one answer.

@@ -4,13 +4,15 @@
 //                                            or a batch of events (Content-Type BATCH_CONTENT_TYPE, see below)
 //   GET  /internal/bus/stats                 ingress counters (Bearer INTERNAL_API_TOKEN), see stats.ts
 //   POST /internal/bus/stats/reset           zero them (between benchmark phases)
-//   GET  /internal/bus/outbox/:shard         one outbox shard: status, pending and dead letters
-//   POST /internal/bus/outbox/:shard/requeue put that shard's dead letters back in its queue
+//   GET  /internal/bus/outbox/:shard         the outbox of one room (`room/<roomId>`, or a bare room id) or
+//                                            one inbox (`user/<userId>`): status, pending and dead letters
+//   POST /internal/bus/outbox/:shard/requeue put that outbox's dead letters back in its queue
 //
 // Order of checks on /hooks/events, each refusal a JSON `{ error: { code, message } }` and no effect:
 //   size (413, before reading more than MAX_EVENT_BYTES) -> signature and timestamp (401; 503 when no secret
-//   is configured, so the bridge keeps the event) -> JSON and schema (400 malformed, 422 unknown type) ->
-//   webhook-id equals the envelope id (400) -> apply at the targets (503 if that fails, so the bridge retries).
+//   is configured, so the bridge keeps the event) -> JSON and schema (400 malformed, 422 unknown type; links
+//   must be http(s)) -> links allowed by ALLOW_HTTP_URLS (400 url_not_allowed) -> webhook-id equals the
+//   envelope id (400) -> apply at the targets (503 if that fails, so the bridge retries).
 // Nothing is parsed, and nothing internal is reached, before the signature has been checked.
 // The answer is 2xx only once the effect is durably stored: `{ applied: true }` the first time,
 // `{ duplicate: true }` for an event already applied, `{ ignored: true, reason }` for a valid event the edge
@@ -20,29 +22,33 @@
 // webhook-id = the batch id, signed once over the whole body) goes through the same checks as a whole: size
 // (413 past MAX_BATCH_BYTES), signature (401), and "is it a batch at all" (400 malformed_batch). Past those the
 // answer is 200 `{ results: [...] }`, one result per event in input order: an item that is not a valid event
-// is `rejected` on its own (malformed_event / unknown_event_type / too_large), the valid ones are applied with
+// is `rejected` on its own (malformed_event / unknown_event_type / too_large / url_not_allowed), the valid ones are applied with
 // ONE call per target object (dispatchBatch) and come back `applied`, `duplicate`, `ignored`, or `failed` when
 // a target did not take them (the bridge retries only those). Counters in stats.ts stay per event.
 
 import { Hono } from "hono";
 import { type BatchItem, type EventResult, isBatchRequest, MAX_BATCH_BYTES, parseBatch } from "../../../shared/batch.ts";
 import { type Envelope, MAX_EVENT_BYTES, parseEvent } from "../../../shared/envelope.ts";
-import { parseSecrets, verifyWebhook, WEBHOOK_ID } from "../../../shared/signing/webhooks.ts";
+import { verifyWebhook, WEBHOOK_ID } from "../../../shared/signing/webhooks.ts";
 import { errorResponse } from "../auth/errors.ts";
+import { roomEventTarget } from "../bigrooms/route.ts";
 import type { AppEnv, Env } from "../env.ts";
+import { readBodyLimited } from "../http/body.ts";
+import { linkProblem } from "../http/links.ts";
+import { pushSizeProblem } from "../inbox/events.ts";
 import { requireInternalToken } from "../internal/auth.ts";
-import { outboxFor, sendToMediaSide } from "../outbox/send.ts";
+import { outboxCarrier } from "../outbox/carrier.ts";
+import { type EdgeSettings, edgeSettings } from "../settings.ts";
 import { dispatchBatch, type EventTargets, dispatchEvent } from "./dispatch.ts";
-import { readBodyLimited } from "./body.ts";
-import { ingressConfig, type IngressVars } from "./config.ts";
 import { ingressStats } from "./stats.ts";
 
-/** The real targets: Durable Objects by name and the edge outbox. */
+/** The real targets: Durable Objects by name. */
 export function objectTargets(env: Env): EventTargets {
   return {
-    room: (roomId) => env.Room.getByName(roomId),
+    room: (roomId) => roomEventTarget(env, roomId),
     inbox: (userId) => env.Inbox.getByName(userId),
-    toMediaSide: (events, shardKey, opts) => sendToMediaSide(env, events, shardKey, opts),
+    stream: (streamId) => env.Stream.getByName(streamId),
+    videos: (userId) => env.VideoLibrary.getByName(userId),
   };
 }
 
@@ -59,8 +65,9 @@ ingressRoutes.post("/hooks/events", async (c) => {
   const body = await readBodyLimited(c.req.raw, batch ? MAX_BATCH_BYTES : MAX_EVENT_BYTES);
   if (!body.ok) return refuse(413, "too_large", body.message);
 
-  const verified = await verifyWebhook(parseSecrets(c.env.EDGE_INGRESS_SECRET), c.req.raw.headers, body.text, {
-    toleranceS: ingressConfig(c.env as Env & IngressVars).toleranceS,
+  const settings = edgeSettings(c.env);
+  const verified = await verifyWebhook(settings.edgeIngressSecret ?? [], c.req.raw.headers, body.text, {
+    toleranceS: settings.ingressToleranceS,
   });
   if (!verified.ok) {
     // No secret configured is the edge's fault, not the sender's: 503 keeps the event at the bridge.
@@ -72,7 +79,7 @@ ingressRoutes.post("/hooks/events", async (c) => {
   if (batch) {
     const parsed = parseBatch(body.text);
     if (!parsed.ok) return refuse(parsed.code === "too_large" ? 413 : 400, parsed.code, parsed.error);
-    return c.json({ results: await applyBatch(parsed.items, objectTargets(c.env)) });
+    return c.json({ results: await applyBatch(parsed.items.map((item) => withLinkPolicy(item, settings)), objectTargets(c.env)) });
   }
 
   let value: unknown;
@@ -87,6 +94,10 @@ ingressRoutes.post("/hooks/events", async (c) => {
     return refuse(unknownType ? 422 : 400, unknownType ? "unknown_event_type" : "malformed_event", parsed.error);
   }
   const event = parsed.event;
+  const badLink = linkProblem(event, settings);
+  if (badLink) return refuse(400, "url_not_allowed", badLink);
+  const tooBig = pushSizeProblem(event, settings.pushMaxPayloadBytes);
+  if (tooBig) return refuse(413, "push_payload_too_large", tooBig);
   // The signature covers webhook-id, and dedup keys on the envelope id: they must be the same id.
   if (event.id !== verified.id) {
     return refuse(400, "id_mismatch", `${WEBHOOK_ID} '${verified.id}' differs from the event id '${event.id}'`);
@@ -105,6 +116,15 @@ ingressRoutes.post("/hooks/events", async (c) => {
   if (result.outcome === "duplicate") return c.json({ duplicate: true, id: event.id });
   return c.json({ ignored: true, id: event.id, reason: result.reason });
 });
+
+/** A batch item whose links the edge refuses becomes a `rejected` result of its own. */
+function withLinkPolicy(item: BatchItem, settings: EdgeSettings): BatchItem {
+  if (!item.ok) return item;
+  const problem = linkProblem(item.event, settings);
+  if (problem) return { ok: false, result: { id: item.event.id, status: "rejected", code: "url_not_allowed", message: problem } };
+  const tooBig = pushSizeProblem(item.event, settings.pushMaxPayloadBytes);
+  return tooBig ? { ok: false, result: { id: item.event.id, status: "rejected", code: "push_payload_too_large", message: tooBig } } : item;
+}
 
 /** The valid items of a parsed batch applied in one go; results in input order, counted per event. */
 async function applyBatch(items: BatchItem[], targets: EventTargets): Promise<EventResult[]> {
@@ -133,9 +153,12 @@ ingressRoutes.post("/internal/bus/stats/reset", (c) => {
   return c.json(ingressStats.snapshot());
 });
 
+const noSuchOutbox = (shard: string) => errorResponse(404, "not_found", `no outbox '${shard}': use room/<roomId>, user/<userId> or videos/<userId>`);
+
 ingressRoutes.get("/internal/bus/outbox/:shard", async (c) => {
-  const outbox = outboxFor(c.env, c.req.param("shard"));
-  const [status, pending, deadLetters] = await Promise.all([outbox.status(), outbox.pending(100), outbox.deadLetters(100)]);
+  const carrier = outboxCarrier(c.env, c.req.param("shard"));
+  if (!carrier) return noSuchOutbox(c.req.param("shard"));
+  const [status, pending, deadLetters] = await Promise.all([carrier.outboxStatus(), carrier.outboxPending(100), carrier.outboxDeadLetters(100)]);
   return c.json({
     shard: c.req.param("shard"),
     ...status,
@@ -144,4 +167,8 @@ ingressRoutes.get("/internal/bus/outbox/:shard", async (c) => {
   });
 });
 
-ingressRoutes.post("/internal/bus/outbox/:shard/requeue", async (c) => c.json(await outboxFor(c.env, c.req.param("shard")).requeueDeadLetters()));
+ingressRoutes.post("/internal/bus/outbox/:shard/requeue", async (c) => {
+  const carrier = outboxCarrier(c.env, c.req.param("shard"));
+  if (!carrier) return noSuchOutbox(c.req.param("shard"));
+  return c.json(await carrier.requeueDeadLetters());
+});

@@ -3,6 +3,8 @@
 import { createMiddleware } from "hono/factory";
 import { utf8 } from "../../../shared/encoding.ts";
 import { errorResponse } from "../auth/errors.ts";
+import { bearerToken } from "../auth/token.ts";
+import { edgeSettings } from "../settings.ts";
 import type { AppEnv } from "../env.ts";
 
 /** Constant-time string equality (timing reveals neither content nor a matching prefix). */
@@ -18,10 +20,10 @@ export function timingSafeEqualStrings(a: string, b: string): boolean {
 /** Hono middleware: 401 JSON unless `Authorization: Bearer <INTERNAL_API_TOKEN>`; 503 when it is not configured. */
 export function requireInternalToken() {
   return createMiddleware<AppEnv>(async (c, next) => {
-    const expected = c.env.INTERNAL_API_TOKEN;
+    const expected = edgeSettings(c.env).internalApiToken;
     if (!expected) return errorResponse(503, "internal_api_disabled", "INTERNAL_API_TOKEN is not set; the internal API is closed");
-    const m = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization")?.trim() ?? "");
-    if (!m?.[1] || !timingSafeEqualStrings(m[1].trim(), expected)) {
+    const given = bearerToken(c.req.header("authorization"));
+    if (!given || !timingSafeEqualStrings(given, expected)) {
       return errorResponse(401, "invalid_internal_token", "missing or wrong internal API token");
     }
     await next();

@@ -2,12 +2,12 @@ import { describe, expect, it } from "vitest";
 import { BATCH_CONTENT_TYPE, MAX_BATCH_BYTES } from "../../../shared/batch.ts";
 import { parseSecrets, verifyWebhook } from "../../../shared/signing/webhooks.ts";
 import { deliverBatch } from "./deliver.ts";
-import { takeBatch } from "./event-outbox.ts";
+import { takeBatch } from "./outbox.ts";
 
 // deliverBatch with an injected fetch: what each kind of bridge answer means for each event.
 
 const SECRET = "test-secret-for-deliver-batch-0123";
-const target = { url: "http://bridge.test/events", secret: SECRET, timeoutMs: 1000 };
+const target = { url: "http://bridge.test/events", secrets: [SECRET], timeoutMs: 1000 };
 const events = ["evt_a", "evt_b", "evt_c"].map((id) => ({ id, body: JSON.stringify({ id, type: "chat.message" }) }));
 
 function answering(status: number, body: unknown, seen?: Request[]): typeof fetch {
@@ -65,7 +65,7 @@ describe("deliverBatch", () => {
     }) as typeof fetch;
     expect(await deliverBatch(target, events, thrown)).toMatchObject({ kind: "retry", reason: expect.stringContaining("ECONNREFUSED") });
     expect(await deliverBatch({ ...target, url: undefined }, events, answering(200, ""))).toEqual({ kind: "retry", reason: "BRIDGE_URL is not set" });
-    expect(await deliverBatch({ ...target, secret: "" }, events, answering(200, ""))).toEqual({ kind: "retry", reason: "BRIDGE_INGRESS_SECRET is not set" });
+    expect(await deliverBatch({ ...target, secrets: [] }, events, answering(200, ""))).toEqual({ kind: "retry", reason: "BRIDGE_INGRESS_SECRET is not set" });
     for (const status of [400, 413, 415]) {
       expect(await deliverBatch(target, events, answering(status, { error: { code: "malformed_batch" } }))).toMatchObject({ kind: "refused", reason: expect.stringContaining(String(status)) });
     }

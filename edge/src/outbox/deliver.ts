@@ -9,7 +9,7 @@
 // 4xx means the bridge will never take this event as it is, so it is dead-lettered instead of blocking.
 
 import { BATCH_CONTENT_TYPE, batchResponseSchema, newBatchId, resultAction } from "../../../shared/batch.ts";
-import { parseSecrets, signWebhook } from "../../../shared/signing/webhooks.ts";
+import { signWebhook } from "../../../shared/signing/webhooks.ts";
 
 /** How much of a refusing response body is kept with a dead letter or an error, for the operator. */
 const MAX_REASON_CHARS = 500;
@@ -29,11 +29,25 @@ export function classifyStatus(status: number): "delivered" | "retry" | "dead" {
   return "retry";
 }
 
+/**
+ * Runs `request` with a signal that aborts after `timeoutMs`; the timer is cleared as soon as the request settles,
+ * so a finished delivery leaves no timer behind to keep its object busy.
+ */
+async function withTimeout<T>(timeoutMs: number, request: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+  try {
+    return await request(controller.signal);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export interface DeliveryTarget {
   /** BRIDGE_URL */
   url: string | undefined;
-  /** BRIDGE_INGRESS_SECRET (one or several, comma/space separated) */
-  secret: string | undefined;
+  /** BRIDGE_INGRESS_SECRET: each one signs (several during a rotation, so either side can move first) */
+  secrets: string[];
   /** OUTBOX_DELIVERY_TIMEOUT_MS: how long one POST may take before it counts as failed (and is retried) */
   timeoutMs: number;
 }
@@ -43,29 +57,29 @@ export interface DeliveryTarget {
  * must not arrive "stale"). `body` is the exact JSON that was stored, so every attempt sends the same bytes.
  */
 export async function deliverEvent(target: DeliveryTarget, id: string, body: string, fetcher: typeof fetch = fetch): Promise<DeliveryOutcome> {
-  const secrets = parseSecrets(target.secret);
+  const secrets = target.secrets;
   // Misconfiguration is retried, not dead-lettered: the events are fine and go out once it is fixed.
   if (!target.url) return { kind: "retry", reason: "BRIDGE_URL is not set" };
   if (secrets.length === 0) return { kind: "retry", reason: "BRIDGE_INGRESS_SECRET is not set" };
-  let response: Response;
+  let answer: { status: number; text: string };
   try {
     const headers = await signWebhook(secrets, id, body);
-    response = await fetcher(target.url, {
-      method: "POST",
-      headers: { ...headers, "content-type": "application/json" },
-      body,
-      signal: AbortSignal.timeout(target.timeoutMs),
+    answer = await withTimeout(target.timeoutMs, async (signal) => {
+      const response = await fetcher(target.url!, { method: "POST", headers: { ...headers, "content-type": "application/json" }, body, signal });
+      // A 2xx says all there is to know; any other answer's body is kept as the reason.
+      if (classifyStatus(response.status) === "delivered") {
+        await response.body?.cancel();
+        return { status: response.status, text: "" };
+      }
+      return { status: response.status, text: await response.text().catch(() => "") };
     });
   } catch (error) {
     return { kind: "retry", reason: `POST ${target.url} failed: ${error instanceof Error ? error.message : String(error)}` };
   }
-  const kind = classifyStatus(response.status);
-  if (kind === "delivered") {
-    await response.body?.cancel();
-    return { kind, status: response.status };
-  }
-  const text = (await response.text().catch(() => "")).slice(0, MAX_REASON_CHARS);
-  return { kind, reason: `bridge answered ${response.status}${text ? `: ${text}` : ""}` };
+  const kind = classifyStatus(answer.status);
+  if (kind === "delivered") return { kind, status: answer.status };
+  const text = answer.text.slice(0, MAX_REASON_CHARS);
+  return { kind, reason: `bridge answered ${answer.status}${text ? `: ${text}` : ""}` };
 }
 
 /** What became of one event of a batch. */
@@ -93,23 +107,22 @@ export async function deliverBatch(
   events: readonly { id: string; body: string }[],
   fetcher: typeof fetch = fetch,
 ): Promise<BatchDeliveryOutcome> {
-  const secrets = parseSecrets(target.secret);
+  const secrets = target.secrets;
   if (!target.url) return { kind: "retry", reason: "BRIDGE_URL is not set" };
   if (secrets.length === 0) return { kind: "retry", reason: "BRIDGE_INGRESS_SECRET is not set" };
   const body = `{"batch":[${events.map((e) => e.body).join(",")}]}`;
-  let response: Response;
+  let response: { status: number; text: string };
   try {
     const headers = await signWebhook(secrets, newBatchId(), body);
-    response = await fetcher(target.url, {
-      method: "POST",
-      headers: { ...headers, "content-type": BATCH_CONTENT_TYPE },
-      body,
-      signal: AbortSignal.timeout(target.timeoutMs),
+    // The timeout covers the answer's body too: the per-event results are in it.
+    response = await withTimeout(target.timeoutMs, async (signal) => {
+      const res = await fetcher(target.url!, { method: "POST", headers: { ...headers, "content-type": BATCH_CONTENT_TYPE }, body, signal });
+      return { status: res.status, text: await res.text().catch(() => "") };
     });
   } catch (error) {
     return { kind: "retry", reason: `POST ${target.url} failed: ${error instanceof Error ? error.message : String(error)}` };
   }
-  const text = await response.text().catch(() => "");
+  const text = response.text;
   const status = classifyStatus(response.status);
   const said = `bridge answered ${response.status}${text ? `: ${text.slice(0, MAX_REASON_CHARS)}` : ""}`;
   if (status === "retry") return { kind: "retry", reason: said };

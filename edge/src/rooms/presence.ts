@@ -3,6 +3,7 @@
 // The truth is the set of open connections: each carries its user and that user's presence state in its
 // hibernation attachment (ConnState). The in-memory map here is a cache of it, rebuilt from the connections
 // after a wake, so presence survives hibernation and eviction without a storage write per change.
+import { utf8ByteLength } from "../../../shared/encoding.ts";
 import type { PresenceEntry } from "../../../shared/protocol/room.ts";
 import type { Role, VerifiedUser } from "../auth/claims.ts";
 
@@ -13,6 +14,8 @@ export interface ConnState {
   state: Record<string, unknown>;
   /** ms when `state` was set: after a wake, the newest copy wins */
   stateAt: number;
+  /** moderates this room without the `moderator` role: the owner of the room's API stream */
+  moderates?: boolean;
 }
 
 export function connStateFor(user: VerifiedUser, state: Record<string, unknown>, stateAt: number): ConnState {
@@ -52,5 +55,5 @@ export function presenceFromStates(states: Iterable<ConnState>): Map<string, { e
 
 /** JSON size of a presence state in bytes (what the limit is about). */
 export function stateBytes(state: Record<string, unknown>): number {
-  return new TextEncoder().encode(JSON.stringify(state)).byteLength;
+  return utf8ByteLength(JSON.stringify(state));
 }

@@ -1,7 +1,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { type Envelope, makeEvent } from "../../../shared/envelope.ts";
-import { env, join, newRoom } from "./test-client.ts";
+import { env, join, newRoom } from "../../test/clients.ts";
 
 // Room.applyEvents: the batch RPC of the event ingress. Every event applied once, in one transaction,
 // per-event outcomes in input order, broadcasts after the commit in input order.

@@ -1,8 +1,9 @@
 // Which system events a room takes (from the signed ingress or the internal push API), and which room
 // an event is for.
 import type { Envelope } from "../../../shared/envelope.ts";
+import type { RoomEvent } from "../../../shared/protocol/stream-state.ts";
 
-export type RoomEvent = Extract<Envelope, { type: `stream.${string}` | `media.${string}` }>;
+export type { RoomEvent };
 
 export function isRoomEvent(event: Envelope): event is RoomEvent {
   return event.type.startsWith("stream.") || event.type.startsWith("media.");

@@ -3,11 +3,11 @@ import { describe, expect, it } from "vitest";
 import { makeEvent } from "../../../shared/envelope.ts";
 import { serverFrame } from "../../../shared/protocol/room.ts";
 import { FrameCoalescer, MAX_FLUSH_CHARS, serializeFlush } from "./coalescer.ts";
-import { ROOM_DEFAULTS, roomConfig } from "./config.ts";
 import { presenceFromStates } from "./presence.ts";
+import { ReactionAggregator } from "./reactions.ts";
 import { newBucket, take } from "./rate-limit.ts";
 import type { RoomEvent } from "./room-events.ts";
-import { nextRoomInfo } from "./room-info.ts";
+import { nextRoomInfo } from "../../../shared/protocol/stream-state.ts";
 import { splitPresence } from "./room.ts";
 
 describe("token bucket", () => {
@@ -28,15 +28,6 @@ describe("token bucket", () => {
     for (let i = 0; i < 100; i++, t += 100) last = take(b, t, 2, 2);
     expect(b.strikes).toBeGreaterThan(50);
     expect(last.ok).toBe(false);
-  });
-});
-
-describe("room config", () => {
-  it("reads positive numbers from env vars and falls back to defaults otherwise", () => {
-    const c = roomConfig({ ROOM_RATE_PER_S: "500", ROOM_FLUSH_MS: "abc", ROOM_MAX_CONNECTIONS: "-1" });
-    expect(c.ratePerS).toBe(500);
-    expect(c.flushMs).toBe(ROOM_DEFAULTS.flushMs);
-    expect(c.maxConnections).toBe(ROOM_DEFAULTS.maxConnections);
   });
 });
 
@@ -108,5 +99,23 @@ describe("welcome presence split", () => {
     expect(JSON.stringify(head).length).toBeLessThanOrEqual(2000);
     expect([...head, ...rest]).toEqual(entries);
     expect(splitPresence(entries.slice(0, 3))).toEqual({ head: entries.slice(0, 3), rest: [] });
+  });
+});
+
+describe("ReactionAggregator", () => {
+  it("turns every click of one window into one frame of counts", async () => {
+    const frames: Record<string, number>[] = [];
+    const aggregator = new ReactionAggregator(5, (counts) => frames.push(counts));
+    for (let i = 0; i < 6; i++) aggregator.add(i < 5 ? "🔥" : "👏");
+    // All six clicks were added in one turn: the window's timer cannot have fired in between.
+    expect(frames).toEqual([]);
+    await new Promise<void>((resolve) => {
+      const poll = () => (frames.length > 0 ? resolve() : setTimeout(poll, 5));
+      poll();
+    });
+    expect(frames).toEqual([{ "🔥": 5, "👏": 1 }]);
+    aggregator.add("🔥");
+    aggregator.flush();
+    expect(frames).toEqual([{ "🔥": 5, "👏": 1 }, { "🔥": 1 }]);
   });
 });

@@ -1,7 +1,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { newId } from "../../../shared/ids.ts";
-import { env } from "./test-client.ts";
+import { env } from "../../test/clients.ts";
 import { RoomStore } from "./room-store.ts";
 
 describe("RoomStore history bound", () => {

@@ -8,8 +8,8 @@ import { describe, expect, it } from "vitest";
 import { makeEvent } from "../../../shared/envelope.ts";
 import type { RoomInfo } from "../../../shared/protocol/room.ts";
 import type { RoomEvent } from "./room-events.ts";
-import { nextRoomInfo } from "./room-info.ts";
-import { env, join, newRoom } from "./test-client.ts";
+import { nextRoomInfo } from "../../../shared/protocol/stream-state.ts";
+import { env, join, newRoom } from "../../test/clients.ts";
 
 const T0 = Date.parse("2026-01-01T00:00:00Z");
 const URL_A = "https://cdn.example/live/s1/b1/master.m3u8";

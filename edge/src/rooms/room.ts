@@ -5,6 +5,7 @@
 // rebuilt or safely reset after a wake. Durable state is in SQLite (RoomStore) and in each connection's
 // attachment (ConnState). The front Worker has verified the caller before any request gets here.
 import { type Connection, type ConnectionContext, Server } from "partyserver";
+import { utf8ByteLength } from "../../../shared/encoding.ts";
 import { type Envelope, makeEvent, parseEvent } from "../../../shared/envelope.ts";
 import {
   type ChatMessage,
@@ -18,17 +19,21 @@ import {
 } from "../../../shared/protocol/room.ts";
 import { userFromRequest, type VerifiedUser } from "../auth/claims.ts";
 import { errorResponse } from "../auth/errors.ts";
-import { AppliedLedger, claimedId, errorText, type EventApplyOutcome } from "../events/applied-ledger.ts";
+import { AppliedLedger, claimedId, errorText, type EventApplyOutcome } from "../ledger/applied-ledger.ts";
 import type { Env } from "../env.ts";
+import { type DeadLetter, type Outbox, type OutboxStatus, type OutboxView, outboxRow } from "../outbox/outbox.ts";
+import { carriedOutbox } from "../outbox/carrier.ts";
+import { type EdgeSettings, edgeSettings } from "../settings.ts";
 import { FrameCoalescer } from "./coalescer.ts";
-import { type RoomConfig, roomConfig } from "./config.ts";
-import { MediaSideForwarder } from "./media-side.ts";
 import { type ConnState, connStateFor, entryFor, presenceFromStates, stateBytes, userTag } from "./presence.ts";
 import { newBucket, take, type TokenBucket } from "./rate-limit.ts";
 import { ReactionAggregator } from "./reactions.ts";
 import { isRoomEvent, type RoomEvent } from "./room-events.ts";
-import { nextRoomInfo } from "./room-info.ts";
+import { nextRoomInfo } from "../../../shared/protocol/stream-state.ts";
+import { adoptLegacyPending } from "./legacy-pending.ts";
 import { RoomStore } from "./room-store.ts";
+import { ownsStreamFrom, withStreamOwner } from "../streams/room-owner.ts";
+import { isApiStreamUrlEvent, sendPerViewer, viewerPlaybackFrom, viewerRoomInfo, withViewerPlayback, type WithPlayback } from "../streams/room-playback.ts";
 
 const OPEN = 1; // WebSocket.READY_STATE_OPEN
 /** Page size bounds for GET .../history. */
@@ -37,15 +42,16 @@ const HISTORY_PAGE_MAX = 200;
 
 type RoomConnection = Connection<ConnState>;
 
-export class Room extends Server<Env> {
+export class Room extends Server<Env> implements OutboxView {
   static override options = { hibernate: true };
 
-  private readonly config: RoomConfig;
+  private readonly settings: EdgeSettings;
   private readonly store: RoomStore;
   private readonly ledger: AppliedLedger;
   private readonly coalescer: FrameCoalescer;
   private readonly reactions: ReactionAggregator;
-  private readonly mediaSide: MediaSideForwarder;
+  /** chat and presence events for the media side, written with the change they report (outbox/outbox.ts) */
+  readonly outbox: Outbox;
   /** cache of presence, keyed by user id; null until first needed after a (re)start */
   private presence: Map<string, { entry: PresenceEntry; stateAt: number }> | null = null;
   private readonly buckets = new Map<string, TokenBucket>();
@@ -57,15 +63,17 @@ export class Room extends Server<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.config = roomConfig(env);
+    this.settings = edgeSettings(env);
     // Schema setup is synchronous and here (not in onStart) so RPC calls like applyEvent find it too.
     this.store = new RoomStore(ctx.storage);
     this.ledger = new AppliedLedger(ctx.storage);
-    this.coalescer = new FrameCoalescer(this.config.flushMs, (text) => this.sendToAll(text));
-    this.reactions = new ReactionAggregator(this.config.reactionFlushMs, (counts) =>
+    this.coalescer = new FrameCoalescer(this.settings.roomFlushMs, (text) => this.sendToAll(text));
+    this.reactions = new ReactionAggregator(this.settings.roomReactionFlushMs, (counts) =>
       this.coalescer.push({ type: "reactions", counts, at: Date.now() }),
     );
-    this.mediaSide = new MediaSideForwarder(env, ctx, this.config.outboxFlushMs);
+    this.outbox = carriedOutbox(ctx.storage, this.settings, this.settings.roomOutboxFlushMs, () => `room ${this.name}`);
+    adoptLegacyPending(ctx.storage.sql);
+    void ctx.blockConcurrencyWhile(() => this.outbox.resume());
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -76,17 +84,21 @@ export class Room extends Server<Env> {
     // Only the front Worker sets the verified header; a request without it did not pass auth.
     if (!user) return errorResponse(401, "unauthenticated", "request did not come through the authenticating front Worker");
     if (this.store.isBanned(user.userId)) return errorResponse(403, "banned", "you are banned from this room");
-    if (request.headers.get("upgrade")?.toLowerCase() === "websocket" && this.roomIsFull()) {
-      return errorResponse(503, "room_full", `room has reached its limit of ${this.config.maxConnections} connections`, { "retry-after": "5" });
+    if (request.headers.get("upgrade")?.toLowerCase() === "websocket") {
+      if (this.roomIsFull()) return errorResponse(503, "room_full", `room has reached its limit of ${this.settings.roomMaxConnections} connections`, { "retry-after": "5" });
+      // A stream made through the Streams API is played through /play, with a token for this viewer if signed.
+      // Its owner moderates the room of their own stream.
+      const info = this.store.info(this.name);
+      return super.fetch(await withStreamOwner(this.env, await withViewerPlayback(this.env, request, info, user), this.name, info, user));
     }
     return super.fetch(request);
   }
 
   private roomIsFull(): boolean {
     this.openCount ??= this.ctx.getWebSockets().length;
-    if (this.openCount < this.config.maxConnections) return false;
+    if (this.openCount < this.settings.roomMaxConnections) return false;
     this.openCount = this.ctx.getWebSockets().length;
-    return this.openCount >= this.config.maxConnections;
+    return this.openCount >= this.settings.roomMaxConnections;
   }
 
   override getConnectionTags(_conn: Connection, ctx: ConnectionContext): string[] {
@@ -139,8 +151,10 @@ export class Room extends Server<Env> {
     const presence = this.presenceMap();
     const existing = presence.get(user.userId);
     const now = Date.now();
-    conn.setState(connStateFor(user, existing?.entry.state ?? {}, existing?.stateAt ?? now));
-    this.buckets.set(conn.id, newBucket(this.config.rateBurst, now));
+    const playback = viewerPlaybackFrom(ctx.request);
+    const moderates = ownsStreamFrom(ctx.request);
+    conn.setState({ ...connStateFor(user, existing?.entry.state ?? {}, existing?.stateAt ?? now), ...(playback ? { playback } : {}), ...(moderates ? { moderates } : {}) });
+    this.buckets.set(conn.id, newBucket(this.settings.roomRateBurst, now));
 
     const connections = this.openConnectionsOf(user.userId).length;
     const entry = entryFor(conn.state as ConnState, connections);
@@ -150,8 +164,8 @@ export class Room extends Server<Env> {
     // because every room-wide frame is idempotent against the snapshot (presence frames are upserts,
     // messages carry ids), and not flushing here keeps a wave of joins O(n) instead of O(n^2) sends.
     const since = this.sinceParam(ctx.request);
-    const resume = since === undefined ? undefined : this.store.after(since, this.config.resumeMax, this.config.welcomeMessages);
-    const messages: ChatMessage[] = resume ? resume.messages : this.store.latest(this.config.welcomeMessages);
+    const resume = since === undefined ? undefined : this.store.after(since, this.settings.roomResumeMax, this.settings.roomWelcomeMessages);
+    const messages: ChatMessage[] = resume ? resume.messages : this.store.latest(this.settings.roomWelcomeMessages);
     const entries = [...presence.values()].map((p) => p.entry);
     const { head, rest } = splitPresence(entries);
     this.sendTo(conn, {
@@ -161,7 +175,7 @@ export class Room extends Server<Env> {
       presence: head,
       presenceTotal: entries.length,
       messages,
-      room: this.store.info(this.name),
+      room: viewerRoomInfo(this.env, this.store.info(this.name), playback),
       ...(since !== undefined && resume ? { resume: { since, complete: resume.complete } } : {}),
     });
     if (rest.length > 0) {
@@ -202,21 +216,21 @@ export class Room extends Server<Env> {
   // Client frames
 
   override onMessage(conn: RoomConnection, message: string | ArrayBuffer): void {
-    const size = typeof message === "string" ? byteLength(message, this.config.maxFrameBytes) : message.byteLength;
-    if (size > this.config.maxFrameBytes) {
-      conn.close(ROOM_CLOSE.tooLarge, `frame larger than ${this.config.maxFrameBytes} bytes`);
+    const size = typeof message === "string" ? utf8ByteLength(message, this.settings.roomMaxFrameBytes) : message.byteLength;
+    if (size > this.settings.roomMaxFrameBytes) {
+      conn.close(ROOM_CLOSE.tooLarge, `frame larger than ${this.settings.roomMaxFrameBytes} bytes`);
       return;
     }
     // Rate before parsing: garbage floods cost tokens like anything else.
     let bucket = this.buckets.get(conn.id);
-    if (!bucket) this.buckets.set(conn.id, (bucket = newBucket(this.config.rateBurst, Date.now())));
-    const taken = take(bucket, Date.now(), this.config.ratePerS, this.config.rateBurst);
+    if (!bucket) this.buckets.set(conn.id, (bucket = newBucket(this.settings.roomRateBurst, Date.now())));
+    const taken = take(bucket, Date.now(), this.settings.roomRatePerS, this.settings.roomRateBurst);
     if (!taken.ok) {
-      if (taken.strikes > this.config.rateStrikes) {
+      if (taken.strikes > this.settings.roomRateStrikes) {
         conn.close(ROOM_CLOSE.policy, "rate limit exceeded");
         return;
       }
-      this.sendError(conn, "rate_limited", `more than ${this.config.ratePerS} frames/s; slow down`, undefined, taken.retryAfterMs);
+      this.sendError(conn, "rate_limited", `more than ${this.settings.roomRatePerS} frames/s; slow down`, undefined, taken.retryAfterMs);
       return;
     }
     if (typeof message !== "string") {
@@ -256,15 +270,19 @@ export class Room extends Server<Env> {
         return this.sendTo(conn, { type: "pong", ...(frame.id !== undefined ? { id: frame.id } : {}), at: Date.now() });
       case "send": {
         if (role === "viewer") return this.sendError(conn, "forbidden", "viewers may not chat", frame.type);
-        const message = this.store.append(cs.user.userId, cs.user.name, frame.text, Date.now(), this.config.historyMax);
+        // The message and its chat.message event for the media side are stored in one transaction.
+        const message = this.ctx.storage.transactionSync(() => {
+          const message = this.store.append(cs.user.userId, cs.user.name, frame.text, Date.now(), this.settings.roomHistoryMax);
+          this.forward(() =>
+            makeEvent(
+              "chat.message",
+              { roomId: this.name, messageId: message.id, userId: message.userId, ...(message.name !== undefined ? { name: message.name } : {}), text: message.text, at: message.at },
+              { source: "edge", subject: `room/${this.name}` },
+            ),
+          );
+          return message;
+        });
         this.coalescer.push({ type: "message", message, ...(frame.clientId !== undefined ? { clientId: frame.clientId } : {}) });
-        this.forward(() =>
-          makeEvent(
-            "chat.message",
-            { roomId: this.name, messageId: message.id, userId: message.userId, ...(message.name !== undefined ? { name: message.name } : {}), text: message.text, at: message.at },
-            { source: "edge", subject: `room/${this.name}` },
-          ),
-        );
         return;
       }
       case "comment": {
@@ -283,15 +301,15 @@ export class Room extends Server<Env> {
       case "kick":
       case "ban":
       case "unban":
-        if (role !== "moderator") return this.sendError(conn, "forbidden", `only moderators may ${frame.type}`, frame.type);
+        if (role !== "moderator" && !cs.moderates) return this.sendError(conn, "forbidden", `only moderators (and the stream's owner) may ${frame.type}`, frame.type);
         return this.moderate(conn, cs, frame);
     }
   }
 
   private updateState(conn: RoomConnection, cs: ConnState, state: Record<string, unknown>): void {
     const bytes = stateBytes(state);
-    if (bytes > this.config.stateMaxBytes) {
-      return this.sendError(conn, "state_too_large", `presence state is ${bytes} bytes; the limit is ${this.config.stateMaxBytes}`, "presence");
+    if (bytes > this.settings.roomStateMaxBytes) {
+      return this.sendError(conn, "state_too_large", `presence state is ${bytes} bytes; the limit is ${this.settings.roomStateMaxBytes}`, "presence");
     }
     const now = Date.now();
     // Every connection of the user carries the state, so any one of them can rebuild presence after a wake.
@@ -340,6 +358,11 @@ export class Room extends Server<Env> {
   // ---------------------------------------------------------------------------------------------------
   // System events (DO RPC; called by the event ingress and the internal push API)
 
+  /** Users present now (the Streams API shows it as a stream's viewer count). */
+  async presenceCount(): Promise<number> {
+    return this.presenceMap().size;
+  }
+
   /** Applies a `stream.*` / `media.*` event once: a repeated event id changes nothing and is not re-broadcast. */
   async applyEvent(event: Envelope): Promise<{ applied: boolean }> {
     const [outcome] = await this.applyEvents([event]);
@@ -380,12 +403,20 @@ export class Room extends Server<Env> {
       return checked.map((c) => ("event" in c ? { id: c.id, applied: false, error: message } : c));
     }
     const outcomes = new Map(valid.map((v, i) => [v, fresh[i]!]));
-    return checked.map((c) => {
+    const perViewer: RoomEvent[] = [];
+    const result = checked.map((c) => {
       if (!("event" in c)) return c;
       const applied = outcomes.get(c)!;
-      if (applied) this.coalescer.push({ type: "event", event: c.event });
+      if (applied && isApiStreamUrlEvent(c.event)) perViewer.push(c.event);
+      else if (applied) this.coalescer.push({ type: "event", event: c.event });
       return { id: c.id, applied };
     });
+    if (perViewer.length > 0) {
+      // URLs differ per viewer (signed playback): earlier frames first, then one frame per connection.
+      this.coalescer.flush();
+      await sendPerViewer<ConnState>(this.env, perViewer, this.getConnections<WithPlayback<ConnState>>());
+    }
+    return result;
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -424,13 +455,43 @@ export class Room extends Server<Env> {
     );
   }
 
-  /** Queues an event for the media side; building it can never fail the chat or presence change it reports. */
+  /**
+   * Writes an event for the media side into the room's outbox, in the caller's transaction. An event that cannot
+   * be built or does not pass its schema is a bug on this side: logged, and it never fails the chat or presence
+   * change it reports. A storage failure does throw, so the change and its event are stored together or not at all.
+   */
   private forward(build: () => Envelope): void {
+    let row;
     try {
-      this.mediaSide.queue(build(), this.name);
+      row = outboxRow(build());
     } catch (error) {
       console.error(`room ${this.name}: could not build an event for the media side:`, error);
+      return;
     }
+    this.outbox.add([row]);
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Outbox (alarm and operator view)
+
+  override async onAlarm(): Promise<void> {
+    await this.outbox.deliver();
+  }
+
+  async outboxStatus(): Promise<OutboxStatus> {
+    return this.outbox.status();
+  }
+
+  async outboxPending(limit?: number): Promise<string[]> {
+    return this.outbox.pending(limit);
+  }
+
+  async outboxDeadLetters(limit?: number): Promise<DeadLetter[]> {
+    return this.outbox.deadLetters(limit);
+  }
+
+  async requeueDeadLetters(): Promise<{ requeued: number }> {
+    return this.outbox.requeueDeadLetters();
   }
 
   /** The fan-out fast path: one serialized string to every open socket, without per-socket wrappers. */
@@ -469,10 +530,4 @@ function safeSend(ws: WebSocket, text: string): void {
   } catch {
     // The socket is closing; its close handler updates presence.
   }
-}
-
-/** UTF-8 length of a string, computed only when it could exceed `limit` (the common case is cheap). */
-function byteLength(text: string, limit: number): number {
-  if (text.length * 3 <= limit) return text.length;
-  return new TextEncoder().encode(text).byteLength;
 }

@@ -10,17 +10,45 @@
 import { ACCEPTED_TYPES } from "../bridges/http-to-nats/handler.ts";
 import { DEAD_LETTER_PREFIX, MEDIA_NODE_TYPES } from "./subjects.ts";
 
-export const NATS_ROLES = ["media-node", "http-to-nats", "nats-to-http", "ops"] as const;
+export const NATS_ROLES = ["media-node", "http-to-nats", "nats-to-http", "notifier", "ops"] as const;
 export type NatsRole = (typeof NATS_ROLES)[number];
 
 export interface StreamNames {
   stream: string;
   edgeStream: string;
+  jobStream: string;
   deadLetterStream: string;
   consumer: string;
+  /** the durable pull consumer every media node's VOD worker shares */
+  jobConsumer: string;
+  /** the email notifier's durable consumer on the edge stream */
+  notifierConsumer: string;
 }
 
-export const DEFAULT_STREAM_NAMES: StreamNames = { stream: "EVENTS", edgeStream: "EDGE_EVENTS", deadLetterStream: "DEADLETTER", consumer: "edge-bridge" };
+export const DEFAULT_STREAM_NAMES: StreamNames = {
+  stream: "EVENTS",
+  edgeStream: "EDGE_EVENTS",
+  jobStream: "VOD_JOBS",
+  deadLetterStream: "DEADLETTER",
+  consumer: "edge-bridge",
+  jobConsumer: "vod-workers",
+  notifierConsumer: "notifier",
+};
+
+/**
+ * Declaring a durable pull consumer, pulling from it and acking: the JetStream API subjects the client uses for
+ * that (nats.js picks CREATE with or without the filter subject depending on the server).
+ */
+function pullConsumer(stream: string, consumer: string): string[] {
+  return [
+    `$JS.API.CONSUMER.INFO.${stream}.${consumer}`,
+    `$JS.API.CONSUMER.CREATE.${stream}.${consumer}`,
+    `$JS.API.CONSUMER.CREATE.${stream}.${consumer}.>`,
+    `$JS.API.CONSUMER.DURABLE.CREATE.${stream}.${consumer}`,
+    `$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumer}`,
+    `$JS.ACK.${stream}.${consumer}.>`,
+  ];
+}
 
 /**
  * Where a role's replies arrive (JetStream acks, API answers, pulled events). Each role has its own prefix and may
@@ -37,7 +65,7 @@ export function passwordVariable(role: NatsRole): string {
 
 /** Declaring the streams (every process does it at start, idempotently): info, create, update; nothing else. */
 function declareStreams(n: StreamNames): string[] {
-  return ["$JS.API.INFO", ...[n.stream, n.edgeStream, n.deadLetterStream].flatMap((s) => [`$JS.API.STREAM.INFO.${s}`, `$JS.API.STREAM.CREATE.${s}`, `$JS.API.STREAM.UPDATE.${s}`])];
+  return ["$JS.API.INFO", ...[n.stream, n.edgeStream, n.jobStream, n.deadLetterStream].flatMap((s) => [`$JS.API.STREAM.INFO.${s}`, `$JS.API.STREAM.CREATE.${s}`, `$JS.API.STREAM.UPDATE.${s}`])];
 }
 
 /** Publish and subscribe allow-lists per role; undefined for `ops`, which may do anything (operators only). */
@@ -45,20 +73,26 @@ export function natsPermissions(role: NatsRole, n: StreamNames = DEFAULT_STREAM_
   const inbox = [`${inboxPrefix(role)}.>`];
   switch (role) {
     case "media-node":
-      return { publish: [...MEDIA_NODE_TYPES, ...declareStreams(n)], subscribe: inbox };
+      // Its VOD worker pulls finished uploads from the job stream (and acks, extends or ends them).
+      return { publish: [...MEDIA_NODE_TYPES, ...declareStreams(n), ...pullConsumer(n.jobStream, n.jobConsumer)], subscribe: inbox };
     case "http-to-nats":
       return { publish: [...ACCEPTED_TYPES, ...declareStreams(n)], subscribe: inbox };
     case "nats-to-http":
       return {
         publish: [
           ...declareStreams(n),
-          `$JS.API.CONSUMER.INFO.${n.stream}.${n.consumer}`,
-          `$JS.API.CONSUMER.CREATE.${n.stream}.${n.consumer}`,
-          `$JS.API.CONSUMER.CREATE.${n.stream}.${n.consumer}.>`,
-          `$JS.API.CONSUMER.DURABLE.CREATE.${n.stream}.${n.consumer}`,
-          `$JS.API.CONSUMER.MSG.NEXT.${n.stream}.${n.consumer}`,
-          `$JS.ACK.${n.stream}.${n.consumer}.>`,
+          ...pullConsumer(n.stream, n.consumer),
           `${DEAD_LETTER_PREFIX}.>`,
+        ],
+        subscribe: inbox,
+      };
+    case "notifier":
+      // Consumes notification.email from the edge stream; publishes only its answers.
+      return {
+        publish: [
+          "notification.sent",
+          ...declareStreams(n),
+          ...pullConsumer(n.edgeStream, n.notifierConsumer),
         ],
         subscribe: inbox,
       };

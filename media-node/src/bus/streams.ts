@@ -14,7 +14,7 @@ import {
 } from "nats";
 import type { SettingsOf } from "../../../shared/settings/settings.ts";
 import type { natsStreamSettings } from "../settings/nats.ts";
-import { DEAD_LETTER_PREFIX, edgeEventSubjects, nodeEventSubjects } from "./subjects.ts";
+import { DEAD_LETTER_PREFIX, edgeEventSubjects, jobSubjects, nodeEventSubjects } from "./subjects.ts";
 
 type StreamSettings = SettingsOf<typeof natsStreamSettings>;
 
@@ -51,6 +51,22 @@ export function edgeEventsStreamConfig(cfg: Pick<StreamSettings, "edgeStream" | 
   };
 }
 
+/**
+ * Finished uploads waiting for a media node. Work-queue retention: a job leaves the stream when a worker acks
+ * it, and only one consumer may take each subject (every node shares the one durable consumer).
+ */
+export function jobStreamConfig(cfg: Pick<StreamSettings, "jobStream" | "duplicateWindowS" | "maxAgeS">): Partial<StreamConfig> & { name: string } {
+  return {
+    name: cfg.jobStream,
+    subjects: jobSubjects(),
+    storage: StorageType.File,
+    retention: RetentionPolicy.Workqueue,
+    discard: DiscardPolicy.Old,
+    duplicate_window: nanos(cfg.duplicateWindowS * 1000),
+    max_age: nanos(cfg.maxAgeS * 1000),
+  };
+}
+
 export function deadLetterStreamConfig(cfg: Pick<StreamSettings, "deadLetterStream" | "duplicateWindowS">): Partial<StreamConfig> & { name: string } {
   return {
     name: cfg.deadLetterStream,
@@ -80,6 +96,8 @@ export async function ensureEventStreams(jsm: JetStreamManager, cfg: StreamSetti
   // before EDGE_EVENTS can take them (two streams may not share a subject).
   await ensureStream(jsm, eventsStreamConfig(cfg));
   await ensureStream(jsm, edgeEventsStreamConfig(cfg));
+  // After EDGE_EVENTS: a stream declared by an older version held the job subjects there.
+  await ensureStream(jsm, jobStreamConfig(cfg));
   await ensureStream(jsm, deadLetterStreamConfig(cfg));
 }
 

@@ -16,10 +16,16 @@ export function subjectFor(event: Pick<Envelope, "type">): string {
 }
 
 /** Types only the edge emits (through the HTTP -> NATS bridge); the edge never takes them back. */
-export const EDGE_ONLY_TYPES: readonly EventType[] = ["media.uploaded", "chat.message", "presence.update", "notification.sent"];
+export const EDGE_ONLY_TYPES: readonly EventType[] = ["media.uploaded", "chat.message", "presence.update", "notification.sent", "notification.email"];
 
 /** Types a media node emits: the only subjects its NATS user may publish. */
-export const MEDIA_NODE_TYPES: readonly EventType[] = ["stream.started", "stream.live", "stream.ended", "stream.degraded", "media.progress", "media.ready", "media.failed"];
+export const MEDIA_NODE_TYPES: readonly EventType[] = ["stream.started", "stream.live", "stream.ended", "stream.degraded", "media.progress", "media.playable", "media.ready", "media.failed"];
+
+/**
+ * Types that are jobs rather than news: a finished upload (`media.uploaded`, from the edge) is stored in the
+ * VOD job stream (work-queue retention), where exactly one media node's worker takes it and the ack removes it.
+ */
+export const JOB_TYPES: readonly EventType[] = ["media.uploaded"];
 
 /**
  * Subjects of one family (`media`): the family wildcard when every type of it is in `types`, else each type.
@@ -41,9 +47,14 @@ export function nodeEventSubjects(): string[] {
   return subjectsOf(eventTypes.filter((t) => !EDGE_ONLY_TYPES.includes(t)));
 }
 
-/** Subjects of the EDGE_EVENTS stream: the edge-only types. */
+/** Subjects of the EDGE_EVENTS stream: the edge-only types that are not jobs. */
 export function edgeEventSubjects(): string[] {
-  return subjectsOf(EDGE_ONLY_TYPES);
+  return subjectsOf(EDGE_ONLY_TYPES.filter((t) => !JOB_TYPES.includes(t)));
+}
+
+/** Subjects of the VOD job stream. */
+export function jobSubjects(): string[] {
+  return [...JOB_TYPES];
 }
 
 /** One wildcard per event-type family (`stream.>`, `media.>`, ...), derived from the schema map. */

@@ -70,6 +70,18 @@ describe("renderMediaPlaylist", () => {
     expect(m.endList).toBe(true);
   });
 
+  it("renders an EVENT playlist of everything that starts at the beginning, ENDLIST only once ended", () => {
+    const all = Array.from({ length: 20 }, (_, i) => seg(0, i, 4));
+    const growing = renderMediaPlaylist(all, { targetS: 4, kind: "event", window: 6, ended: false });
+    expect(growing).toContain("#EXT-X-START:TIME-OFFSET=0,PRECISE=YES");
+    const m = parsePlaylist(growing);
+    expect(m.playlistType).toBe("EVENT");
+    expect(m.segments).toHaveLength(20);
+    expect(m.mediaSequence).toBe(0);
+    expect(m.endList).toBeUndefined();
+    expect(parsePlaylist(renderMediaPlaylist(all, { targetS: 4, kind: "event", ended: true })).endList).toBe(true);
+  });
+
   it("raises TARGETDURATION to cover a long segment", () => {
     expect(targetDuration([seg(0, 0, 2.4), seg(0, 1, 3.6)], 2)).toBe(4);
     expect(targetDuration([seg(0, 0, 2.4)], 2)).toBe(2);

@@ -27,8 +27,11 @@ export interface PlaylistSegment {
 export interface MediaPlaylistOptions {
   /** the configured segment duration; TARGETDURATION is at least this */
   targetS: number;
-  /** live: only the last `window` segments (0 = all); vod: always all */
-  kind: "live" | "vod";
+  /**
+   * live: only the last `window` segments (0 = all); vod: always all; event: always all, marked EVENT (segments
+   * are only ever appended) and starting at the beginning, for an upload that plays while it is still encoding
+   */
+  kind: "live" | "vod" | "event";
   window?: number;
   ended: boolean;
 }
@@ -58,9 +61,11 @@ export function renderMediaPlaylist(all: readonly PlaylistSegment[], opts: Media
   const lines = ["#EXTM3U", "#EXT-X-VERSION:7", `#EXT-X-TARGETDURATION:${targetDuration(all, opts.targetS)}`, `#EXT-X-MEDIA-SEQUENCE:${start}`];
   if (discontinuitySeq > 0) lines.push(`#EXT-X-DISCONTINUITY-SEQUENCE:${discontinuitySeq}`);
   if (opts.kind === "vod") lines.push("#EXT-X-PLAYLIST-TYPE:VOD");
+  if (opts.kind === "event") lines.push("#EXT-X-PLAYLIST-TYPE:EVENT", "#EXT-X-START:TIME-OFFSET=0,PRECISE=YES");
   // The closest a player may start to the live edge: three target durations, the minimum RFC 8216bis allows
-  // (its default when the tag is absent, stated so that players which honour the tag can rely on it).
-  else if (!opts.ended) lines.push(`#EXT-X-SERVER-CONTROL:HOLD-BACK=${fmt(holdBackS(all, opts.targetS))}`);
+  // (its default when the tag is absent, stated so that players which honour the tag can rely on it). An EVENT
+  // playlist starts players at its beginning, so only a live one says it.
+  if (opts.kind === "live" && !opts.ended) lines.push(`#EXT-X-SERVER-CONTROL:HOLD-BACK=${fmt(holdBackS(all, opts.targetS))}`);
   lines.push("#EXT-X-INDEPENDENT-SEGMENTS");
   let map: string | undefined;
   shown.forEach((s, i) => {

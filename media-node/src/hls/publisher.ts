@@ -35,6 +35,8 @@ export interface HlsPublisherOptions {
   segmentS: number;
   /** segments listed in a live playlist */
   liveWindow: number;
+  /** `event`: the playlists list every segment from the first and say so (an upload playable while it encodes) */
+  playlistKind?: "live" | "event";
   /** more masters listing the same variants under a URI prefix (a stable per-stream URL), stored after ours */
   aliases?: readonly { key: string; uriPrefix: string }[];
   /** the encoder's own master in a run's folder, read for the CODECS of copied (passthrough) video */
@@ -362,7 +364,7 @@ export class HlsPublisher extends EventEmitter<HlsPublisherEvents> {
   #uploadLivePlaylist(v: VariantState, ended: boolean): Promise<void> {
     const { uploader, keyBase, segmentS, liveWindow } = this.#opts;
     // A shed variant's playlist is over: a late segment of the run that was encoding it keeps the ENDLIST.
-    const text = renderMediaPlaylist(v.segments, { targetS: segmentS, kind: "live", window: liveWindow, ended: ended || v.dropped });
+    const text = renderMediaPlaylist(v.segments, { targetS: segmentS, kind: this.#opts.playlistKind ?? "live", window: liveWindow, ended: ended || v.dropped });
     // While storage is down only the newest version of a live playlist matters: older queued ones are dropped.
     return uploader.uploadBody(`${keyBase}/${v.variant.name}/index.m3u8`, text, { cacheControl: CACHE.livePlaylist, replaceQueued: true });
   }

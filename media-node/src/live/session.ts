@@ -26,14 +26,13 @@ import { buildLiveArgs, FFMPEG_MASTER, variantsOf } from "../transcode/args.ts";
 import { AAC_LC_CODEC, type AudioSpec, type Ladder, selectLadder, type SourceInfo, variantBandwidth } from "../transcode/ladder.ts";
 import { SpeedWatch } from "../transcode/speed-watch.ts";
 import { FfmpegTranscoder, type RunReason, type Transcoder } from "../transcode/transcoder.ts";
+import type { EventSink } from "../bus/event-bus.ts";
 
 /** After the broadcaster left, a run whose encoded media time does not advance for this long is stopped. */
 export const DRAIN_STALL_MS = 10_000;
 
-/** Where events go (the bus implements it: durable once publish() resolves). */
-export interface EventSink {
-  publish(event: Envelope): Promise<void>;
-}
+/** Where events go: the bus, durable once publish() resolves. */
+export type { EventSink } from "../bus/event-bus.ts";
 
 /** What a session needs from the ingest. */
 export interface IngestControl {
@@ -189,7 +188,7 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
   /** First publish: describe the source, choose the ladder, start FFmpeg. */
   async start(): Promise<void> {
     this.#deps.metrics.streamStarted(this.streamId);
-    void this.#emitEvent("stream.started", { streamId: this.streamId, roomId: this.#roomId, nodeId: this.#deps.settings.nodeId, app: this.app, resumed: false });
+    void this.#emitEvent("stream.started", { streamId: this.streamId, roomId: this.#roomId, nodeId: this.#deps.settings.nodeId, app: this.app, resumed: false, broadcastId: this.broadcastId });
     let source: SourceInfo;
     try {
       source = await this.#deps.describeSource();
@@ -270,7 +269,7 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
     this.#graceTimer = undefined;
     this.#publisher = publisherSessionId;
     this.#log.info("broadcaster resumed within the grace window");
-    void this.#emitEvent("stream.started", { streamId: this.streamId, roomId: this.#roomId, nodeId: this.#deps.settings.nodeId, app: this.app, resumed: true });
+    void this.#emitEvent("stream.started", { streamId: this.streamId, roomId: this.#roomId, nodeId: this.#deps.settings.nodeId, app: this.app, resumed: true, broadcastId: this.broadcastId });
     if (!this.#transcoder) {
       // Still starting (metadata wait / ffprobe): start() picks the new publisher up. Back to "starting" from the
       // "waiting" the drop left, so the run start() begins is promoted to "live" (and restarted if FFmpeg crashes).
@@ -325,7 +324,7 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
       this.#deps.metrics.rungShed(top.name);
       const kept = [...entries.variants.map((v) => v.name), ...entries.audio.map((a) => a.name)];
       this.emit("degraded", { shed: [top.name], kept, speed });
-      void this.#emitEvent("stream.degraded", { streamId: this.streamId, roomId: this.#roomId, nodeId: this.#deps.settings.nodeId, renditions: this.#renditions(entries), shed: [top.name], speed: Math.max(0, speed) });
+      void this.#emitEvent("stream.degraded", { streamId: this.streamId, roomId: this.#roomId, nodeId: this.#deps.settings.nodeId, broadcastId: this.broadcastId, renditions: this.#renditions(entries), shed: [top.name], speed: Math.max(0, speed) });
     } catch (error) {
       this.#log.error("shedding a rung failed", { error });
     } finally {
@@ -352,6 +351,9 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
       roomId: this.#roomId,
       nodeId: this.#deps.settings.nodeId,
       playbackUrl,
+      // Storage keys beside the URLs: the edge builds each viewer's playback URL (public or signed) from them.
+      broadcastId: this.broadcastId,
+      masterKey: this.masterKey,
       renditions: this.#renditions(entries),
     });
   }
@@ -376,10 +378,10 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
     this.#deps.metrics.streamEnded(this.streamId, reason);
     this.#log.info("stream ended", { reason, durationS, segments, vodUrl });
     this.emit("ended", { reason, durationS, vodUrl, segments });
-    await this.#emitEvent("stream.ended", { streamId: this.streamId, roomId: this.#roomId, nodeId: this.#deps.settings.nodeId, durationS, reason, ...(vodUrl ? { vodUrl } : {}) });
+    await this.#emitEvent("stream.ended", { streamId: this.streamId, roomId: this.#roomId, nodeId: this.#deps.settings.nodeId, durationS, reason, broadcastId: this.broadcastId, ...(vodUrl ? { vodUrl, vodKey: result.vodKey } : {}) });
     if (vodUrl) {
       const owner = this.claims.sub && checkUserId(this.claims.sub).ok ? this.claims.sub : undefined;
-      await this.#emitEvent("media.ready", { mediaId: this.broadcastId, streamId: this.streamId, roomId: this.#roomId, ownerId: owner, playbackUrl: vodUrl, durationS });
+      await this.#emitEvent("media.ready", { mediaId: this.broadcastId, streamId: this.streamId, roomId: this.#roomId, ownerId: owner, playbackUrl: vodUrl, playlistKey: result.vodKey, durationS });
     }
     // Segments the closed uploader refused are in its journal, which recover() replays from these very files:
     // keep the work dir then (and while any upload is still pending at shutdown, as it may be one of ours).

@@ -7,10 +7,14 @@ import { devSettings } from "./env.ts";
 import { mediaNodeSettings } from "./media.ts";
 import { natsConnectionSettings, natsStreamSettings, outboxSettings } from "./nats.ts";
 import { ingestSettings } from "./ingest.ts";
+import { notifierSettings } from "./notifier.ts";
 import { storageSettings } from "./storage.ts";
+import { vodSettings } from "./vod.ts";
+import { streamKeySettings } from "./stream-keys.ts";
 
 export * from "./processes.ts";
 export { DEFAULT_INGEST_LIMITS, type IngestLimits, readIngestLimits } from "./ingest.ts";
+export { DEFAULT_STREAM_KEY_SETTINGS, type StreamKeySettings } from "./stream-keys.ts";
 export { devSettings, isDevRun, isLoopbackHost, settingsEnv, DEV_VARS_PATH, readDevVars, parseDevVars } from "./env.ts";
 
 /** README section name -> the group it documents (`<!-- settings:NAME -->`). */
@@ -21,7 +25,10 @@ export const nodeSettingsSections: { section: string; spec: SettingsSpec }[] = [
   { section: "media-node", spec: mediaNodeSettings },
   { section: "media-ingest", spec: ingestSettings },
   { section: "media-storage", spec: storageSettings },
+  { section: "media-vod", spec: vodSettings },
+  { section: "media-stream-keys", spec: streamKeySettings },
   { section: "media-outbox", spec: outboxSettings },
   { section: "http-to-nats", spec: httpToNatsSettings },
   { section: "nats-to-http", spec: natsToHttpSettings },
+  { section: "email-notifier", spec: notifierSettings },
 ];

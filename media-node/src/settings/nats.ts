@@ -26,6 +26,7 @@ export type NatsConnectionConfig = SettingsOf<typeof natsConnectionSettings>;
 export const natsStreamSettings = {
   stream: text("NATS_STREAM", "EVENTS", "JetStream stream of the events the edge takes (subjects = event types)", { pattern: /^[A-Za-z0-9_-]{1,64}$/ }),
   edgeStream: text("NATS_EDGE_STREAM", "EDGE_EVENTS", "JetStream stream of the types only the edge emits, kept apart so the NATS -> HTTP bridge never fetches them", { pattern: /^[A-Za-z0-9_-]{1,64}$/ }),
+  jobStream: text("NATS_VOD_JOB_STREAM", "VOD_JOBS", "JetStream work-queue stream of finished uploads waiting for a media node (`media.uploaded`); an ack removes a job", { pattern: /^[A-Za-z0-9_-]{1,64}$/ }),
   deadLetterStream: text("NATS_DEAD_LETTER_STREAM", "DEADLETTER", "JetStream stream of events the edge refused for good (`deadletter.<type>`)", { pattern: /^[A-Za-z0-9_-]{1,64}$/ }),
   duplicateWindowS: int("NATS_DUPLICATE_WINDOW_S", 3600, "seconds JetStream remembers event ids to drop re-publishes (covers an outbox replaying after a crash)", { min: 1, max: 7 * 86400 }),
   maxAgeS: int("NATS_MAX_AGE_S", 7 * 86400, "seconds events stay in the streams", { min: 60 }),

@@ -1,10 +1,12 @@
 // Which settings each Node process reads. Every process validates all of its groups at start and reports every
 // problem at once (one SettingsError), so a misconfigured process refuses to start instead of failing later.
 //
-//   media node        PULSECAST_DEV, NATS connection, NATS streams, outbox, media node, RTMP ingest limits, storage
+//   media node        PULSECAST_DEV, NATS connection, NATS streams, outbox, media node, RTMP ingest limits, storage,
+//                     stream-key checks, VOD
 //   http-to-nats      PULSECAST_DEV, NATS connection, NATS streams, http-to-nats
 //   nats-to-http      PULSECAST_DEV, NATS connection, NATS streams, nats-to-http
 //   dead-letters      PULSECAST_DEV, NATS connection, NATS streams
+//   email notifier    PULSECAST_DEV, NATS connection, NATS streams, email notifier
 
 import { checkSettings, type RawEnv, SettingsError, type SettingsOf, type SettingsSpec } from "../../../shared/settings/settings.ts";
 import { type StorageConfig, storageConfigFrom } from "../storage/config.ts";
@@ -14,6 +16,9 @@ import { type MediaConfig, mediaNodeProblems, mediaNodeSettings } from "./media.
 import { natsConnectionProblems, natsConnectionSettings, natsStreamSettings, outboxSettings } from "./nats.ts";
 import { type IngestLimits, ingestSettings } from "./ingest.ts";
 import { storageSettings } from "./storage.ts";
+import { type VodSettings, vodSettings } from "./vod.ts";
+import { type StreamKeySettings, streamKeyProblems, streamKeySettings } from "./stream-keys.ts";
+import { notifierSettings } from "./notifier.ts";
 
 export { SettingsError as ConfigError };
 
@@ -49,13 +54,15 @@ export function busConfig(overrides: Partial<BusConfig> = {}): BusConfig {
   return { ...values, ...overrides };
 }
 
-export const mediaNodeProcessSettings = { ...devSettings, ...busProcessSettings, ...mediaNodeSettings, ...ingestSettings, ...storageSettings } as const;
+export const mediaNodeProcessSettings = { ...devSettings, ...busProcessSettings, ...mediaNodeSettings, ...ingestSettings, ...storageSettings, ...streamKeySettings, ...vodSettings } as const;
 
 export interface MediaNodeSettings {
   config: MediaConfig;
   storage: StorageConfig;
   bus: BusConfig;
   ingest: IngestLimits;
+  streamKeys: StreamKeySettings;
+  vod: VodSettings;
 }
 
 /** Everything the media node reads, checked together: one start shows every problem of every group. */
@@ -67,12 +74,13 @@ export function readMediaNodeSettings(env: RawEnv = settingsEnv()): MediaNodeSet
     return [
       ...natsConnectionProblems(v),
       ...mediaNodeProblems(v),
+      ...streamKeyProblems(v),
       ...("problems" in derived ? derived.problems : []),
       ...devListenerProblems(v.dev, { MEDIA_RTMP_HOST: v.rtmpHost, MEDIA_HTTP_HOST: v.httpHost, MEDIA_OPS_HOST: v.opsHost }),
     ];
   });
   const pick = <S extends SettingsSpec>(spec: S) => Object.fromEntries(Object.keys(spec).map((k) => [k, (v as Record<string, unknown>)[k]])) as SettingsOf<S>;
-  return { config: pick(mediaNodeSettings), storage: storage!, bus: pick(busProcessSettings), ingest: pick(ingestSettings) };
+  return { config: pick(mediaNodeSettings), storage: storage!, bus: pick(busProcessSettings), ingest: pick(ingestSettings), streamKeys: pick(streamKeySettings), vod: pick(vodSettings) };
 }
 
 /** Only the media node's own group (no bus, no storage): tests that start a node in-process with their own bus. */
@@ -103,4 +111,15 @@ export const deadLettersProcessSettings = { ...devSettings, ...natsConnectionSet
 
 export function readDeadLettersConfig(env: RawEnv = settingsEnv()): SettingsOf<typeof deadLettersProcessSettings> {
   return readGroup(deadLettersProcessSettings, env, "dead-letters configuration", natsConnectionProblems);
+}
+
+export const notifierProcessSettings = { ...devSettings, ...natsConnectionSettings, ...natsStreamSettings, ...notifierSettings } as const;
+export type NotifierConfig = SettingsOf<typeof notifierProcessSettings>;
+
+export function readNotifierConfig(env: RawEnv = settingsEnv()): NotifierConfig {
+  return readGroup(notifierProcessSettings, env, "email notifier configuration", (v) => [
+    ...natsConnectionProblems(v),
+    ...(Boolean(v.smtpUser) !== Boolean(v.smtpPassword) ? ["SMTP_USER and SMTP_PASSWORD must be set together"] : []),
+    ...(v.retryMaxMs < v.retryBaseMs ? [`NOTIFIER_RETRY_MAX_MS (${v.retryMaxMs}) is below NOTIFIER_RETRY_BASE_MS (${v.retryBaseMs})`] : []),
+  ]);
 }

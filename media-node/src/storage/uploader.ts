@@ -24,7 +24,7 @@ import { EventEmitter } from "node:events";
 import { randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { backoffDelay } from "../bus/backoff.ts";
+import { backoffDelay } from "../../../shared/backoff.ts";
 import { DEFAULT_UPLOADER_CONFIG, type UploaderConfig } from "./config.ts";
 import { isRetryable, isStorageWide, LocalFileError, SpoolFullError, StorageError, UploaderClosedError } from "./errors.ts";
 import { assertObjectKey } from "./keys.ts";

@@ -16,6 +16,7 @@ import type { Logger } from "../log.ts";
 import type { FfmpegPlan } from "./args.ts";
 import { FfmpegJob } from "./ffmpeg.ts";
 import type { Progress } from "./progress.ts";
+import { backoffCap } from "../../../shared/backoff.ts";
 
 /** start: the first run; restart: after a crash; resume: the input came back; shed: the ladder changed */
 export type RunReason = "start" | "restart" | "resume" | "shed";
@@ -117,9 +118,12 @@ export function redactPullKey(text: string): string {
   return text.replace(/\?pull=[^\s'":&]+/g, "?pull=…");
 }
 
-/** Back-off before crash restart number `n` (1-based): 250 ms doubling, at most 5 s. */
+/**
+ * Back-off before crash restart number `n` (1-based): 250 ms doubling, at most 5 s. No jitter: one process per
+ * stream restarts, there is no crowd of senders to spread out.
+ */
 export function restartDelayMs(n: number): number {
-  return Math.min(5000, 250 * 2 ** (n - 1));
+  return backoffCap(n, { baseMs: 250, maxMs: 5000 });
 }
 
 interface Run extends TranscodeRun {

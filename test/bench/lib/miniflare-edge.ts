@@ -15,7 +15,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { V4MiniflareOptions } from "miniflare";
-import { ROOT, TEST_SECRETS } from "../../helpers/edge.ts";
+import { buildWeb } from "../../../web/build.ts";
+import { ROOT, TEST_SECRETS, TEST_VARS } from "../../helpers/edge.ts";
 import { freePort } from "../../helpers/ports.ts";
 import { run } from "../../helpers/process.ts";
 import { workerdPidsUnder } from "./proc-memory.ts";
@@ -47,6 +48,9 @@ async function wranglersMiniflare(): Promise<typeof import("miniflare")> {
 }
 
 export async function startMiniflareEdge(vars: Record<string, string>): Promise<BenchEdge> {
+  // wrangler.toml's `[assets]` folder must exist for the dry-run build; this Miniflare serves no pages (their
+  // routes answer 503 `pages_unavailable`), bench:web measures them under wrangler dev.
+  await buildWeb();
   const outdir = await mkdtemp(join(tmpdir(), "pulsecast-bench-build-"));
   const build = await run("npx", ["wrangler", "deploy", "--dry-run", "--outdir", outdir], {
     cwd: ROOT,
@@ -68,8 +72,16 @@ export async function startMiniflareEdge(vars: Record<string, string>): Promise<
         scriptPath: join(outdir, "index.js"),
         modulesRoot: outdir,
         compatibilityDate: await compatibilityDate(),
-        durableObjects: { Room: sqlite("Room"), Inbox: sqlite("Inbox"), EVENT_OUTBOX: sqlite("EventOutbox") },
-        bindings: { ...TEST_SECRETS, ...vars },
+        durableObjects: {
+          Room: sqlite("Room"),
+          Inbox: sqlite("Inbox"),
+          RoomCoordinator: sqlite("RoomCoordinator"),
+          RoomRelay: sqlite("RoomRelay"),
+          RoomShard: sqlite("RoomShard"),
+          Stream: sqlite("Stream"),
+          StreamIndex: sqlite("StreamIndex"),
+        },
+        bindings: { ...TEST_SECRETS, ...TEST_VARS, ...vars },
       },
     ],
   };

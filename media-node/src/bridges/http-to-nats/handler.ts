@@ -14,6 +14,7 @@ import type { Stored } from "../../bus/publish.ts";
  * The only events the edge may put on the bus; anything else is refused with 422. The first four are the
  * issue's list; `notification.sent` is the inbox's answer to a `notification.requested` (the edge ingress sends
  * it back through its outbox), so it must be taken too or every answer would be dead-lettered at the edge.
+ * `notification.email` is an inbox asking the email notifier for one email (or a digest).
  */
 export const ACCEPTED_TYPES: ReadonlySet<EventType> = new Set<EventType>([
   "media.uploaded",
@@ -21,6 +22,7 @@ export const ACCEPTED_TYPES: ReadonlySet<EventType> = new Set<EventType>([
   "presence.update",
   "notification.requested",
   "notification.sent",
+  "notification.email",
 ]);
 
 export interface IncomingEvent {

@@ -33,7 +33,9 @@ function recorder(opts: { batch?: (ids: string[]) => AttemptOutcome; single?: (i
 describe("the bridge's batcher", () => {
   it("sends events due together as one signed batch (batch id as webhook-id, events' own JSON) and gives each its verdict", async () => {
     const { sent, deliver } = recorder();
-    const send = createBatcher({ max: 100, lingerMs: 5, maxRequests: 4, deliver, retryStatuses });
+    // Every send below happens in one synchronous loop; a linger far longer than any pause a loaded machine can
+    // put inside that loop (GC, a CPU hog) keeps them one batch, which is what this test is about.
+    const send = createBatcher({ max: 100, lingerMs: 1000, maxRequests: 4, deliver, retryStatuses });
     const events = Array.from({ length: 30 }, (_, i) => ev(i));
     const verdicts = await Promise.all(events.map((e) => send(e.id, JSON.stringify(e))));
     expect(sent).toHaveLength(1);
@@ -46,7 +48,7 @@ describe("the bridge's batcher", () => {
   it("never puts more than BRIDGE_BATCH_MAX events in one request", async () => {
     const { sent, deliver } = recorder();
     const sizes: number[] = [];
-    const send = createBatcher({ max: 10, lingerMs: 5, maxRequests: 4, deliver, retryStatuses, onBatch: (n) => sizes.push(n) });
+    const send = createBatcher({ max: 10, lingerMs: 1000, maxRequests: 4, deliver, retryStatuses, onBatch: (n) => sizes.push(n) });
     await Promise.all(Array.from({ length: 25 }, (_, i) => ev(i)).map((e) => send(e.id, JSON.stringify(e))));
     expect(sizes).toEqual([10, 10, 5]);
     expect(sent).toHaveLength(3);

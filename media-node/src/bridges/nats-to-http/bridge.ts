@@ -11,7 +11,7 @@
 import { headers as natsHeaders, type Consumer, type JetStreamClient, type JsMsg, type NatsConnection } from "nats";
 import { type Envelope, parseEventJson } from "../../../../shared/envelope.ts";
 import { fromUtf8 } from "../../../../shared/encoding.ts";
-import { backoffDelay } from "../../bus/backoff.ts";
+import { backoffDelay } from "../../../../shared/backoff.ts";
 import { connectNats } from "../../bus/connect.ts";
 import { inboxPrefix } from "../../bus/nats-permissions.ts";
 import { ensureDurableConsumer, ensureEventStreams } from "../../bus/streams.ts";

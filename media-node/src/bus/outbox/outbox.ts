@@ -5,7 +5,7 @@
 import type { Envelope } from "../../../../shared/envelope.ts";
 import { parseEvent } from "../../../../shared/envelope.ts";
 import { encodeEvent, type Stored } from "../publish.ts";
-import { backoffDelay } from "../backoff.ts";
+import { backoffDelay } from "../../../../shared/backoff.ts";
 import { type LoggedEvent, OutboxLog } from "./outbox-log.ts";
 
 export interface OutboxOptions {

@@ -1,0 +1,127 @@
+// The video player: hls.js (its light build, loaded only when needed) where the browser has Media Source
+// Extensions, which gives the quality menu and the live edge; the browser's own HLS where it has no MSE but
+// plays HLS itself (iPhone Safari). Also the live badge and "go to live", and errors in words.
+import { $, h } from "./dom.ts";
+
+type HlsModule = typeof import("hls.js/light");
+type Hls = InstanceType<HlsModule["default"]>;
+
+export interface PlayerOptions {
+  onError(message: string): void;
+  /** called once the first frame is on screen */
+  onPlaying?(): void;
+}
+
+export class Player {
+  readonly video: HTMLVideoElement;
+  private hls: Hls | null = null;
+  private live = false;
+  private readonly opts: PlayerOptions;
+  private readonly quality = $<HTMLSelectElement>("quality");
+  private readonly badge = $("live-badge");
+  private readonly goLive = $<HTMLButtonElement>("go-live");
+  private url: string | null = null;
+  /** a paused video sends no timeupdate, but the live edge keeps moving away from it */
+  private liveTimer: ReturnType<typeof setInterval> | null = null;
+
+  constructor(video: HTMLVideoElement, opts: PlayerOptions) {
+    this.video = video;
+    this.opts = opts;
+    this.quality.addEventListener("change", () => {
+      if (this.hls) this.hls.currentLevel = Number(this.quality.value);
+    });
+    this.goLive.addEventListener("click", () => this.seekToLive());
+    video.addEventListener("timeupdate", () => this.updateLive());
+    video.addEventListener("playing", () => this.opts.onPlaying?.(), { once: true });
+    video.addEventListener("error", () => {
+      if (!this.hls && this.url) this.opts.onError("This video could not be played in this browser.");
+    });
+  }
+
+  get currentUrl(): string | null {
+    return this.url;
+  }
+
+  /** Plays `url`; `live` shows the live badge and keeps near the live edge. */
+  async load(url: string, live: boolean): Promise<void> {
+    if (this.url === url) return;
+    this.destroy();
+    this.url = url;
+    this.live = live;
+    const canMse = typeof MediaSource !== "undefined" || "ManagedMediaSource" in globalThis;
+    const native = this.video.canPlayType("application/vnd.apple.mpegurl") !== "";
+    if (!canMse && native) {
+      this.video.src = url;
+      this.setQualityOptions([]);
+    } else {
+      const { default: HlsCtor } = (await import("hls.js/light")) as HlsModule;
+      if (this.url !== url) return;
+      if (!HlsCtor.isSupported()) return this.opts.onError("This browser cannot play HLS video.");
+      const hls = new HlsCtor({ lowLatencyMode: true, liveSyncDurationCount: 2, backBufferLength: 30 });
+      this.hls = hls;
+      let networkRetries = 0;
+      hls.on(HlsCtor.Events.MANIFEST_PARSED, (_e, data) => {
+        this.setQualityOptions(data.levels.map((l, i) => ({ index: i, label: l.height ? `${l.height}p` : `${Math.round(l.bitrate / 1000)} kb/s` })));
+      });
+      hls.on(HlsCtor.Events.LEVEL_SWITCHED, (_e, data) => {
+        const level = hls.levels[data.level];
+        this.quality.title = level?.height ? `now playing ${level.height}p` : "";
+      });
+      hls.on(HlsCtor.Events.ERROR, (_e, data) => {
+        if (!data.fatal) return;
+        if (data.type === HlsCtor.ErrorTypes.NETWORK_ERROR && networkRetries++ < 5) return hls.startLoad();
+        if (data.type === HlsCtor.ErrorTypes.MEDIA_ERROR) return hls.recoverMediaError();
+        this.opts.onError(this.live ? "The stream is offline or cannot be reached." : "The video cannot be loaded right now.");
+      });
+      hls.loadSource(url);
+      hls.attachMedia(this.video);
+    }
+    this.liveTimer = setInterval(() => this.updateLive(), 1000);
+    this.video.muted = true; // autoplay is allowed muted; the user unmutes with the controls
+    void this.video.play().catch(() => undefined);
+    this.updateLive();
+  }
+
+  setLive(live: boolean): void {
+    this.live = live;
+    this.updateLive();
+  }
+
+  destroy(): void {
+    if (this.liveTimer) clearInterval(this.liveTimer);
+    this.liveTimer = null;
+    this.hls?.destroy();
+    this.hls = null;
+    this.url = null;
+    this.video.removeAttribute("src");
+  }
+
+  private setQualityOptions(levels: { index: number; label: string }[]): void {
+    this.quality.replaceChildren(h("option", { value: "-1" }, "Auto"), ...levels.map((l) => h("option", { value: String(l.index) }, l.label)));
+    this.quality.disabled = levels.length < 2;
+  }
+
+  /** Seconds behind the live edge (0 when not live or unknown). */
+  latency(): number {
+    if (!this.live) return 0;
+    const edge = this.hls?.liveSyncPosition ?? (this.video.seekable.length ? this.video.seekable.end(this.video.seekable.length - 1) : null);
+    return edge === null || edge === undefined ? 0 : Math.max(0, edge - this.video.currentTime);
+  }
+
+  seekToLive(): void {
+    const edge = this.hls?.liveSyncPosition ?? (this.video.seekable.length ? this.video.seekable.end(this.video.seekable.length - 1) : null);
+    if (edge !== null && edge !== undefined) this.video.currentTime = edge;
+    void this.video.play().catch(() => undefined);
+  }
+
+  private updateLive(): void {
+    const behind = this.latency();
+    // A few segments of slack is normal HLS latency; beyond that the viewer paused or sought back.
+    const target = (this.hls?.targetLatency ?? 6) + 4;
+    const atEdge = this.live && behind <= target;
+    this.badge.hidden = !this.live;
+    this.badge.classList.toggle("behind", this.live && !atEdge);
+    this.badge.textContent = atEdge ? "LIVE" : "LIVE (behind)";
+    this.goLive.hidden = !this.live || atEdge;
+  }
+}
