@@ -7,7 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { probeFmp4Segment, publishTestSource } from "../helpers/ffmpeg.ts";
+import { probeFmp4Segment, publishTestSource, sentSeconds } from "../helpers/ffmpeg.ts";
 import { freePort } from "../helpers/ports.ts";
 import { type GroupProcess, run } from "../helpers/process.ts";
 import { type MediaFixture, startMediaFixture } from "./fixture.ts";
@@ -34,7 +34,20 @@ describe("RTMPS, audio-only, passthrough, kick", () => {
 
   it("accepts a publish over TLS and serves an audio-only HLS variant", async () => {
     const began = fx.nextSession("radio");
-    publisher = publishTestSource(`rtmps://127.0.0.1:${rtmpsPort}/live/radio?token=${await fx.token("radio")}`, { video: false, durationS: 5 });
+    // NMS replays to a new pull only from the last video keyframe, so an audio-only stream reaches the node's FFmpeg
+    // from the moment its pull connects: what the publisher had sent by then (its last progress report) is not
+    // the node's to record. The last pull of the stream is FFmpeg's (the source probe pulls before it).
+    let sentAtPull = 0;
+    const onPull = ({ path }: { path: string }) => {
+      if (path !== "/live/radio") return;
+      try {
+        sentAtPull = sentSeconds(publisher!);
+      } catch {
+        sentAtPull = 0; // no progress report yet: nothing sent is unaccounted for
+      }
+    };
+    fx.node.ingest.on("pull", onPull);
+    publisher = publishTestSource(`rtmps://127.0.0.1:${rtmpsPort}/live/radio?token=${await fx.token("radio")}`, { video: false, durationS: 5, progress: true });
     const rec = await began;
     const session = rec.session;
     await rec.whenLive();
@@ -45,10 +58,17 @@ describe("RTMPS, audio-only, passthrough, kick", () => {
     expect(masterPlaylist.playlists[0].attributes.CODECS).toBe("mp4a.40.2");
     expect(master).not.toContain("RESOLUTION");
 
-    // recorded from the start: a short clip may well have ended while the master was being read
+    // recorded from FFmpeg's pull to the publisher's last packet: a short clip may well have ended while the
+    // master was being read. The allowance covers the progress report's period (0.5 s) and AAC frame and segment
+    // rounding; a recording that lost its end, or more than the pull missed, falls below it.
     const ended = await rec.whenEnded(30_000);
+    await publisher.exited;
+    fx.node.ingest.off("pull", onPull);
+    const sent = sentSeconds(publisher);
+    expect(sent).toBeGreaterThan(4.5);
     expect(ended.reason).toBe("publisher-left");
-    expect(ended.durationS).toBeGreaterThan(4);
+    expect(ended.durationS).toBeGreaterThan(sent - sentAtPull - 0.75);
+    expect(ended.durationS).toBeLessThanOrEqual(sent + 0.5);
     const vod = parsePlaylist(new TextDecoder().decode((await fx.store.get(`${session.keyBase}/audio/vod.m3u8`))!.body));
     const first = vod.segments[0] as { uri: string; map: { uri: string } };
     const probed = await probeFmp4Segment(join(fx.storeDir, session.keyBase, "audio", first.map.uri), join(fx.storeDir, session.keyBase, "audio", first.uri));

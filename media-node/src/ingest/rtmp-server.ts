@@ -79,6 +79,11 @@ export interface RtmpIngestEvents {
   refused: [Refusal & { sessionId: string; ip: string; app: string; name: string }];
   /** a connection was refused or closed by the limits, or a play was refused; the connection is closed */
   connectionRefused: [{ reason: ConnectionRefusalReason | PullRefusalReason; address: string; detail: string }];
+  /**
+   * one of the node's own pulls (ffprobe or FFmpeg) was admitted; it receives the stream from here on (NMS replays
+   * its cache from the last video keyframe, so an audio-only stream's earlier media does not reach it)
+   */
+  pull: [{ sessionId: string; path: string }];
 }
 
 type NmsLogger = { log(message: string, level?: string): void; level: string };
@@ -363,6 +368,7 @@ export class RtmpIngest extends EventEmitter<RtmpIngestEvents> {
         set.delete(session);
         if (set.size === 0 && this.#players.get(path) === set) this.#players.delete(path);
       });
+      this.emit("pull", { sessionId: session.id, path });
       return;
     }
     this.#log.warn("play refused", { reason: verdict.reason, detail: verdict.detail, path: session.streamPath.slice(0, 100), ip: session.ip });
