@@ -8,8 +8,8 @@ export { env, newUser } from "./clients.ts";
 
 export const edge = (path: string, init?: RequestInit) => exports.default.fetch(`http://edge${path}`, init);
 
-export function jwt(sub: string, role = "broadcaster"): Promise<string> {
-  return mintHs256(env.JWT_SECRET!, { sub, claims: { role } });
+export function jwt(sub: string, role = "broadcaster", rooms?: string[]): Promise<string> {
+  return mintHs256(env.JWT_SECRET!, { sub, claims: { role, ...(rooms ? { rooms } : {}) } });
 }
 
 /** A JSON request with a bearer token (a JWT, the internal token, or none). */
@@ -36,8 +36,8 @@ export interface StreamView {
   recordings: { mediaId: string; url?: string; path?: string; durationS: number }[];
 }
 
-export async function createStream(owner: string, body: Record<string, unknown> = {}): Promise<StreamView> {
-  const res = await api("POST", "/streams", await jwt(owner), body);
+export async function createStream(owner: string, body: Record<string, unknown> = {}, rooms?: string[]): Promise<StreamView> {
+  const res = await api("POST", "/streams", await jwt(owner, "broadcaster", rooms), body);
   if (res.status !== 201) throw new Error(`POST /streams answered ${res.status}: ${await res.text()}`);
   return (await res.json()) as StreamView;
 }

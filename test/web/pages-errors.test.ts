@@ -4,13 +4,15 @@ import { launchChromium, newContext, openPage, screenshot, tokenFragment } from 
 import { type EdgeServer, startEdge } from "../helpers/edge.ts";
 
 // Every page says what is wrong in words, never a blank page: no sign-in without dev sign-in, a banned user,
-// and the studio and upload pages on an edge whose streams/videos APIs refuse (or do not exist).
+// and the studio and upload pages on an edge whose streams/videos APIs refuse.
 describe("pages show errors in words (Chromium)", () => {
   let edge: EdgeServer;
   let browser: Browser;
 
   beforeAll(async () => {
-    edge = await startEdge();
+    // A small upload limit so the videos API refuses the upload page's file (413 upload_too_large) before any
+    // byte is stored: the refusal the page must put in words.
+    edge = await startEdge({ VIDEO_MAX_UPLOAD_BYTES: String(32 * 1024) });
     browser = await launchChromium();
   });
   afterAll(async () => {
@@ -40,7 +42,7 @@ describe("pages show errors in words (Chromium)", () => {
   it("upload: a refused upload shows why, the page stays usable", async () => {
     const { page } = await openPage(await newContext(browser), `${edge.url}/upload${await tokenFragment("uploader")}`);
     await page.locator("#file").setInputFiles({ name: "clip.mp4", mimeType: "video/mp4", buffer: Buffer.alloc(64 * 1024, 1) });
-    await expect.poll(() => page.locator("#alerts").textContent(), { timeout: 20_000 }).toMatch(/Upload refused|Upload failed/);
+    await expect.poll(() => page.locator("#alerts").textContent(), { timeout: 20_000 }).toMatch(/^Upload refused: .*the file is 65536 bytes; the limit is 32768/);
     await page.locator("#file").setInputFiles({ name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("hi") });
     await expect.poll(() => page.locator("#alerts").textContent()).toContain("notes.txt is not a video file");
     await screenshot(page, "upload-refused");

@@ -92,18 +92,23 @@ describe("sums on the way up", () => {
 describe("downlink coalescing", () => {
   it("lets reaction totals and summaries ride with the next chat window, and sends them alone when no chat comes", async () => {
     const sent: string[] = [];
-    const down = new DownlinkCoalescer(10, 80, (t) => sent.push(t));
-    const t0 = Date.now();
+    const sentAt: number[] = [];
+    const down = new DownlinkCoalescer(10, 80, (t) => {
+      sent.push(t);
+      sentAt.push(Date.now());
+    });
+    // The lazy reaction total goes out in the chat's frame, together with it (a timer firing late on a busy
+    // machine changes when, not what: the content is the assertion).
     down.push({ type: "reactions", counts: { "🔥": 2 }, at: 1 }, true);
     down.push({ type: "comment", userId: "u", text: "hi", at: 2 });
     await waitFor("the chat window", () => sent.length === 1);
-    expect(Date.now() - t0).toBeLessThan(70);
     expect(JSON.parse(sent[0]!).frames.map((f: { type: string }) => f.type)).toEqual(["reactions", "comment"]);
 
+    // Alone, it waits for its own (longer) window: timers never fire early, so this bound holds on any machine.
     down.push({ type: "reactions", counts: { "👏": 1 }, at: 3 }, true);
     const t1 = Date.now();
     await waitFor("the lazy window", () => sent.length === 2);
-    expect(Date.now() - t1).toBeGreaterThanOrEqual(70);
+    expect(sentAt[1]! - t1).toBeGreaterThanOrEqual(79);
     expect(JSON.parse(sent[1]!)).toMatchObject({ type: "reactions", counts: { "👏": 1 } });
   });
 });

@@ -1,3 +1,4 @@
+import type { z } from "zod";
 import { errorResponse } from "../auth/errors.ts";
 
 // Reads a request body as text without ever holding more than `maxBytes` of it.
@@ -47,4 +48,31 @@ export async function bodyTextOr413(request: Request, maxBytes: number): Promise
   const body = await readBodyLimited(request, maxBytes);
   if (body.ok) return { text: body.text };
   return { response: errorResponse(413, "body_too_large", body.message) };
+}
+
+/** The largest JSON body of the edge's small API routes (streams, videos, push, preferences). */
+export const SMALL_JSON_BYTES = 16 * 1024;
+
+/**
+ * A small JSON body checked with `schema`: read with the one body limit (never more than `maxBytes` in memory),
+ * then parsed; an empty body reads as `{}`. The answer to return is 413 `body_too_large`, 400 `invalid_json` or
+ * 400 `invalid_body` naming the first problem.
+ */
+export async function jsonBodyOr4xx<T extends z.ZodTypeAny>(request: Request, schema: T, maxBytes = SMALL_JSON_BYTES): Promise<{ ok: true; value: z.infer<T> } | { ok: false; res: Response }> {
+  const body = await bodyTextOr413(request, maxBytes);
+  if ("response" in body) return { ok: false, res: body.response };
+  let raw: unknown = {};
+  if (body.text.trim() !== "") {
+    try {
+      raw = JSON.parse(body.text);
+    } catch {
+      return { ok: false, res: errorResponse(400, "invalid_json", "request body is not JSON") };
+    }
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return { ok: false, res: errorResponse(400, "invalid_body", `${issue?.path.join(".") || "body"}: ${issue?.message ?? "invalid"}`) };
+  }
+  return { ok: true, value: parsed.data };
 }

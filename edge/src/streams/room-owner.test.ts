@@ -29,10 +29,10 @@ describe("the owner of an API stream moderates its room", () => {
     other.close();
   });
 
-  it("of a stream with its own room, once the room's state names the stream", async () => {
+  it("of a stream following a room its token grants, once the room's state names the stream", async () => {
     const owner = newUser("owner");
     const roomId = newUser("launch-room");
-    const s = await createStream(owner, { roomId });
+    const s = await createStream(owner, { roomId }, [roomId]);
     expect(s.roomId).toBe(roomId);
     await env.Room.getByName(roomId).applyEvent(started(s.id, roomId));
     const caster = await join(roomId, owner, { role: "broadcaster" });

@@ -7,10 +7,12 @@ import { z } from "zod";
 import { newId } from "../../../shared/ids.ts";
 import { checkStreamId } from "../../../shared/names.ts";
 import { errorResponse } from "../auth/errors.ts";
+import { jsonBodyOr4xx } from "../http/body.ts";
 import { allowedOrigins } from "../cors/cors.ts";
 import { requireUser } from "../auth/middleware.ts";
 import { bearerToken } from "../auth/token.ts";
-import type { VerifiedUser } from "../auth/claims.ts";
+import { roomAllowed, type VerifiedUser } from "../auth/claims.ts";
+import { isApiStreamId } from "../ingress/dispatch.ts";
 import type { AppEnv, Env } from "../env.ts";
 import { requireInternalToken, timingSafeEqualStrings } from "../internal/auth.ts";
 import { mintPlaybackToken } from "../playback/tokens.ts";
@@ -29,24 +31,6 @@ export const streamRoutes = new Hono<AppEnv>();
 const streamObject = (env: Env, id: string) => env.Stream.getByName(id);
 const ownerIndex = (env: Env, ownerId: string) => env.StreamIndex.getByName(`owner:${ownerId}`);
 
-async function jsonBody<T extends z.ZodTypeAny>(c: Context<AppEnv>, schema: T): Promise<{ ok: true; value: z.infer<T> } | { ok: false; res: Response }> {
-  const text = await c.req.text();
-  if (text.length > 16 * 1024) return { ok: false, res: errorResponse(413, "body_too_large", "request body is larger than 16 KiB") };
-  let raw: unknown = {};
-  if (text.trim() !== "") {
-    try {
-      raw = JSON.parse(text);
-    } catch {
-      return { ok: false, res: errorResponse(400, "invalid_json", "request body is not JSON") };
-    }
-  }
-  const parsed = schema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    return { ok: false, res: errorResponse(400, "invalid_body", `${issue?.path.join(".") || "body"}: ${issue?.message ?? "invalid"}`) };
-  }
-  return { ok: true, value: parsed.data };
-}
 
 /** The room's presence count, or null when the room cannot be asked (a stream's page must not fail on it). */
 async function viewersOf(env: Env, roomId: string): Promise<number | null> {
@@ -82,7 +66,7 @@ const keyCheckBody = z.object({ keys: z.array(z.object({ streamId: z.string(), k
  */
 streamRoutes.post("/internal/streams/key-check", requireInternalToken(), async (c) => {
   const s = edgeSettings(c.env);
-  const body = await jsonBody(c, keyCheckBody);
+  const body = await jsonBodyOr4xx(c.req.raw, keyCheckBody);
   if (!body.ok) return body.res;
   const { keys } = body.value;
   if (keys.length > s.streamKeyCheckMax) return errorResponse(400, "too_many_keys", `at most ${s.streamKeyCheckMax} keys per call`);
@@ -135,7 +119,7 @@ async function mintTokenRoute(c: Context<AppEnv>, user: VerifiedUser | null): Pr
     if (denied) return denied;
   }
   if (!s.playbackSigningKeys?.length) return errorResponse(503, "playback_signing_disabled", "PLAYBACK_SIGNING_KEYS is not set; viewer tokens cannot be minted");
-  const body = await jsonBody(c, tokenBody);
+  const body = await jsonBodyOr4xx(c.req.raw, tokenBody);
   if (!body.ok) return body.res;
   const nowS = Math.floor(Date.now() / 1000);
   const ttl = body.value.expiresIn ?? s.playbackTokenDefaultTtlS;
@@ -147,14 +131,31 @@ async function mintTokenRoute(c: Context<AppEnv>, user: VerifiedUser | null): Pr
   return c.json({ token, kid, expiresAt: new Date(exp * 1000).toISOString(), notBefore: new Date(nbf * 1000).toISOString(), url: playUrl(s, token) }, 201);
 }
 
+/**
+ * A stream's events set its room's stream state, and its owner moderates that room: so a stream may follow a room
+ * other than its own (the default, named after the stream) only where the app granted the broadcaster that room
+ * by name in the token's `rooms` claim. A token without a `rooms` claim may enter any room, but that is not a
+ * grant to take a room over; and another API stream's room is never available.
+ */
+function customRoomRefusal(user: VerifiedUser, roomId: string | undefined): Response | undefined {
+  if (roomId === undefined) return undefined;
+  if (isApiStreamId(roomId)) return errorResponse(403, "room_not_granted", "roomId names another stream's room");
+  if (!user.rooms || !roomAllowed(user, roomId)) {
+    return errorResponse(403, "room_not_granted", "a custom roomId needs a token whose `rooms` claim grants that room");
+  }
+  return undefined;
+}
+
 /** POST /streams — creates a live input owned by the caller (role `broadcaster`). */
 streamRoutes.post("/streams", async (c) => {
   const s = edgeSettings(c.env);
   const user = c.var.user;
   if (user.role !== BROADCASTER_ROLE) return errorResponse(403, "broadcaster_role_required", `creating streams needs a token with role '${BROADCASTER_ROLE}'`);
   if (!s.publishTokenSecret) return errorResponse(503, "streams_misconfigured", "PUBLISH_TOKEN_SECRET is not set; stream keys cannot be minted");
-  const body = await jsonBody(c, createBody);
+  const body = await jsonBodyOr4xx(c.req.raw, createBody);
   if (!body.ok) return body.res;
+  const roomRefusal = customRoomRefusal(user, body.value.roomId);
+  if (roomRefusal) return roomRefusal;
   const id = newId("str").toLowerCase();
   const now = Date.now();
   // Index first: a crash between the two leaves an id in the owner's list with no stream, which the list
@@ -198,7 +199,7 @@ streamRoutes.patch("/streams/:id", async (c) => {
   if (!loaded.ok) return loaded.res;
   const denied = mustOwn(c.var.user, loaded.r);
   if (denied) return denied;
-  const body = await jsonBody(c, updateBody);
+  const body = await jsonBodyOr4xx(c.req.raw, updateBody);
   if (!body.ok) return body.res;
   const r = await streamObject(c.env, loaded.r.id).update(body.value);
   if (!r) return errorResponse(404, "stream_not_found", "no such stream");

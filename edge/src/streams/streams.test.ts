@@ -27,10 +27,27 @@ describe("POST /streams", () => {
     expect(verdict.ok && verdict.claims.rec).toBeUndefined();
   });
 
-  it("takes the options: signed playback, no recording, low latency, a room", async () => {
-    const s = await createStream(newUser(), { playbackPolicy: "signed", record: false, latencyMode: "low", roomId: "studio-7" });
+  it("takes the options: signed playback, no recording, low latency, a room the token grants", async () => {
+    const s = await createStream(newUser(), { playbackPolicy: "signed", record: false, latencyMode: "low", roomId: "studio-7" }, ["studio-*"]);
     expect(s.playback).toEqual({ policy: "signed", playbackId: s.id });
     expect(s).toMatchObject({ record: false, latencyMode: "low", roomId: "studio-7" });
+  });
+
+  it("refuses a room the token does not grant by name, and another stream's room: a stream cannot take over a room", async () => {
+    const victim = await createStream(newUser("victim"));
+    const cases: [string, string, string[] | undefined][] = [
+      ["a token with no rooms claim (it may enter any room, but grants none)", "lobby", undefined],
+      ["a token granting other rooms", "lobby", ["studio-*"]],
+      ["another stream's room, even when the token's pattern covers it", victim.id, ["str_*"]],
+    ];
+    for (const [what, roomId, rooms] of cases) {
+      const owner = newUser("taker");
+      const res = await api("POST", "/streams", await jwt(owner, "broadcaster", rooms), { roomId });
+      expect(res.status, what).toBe(403);
+      expect(await errorCode(res), what).toBe("room_not_granted");
+      const list = await json<{ streams: unknown[] }>(await api("GET", "/streams", await jwt(owner)));
+      expect(list.streams, what).toEqual([]);
+    }
   });
 
   it.each([
@@ -311,4 +328,16 @@ it("answers a browser's CORS preflight for PATCH and DELETE without a token", as
   expect(res.headers.get("access-control-allow-methods")).toContain("DELETE");
   const get = await api("GET", "/streams", await jwt(newUser()));
   expect(get.headers.get("access-control-allow-origin")).toBe("*");
+});
+
+describe("request bodies of the streams and videos APIs", () => {
+  it.each([
+    ["POST /streams", "/streams"],
+    ["POST /videos", "/videos"],
+  ])("%s refuses a body over 16 KiB with 413", async (_what, path) => {
+    const owner = newUser();
+    const res = await api("POST", path, await jwt(owner), JSON.stringify({ title: "x".repeat(64 * 1024) }));
+    expect(res.status).toBe(413);
+    expect(await errorCode(res)).toBe("body_too_large");
+  });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { makeEvent } from "../../../shared/envelope.ts";
-import { applyMediaEvent, outputPrefixOf, policyOf, type VideoRecord } from "./records.ts";
+import { applyMediaEvent, outputFolderToDelete, outputPrefixOf, policyOf, type VideoRecord } from "./records.ts";
 
 const src = { source: "media-node/n", subject: "media/v1" };
 const base: VideoRecord = {
@@ -74,5 +74,18 @@ describe("playback facts of a record", () => {
   it("records stored before policies existed are public", () => {
     expect(policyOf(base)).toBe("public");
     expect(policyOf({ ...base, playbackPolicy: "signed" })).toBe("signed");
+  });
+});
+
+describe("the folder DELETE /videos/:id removes", () => {
+  const keys = (master?: string) => ({ id: "vid_abc", keys: master === undefined ? {} : { master } }) as Pick<VideoRecord, "id" | "keys">;
+  it("is the reported folder of the master playlist when it is the video's own", () => {
+    expect(outputFolderToDelete(keys("vod/vid_abc/master.m3u8"), "vod")).toBe("vod/vid_abc/");
+    expect(outputFolderToDelete(keys("tenant-1/vod/vid_abc/master.m3u8"), "vod")).toBe("tenant-1/vod/vid_abc/");
+  });
+  it("never widens to other videos or the whole bucket on a malformed or foreign key", () => {
+    for (const master of ["master.m3u8", "vod/master.m3u8", "vod/vid_other/master.m3u8", "vod/vid_abcd/master.m3u8", undefined]) {
+      expect(outputFolderToDelete(keys(master), "vod"), String(master)).toBe("vod/vid_abc/");
+    }
   });
 });

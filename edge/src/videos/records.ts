@@ -51,6 +51,16 @@ export function outputPrefixOf(v: Pick<VideoRecord, "keys">): string | undefined
   return master && slash > 0 ? master.slice(0, slash) : undefined;
 }
 
+/**
+ * The folder a video's outputs are deleted from: the folder of the master playlist a media node reported, but only
+ * when that is this video's own folder (ends in /<id>), so a malformed key can never widen a delete to other
+ * videos or the whole bucket; otherwise the default `<vodKeyPrefix>/<id>/`.
+ */
+export function outputFolderToDelete(v: Pick<VideoRecord, "id" | "keys">, vodKeyPrefix: string): string {
+  const reported = outputPrefixOf(v);
+  return reported !== undefined && reported.endsWith(`/${v.id}`) ? `${reported}/` : `${vodKeyPrefix}/${v.id}/`;
+}
+
 /** What an event does to a record: the new record, `unchanged`, or `create` for a recording not known yet. */
 export type RecordChange = { kind: "update"; record: VideoRecord } | { kind: "unchanged" } | { kind: "create"; record: VideoRecord };
 

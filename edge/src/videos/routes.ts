@@ -43,6 +43,8 @@ import { ownerPlaybackUrls, pathUnder, playbackHandle } from "./playback.ts";
 import { policyOf, VIDEO_POLICIES, type VideoPolicy, type VideoRecord } from "./records.ts";
 import { checkTusResumable, discoveryHeaders, httpDate, OFFSET_CONTENT_TYPE, parseNonNegative, parseUploadMetadata, tusHeaders } from "./tus.ts";
 import { UPLOAD_OWNER_HEADER, sourceKeyOf } from "./upload-session.ts";
+import { bodyTextOr413, jsonBodyOr4xx, SMALL_JSON_BYTES } from "../http/body.ts";
+import { outputFolderToDelete } from "./records.ts";
 
 export const videoRoutes = new Hono<AppEnv>();
 
@@ -257,9 +259,11 @@ videoRoutes.delete("/uploads/:id", requireUser(), (c) => forward(c, "DELETE"));
 
 videoRoutes.post("/videos", requireUser(), async (c) => {
   const s = edgeSettings(c.env);
+  const text = await bodyTextOr413(c.req.raw, SMALL_JSON_BYTES);
+  if ("response" in text) return text.response;
   let body: unknown;
   try {
-    body = await c.req.json();
+    body = JSON.parse(text.text);
   } catch {
     return errorResponse(400, "invalid_json", "the body must be JSON: {size, filename?, title?, contentType?}");
   }
@@ -293,31 +297,12 @@ videoRoutes.get("/videos/:id", requireUser(), async (c) => {
   return c.json({ video: await videoView(c.env, v, c.req.url) });
 });
 
-/** A small JSON body checked with `schema`; a 400/413 answer when it is not acceptable. */
-async function jsonBody<T extends z.ZodTypeAny>(req: Request, schema: T): Promise<{ ok: true; value: z.infer<T> } | { ok: false; res: Response }> {
-  const text = await req.text();
-  if (text.length > 16 * 1024) return { ok: false, res: errorResponse(413, "body_too_large", "request body is larger than 16 KiB") };
-  let raw: unknown = {};
-  if (text.trim() !== "") {
-    try {
-      raw = JSON.parse(text);
-    } catch {
-      return { ok: false, res: errorResponse(400, "invalid_json", "request body is not JSON") };
-    }
-  }
-  const parsed = schema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    return { ok: false, res: errorResponse(400, "invalid_body", `${issue?.path.join(".") || "body"}: ${issue?.message ?? "invalid"}`) };
-  }
-  return { ok: true, value: parsed.data };
-}
 
 const updateBody = z.object({ title: z.string().min(1).max(200).optional(), playbackPolicy: z.enum(VIDEO_POLICIES).optional() }).strict();
 
 /** PATCH /videos/:id — title and playback policy of an uploaded video (a recording plays under its stream's). */
 videoRoutes.patch("/videos/:id", requireUser(), async (c) => {
-  const body = await jsonBody(c.req.raw, updateBody);
+  const body = await jsonBodyOr4xx(c.req.raw, updateBody);
   if (!body.ok) return body.res;
   const library = c.env.VideoLibrary.getByName(c.var.user.userId);
   const id = c.req.param("id");
@@ -338,7 +323,7 @@ videoRoutes.post("/videos/:id/playback-tokens", requireUser(), async (c) => {
   const handle = playbackHandle(s, v);
   if (!handle || handle.kind !== "video") return errorResponse(409, "not_playable", v.streamId ? "a recording plays under its stream: mint a token with POST /streams/:id/playback-tokens" : "the video has no playable output yet");
   if (!s.playbackSigningKeys?.length) return errorResponse(503, "playback_signing_disabled", "PLAYBACK_SIGNING_KEYS is not set; viewer tokens cannot be minted");
-  const body = await jsonBody(c.req.raw, tokenBody);
+  const body = await jsonBodyOr4xx(c.req.raw, tokenBody);
   if (!body.ok) return body.res;
   const nowS = Math.floor(Date.now() / 1000);
   const ttl = body.value.expiresIn ?? s.playbackTokenDefaultTtlS;
@@ -372,10 +357,8 @@ videoRoutes.delete("/videos/:id", requireUser(), async (c) => {
   if (VIDEO_ID.test(id)) await c.env.UploadSession.getByName(id).destroy();
   // Processed outputs live in the folder of the master playlist (the media node's prefix), the source under uploads/.
   // A recording's files belong to its stream (they stay with the stream's other recordings).
-  const removed = v.streamId
-    ? 0
-    : (await deletePrefix(c.env.MEDIA, v.keys.master ? v.keys.master.slice(0, v.keys.master.lastIndexOf("/") + 1) : `${edgeSettings(c.env).vodKeyPrefix}/${id}/`)) +
-      (await deletePrefix(c.env.MEDIA, `uploads/${id}/`));
+  const folder = outputFolderToDelete(v, edgeSettings(c.env).vodKeyPrefix);
+  const removed = v.streamId ? 0 : (await deletePrefix(c.env.MEDIA, folder)) + (await deletePrefix(c.env.MEDIA, `uploads/${id}/`));
   await library.remove(id);
   forgetPlaybackState(id);
   return c.json({ deleted: true, objects: removed });
