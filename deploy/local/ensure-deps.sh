@@ -14,11 +14,20 @@ command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 # CHROMIUM_PATH points the browser tests at another Chromium; otherwise Debian's package is needed.
 if [ -z "${CHROMIUM_PATH:-}" ] && ! command -v chromium >/dev/null 2>&1; then missing+=(chromium); fi
+# Debian's nodejs package does not bring npm; npm then installs the project's own Node 22.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "[ensure-deps] installing OS packages: ${missing[*]}"
   sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
+  if [ "$(id -u)" != 0 ]; then
+    if ! command -v sudo >/dev/null 2>&1; then
+      echo "[ensure-deps] these Debian packages are missing and this user is not root and has no sudo: ${missing[*]}" >&2
+      echo "[ensure-deps] install them as root (apt-get install ${missing[*]}), then run this again" >&2
+      exit 1
+    fi
+    sudo="sudo"
+  fi
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
   # shellcheck disable=SC2046
@@ -29,7 +38,7 @@ fi
 stamp=node_modules/.package-lock.json
 if [ ! -x node_modules/.bin/node ] || [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ] || { [ -f package-lock.json ] && [ package-lock.json -nt "$stamp" ]; }; then
   echo "[ensure-deps] npm install"
-  # `npm ci` fails on this registry mirror (platform-specific optional packages are absent); `npm install`
-  # honours the lockfile. Engine warnings come from running this one step under the system Node.
+  # `npm install` honours the lockfile and, unlike `npm ci`, does not fail when a registry lacks another
+  # platform's optional package (workerd ships one per OS). Engine warnings come from running this one step under the system Node.
   npm install --no-audit --no-fund --loglevel=error
 fi

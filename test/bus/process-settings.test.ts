@@ -39,7 +39,7 @@ async function refusal(script: string, env: Record<string, string>): Promise<{ c
 
 describe("secrets have no default", () => {
   it("the media node without NODE_ENV and without secrets refuses to start, listing every missing secret", async () => {
-    const { code, output } = await refusal("media-node/src/main.ts", { MEDIA_RTMP_HOST: "0.0.0.0", MEDIA_RTMP_PORT: String(await freePort()) });
+    const { code, output } = await refusal("media-node/src/main.ts", { MEDIA_RTMP_PORT: String(await freePort()) });
     expect(code).not.toBe(0);
     expect(output).toContain("PUBLISH_TOKEN_SECRET is required");
     expect(output).toContain("NATS credentials are required");

@@ -77,8 +77,8 @@ export const mediaNodeSettings = {
   keyPrefix: text("MEDIA_KEY_PREFIX", "live", "object key prefix; a broadcast lives under <prefix>/<streamId>/<broadcastId>/", { pattern: /^[A-Za-z0-9_-]{1,64}$/ }),
   record: bool("MEDIA_RECORD", true, "keep a VOD playlist of the whole broadcast (a publish token may turn it off with rec=false)"),
   // HTTP
-  httpHost: host("MEDIA_HTTP_HOST", "address of the public HTTP listener (/media/ for the fs storage driver)"),
-  httpPort: port("MEDIA_HTTP_PORT", 8000, "public HTTP listener port"),
+  httpHost: host("MEDIA_HTTP_HOST", "address of the debugging HTTP listener (/media/ of the fs storage driver; it applies no playback policy: viewers play through the edge)"),
+  httpPort: port("MEDIA_HTTP_PORT", 8000, "debugging HTTP listener port"),
   opsHost: host("MEDIA_OPS_HOST", "address of the operations listener (/healthz, /metrics); keep it on loopback or a private interface"),
   opsPort: port("MEDIA_OPS_PORT", 8001, "operations listener port (0 = any free port)"),
   healthTimeoutMs: int("MEDIA_HEALTH_TIMEOUT_MS", 2000, "each /healthz probe (RTMP, storage, bus) fails after this many ms", { min: 100, max: 30_000 }),

@@ -1,6 +1,6 @@
 // The `s3` driver: R2 or any S3-protocol endpoint through @aws-sdk/client-s3.
 //
-// Two settings are not optional here (STACK-NOTES, both seen failing):
+// Two settings are not optional here (both were seen failing without them):
 // - requestChecksumCalculation / responseChecksumValidation = "WHEN_REQUIRED": with the SDK's default
 //   ("WHEN_SUPPORTED") streamed PutObject bodies are sent aws-chunked with a trailing checksum, and servers
 //   that do not speak that (s3rver, some S3 clones) store the chunk framing INSIDE the object — a silently

@@ -1,5 +1,5 @@
 // The ONE adapter over fluent-ffmpeg (archived upstream in 2025; kept behind this file so it can be swapped
-// for a plain spawn). Its traps, contained here (see STACK-NOTES):
+// for a plain spawn). Its traps, contained here:
 // - outputOptions() splits a lone "flag value" string on its first space: we always pass several arguments at
 //   once, which it takes verbatim (so `-var_stream_map "v:0,a:0 v:1,a:1"` stays one argument);
 // - its `progress` event runs ffprobe on the input (an extra RTMP play): we parse stderr ourselves;

@@ -139,7 +139,7 @@ export class Fleet {
               clearTimeout(timer);
               resolve();
             });
-            // With a code: a close without one (1005) gets no close frame back (STACK-NOTES).
+            // With a code: a close without one (1005) gets no close frame back, so that close would hang.
             ws.close(1000, "bench done");
           }),
       ),

@@ -59,7 +59,7 @@ export async function startMiniflareEdge(vars: Record<string, string>): Promise<
   if (build.code !== 0) throw new Error(`wrangler deploy --dry-run failed:\n${(build.stdout + build.stderr).slice(-4000)}`);
   const port = await freePort();
   const sqlite = (className: string) => ({ className, useSQLite: true });
-  // Miniflare 5 has a new options format; the v4 form (as STACK-NOTES and the docs describe it) converts.
+  // Miniflare 5 has a new options format; the v4 form (as the docs describe it) converts.
   const options: V4MiniflareOptions = {
     host: "127.0.0.1",
     port,
