@@ -12,6 +12,7 @@
 //   only announces the failure, so a job whose node was lost on its last attempt still ends as media.failed.
 
 import { AckPolicy, DeliverPolicy, type JetStreamManager, type JsMsg, nanos, NatsError, type NatsConnection } from "nats";
+import { backoffDelay } from "../../../shared/backoff.ts";
 import type { Envelope } from "../../../shared/envelope.ts";
 import type { MediaStage } from "../../../shared/events/media.ts";
 import { connectNats } from "../bus/connect.ts";
@@ -117,7 +118,7 @@ export class VodWorker {
         consumer = undefined;
         // NATS away or the consumer being re-declared: wait a little, never spin.
         o.log.warn("pulling a vod job failed; retrying", { slot, error });
-        await new Promise((r) => setTimeout(r, Math.min(10_000, 250 * 2 ** failures++)));
+        await new Promise((r) => setTimeout(r, backoffDelay(++failures, { baseMs: 250, maxMs: 10_000 })));
         continue;
       }
       if (!msg) continue;
