@@ -13,15 +13,22 @@ export function allowedOrigins(value: string | undefined): "*" | string[] {
   return list.length === 0 || list.includes("*") ? "*" : list;
 }
 
-export function browserCors(): MiddlewareHandler<AppEnv> {
+/**
+ * CORS for browser-facing routes, with CORS_ORIGINS. `methods` are the ones the routes take (the streams and videos
+ * APIs also PATCH and DELETE); the default fits history and the inbox.
+ */
+export function browserCors(methods: string[] = ["GET", "POST", "OPTIONS"]): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     if (c.req.header("upgrade")?.toLowerCase() === "websocket") return next();
     const origins = allowedOrigins(edgeSettings(c.env).corsOrigins.join(","));
     return cors({
       origin: origins === "*" ? "*" : (origin) => (origins.includes(origin) ? origin : null),
-      allowMethods: ["GET", "POST", "OPTIONS"],
+      allowMethods: methods,
       allowHeaders: ["Authorization", "Content-Type"],
       maxAge: 600,
     })(c, next);
   };
 }
+
+/** The methods of the JSON APIs (streams, videos). */
+export const API_METHODS = ["GET", "POST", "PATCH", "DELETE", "OPTIONS"];

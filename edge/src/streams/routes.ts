@@ -2,13 +2,12 @@
 // keys, playback policy and viewer tokens; and the media nodes' key check (internal token).
 import { Hono } from "hono";
 import type { Context } from "hono";
-import { cors } from "hono/cors";
 import { z } from "zod";
 import { newId } from "../../../shared/ids.ts";
 import { checkStreamId } from "../../../shared/names.ts";
 import { errorResponse } from "../auth/errors.ts";
 import { jsonBodyOr4xx } from "../http/body.ts";
-import { allowedOrigins } from "../cors/cors.ts";
+import { API_METHODS, browserCors } from "../cors/cors.ts";
 import { requireUser } from "../auth/middleware.ts";
 import { bearerToken } from "../auth/token.ts";
 import { roomAllowed, type VerifiedUser } from "../auth/claims.ts";
@@ -82,15 +81,7 @@ streamRoutes.post("/internal/streams/key-check", requireInternalToken(), async (
 // ---- browsers: dashboards call the API cross-origin with a bearer JWT (no cookies), so CORS_ORIGINS applies
 // as for history and the inbox; registered before auth so a preflight (which carries no token) is answered.
 for (const path of ["/streams", "/streams/*"]) {
-  streamRoutes.use(path, async (c, next) => {
-    const origins = allowedOrigins(edgeSettings(c.env).corsOrigins.join(","));
-    return cors({
-      origin: origins === "*" ? "*" : (origin) => (origins.includes(origin) ? origin : null),
-      allowMethods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-      allowHeaders: ["Authorization", "Content-Type"],
-      maxAge: 600,
-    })(c, next);
-  });
+  streamRoutes.use(path, browserCors(API_METHODS));
 }
 
 // ---- playback tokens: the owner (JWT) or a server (internal token)

@@ -25,13 +25,12 @@
 // * 1024` fits.
 
 import { Hono } from "hono";
-import { cors } from "hono/cors";
 import { z } from "zod";
 import { newId } from "../../../shared/ids.ts";
 import { requireUser } from "../auth/middleware.ts";
 import { requireInternalToken } from "../internal/auth.ts";
 import { errorResponse } from "../auth/errors.ts";
-import { allowedOrigins } from "../cors/cors.ts";
+import { allowedOrigins, API_METHODS, browserCors } from "../cors/cors.ts";
 import type { AppEnv, Env } from "../env.ts";
 import { forgetPlaybackState } from "../playback/access.ts";
 import { mintPlaybackToken } from "../playback/tokens.ts";
@@ -83,15 +82,7 @@ function withCors(res: Response, env: Env, origin: string | undefined): Response
 
 // The videos API is read and written from browsers (the app's origins only, as for the inbox).
 for (const path of ["/videos", "/videos/*"]) {
-  videoRoutes.use(path, async (c, next) => {
-    const origins = originsOf(c.env);
-    return cors({
-      origin: origins === "*" ? "*" : (origin) => (origins.includes(origin) ? origin : null),
-      allowMethods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-      allowHeaders: ["Authorization", "Content-Type"],
-      maxAge: 600,
-    })(c, next);
-  });
+  videoRoutes.use(path, browserCors(API_METHODS));
 }
 
 // CORS on every upload answer (tus clients in browsers read Upload-Offset and Location).
