@@ -254,6 +254,29 @@ describe("a room's outbox", () => {
     expect(ids(await bridge.waitForStored(ids(events.slice(15))))).toEqual(ids(events.slice(15)));
   });
 
+  it("counts waiting events once per life of the object, not once per add", async () => {
+    const room = newId("room");
+    bridge.mode = "down";
+    const events = Array.from({ length: 300 }, (_, n) => chat(room, n + 1));
+    const counted = await runInDurableObject(roomStub(room), (instance: Room, state) => {
+      const sql = state.storage.sql;
+      const exec = sql.exec.bind(sql);
+      let counts = 0;
+      (sql as { exec: typeof sql.exec }).exec = ((query: string, ...args: unknown[]) => {
+        if (/COUNT\(\*\)/i.test(query)) counts++;
+        return exec(query, ...(args as []));
+      }) as typeof sql.exec;
+      try {
+        for (const event of events) instance.outbox.add([event]);
+      } finally {
+        (sql as { exec: typeof sql.exec }).exec = exec;
+      }
+      return counts;
+    });
+    expect(counted).toBeLessThanOrEqual(1);
+    expect((await roomStub(room).outboxStatus()).pending).toBe(300);
+  });
+
   it("loses nothing across eviction: events waiting for a down bridge go out from the next life of the room", async () => {
     const room = newId("room");
     bridge.mode = "down";

@@ -112,8 +112,13 @@ export class Outbox {
   private readonly opts: OutboxOptions;
   /** an alarm is known to be set (or running) in this life of the object; avoids a storage call per event */
   private alarmSet = false;
-  /** rows added since the last bound check */
-  private sinceBound = 0;
+  /**
+   * Rows waiting, as this instance counts them: read once per life of the object (the first time it is needed)
+   * and kept up to date by every change made here, so adding an event costs no COUNT(*) over the queue. It is
+   * a trigger, not the truth: bound() recounts before it drops anything (an add rolled back with its caller's
+   * transaction leaves it high), and an empty queue resets it.
+   */
+  private waiting: number | null = null;
 
   constructor(storage: DurableObjectStorage, opts: OutboxOptions) {
     this.storage = storage;
@@ -150,6 +155,7 @@ export class Outbox {
   add(events: readonly (Envelope | OutboxRow)[]): number {
     if (events.length === 0) return 0;
     const rows = events.map((e) => ("body" in e && typeof e.body === "string" ? (e as OutboxRow) : outboxRow(e as Envelope)));
+    const before = this.waitingCount();
     // One INSERT per call through json_each, whatever the count (bound parameters per statement are limited).
     // RETURNING yields a row only for a row actually inserted.
     const stored = this.sql
@@ -162,22 +168,30 @@ export class Outbox {
         JSON.stringify(rows),
       )
       .toArray().length;
-    this.sinceBound += stored;
-    if (this.sinceBound >= Math.min(100, Math.max(1, Math.floor(this.opts.maxPending / 10)))) this.bound();
+    this.waiting = before + stored;
+    // A little past the bound before trimming, so a full queue (bridge down) recounts once per `slack` adds.
+    const slack = Math.min(100, Math.max(1, Math.floor(this.opts.maxPending / 10)));
+    if (this.waiting >= this.opts.maxPending + slack) this.bound();
     if (stored > 0) this.schedule();
     return stored;
   }
 
+  /** Rows waiting, counted in storage (and the running count set from it). */
   pendingCount(): number {
-    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM outbox").one().n;
+    this.waiting = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM outbox").one().n;
+    return this.waiting;
+  }
+
+  private waitingCount(): number {
+    return this.waiting ?? this.pendingCount();
   }
 
   /** Drops the oldest waiting events past maxPending (counted; logged on the first drop of a run). */
   private bound(): void {
-    this.sinceBound = 0;
     const over = this.pendingCount() - this.opts.maxPending;
     if (over <= 0) return;
     this.sql.exec("DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)", over);
+    this.waiting = this.opts.maxPending;
     const before = this.meta().dropped;
     this.sql.exec("UPDATE outbox_meta SET dropped = dropped + ? WHERE k = 1", over);
     if (before === 0 || Math.floor((before + over) / 1000) > Math.floor(before / 1000)) {
@@ -209,6 +223,7 @@ export class Outbox {
     for (;;) {
       const rows = this.sql.exec<Row>("SELECT seq, id, type, body FROM outbox ORDER BY seq LIMIT ?", Math.max(READ_BATCH, this.opts.batchMax)).toArray();
       if (rows.length === 0) {
+        this.waiting = 0;
         this.alarmSet = false; // idle: no alarm until the next add
         return;
       }
@@ -291,6 +306,7 @@ export class Outbox {
       // A settled event ends the run of failures at the head; a dead letter's reason stays visible as lastError.
       this.sql.exec("UPDATE outbox_meta SET delivered = delivered + ?, failures = 0, last_error = ? WHERE k = 1", delivered, lastReason);
     });
+    if (this.waiting !== null) this.waiting = Math.max(0, this.waiting - settled.length);
   }
 
   private meta(): Meta {
@@ -342,6 +358,7 @@ export class Outbox {
         .toArray().length;
       this.sql.exec("DELETE FROM outbox_dead_letters");
     });
+    if (this.waiting !== null) this.waiting += requeued;
     if (requeued > 0 && (await this.storage.getAlarm()) === null) await this.storage.setAlarm(Date.now());
     if (requeued > 0) this.alarmSet = true;
     return { requeued };
