@@ -24,6 +24,8 @@ export default defineConfig({
           ALLOW_HTTP_URLS: "true",
           // Rooms named big-* are big rooms: 4 shards under 2 relays, so every big-room test crosses the whole tree.
           ROOM_SHARDED: "big-*",
+          // A small room grows big at 12 connections here (2,000 by default), so a test can cross the threshold.
+          ROOM_SHARD_AT: "12",
           ROOM_SHARDS: "4",
           ROOM_RELAY_FANOUT: "2",
           // Summaries every 200 ms rather than every second, so presence tests wait less.

@@ -2,7 +2,8 @@ import { Hono } from "hono";
 import { routePartykitRequest } from "partyserver";
 import { answerSubprotocol, guardPartyRequest, isPublicParty, normalizePartyUrl, stripInternalHeaders } from "./auth/party-guard.ts";
 import { errorResponse } from "./auth/errors.ts";
-import { bigRoomOf, bigRoomRequest, bigRoomRoutes } from "./bigrooms/route.ts";
+import { isRoomMoved, rememberGrown } from "./bigrooms/grown.ts";
+import { bigRoomOf, bigRoomRequest, bigRoomRoutes, roomIdOf } from "./bigrooms/route.ts";
 import { browserCors } from "./cors/cors.ts";
 import type { AppEnv } from "./env.ts";
 import { healthRoutes } from "./health/routes.ts";
@@ -60,12 +61,18 @@ export function createApp() {
     const req = new Request(url, c.req.raw);
     // Before anything else: a client copy of an internal header must never reach an object.
     stripInternalHeaders(req.headers);
-    // Big rooms (ROOM_SHARDED) are served by shards and a coordinator; see bigrooms/route.ts.
+    // Big rooms (ROOM_SHARDED, or grown past ROOM_SHARD_AT) are served by shards and a coordinator; see bigrooms/route.ts.
     const bigRoom = bigRoomOf(url, edgeSettings(c.env));
     if (bigRoom) return bigRoomRequest(req, c.env, bigRoom);
     const guard = (r: Request, lobby: { name: string }) => guardPartyRequest(r, c.env, party, lobby.name);
-    const res = await routePartykitRequest(req, c.env, { prefix: "parties", onBeforeConnect: guard, onBeforeRequest: guard });
+    const res = await routePartykitRequest(req.clone(), c.env, { prefix: "parties", onBeforeConnect: guard, onBeforeRequest: guard });
     if (!res) return errorResponse(404, "not_found", "use /parties/room/<roomId> or /parties/inbox/<userId>");
+    const grown = isRoomMoved(res) ? roomIdOf(url) : null;
+    if (grown) {
+      // The room grew big (bigrooms/grown.ts): this request, and later ones through this isolate, go to its shards.
+      rememberGrown(grown);
+      return bigRoomRequest(req, c.env, grown);
+    }
     const protocol = res.status === 101 && res.webSocket ? answerSubprotocol(req) : null;
     if (!protocol) return res;
     const headers = new Headers(res.headers);

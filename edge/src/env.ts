@@ -86,6 +86,7 @@ export interface Env {
   ROOM_OUTBOX_FLUSH_MS?: string;
   // big rooms
   ROOM_SHARDED?: string;
+  ROOM_SHARD_AT?: string;
   ROOM_SHARDS?: string;
   ROOM_SHARD_MAX_CONNECTIONS?: string;
   ROOM_RELAY_FANOUT?: string;

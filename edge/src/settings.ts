@@ -74,6 +74,7 @@ export const EDGE_SETTINGS = {
   roomOutboxFlushMs: int("ROOM_OUTBOX_FLUSH_MS", 200, "how long a room's new chat/presence events wait so they leave in one batch, ms", { min: 0, max: 10_000 }),
 
   // ---- big rooms (one room over many objects; see edge/src/bigrooms) --------------------------------------
+  roomShardAt: int("ROOM_SHARD_AT", 2000, "a room not named in ROOM_SHARDED becomes a big room once it holds this many open connections: its history moves to a coordinator and its clients are told to reconnect, landing on shards (0: never; past ROOM_MAX_CONNECTIONS: never)", { min: 0 }),
   roomSharded: list("ROOM_SHARDED", [], "room ids served as big rooms (shards + coordinator): exact ids or prefixes ending in `*`, comma-separated (unset: none)", undefined, { defaultText: "unset" }),
   roomShards: int("ROOM_SHARDS", 8, "shard objects per big room; clients are placed by a hash of their user id", { min: 1, max: 4096 }),
   roomShardMaxConnections: int("ROOM_SHARD_MAX_CONNECTIONS", 1000, "open sockets per shard; a full shard sends the client on to the next one", { min: 1, max: 32_000 }),

@@ -68,6 +68,8 @@ export interface RoomClientEvents extends Record<string, unknown> {
   /** one new message as it arrived live (not for replays); `own` when this client sent it */
   message: { message: ChatMessage; own: boolean };
   presence: ReadonlyMap<string, PresenceEntry>;
+  /** big rooms: the presence summary (counts, featured users, recent chatters), at most once a second */
+  summary: ServerFrameOf<"summary">;
   reactions: { counts: Record<string, number>; at: number };
   comment: ServerFrameOf<"comment">;
   deleted: ServerFrameOf<"deleted">;
@@ -114,6 +116,8 @@ export class RoomClient extends Emitter<RoomClientEvents> {
   private _me: ServerFrameOf<"welcome">["user"] | null = null;
   private _connectionId: string | null = null;
   private _presenceTotal = 0;
+  private _mode: "small" | "big" = "small";
+  private _summary: ServerFrameOf<"summary"> | null = null;
   private welcomed = false;
 
   constructor(opts: RoomClientOptions) {
@@ -140,9 +144,20 @@ export class RoomClient extends Emitter<RoomClientEvents> {
   get messages(): readonly ChatMessage[] {
     return this.ordered;
   }
-  /** users present, by user id, with their connection (tab) count and state */
+  /**
+   * Users present, by user id, with their connection (tab) count and state. In a big room (`mode` "big") only
+   * the featured ones (broadcasters, moderators); `presenceCount` and `summary` have the counts.
+   */
   get presence(): ReadonlyMap<string, PresenceEntry> {
     return this.people;
+  }
+  /** "small": one object, full presence list; "big": a room over many objects, presence by counts (a room can grow from small to big) */
+  get mode(): "small" | "big" {
+    return this._mode;
+  }
+  /** big rooms: the latest presence summary */
+  get summary(): ServerFrameOf<"summary"> | null {
+    return this._summary;
   }
   /** how many users are present (the welcome's total, kept current by join/leave) */
   get presenceCount(): number {
@@ -492,6 +507,13 @@ export class RoomClient extends Emitter<RoomClientEvents> {
         }
         return this.emit("error", { code: frame.code, message: frame.message, fatal: false, ...(frame.ref ? { ref: frame.ref } : {}) });
       }
+      case "summary":
+        this._summary = frame;
+        this.people.clear();
+        for (const p of frame.featured) this.people.set(p.userId, p);
+        this._presenceTotal = frame.users;
+        this.emit("summary", frame);
+        return this.emit("presence", this.people);
       case "pong":
         return;
     }
@@ -507,6 +529,9 @@ export class RoomClient extends Emitter<RoomClientEvents> {
     this.people.clear();
     for (const p of w.presence) this.people.set(p.userId, p);
     this._presenceTotal = w.presenceTotal;
+    // A small room that grew big closed this socket with 4010; the reconnect landed on a shard and says so here.
+    this._mode = w.mode ?? "small";
+    this._summary = w.summary ? { type: "summary", ...w.summary } : null;
     const streamBefore = this._room.stream;
     this._room = w.room;
     this.setState({ state: "open" });

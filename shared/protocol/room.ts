@@ -33,6 +33,8 @@ export const ROOM_CLOSE = {
   kicked: 4001,
   /** banned by a moderator (reconnects are refused with 403 `banned`) */
   banned: 4003,
+  /** the room grew past one object: reconnect now with `?since=` (the same URL lands on its shards) */
+  moved: 4010,
 } as const;
 
 // ---------------------------------------------------------------------------------------------------------

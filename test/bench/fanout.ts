@@ -262,6 +262,8 @@ function benchVars(extra: Record<string, string> = {}): Record<string, string> {
     ROOM_RATE_PER_S: "1000000",
     ROOM_RATE_BURST: "1000000",
     ROOM_MAX_CONNECTIONS: String(Math.max(CLIENTS, IDLE_TARGET) + 100),
+    // One object is what this bench measures: the room must not grow into a big room past ROOM_SHARD_AT.
+    ROOM_SHARD_AT: "0",
     BRIDGE_URL: bridgeSinkUrl,
     ...extra,
   };

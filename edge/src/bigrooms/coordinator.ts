@@ -23,6 +23,7 @@ import { nextRoomInfo } from "../../../shared/protocol/stream-state.ts";
 import { RoomStore } from "../rooms/room-store.ts";
 import { type EdgeSettings, edgeSettings } from "../settings.ts";
 import { DownlinkCoalescer } from "./downlink.ts";
+import type { HandoverPart } from "./handover.ts";
 import { historyResponse } from "./history.ts";
 import { type Chatter, type DownControl, noteChatter, parseUp, type PresenceReport, sumReports, summaryOf, type UpItem } from "./links.ts";
 import { parsePartName } from "./placement.ts";
@@ -130,6 +131,32 @@ export class RoomCoordinator extends DurableObject<Env> implements OutboxView {
       // Ids are contiguous (never reused; only pruning removes the oldest), so a full count means nothing is missing.
       return { messages, complete: messages.length === wanted };
     });
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // RPC from the small room this room grew from (handover.ts)
+
+  /** Takes over one part of a small room's state: messages with their ids, bans, room info, applied event ids. */
+  async adopt(part: HandoverPart): Promise<{ lastId: number }> {
+    this.meter.events++;
+    this.ctx.storage.transactionSync(() => {
+      this.store.adoptMessages(part.messages);
+      for (const ban of part.bans ?? []) this.store.ban(ban);
+      if (part.info) this.store.setInfo(part.info);
+      if (part.applied) this.ledger.adopt(part.applied);
+    });
+    this.lastId = Math.max(this.lastId, part.messages.at(-1)?.id ?? 0);
+    return { lastId: this.lastId };
+  }
+
+  /** Chat and moderation the small room held while it handed over (and any that reached it after): applied in order. */
+  async submit(items: UpItem[]): Promise<void> {
+    this.meter.time(true, () => this.ctx.storage.transactionSync(() => items.forEach((item) => this.apply(item))));
+  }
+
+  /** Users present across the shards (the Streams API's viewer count). */
+  async presenceCount(): Promise<number> {
+    return this.summary().users;
   }
 
   async stats(): Promise<ObjectStats> {

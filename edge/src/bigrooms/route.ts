@@ -11,14 +11,28 @@ import type { AppEnv, Env } from "../env.ts";
 import { requireInternalToken } from "../internal/auth.ts";
 import { checkRoomId } from "../../../shared/names.ts";
 import { type EdgeSettings, edgeSettings } from "../settings.ts";
+import { knownGrown, rememberGrown } from "./grown.ts";
 import { connectionIdFor, isBigRoom, relayName, shardName, shardOrder } from "./placement.ts";
 import type { ObjectStats } from "./stats.ts";
 
-/** The room id of a `/parties/room/<roomId>...` URL when that room is a big room, else null. */
-export function bigRoomOf(url: URL, settings: EdgeSettings): string | null {
+/** The room id of a `/parties/room/<roomId>...` URL, else null. */
+export function roomIdOf(url: URL): string | null {
   const [, parties, party, name] = url.pathname.split("/");
-  if (parties !== "parties" || party !== "room" || !name) return null;
-  return isBigRoom(name, settings.roomSharded) ? name : null;
+  return parties === "parties" && party === "room" && name ? name : null;
+}
+
+/** The room id of a `/parties/room/<roomId>...` URL when that room is known to be big (by setting, or grown), else null. */
+export function bigRoomOf(url: URL, settings: EdgeSettings): string | null {
+  const name = roomIdOf(url);
+  return name && (isBigRoom(name, settings.roomSharded) || knownGrown(name)) ? name : null;
+}
+
+/** Whether a room is big: named in ROOM_SHARDED, or grown past ROOM_SHARD_AT (its Room is asked unless this isolate knows). */
+export async function isBigRoomNow(env: Env, roomId: string): Promise<boolean> {
+  if (isBigRoom(roomId, edgeSettings(env).roomSharded) || knownGrown(roomId)) return true;
+  if (!(await env.Room.getByName(roomId).isGrown())) return false;
+  rememberGrown(roomId);
+  return true;
 }
 
 /** Serves one client request for big room `roomId` (the URL already normalized by the caller). */
@@ -81,7 +95,7 @@ bigRoomRoutes.get("/internal/bigrooms/:roomId/stats", async (c) => {
   const roomId = c.req.param("roomId");
   const check = checkRoomId(roomId);
   if (!check.ok) return errorResponse(400, "invalid_room_id", check.reason);
-  if (!isBigRoom(roomId, edgeSettings(c.env).roomSharded)) return errorResponse(404, "not_a_big_room", `room '${roomId}' is not in ROOM_SHARDED`);
+  if (!(await isBigRoomNow(c.env, roomId))) return errorResponse(404, "not_a_big_room", `room '${roomId}' is neither in ROOM_SHARDED nor grown past ROOM_SHARD_AT`);
   return c.json({ roomId, objects: await Promise.all(parts(c.env, roomId).map((p) => p.stats())) });
 });
 
@@ -89,7 +103,7 @@ bigRoomRoutes.post("/internal/bigrooms/:roomId/stats/reset", async (c) => {
   const roomId = c.req.param("roomId");
   const check = checkRoomId(roomId);
   if (!check.ok) return errorResponse(400, "invalid_room_id", check.reason);
-  if (!isBigRoom(roomId, edgeSettings(c.env).roomSharded)) return errorResponse(404, "not_a_big_room", `room '${roomId}' is not in ROOM_SHARDED`);
+  if (!(await isBigRoomNow(c.env, roomId))) return errorResponse(404, "not_a_big_room", `room '${roomId}' is neither in ROOM_SHARDED nor grown past ROOM_SHARD_AT`);
   await Promise.all(parts(c.env, roomId).map((p) => p.resetStats()));
   return c.json({ reset: true });
 });
@@ -100,7 +114,7 @@ export interface RoomEventTarget {
   applyEvents(events: Envelope[]): Promise<EventApplyOutcome[]>;
 }
 
-/** Where a room's system events go: a big room's coordinator, or the small room itself. */
+/** Where a room's system events go: a big room's coordinator, or the small room itself (which passes them on once grown). */
 export function roomEventTarget(env: Env, roomId: string): RoomEventTarget {
-  return isBigRoom(roomId, edgeSettings(env).roomSharded) ? env.RoomCoordinator.getByName(roomId) : env.Room.getByName(roomId);
+  return isBigRoom(roomId, edgeSettings(env).roomSharded) || knownGrown(roomId) ? env.RoomCoordinator.getByName(roomId) : env.Room.getByName(roomId);
 }

@@ -33,6 +33,7 @@ import { type DownControl, emptyByRole, isFeatured, type PresenceReport, summary
 import { parentOf, parsePartName, relayName, shardName, shardOfConnection } from "./placement.ts";
 import { MessageRing } from "./ring.ts";
 import { LoadMeter, type ObjectStats } from "./stats.ts";
+import { upItemOf } from "./handover.ts";
 import { Uplink } from "./uplink.ts";
 
 const OPEN = 1;
@@ -287,7 +288,7 @@ export class RoomShard extends Server<Env> {
         return this.sendTo(conn, { type: "pong", ...(frame.id !== undefined ? { id: frame.id } : {}), at: Date.now() });
       case "send":
         if (role === "viewer") return this.sendError(conn, "forbidden", "viewers may not chat", frame.type);
-        return this.up({ t: "send", userId, ...(name !== undefined ? { name } : {}), text: frame.text, ...(frame.clientId !== undefined ? { clientId: frame.clientId } : {}) });
+        return this.up(upItemOf(cs, conn.id, frame));
       case "comment":
         if (role === "viewer") return this.sendError(conn, "forbidden", "viewers may not comment", frame.type);
         return this.up({ t: "comment", userId, ...(name !== undefined ? { name } : {}), text: frame.text });
@@ -302,9 +303,7 @@ export class RoomShard extends Server<Env> {
       case "ban":
       case "unban":
         if (role !== "moderator") return this.sendError(conn, "forbidden", `only moderators may ${frame.type}`, frame.type);
-        if (frame.type === "delete") return this.up({ t: "delete", by: userId, connId: conn.id, messageId: frame.messageId });
-        if (frame.type === "unban") return this.up({ t: "unban", by: userId, connId: conn.id, userId: frame.userId });
-        return this.up({ t: frame.type, by: userId, connId: conn.id, userId: frame.userId, ...(frame.reason !== undefined ? { reason: frame.reason } : {}) });
+        return this.up(upItemOf(cs, conn.id, frame));
     }
   }
 

@@ -126,6 +126,20 @@ export class AppliedLedger {
     if (Math.floor(before / PRUNE_EVERY) !== Math.floor(this.claims / PRUNE_EVERY)) this.prune(now);
   }
 
+  /** The newest recorded ids (a room that grows big hands them to its coordinator, so a retried event stays applied once). */
+  recent(limit: number): { id: string; at: number }[] {
+    return this.storage.sql.exec<{ id: string; at: number }>("SELECT id, at FROM applied_events ORDER BY at DESC LIMIT ?", limit).toArray();
+  }
+
+  /** Records ids applied elsewhere (see recent()); ids already recorded stay as they are. */
+  adopt(rows: readonly { id: string; at: number }[]): void {
+    if (rows.length === 0) return;
+    this.storage.sql.exec(
+      "INSERT INTO applied_events (id, at) SELECT json_extract(value, '$.id'), json_extract(value, '$.at') FROM json_each(?) WHERE true ON CONFLICT (id) DO NOTHING",
+      JSON.stringify(rows),
+    );
+  }
+
   prune(now = Date.now()): void {
     this.storage.sql.exec(
       "DELETE FROM applied_events WHERE id IN (SELECT id FROM applied_events WHERE at < ? ORDER BY at LIMIT ?)",

@@ -55,6 +55,27 @@ export class RoomStore {
     this.sql.exec("DELETE FROM messages WHERE id <= ?", newestId - historyMax);
   }
 
+  /** Up to `limit` messages with id > `after`, oldest first (handing the history over, page by page). */
+  from(after: number, limit: number): ChatMessage[] {
+    return this.sql.exec<MessageRow>("SELECT * FROM messages WHERE id > ? ORDER BY id LIMIT ?", after, limit).toArray().map(toMessage);
+  }
+
+  /**
+   * Stores messages as they are, ids kept (a history handed over by the small room this room grew from).
+   * A message already here is replaced. Ids continue after the highest one (AUTOINCREMENT follows explicit ids).
+   */
+  adoptMessages(messages: readonly ChatMessage[]): void {
+    if (messages.length === 0) return;
+    this.sql.exec(
+      `INSERT INTO messages (id, user_id, name, text, at, deleted)
+       SELECT json_extract(value, '$.id'), json_extract(value, '$.userId'), json_extract(value, '$.name'), json_extract(value, '$.text'),
+              json_extract(value, '$.at'), CASE WHEN json_extract(value, '$.deleted') THEN 1 ELSE 0 END
+       FROM json_each(?) WHERE true
+       ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, name = excluded.name, text = excluded.text, at = excluded.at, deleted = excluded.deleted`,
+      JSON.stringify(messages),
+    );
+  }
+
   /** The last `n` messages, oldest first. */
   latest(n: number): ChatMessage[] {
     return this.sql.exec<MessageRow>("SELECT * FROM messages ORDER BY id DESC LIMIT ?", n).toArray().reverse().map(toMessage);
@@ -102,6 +123,14 @@ export class RoomStore {
     return this.sql.exec("DELETE FROM bans WHERE user_id = ?", userId).rowsWritten > 0;
   }
 
+  /** Every ban (handed over when the room grows big). */
+  bans(): Ban[] {
+    return this.sql
+      .exec<{ user_id: string; by: string; reason: string | null; at: number }>("SELECT user_id, by, reason, at FROM bans")
+      .toArray()
+      .map((r) => ({ userId: r.user_id, by: r.by, at: r.at, ...(r.reason !== null ? { reason: r.reason } : {}) }));
+  }
+
   isBanned(userId: string): boolean {
     return this.sql.exec("SELECT 1 FROM bans WHERE user_id = ?", userId).toArray().length > 0;
   }
@@ -113,5 +142,14 @@ export class RoomStore {
 
   setInfo(info: RoomInfo): void {
     this.sql.exec("INSERT INTO room_meta (key, value) VALUES ('info', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", JSON.stringify(info));
+  }
+
+  /** Whether this (small) room has grown into a big room: its chat lives in a coordinator now. Never undone. */
+  grown(): boolean {
+    return this.sql.exec("SELECT 1 FROM room_meta WHERE key = 'grown'").toArray().length > 0;
+  }
+
+  setGrown(at: number): void {
+    this.sql.exec("INSERT INTO room_meta (key, value) VALUES ('grown', ?) ON CONFLICT (key) DO NOTHING", String(at));
   }
 }

@@ -21,7 +21,7 @@ import { userFromRequest, type VerifiedUser } from "../auth/claims.ts";
 import { errorResponse } from "../auth/errors.ts";
 import { AppliedLedger, claimedId, errorText, type EventApplyOutcome } from "../ledger/applied-ledger.ts";
 import type { Env } from "../env.ts";
-import { type DeadLetter, type Outbox, type OutboxStatus, type OutboxView, outboxRow } from "../outbox/outbox.ts";
+import { type DeadLetter, type Outbox, type OutboxRow, type OutboxStatus, type OutboxView, outboxRow } from "../outbox/outbox.ts";
 import { carriedOutbox } from "../outbox/carrier.ts";
 import { type EdgeSettings, edgeSettings } from "../settings.ts";
 import { FrameCoalescer } from "./coalescer.ts";
@@ -34,6 +34,8 @@ import { adoptLegacyPending } from "./legacy-pending.ts";
 import { RoomStore } from "./room-store.ts";
 import { ownsStreamFrom, withStreamOwner } from "../streams/room-owner.ts";
 import { isApiStreamUrlEvent, sendPerViewer, viewerPlaybackFrom, viewerRoomInfo, withViewerPlayback, type WithPlayback } from "../streams/room-playback.ts";
+import { GROW_RETRY_MS, handoverParts, type HeldFrame, isHeldFrame, upItemOf } from "../bigrooms/handover.ts";
+import { roomMovedResponse } from "../bigrooms/grown.ts";
 
 const OPEN = 1; // WebSocket.READY_STATE_OPEN
 /** Page size bounds for GET .../history. */
@@ -60,6 +62,16 @@ export class Room extends Server<Env> implements OutboxView {
    * (10k connections would make that O(n^2)). Recounted exactly when it reaches the limit, and after a wake.
    */
   private openCount: number | null = null;
+  /** whether this room has grown into a big room (stored; read once per life of the object) */
+  private grownCache: boolean | null = null;
+  /** while growing (bigrooms/handover.ts): chat and moderation held for the coordinator, in arrival order */
+  private held: { conn: RoomConnection; cs: ConnState; frame: HeldFrame }[] | null = null;
+  /** the handover in progress; its end (grown or not) is what system events wait for */
+  private growing: Promise<void> | null = null;
+  private growFailedAt = 0;
+  /** set once the move is done (the sockets were told to go); a frame held after it is forwarded at once */
+  private moved = false;
+  private forwarding: Promise<void> | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -83,6 +95,8 @@ export class Room extends Server<Env> implements OutboxView {
     const user = userFromRequest(request);
     // Only the front Worker sets the verified header; a request without it did not pass auth.
     if (!user) return errorResponse(401, "unauthenticated", "request did not come through the authenticating front Worker");
+    // A room that grew big is served by its shards and coordinator; the front Worker routes there on this answer.
+    if (this.grown()) return roomMovedResponse();
     if (this.store.isBanned(user.userId)) return errorResponse(403, "banned", "you are banned from this room");
     if (request.headers.get("upgrade")?.toLowerCase() === "websocket") {
       if (this.roomIsFull()) return errorResponse(503, "room_full", `room has reached its limit of ${this.settings.roomMaxConnections} connections`, { "retry-after": "5" });
@@ -187,13 +201,15 @@ export class Room extends Server<Env> implements OutboxView {
 
     this.coalescer.push(connections === 1 ? { type: "join", user: entry } : { type: "update", user: entry });
     if (connections === 1) this.forwardPresence(entry, "join");
+    if (this.shouldGrow()) this.growing = this.grow().finally(() => (this.growing = null));
   }
 
   override onClose(conn: RoomConnection): void {
     this.buckets.delete(conn.id);
     if (this.openCount !== null) this.openCount = Math.max(0, this.openCount - 1);
     const cs = conn.state as ConnState | null;
-    if (!cs) return;
+    // A grown room's sockets close because everyone moves to the shards: their leaves were recorded at the move.
+    if (!cs || this.grown()) return;
     const presence = this.presenceMap();
     const remaining = this.openConnectionsOf(cs.user.userId, conn);
     if (remaining.length === 0) {
@@ -270,6 +286,7 @@ export class Room extends Server<Env> implements OutboxView {
         return this.sendTo(conn, { type: "pong", ...(frame.id !== undefined ? { id: frame.id } : {}), at: Date.now() });
       case "send": {
         if (role === "viewer") return this.sendError(conn, "forbidden", "viewers may not chat", frame.type);
+        if (this.held) return this.hold(conn, cs, frame);
         // The message and its chat.message event for the media side are stored in one transaction.
         const message = this.ctx.storage.transactionSync(() => {
           const message = this.store.append(cs.user.userId, cs.user.name, frame.text, Date.now(), this.settings.roomHistoryMax);
@@ -302,6 +319,7 @@ export class Room extends Server<Env> implements OutboxView {
       case "ban":
       case "unban":
         if (role !== "moderator" && !cs.moderates) return this.sendError(conn, "forbidden", `only moderators (and the stream's owner) may ${frame.type}`, frame.type);
+        if (this.held) return this.hold(conn, cs, frame);
         return this.moderate(conn, cs, frame);
     }
   }
@@ -360,7 +378,13 @@ export class Room extends Server<Env> implements OutboxView {
 
   /** Users present now (the Streams API shows it as a stream's viewer count). */
   async presenceCount(): Promise<number> {
+    if (this.grown()) return this.coordinator().presenceCount();
     return this.presenceMap().size;
+  }
+
+  /** Whether this room has grown into a big room (the internal stats route asks). */
+  async isGrown(): Promise<boolean> {
+    return this.grown();
   }
 
   /** Applies a `stream.*` / `media.*` event once: a repeated event id changes nothing and is not re-broadcast. */
@@ -377,6 +401,9 @@ export class Room extends Server<Env> implements OutboxView {
    * after the commit, in input order.
    */
   async applyEvents(events: Envelope[]): Promise<EventApplyOutcome[]> {
+    // While the room hands over its state, the room info must not change under it; once grown, the coordinator applies.
+    if (this.growing) await this.growing;
+    if (this.grown()) return this.coordinator().applyEvents(events);
     // Checked again on this side of the RPC: the schema is the contract, not the caller.
     const checked = events.map((event, index): EventApplyOutcome | { id: string; event: RoomEvent } => {
       const parsed = parseEvent(event);
@@ -420,6 +447,87 @@ export class Room extends Server<Env> implements OutboxView {
   }
 
   // ---------------------------------------------------------------------------------------------------
+  // Growing into a big room (bigrooms/handover.ts says why in this order)
+
+  private grown(): boolean {
+    this.grownCache ??= this.store.grown();
+    return this.grownCache;
+  }
+
+  private coordinator() {
+    return this.env.RoomCoordinator.getByName(this.name);
+  }
+
+  private shouldGrow(): boolean {
+    const at = this.settings.roomShardAt;
+    return at > 0 && !this.growing && (this.openCount ?? 0) >= at && !this.grown() && Date.now() - this.growFailedAt >= GROW_RETRY_MS;
+  }
+
+  private async grow(): Promise<void> {
+    const held: NonNullable<Room["held"]> = (this.held = []);
+    const coordinator = this.coordinator();
+    try {
+      for (const part of handoverParts(this.store, this.ledger, this.name)) await coordinator.adopt(part);
+    } catch (error) {
+      console.error(`room ${this.name}: could not hand over to a coordinator; staying one object for now: ${errorText(error)}`);
+      this.growFailedAt = Date.now();
+      this.held = null;
+      for (const h of held) this.handle(h.conn, h.cs, h.frame);
+      return;
+    }
+    this.store.setGrown(Date.now());
+    this.grownCache = true;
+    await this.forwardHeld();
+    // Synchronous from here to the last close: nothing held can slip in between.
+    this.coalescer.flush();
+    const presence = this.presenceMap();
+    // Everyone leaves the small room (one outbox write for all); the big room reports counts, not users.
+    this.outbox.add([...presence.values()].flatMap(({ entry }) => this.presenceRow({ ...entry, connections: 0 }, "leave")));
+    presence.clear();
+    for (const ws of this.ctx.getWebSockets()) {
+      try {
+        ws.close(ROOM_CLOSE.moved, "the room moved; reconnect");
+      } catch {
+        // already closing
+      }
+    }
+    this.moved = true;
+  }
+
+  private hold(conn: RoomConnection, cs: ConnState, frame: HeldFrame): void {
+    this.held!.push({ conn, cs, frame });
+    // After the move (a frame that crossed the close on the wire): straight on to the coordinator.
+    if (this.moved) this.kickForward();
+  }
+
+  private kickForward(): void {
+    if (this.forwarding) return;
+    this.forwarding = this.forwardHeld().finally(() => {
+      this.forwarding = null;
+      if (this.held?.length) this.kickForward();
+    });
+  }
+
+  /** Sends what was held to the coordinator, in order, until nothing is left (retrying a failed call). */
+  private async forwardHeld(): Promise<void> {
+    const held = this.held!;
+    for (let failures = 0; held.length > 0; ) {
+      const batch = held.splice(0);
+      try {
+        await this.coordinator().submit(batch.map((h) => upItemOf(h.cs, h.conn.id, h.frame)));
+        failures = 0;
+      } catch (error) {
+        if (++failures > 5) {
+          console.error(`room ${this.name}: ${batch.length} chat/moderation frame(s) held during the move could not reach the coordinator: ${errorText(error)}`);
+          continue;
+        }
+        held.unshift(...batch);
+        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** failures));
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------
   // Helpers
 
   private presenceMap(): Map<string, { entry: PresenceEntry; stateAt: number }> {
@@ -446,13 +554,25 @@ export class Room extends Server<Env> implements OutboxView {
   }
 
   private forwardPresence(entry: PresenceEntry, change: "join" | "leave"): void {
-    this.forward(() =>
-      makeEvent(
-        "presence.update",
-        { roomId: this.name, userId: entry.userId, change, connections: entry.connections, state: entry.state },
-        { source: "edge", subject: `room/${this.name}` },
-      ),
-    );
+    this.outbox.add(this.presenceRow(entry, change));
+  }
+
+  /** The presence.update event for the media side, as an outbox row (none when it cannot be built: logged). */
+  private presenceRow(entry: PresenceEntry, change: "join" | "leave"): OutboxRow[] {
+    try {
+      return [
+        outboxRow(
+          makeEvent(
+            "presence.update",
+            { roomId: this.name, userId: entry.userId, change, connections: entry.connections, state: entry.state },
+            { source: "edge", subject: `room/${this.name}` },
+          ),
+        ),
+      ];
+    } catch (error) {
+      console.error(`room ${this.name}: could not build an event for the media side:`, error);
+      return [];
+    }
   }
 
   /**

@@ -16,6 +16,7 @@ import type { AppEnv, Env } from "../env.ts";
 import { requireInternalToken, timingSafeEqualStrings } from "../internal/auth.ts";
 import { mintPlaybackToken } from "../playback/tokens.ts";
 import { edgeSettings } from "../settings.ts";
+import { isBigRoom } from "../bigrooms/placement.ts";
 import { forgetPlaybackState } from "../playback/access.ts";
 import { createBody, type StreamRecord, tokenBody, updateBody } from "./model.ts";
 import { ownerView, playUrl, publicView } from "./views.ts";
@@ -34,7 +35,8 @@ const ownerIndex = (env: Env, ownerId: string) => env.StreamIndex.getByName(`own
 /** The room's presence count, or null when the room cannot be asked (a stream's page must not fail on it). */
 async function viewersOf(env: Env, roomId: string): Promise<number | null> {
   try {
-    return await env.Room.getByName(roomId).presenceCount();
+    // A big room counts its users at its coordinator (a grown room's Room asks it too).
+    return await (isBigRoom(roomId, edgeSettings(env).roomSharded) ? env.RoomCoordinator.getByName(roomId) : env.Room.getByName(roomId)).presenceCount();
   } catch (error) {
     console.error(`streams: presence count of room ${roomId} unavailable:`, error);
     return null;
