@@ -16,7 +16,7 @@ import { errorResponse } from "../auth/errors.ts";
 import type { Env } from "../env.ts";
 import { AppliedLedger, claimedId, errorText, type EventApplyOutcome } from "../ledger/applied-ledger.ts";
 import { carriedOutbox } from "../outbox/carrier.ts";
-import { type DeadLetter, type Outbox, type OutboxStatus, type OutboxView, outboxRow } from "../outbox/outbox.ts";
+import { type DeadLetter, type Outbox, type OutboxStatus, type OutboxView, madeEventRow } from "../outbox/outbox.ts";
 import { MAX_EMOJI_PER_WINDOW } from "../rooms/reactions.ts";
 import { isRoomEvent, type RoomEvent } from "../rooms/room-events.ts";
 import { nextRoomInfo } from "../../../shared/protocol/stream-state.ts";
@@ -344,7 +344,7 @@ export class RoomCoordinator extends DurableObject<Env> implements OutboxView {
   private forward(build: () => Envelope): void {
     let row;
     try {
-      row = outboxRow(build());
+      row = madeEventRow(build());
     } catch (error) {
       console.error(`big room ${this.roomId}: could not build an event for the media side:`, error);
       return;

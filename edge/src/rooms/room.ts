@@ -21,7 +21,7 @@ import { userFromRequest, type VerifiedUser } from "../auth/claims.ts";
 import { errorResponse } from "../auth/errors.ts";
 import { AppliedLedger, claimedId, errorText, type EventApplyOutcome } from "../ledger/applied-ledger.ts";
 import type { Env } from "../env.ts";
-import { type DeadLetter, type Outbox, type OutboxRow, type OutboxStatus, type OutboxView, outboxRow } from "../outbox/outbox.ts";
+import { type DeadLetter, type Outbox, type OutboxRow, type OutboxStatus, type OutboxView, madeEventRow } from "../outbox/outbox.ts";
 import { carriedOutbox } from "../outbox/carrier.ts";
 import { type EdgeSettings, edgeSettings } from "../settings.ts";
 import { FrameCoalescer } from "./coalescer.ts";
@@ -561,7 +561,7 @@ export class Room extends Server<Env> implements OutboxView {
   private presenceRow(entry: PresenceEntry, change: "join" | "leave"): OutboxRow[] {
     try {
       return [
-        outboxRow(
+        madeEventRow(
           makeEvent(
             "presence.update",
             { roomId: this.name, userId: entry.userId, change, connections: entry.connections, state: entry.state },
@@ -583,7 +583,7 @@ export class Room extends Server<Env> implements OutboxView {
   private forward(build: () => Envelope): void {
     let row;
     try {
-      row = outboxRow(build());
+      row = madeEventRow(build());
     } catch (error) {
       console.error(`room ${this.name}: could not build an event for the media side:`, error);
       return;
