@@ -24,7 +24,9 @@ import { joinFlush } from "../rooms/coalescer.ts";
 import { type ConnState, connStateFor, entryFor, stateBytes, userTag } from "../rooms/presence.ts";
 import { newBucket, type TokenBucket } from "../rooms/rate-limit.ts";
 import { MAX_EMOJI_PER_WINDOW } from "../rooms/reactions.ts";
-import { isRoomEvent } from "../rooms/room-events.ts";
+import { isRoomEvent, type RoomEvent } from "../rooms/room-events.ts";
+import { ownsStreamFrom, withStreamOwner } from "../streams/room-owner.ts";
+import { isApiStreamUrlEvent, sendPerViewer, viewerPlaybackFrom, viewerRoomInfo, withViewerPlayback, type WithPlayback } from "../streams/room-playback.ts";
 import { nextRoomInfo } from "../../../shared/protocol/stream-state.ts";
 import { type EdgeSettings, edgeSettings } from "../settings.ts";
 import { checkClientFrame, type FrameLimits } from "./client-frames.ts";
@@ -173,7 +175,10 @@ export class RoomShard extends Server<Env> {
         console.warn(`shard ${this.name}: resume gap not fetched: ${errorText(error)}`);
       }
     }
-    return super.fetch(request);
+    // As a small room does: a stream made through the Streams API is played through /play (a token per viewer
+    // when signed), and its owner moderates the room (bigrooms share streams/room-*.ts with small rooms).
+    const info = this.info ?? { roomId: this.part.roomId };
+    return super.fetch(await withStreamOwner(this.env, await withViewerPlayback(this.env, request, info, user), this.part.roomId, info, user));
   }
 
   override getConnectionTags(_conn: Connection, ctx: ConnectionContext): string[] {
@@ -200,7 +205,8 @@ export class RoomShard extends Server<Env> {
     const users = this.userMap();
     const existing = users.get(user.userId);
     const now = Date.now();
-    const cs = connStateFor(user, existing?.cs.state ?? {}, existing?.cs.stateAt ?? now);
+    const playback = viewerPlaybackFrom(ctx.request);
+    const cs: WithPlayback<ConnState> = { ...connStateFor(user, existing?.cs.state ?? {}, existing?.cs.stateAt ?? now), ...(playback ? { playback } : {}), ...(ownsStreamFrom(ctx.request) ? { moderates: true } : {}) };
     conn.setState(cs);
     this.buckets.set(conn.id, newBucket(this.settings.roomRateBurst, now));
     users.set(user.userId, { cs, conns: (existing?.conns ?? 0) + 1 });
@@ -233,7 +239,7 @@ export class RoomShard extends Server<Env> {
       presenceTotal: Math.max(summary.users, users.size),
       summary,
       messages,
-      room: this.info ?? { roomId: this.part.roomId },
+      room: viewerRoomInfo(this.env, this.info ?? { roomId: this.part.roomId }, playback),
       ...(since !== undefined ? { resume: { since, complete } } : {}),
     });
   }
@@ -302,7 +308,7 @@ export class RoomShard extends Server<Env> {
       case "kick":
       case "ban":
       case "unban":
-        if (role !== "moderator") return this.sendError(conn, "forbidden", `only moderators may ${frame.type}`, frame.type);
+        if (role !== "moderator" && !cs.moderates) return this.sendError(conn, "forbidden", `only moderators (and the stream's owner) may ${frame.type}`, frame.type);
         return this.up(upItemOf(cs, conn.id, frame));
     }
   }
@@ -417,6 +423,7 @@ export class RoomShard extends Server<Env> {
     }
     let repeat = false;
     const kicked: { userId: string; code: number; reason: string }[] = [];
+    const perViewer: RoomEvent[] = [];
     const kept = frames.filter((f) => {
       switch (f.type) {
         case "message":
@@ -433,7 +440,10 @@ export class RoomShard extends Server<Env> {
           return true;
         case "event":
           if (this.info && isRoomEvent(f.event as never)) this.info = nextRoomInfo(this.info, f.event as never);
-          return true;
+          // An API stream's URLs differ per viewer: sent to each socket below, never as they came.
+          if (!isApiStreamUrlEvent(f.event as never)) return true;
+          perViewer.push(f.event as RoomEvent);
+          return false;
         case "summary":
           this.summary = { ...f };
           delete (this.summary as { type?: string }).type;
@@ -442,7 +452,11 @@ export class RoomShard extends Server<Env> {
           return true;
       }
     });
-    if (kept.length > 0) this.sendToAll(repeat ? joinFlush(kept.map((f) => JSON.stringify(f))) : text);
+    if (kept.length > 0) this.sendToAll(repeat || perViewer.length > 0 ? joinFlush(kept.map((f) => JSON.stringify(f))) : text);
+    if (perViewer.length > 0) {
+      const connections = this.getConnections<WithPlayback<ConnState>>();
+      void sendPerViewer<ConnState>(this.env, perViewer, connections).catch((error: unknown) => console.error(`shard ${this.name}: stream event not sent:`, error));
+    }
     if (firstNew) this.saveDelivered(this.ring.lastId);
     // After the frame that says why: their sockets close.
     for (const k of kicked) for (const c of this.getConnections(userTag(k.userId))) c.close(k.code, k.reason);
