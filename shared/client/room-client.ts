@@ -514,6 +514,9 @@ export class RoomClient extends Emitter<RoomClientEvents> {
         this._presenceTotal = frame.users;
         this.emit("summary", frame);
         return this.emit("presence", this.people);
+      case "moved":
+        // The room grew big (its close, 4010, may come late): reconnect now; the same URL lands on a shard.
+        return this.reconnect();
       case "pong":
         return;
     }
@@ -529,7 +532,7 @@ export class RoomClient extends Emitter<RoomClientEvents> {
     this.people.clear();
     for (const p of w.presence) this.people.set(p.userId, p);
     this._presenceTotal = w.presenceTotal;
-    // A small room that grew big closed this socket with 4010; the reconnect landed on a shard and says so here.
+    // A small room that grew big sent `moved`; the reconnect landed on a shard and says so here.
     this._mode = w.mode ?? "small";
     this._summary = w.summary ? { type: "summary", ...w.summary } : null;
     const streamBefore = this._room.stream;

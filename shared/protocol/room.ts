@@ -260,6 +260,11 @@ export const errorFrame = z.object({
 export const pongFrame = z.object({ type: z.literal("pong"), id: z.string().optional(), at: z.number().int() });
 /** big rooms only: the presence summary, at most every ROOM_SUMMARY_MS and only when it changed */
 export const summaryFrame = presenceSummary.extend({ type: z.literal("summary") });
+/**
+ * The room grew into a big room: reconnect now, to the same URL with `?since=<last id>` (the socket closes with
+ * 4010 next; some WebSocket stacks deliver that close late, this frame comes first).
+ */
+export const movedFrame = z.object({ type: z.literal("moved") });
 
 const singleServerFrames = [
   welcomeFrame,
@@ -276,6 +281,7 @@ const singleServerFrames = [
   errorFrame,
   pongFrame,
   summaryFrame,
+  movedFrame,
 ] as const;
 export const singleServerFrame = z.discriminatedUnion("type", singleServerFrames);
 export type SingleServerFrame = z.infer<typeof singleServerFrame>;

@@ -484,6 +484,8 @@ export class Room extends Server<Env> implements OutboxView {
     // Everyone leaves the small room (one outbox write for all); the big room reports counts, not users.
     this.outbox.add([...presence.values()].flatMap(({ entry }) => this.presenceRow({ ...entry, connections: 0 }, "leave")));
     presence.clear();
+    // Said in a frame first: some stacks (a proxy in front, some clients) deliver a server's close only later.
+    this.sendToAll(JSON.stringify({ type: "moved" } satisfies SingleServerFrame));
     for (const ws of this.ctx.getWebSockets()) {
       try {
         ws.close(ROOM_CLOSE.moved, "the room moved; reconnect");
