@@ -111,4 +111,28 @@ describe("downlink coalescing", () => {
     expect(sentAt[1]! - t1).toBeGreaterThanOrEqual(79);
     expect(JSON.parse(sent[1]!)).toMatchObject({ type: "reactions", counts: { "👏": 1 } });
   });
+
+  it("sends chat in a quiet moment without waiting for a window, and keeps frames a window apart when it flows", async () => {
+    const sent: string[] = [];
+    const sentAt: number[] = [];
+    const down: DownlinkCoalescer = new DownlinkCoalescer(10, 80, (t) => {
+      sent.push(t);
+      sentAt.push(Date.now());
+      // Right behind the first frame: these wait until a window after it, and leave together.
+      if (sent.length === 1) {
+        down.push({ type: "comment", userId: "u", text: "three", at: 3 });
+        down.push({ type: "comment", userId: "u", text: "four", at: 4 });
+      }
+    });
+    // Two frames of one event leave together, as soon as the event is done.
+    down.push({ type: "comment", userId: "u", text: "one", at: 1 });
+    down.push({ type: "comment", userId: "u", text: "two", at: 2 });
+    expect(sent).toEqual([]);
+    await waitFor("both frames", () => sent.length === 2);
+    expect(sent.map((t) => JSON.parse(t).frames.map((f: { text: string }) => f.text))).toEqual([
+      ["one", "two"],
+      ["three", "four"],
+    ]);
+    expect(sentAt[1]! - sentAt[0]!).toBeGreaterThanOrEqual(9);
+  });
 });

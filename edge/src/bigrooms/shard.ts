@@ -63,6 +63,7 @@ export class RoomShard extends Server<Env> {
   private readonly buckets = new Map<string, TokenBucket>();
   private upItems: UpItem[] = [];
   private upTimer: ReturnType<typeof setTimeout> | null = null;
+  private lastUpAt = Number.NEGATIVE_INFINITY;
   private reactions = new Map<string, number>();
   private reactionTimer: ReturnType<typeof setTimeout> | null = null;
   private reportTimer: ReturnType<typeof setInterval> | null = null;
@@ -313,14 +314,20 @@ export class RoomShard extends Server<Env> {
     }
   }
 
+  /**
+   * Chat and moderation up to the coordinator: right after the current event when the last uplink frame left at
+   * least ROOM_UPLINK_FLUSH_MS ago, else that long after it (frames stay that far apart, as with a waiting window,
+   * but a message in a quiet moment does not wait for one).
+   */
   private up(item: UpItem): void {
     this.upItems.push(item);
-    this.upTimer ??= setTimeout(() => this.meter.time(false, () => this.flushUp()), this.settings.roomUplinkFlushMs);
+    this.upTimer ??= setTimeout(() => this.meter.time(false, () => this.flushUp()), Math.max(0, this.lastUpAt + this.settings.roomUplinkFlushMs - Date.now()));
   }
 
   private flushUp(): void {
     this.upTimer = null;
     if (this.upItems.length === 0) return;
+    this.lastUpAt = Date.now();
     const items = this.upItems;
     this.upItems = [];
     this.uplink?.send(JSON.stringify({ k: "up", items }));
