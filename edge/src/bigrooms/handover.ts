@@ -11,8 +11,9 @@
 //    409 `room_moved`, which the front Worker turns into a request to the room's shards or coordinator.
 // 4. What was held goes to the coordinator, in order; it is stored before any client is sent on, so a client
 //    that resumes finds its own message in its welcome (and does not send it again).
-// 5. Every socket is closed with 4010 (`moved`). A client reconnects to the same URL with `?since=<last id>`; a
-//    shard serves the resume from the messages the coordinator took over: no gap, no repeat.
+// 5. Every socket gets a `moved` frame and is closed with 4010 (a proxy can hold a server's close back until the
+//    client sends; the frame is not held). A client reconnects to the same URL with `?since=<last id>`; a shard
+//    serves the resume from the messages the coordinator took over: no gap, no repeat.
 // If the coordinator cannot be reached in 2, nothing has changed: the held frames are applied in the small
 // room, and it tries again later.
 import type { ChatMessage, ClientFrame, RoomInfo } from "../../../shared/protocol/room.ts";
@@ -52,9 +53,6 @@ export function* handoverParts(store: RoomStore, ledger: AppliedLedger, roomId: 
 
 /** The frames a growing room holds: they change what the coordinator will own (chat, moderation). */
 export type HeldFrame = Extract<ClientFrame, { type: "send" | "delete" | "kick" | "ban" | "unban" }>;
-
-export const isHeldFrame = (frame: ClientFrame): frame is HeldFrame =>
-  frame.type === "send" || frame.type === "delete" || frame.type === "kick" || frame.type === "ban" || frame.type === "unban";
 
 /** A held frame as the coordinator takes it from a shard (the room checked the sender's role already). */
 export function upItemOf(cs: ConnState, connId: string, frame: HeldFrame): UpItem {

@@ -34,7 +34,7 @@ import { adoptLegacyPending } from "./legacy-pending.ts";
 import { RoomStore } from "./room-store.ts";
 import { ownsStreamFrom, withStreamOwner } from "../streams/room-owner.ts";
 import { isApiStreamUrlEvent, sendPerViewer, viewerPlaybackFrom, viewerRoomInfo, withViewerPlayback, type WithPlayback } from "../streams/room-playback.ts";
-import { GROW_RETRY_MS, handoverParts, type HeldFrame, isHeldFrame, upItemOf } from "../bigrooms/handover.ts";
+import { GROW_RETRY_MS, handoverParts, type HeldFrame, upItemOf } from "../bigrooms/handover.ts";
 import { roomMovedResponse } from "../bigrooms/grown.ts";
 
 const OPEN = 1; // WebSocket.READY_STATE_OPEN
