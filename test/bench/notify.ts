@@ -14,7 +14,8 @@
 // The notifications arrive as the bus delivers them: signed batches of 100 to POST /hooks/events, BENCH_BATCH_CONCURRENCY
 // (4) at a time; the emails' notifications one by one through the internal API.
 // Settings (env): BENCH_NOTIFICATIONS (10000), BENCH_USERS (1000), BENCH_CONCURRENCY (64 requests in flight),
-// BENCH_EMAILS (500; 0 skips the email phase), BENCH_TIMEOUT_S (300), BENCH_RUNTIME (miniflare, or wrangler).
+// BENCH_EMAILS (500; 0 skips the email phase), BENCH_TIMEOUT_S (300), BENCH_RUNTIME (miniflare, or wrangler),
+// BENCH_CPU_PROFILE (a file for the Worker's CPU profile of the push phase; Miniflare only).
 import { join } from "node:path";
 import { loadavg } from "node:os";
 import { BATCH_CONTENT_TYPE, batchBody, newBatchId } from "../../shared/batch.ts";
@@ -32,7 +33,8 @@ import { startSmtp } from "../helpers/smtp.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { startMiniflareEdge } from "./lib/miniflare-edge.ts";
 import { cpuSeconds } from "./lib/proc-memory.ts";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { startProfiler, summarize } from "./lib/cpu-profile.ts";
 import { percentile } from "./lib/stats.ts";
 
 const N = Number(process.env.BENCH_NOTIFICATIONS ?? 10_000);
@@ -42,6 +44,8 @@ const BATCH_CONCURRENCY = Number(process.env.BENCH_BATCH_CONCURRENCY ?? 4);
 const EMAILS = Number(process.env.BENCH_EMAILS ?? 500);
 const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_S ?? 300) * 1000;
 const RUNTIME = process.env.BENCH_RUNTIME ?? "miniflare";
+/** a file to write the Worker's CPU profile of the push phase to (Miniflare only); its heaviest functions go to stderr */
+const PROFILE = process.env.BENCH_CPU_PROFILE;
 const log = (m: string) => process.stderr.write(`[bench:notify] ${m}\n`);
 
 /** Runs `work(i)` for i in [0, n) with `limit` in flight. */
@@ -95,7 +99,8 @@ async function main() {
     NOTIFY_EMAIL_DELAY_MS: "0",
     NOTIFY_EMAIL_MIN_INTERVAL_MS: "0",
   };
-  const edge = RUNTIME === "wrangler" ? await startEdge(vars) : await startMiniflareEdge(vars);
+  const inspectorPort = PROFILE ? await freePort() : undefined;
+  const edge = RUNTIME === "wrangler" ? await startEdge(vars) : await startMiniflareEdge(vars, { inspectorPort });
   cleanups.push(() => edge.stop());
 
   const api = async (userId: string, method: string, path: string, body: unknown) => {
@@ -152,6 +157,7 @@ async function main() {
   const started = performance.now() + performance.timeOrigin;
   const cpuBefore = cpuSeconds(ourProcesses());
   const perProcessBefore = new Map(ourProcesses().map((pid) => [pid, cpuSeconds([pid])]));
+  const profiler = inspectorPort !== undefined ? await startProfiler(inspectorPort, "pulsecast-edge") : null;
   const BATCH = 100;
   await pool(Math.ceil(N / BATCH), BATCH_CONCURRENCY, async (b) => {
     const events: Envelope[] = [];
@@ -167,6 +173,11 @@ async function main() {
   const uniqueReceived = () => new Set(ids()).size;
   await waitFor("every push", () => uniqueReceived() >= N, TIMEOUT_MS, 250).catch(() => log(`timed out with ${uniqueReceived()} of ${N} notifications pushed`));
   const received = ids();
+  if (profiler && PROFILE) {
+    const profile = await profiler.stop();
+    writeFileSync(PROFILE, JSON.stringify(profile));
+    log(`Worker CPU profile of the push phase in ${PROFILE}; heaviest by self time:\n${summarize(profile).join("\n")}`);
+  }
   // CPU every part of the run used (edge runtime, push service, bridge, NATS, this driver) for the push phase:
   // on a shared machine the wall-clock rate says more about the neighbours than about the code.
   const cpuUsed = cpuSeconds(ourProcesses()) - cpuBefore;

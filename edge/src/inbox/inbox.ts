@@ -63,7 +63,7 @@ export class Inbox extends Server<Env> implements OutboxView {
     this.ledger = new AppliedLedger(ctx.storage);
     // An answer is one small event per notification and nothing gathers behind it: delivered right away.
     this.outbox = carriedOutbox(ctx.storage, this.settings, 0, () => `inbox ${this.name}`);
-    this.offline = new OfflineChannels(ctx.storage, new NotifyStore(ctx.storage), this.store, this.outbox, this.settings, () => this.name);
+    this.offline = new OfflineChannels(ctx.storage, new NotifyStore(ctx.storage), this.store, this.outbox, this.settings, () => this.name, (at) => this.armFor(at));
     void ctx.blockConcurrencyWhile(async () => {
       await this.outbox.resume();
       await this.armFor(this.offline.nextDueAt());
@@ -243,21 +243,9 @@ export class Inbox extends Server<Env> implements OutboxView {
     await this.armFor(next);
   }
 
-  /** The push/email runs of this object, one at a time (a planned delivery is never picked up by two runs). */
-  private offlineRuns: Promise<unknown> = Promise.resolve();
-
-  /** Runs the due pushes and emails after any run in progress; resolves to when the next run is due. */
+  /** Runs the due pushes and emails (one run at a time); resolves to when the next run is due. */
   private runOffline(): Promise<number | null> {
-    const run = this.offlineRuns.then(async () => {
-      try {
-        return await this.offline.run();
-      } catch (error) {
-        console.error(`inbox ${this.name}: push/email run failed; retrying in a minute:`, error);
-        return Date.now() + 60_000;
-      }
-    });
-    this.offlineRuns = run;
-    return run;
+    return this.offline.runDue();
   }
 
   /** Sets the alarm to `at` unless one is already set earlier. */

@@ -10,13 +10,25 @@ export interface StoredSubscription extends PushSubscriptionView {
   auth: string;
 }
 
-/** A pending delivery. `state` (push) lists the subscriptions that took it already, so a retry skips them. */
+/**
+ * A pending delivery. `state` (push): the subscriptions that took it already (a retry skips them), counts of gone
+ * and refusing ones, and the requests still unanswered (`inflight`: subscription id -> when it was sent), which
+ * nothing resends while they run. `retry` keeps the last retryable answer while others are still awaited.
+ */
 export interface Delivery {
   notificationId: string;
   channel: Channel;
   dueAt: number;
   attempts: number;
-  state: { ok: string[]; expired: number; failed: number };
+  state: DeliveryState;
+}
+
+export interface DeliveryState {
+  ok: string[];
+  expired: number;
+  failed: number;
+  inflight?: Record<string, number>;
+  retry?: { reason: string; retryAfterMs?: number };
 }
 
 type SubRow = { id: string; endpoint: string; p256dh: string; auth: string; expiration_time: number | null; created_at: number; last_ok_at: number | null };
@@ -27,7 +39,7 @@ function subFromRow(r: SubRow): StoredSubscription {
 }
 
 function deliveryFromRow(r: DeliveryRow): Delivery {
-  return { notificationId: r.notification_id, channel: r.channel, dueAt: r.due_at, attempts: r.attempts, state: JSON.parse(r.state) as Delivery["state"] };
+  return { notificationId: r.notification_id, channel: r.channel, dueAt: r.due_at, attempts: r.attempts, state: JSON.parse(r.state) as DeliveryState };
 }
 
 export class NotifyStore {
@@ -116,6 +128,11 @@ export class NotifyStore {
     this.sql.exec("INSERT INTO notify_deliveries (notification_id, channel, due_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", notificationId, channel, dueAt);
   }
 
+  delivery(notificationId: string, channel: Channel): Delivery | null {
+    const row = this.sql.exec<DeliveryRow>("SELECT * FROM notify_deliveries WHERE notification_id = ? AND channel = ?", notificationId, channel).toArray()[0];
+    return row ? deliveryFromRow(row) : null;
+  }
+
   due(now: number, limit: number): Delivery[] {
     return this.sql.exec<DeliveryRow>("SELECT * FROM notify_deliveries WHERE due_at <= ? ORDER BY due_at LIMIT ?", now, limit).toArray().map(deliveryFromRow);
   }
@@ -132,7 +149,7 @@ export class NotifyStore {
     return this.sql.exec<{ m: number | null }>("SELECT MIN(due_at) AS m FROM notify_deliveries").one().m;
   }
 
-  postpone(d: Pick<Delivery, "notificationId" | "channel">, dueAt: number, attempts?: number, state?: Delivery["state"]): void {
+  postpone(d: Pick<Delivery, "notificationId" | "channel">, dueAt: number, attempts?: number, state?: DeliveryState): void {
     this.sql.exec(
       "UPDATE notify_deliveries SET due_at = ?, attempts = COALESCE(?, attempts), state = COALESCE(?, state) WHERE notification_id = ? AND channel = ?",
       dueAt,

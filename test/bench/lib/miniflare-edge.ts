@@ -47,7 +47,8 @@ async function wranglersMiniflare(): Promise<typeof import("miniflare")> {
   return (await import(pathToFileURL(fromWrangler.resolve("miniflare")).href)) as typeof import("miniflare");
 }
 
-export async function startMiniflareEdge(vars: Record<string, string>): Promise<BenchEdge> {
+/** `inspectorPort`: workerd's DevTools inspector on 127.0.0.1 (for CPU profiles of the Worker), off when unset. */
+export async function startMiniflareEdge(vars: Record<string, string>, opts: { inspectorPort?: number } = {}): Promise<BenchEdge> {
   // wrangler.toml's `[assets]` folder must exist for the dry-run build; this Miniflare serves no pages (their
   // routes answer 503 `pages_unavailable`), bench:web measures them under wrangler dev.
   await buildWeb();
@@ -63,6 +64,7 @@ export async function startMiniflareEdge(vars: Record<string, string>): Promise<
   const options: V4MiniflareOptions = {
     host: "127.0.0.1",
     port,
+    ...(opts.inspectorPort !== undefined && { inspectorPort: opts.inspectorPort }),
     // The bench's stdout carries only its JSON line: the Worker's logs go to stderr.
     handleStructuredLogs: (log) => process.stderr.write(`[workerd ${log.level}] ${log.message}\n`),
     workers: [
