@@ -134,7 +134,8 @@ export async function startPushService(): Promise<PushService> {
     const hash = m[1]!;
     const answer = (status: number, headers: Record<string, string> = {}) => {
       answers.push({ hash, status, at: Date.now() });
-      res.writeHead(status, headers).end();
+      // no body, and said so (as RFC 8030 services answer)
+      res.writeHead(status, { "content-length": "0", ...headers }).end();
     };
     const fail = failures.get(hash);
     if (fail && fail.count > 0) {

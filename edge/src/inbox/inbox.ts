@@ -183,6 +183,7 @@ export class Inbox extends Server<Env> implements OutboxView {
     let unread = live && stores.length > 0 ? this.store.unreadCount() : 0;
     const hasDevices = stores.length > 0 && this.offline.store.subscriptionCount() > 0;
     let inserted = 0;
+    let dueNow = false;
     const applied = this.ledger.applyManyOnce(valid, ({ event, effect }) => {
       if (!effect.ok || effect.kind !== "store") return null;
       const notification = this.store.insert(effect.notification, now);
@@ -190,15 +191,16 @@ export class Inbox extends Server<Env> implements OutboxView {
       inserted++;
       const answer = answers.get(event.id);
       if (answer) this.outbox.add([answer]);
-      this.offline.plan(notification, live, hasDevices, now);
+      const planned = this.offline.plan(notification, live, hasDevices, now);
+      if (planned !== null && planned <= now) dueNow = true;
       return { notification, unread: live ? Math.min(++unread, this.store.maxStored) : 0 };
     });
     if (inserted > 0) {
       this.store.prune();
       // A push due now (an offline user) goes out right after this turn rather than when the alarm gets to it;
-      // the alarm stays the backstop (the planned delivery is durable until it is answered).
-      const next = this.offline.nextDueAt();
-      if (next !== null && next <= Date.now()) void this.runOffline().then((at) => this.armFor(at)).catch(() => undefined);
+      // the alarm stays the backstop (the planned delivery is durable until it is answered; the answer written
+      // with the notification sets it).
+      if (dueNow) void this.runOffline().then((at) => this.armFor(at)).catch(() => undefined);
     }
     const outcomes = new Map(valid.map((v, i) => [v, applied[i]!]));
     return checked.map(({ id, effect }, i): InboxApplyOutcome => {

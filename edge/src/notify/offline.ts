@@ -130,13 +130,19 @@ export class OfflineChannels {
 
   /**
    * Plans the push and email of a notification just stored; synchronous, inside the storing transaction.
-   * `hasDevices` is read once per batch by the caller.
+   * `hasDevices` is read once per batch by the caller. Returns the earliest time planned (null: nothing).
    */
-  plan(n: Pick<InboxNotification, "id" | "kind">, live: boolean, hasDevices: boolean, now: number): void {
+  plan(n: Pick<InboxNotification, "id" | "kind">, live: boolean, hasDevices: boolean, now: number): number | null {
     const prefs = this.store.preferences();
     const want = channelsFor(prefs, n.kind);
-    if (want.push && hasDevices && this.vapid()) this.store.addDelivery(n.id, "push", live ? now + this.settings.pushDelayMs : now);
-    if (want.email && this.emailReady()) this.store.addDelivery(n.id, "email", now + this.settings.emailDelayMs);
+    let earliest: number | null = null;
+    if (want.push && hasDevices && this.vapid()) this.store.addDelivery(n.id, "push", (earliest = live ? now + this.settings.pushDelayMs : now));
+    if (want.email && this.emailReady()) {
+      const at = now + this.settings.emailDelayMs;
+      this.store.addDelivery(n.id, "email", at);
+      earliest = earliest === null ? at : Math.min(earliest, at);
+    }
+    return earliest;
   }
 
   nextDueAt(): number | null {

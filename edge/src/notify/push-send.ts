@@ -122,8 +122,9 @@ export async function sendPush(target: PushTarget, req: PushRequest, vapid: Vapi
       body,
       signal: AbortSignal.timeout(abandonMs),
     });
-    // The body is not needed; drain it so the connection can be reused.
-    await res.body?.cancel();
+    // The body is not needed; one that is not known to be empty is cancelled so the connection can be reused
+    // (push services answer 201 with none, and cancelling a stream costs more than the rest of the answer).
+    if (res.headers.get("content-length") !== "0") await res.body?.cancel();
     return classifyPushStatus(res.status, res.headers.get("retry-after"));
   } catch (error) {
     const name = (error as Error).name;
