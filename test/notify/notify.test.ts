@@ -116,7 +116,7 @@ describe("Web Push", () => {
     expect(copies.map((p) => JSON.parse(p.payload).id)).toEqual(["n-abandoned", "n-abandoned"]);
     expect(copies[1]!.headers.topic).toBe(copies[0]!.headers.topic);
     expect(copies[1]!.at - copies[0]!.at).toBeGreaterThanOrEqual(4000);
-    // what a device shows: one notification per id (the service worker's rule, tested in a browser in sw.test.ts)
+    // what a device shows: one notification per id (the service worker's rule, tested in Chromium in test/web/push-sw.test.ts)
     expect(new Set(copies.map((p) => JSON.parse(p.payload).id)).size).toBe(1);
     expect(await sentFor("n-abandoned", "push")).toHaveLength(1);
   }, 90_000);
