@@ -243,6 +243,9 @@ export class Inbox extends Server<Env> implements OutboxView {
     const next = await this.runOffline();
     await this.outbox.deliver();
     await this.armFor(next);
+    // Push requests a run stopped waiting for are still running: this event keeps the object (and them) alive
+    // until they are answered or cancelled (NOTIFY_PUSH_ABANDON_MS), so their answers are recorded.
+    await this.offline.settled();
   }
 
   /** Runs the due pushes and emails (one run at a time); resolves to when the next run is due. */

@@ -73,6 +73,8 @@ export class OfflineChannels {
   private readonly arm: (at: number | null) => Promise<void>;
   /** requests this object has sent and not yet recorded an answer for, by notification and subscription */
   private readonly running = new Map<string, PushAttempt>();
+  /** resolvers of `settled()` calls, run when `running` empties */
+  private waitingForSettled: (() => void)[] = [];
   /** runs and late answers, one at a time: a planned delivery is never picked up by two of them */
   private chain: Promise<unknown> = Promise.resolve();
 
@@ -92,6 +94,25 @@ export class OfflineChannels {
     this.settings = settings;
     this.userId = userId;
     this.arm = arm;
+  }
+
+  /**
+   * Resolves when no request this object sent is still waiting for its answer (at once when none is). A runtime
+   * may evict an object that serves no event, and an evicted object's requests die with it; the carrying object's
+   * alarm handler awaits this so that a request a run stopped waiting for can still be answered.
+   */
+  settled(): Promise<void> {
+    if (this.running.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.waitingForSettled.push(resolve));
+  }
+
+  private forget(key: string): void {
+    this.running.delete(key);
+    if (this.running.size === 0 && this.waitingForSettled.length > 0) {
+      const waiting = this.waitingForSettled;
+      this.waitingForSettled = [];
+      for (const resolve of waiting) resolve();
+    }
   }
 
   /** Runs `work` after every run and late answer already queued. */
@@ -198,6 +219,7 @@ export class OfflineChannels {
     const subs = this.store.subscriptions();
     const fx: PushEffects = { gone: new Set(), okAt: new Map(), conclusions: [] };
     const answered: string[] = [];
+    let detached = false;
     let next = 0;
     const worker = async () => {
       for (;;) {
@@ -227,6 +249,7 @@ export class OfflineChannels {
             } else {
               state.inflight![a.sub.id] = a.startedAt;
               void a.done.then((result) => this.lateAnswer(n.id, a.sub, result));
+              detached = true;
             }
           }
         }
@@ -236,8 +259,10 @@ export class OfflineChannels {
     try {
       await Promise.all(Array.from({ length: Math.min(PUSH_CONCURRENCY, items.length) }, worker));
       await this.commitPushes(fx);
+      // An alarm now, whose handler waits for the requests left running (see settled()).
+      if (detached) void this.arm(Date.now());
     } finally {
-      for (const k of answered) this.running.delete(k);
+      for (const k of answered) this.forget(k);
     }
   }
 
@@ -263,7 +288,7 @@ export class OfflineChannels {
         if (d) fx.conclusions.push(this.conclude(d, state, d.attempts, Date.now(), d.state.retry ? d.dueAt : undefined));
         await this.commitPushes(fx);
       } finally {
-        this.running.delete(attemptKey(notificationId, sub.id));
+        this.forget(attemptKey(notificationId, sub.id));
       }
       return this.nextRunAt();
     })

@@ -57,7 +57,7 @@ export interface MiniflareEdgeOptions {
    * files measure the disk as much as the code; Cloudflare's storage does not block the object's thread on a
    * local disk. Same SQLite, same statements, same commits either way.
    */
-  memoryStorage?: boolean;
+  tmpfsStorage?: boolean;
 }
 
 export async function startMiniflareEdge(vars: Record<string, string>, opts: MiniflareEdgeOptions = {}): Promise<BenchEdge> {
@@ -71,7 +71,7 @@ export async function startMiniflareEdge(vars: Record<string, string>, opts: Min
   });
   if (build.code !== 0) throw new Error(`wrangler deploy --dry-run failed:\n${(build.stdout + build.stderr).slice(-4000)}`);
   const port = await freePort();
-  const persist = opts.memoryStorage ? await mkdtemp(join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), "pulsecast-bench-do-")) : undefined;
+  const persist = opts.tmpfsStorage ? await mkdtemp(join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), "pulsecast-bench-do-")) : undefined;
   const sqlite = (className: string) => ({ className, useSQLite: true });
   // Miniflare 5 has a new options format; the v4 form (as the docs describe it) converts.
   const options: V4MiniflareOptions = {
