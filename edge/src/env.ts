@@ -106,6 +106,7 @@ export interface Env {
   VAPID_SUBJECT?: string;
   NOTIFY_PUSH_DELAY_MS?: string;
   NOTIFY_PUSH_TIMEOUT_MS?: string;
+  NOTIFY_PUSH_ABANDON_MS?: string;
   NOTIFY_PUSH_MAX_ATTEMPTS?: string;
   NOTIFY_PUSH_RETRY_BASE_MS?: string;
   NOTIFY_PUSH_RETRY_MAX_MS?: string;

@@ -96,7 +96,8 @@ export const EDGE_SETTINGS = {
   vapidPrivateKey: secret("VAPID_PRIVATE_KEY", "VAPID private key: base64url of the 32-byte P-256 scalar (the JWK `d`); with VAPID_PUBLIC_KEY", { minLength: 43, optional: true }),
   vapidSubject: text("VAPID_SUBJECT", "mailto:ops@pulsecast.invalid", "VAPID `sub`: a mailto: or https: contact the push services can reach", { pattern: /^(mailto:|https:\/\/)\S+$/ }),
   pushDelayMs: int("NOTIFY_PUSH_DELAY_MS", 30_000, "a notification a connected user has not read after this long is pushed, ms (offline users: at once)", { min: 0, max: 86_400_000 }),
-  pushTimeoutMs: int("NOTIFY_PUSH_TIMEOUT_MS", 10_000, "one request to a push service, ms; a timeout is retried", { min: 100, max: 60_000 }),
+  pushTimeoutMs: int("NOTIFY_PUSH_TIMEOUT_MS", 10_000, "how long a push run waits for a push service's answer, ms; a request still unanswered keeps running, is not sent again meanwhile, and its late answer counts", { min: 100, max: 60_000 }),
+  pushAbandonMs: int("NOTIFY_PUSH_ABANDON_MS", 60_000, "a push request unanswered this long is cancelled and retried (same id and Topic: the device shows it once), ms; above NOTIFY_PUSH_TIMEOUT_MS", { min: 200, max: 600_000 }),
   pushMaxAttempts: int("NOTIFY_PUSH_MAX_ATTEMPTS", 5, "attempts per notification while push services answer 429/5xx or time out; then `failed`", { min: 1, max: 20 }),
   pushRetryBaseMs: int("NOTIFY_PUSH_RETRY_BASE_MS", 1000, "first push retry delay, ms; doubles per attempt (±20% jitter), or the service's Retry-After when larger", { min: 1 }),
   pushRetryMaxMs: int("NOTIFY_PUSH_RETRY_MAX_MS", 300_000, "longest push retry delay, ms", { min: 1 }),
@@ -172,6 +173,7 @@ function crossChecks(s: EdgeSettings): string[] {
   const problems: string[] = [];
   if (s.outboxRetryMaxMs < s.outboxRetryBaseMs) problems.push(`OUTBOX_RETRY_MAX_MS (${s.outboxRetryMaxMs}) is below OUTBOX_RETRY_BASE_MS (${s.outboxRetryBaseMs})`);
   if (s.pushRetryMaxMs < s.pushRetryBaseMs) problems.push(`NOTIFY_PUSH_RETRY_MAX_MS (${s.pushRetryMaxMs}) is below NOTIFY_PUSH_RETRY_BASE_MS (${s.pushRetryBaseMs})`);
+  if (s.pushAbandonMs <= s.pushTimeoutMs) problems.push(`NOTIFY_PUSH_ABANDON_MS (${s.pushAbandonMs}) must be above NOTIFY_PUSH_TIMEOUT_MS (${s.pushTimeoutMs})`);
   if (Boolean(s.vapidPublicKey) !== Boolean(s.vapidPrivateKey)) problems.push("VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY must be set together");
   // Otherwise every viewer token asked for without an expiry would be refused as too long.
   if (s.playbackTokenDefaultTtlS > s.playbackTokenMaxTtlS) problems.push(`PLAYBACK_TOKEN_DEFAULT_TTL_S (${s.playbackTokenDefaultTtlS}) is above PLAYBACK_TOKEN_MAX_TTL_S (${s.playbackTokenMaxTtlS})`);

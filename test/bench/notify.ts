@@ -2,19 +2,23 @@
 // the edge (the local Workers runtime, BENCH_RUNTIME) to a local Web Push service that checks VAPID and decrypts
 // every payload; then an email phase through the bus, the notifier process and a real SMTP server. One JSON line:
 //   {"notifications":10000,"push_per_s":…,"p99_ms":…,"lost":0,"duplicates":0,"email_per_s":…}
-// push_per_s: pushes decrypted by the push service per second, from the first notification posted to the last
-// push received. p99_ms: from posting a notification to the edge to its push arriving. lost: notifications whose
-// push never arrived (within BENCH_TIMEOUT_S); duplicates: pushes received more than once. email_per_s: emails the
-// SMTP server accepted per second for BENCH_EMAILS users with one emailed notification each.
+// push_per_s: notifications pushed per second (each counted at its first push the service decrypted), from the
+// first notification posted to the last one pushed. p99_ms: from posting a notification to the edge to its push
+// arriving. lost: notifications whose push never arrived (within BENCH_TIMEOUT_S); duplicates: pushes the service
+// took for a notification it already had (the device's service worker would show them once; this counts the
+// edge's resends). email_per_s: emails the SMTP server accepted per second for BENCH_EMAILS users with one
+// emailed notification each.
 // Targets: push_per_s >= 500 on 2 cores, lost 0, duplicates 0. Besides these the line carries push_cpu_s (CPU
-// seconds every part of the run used in the push phase: edge runtime, push service, bridge, NATS, this driver) and
-// push_per_s_2_cores_by_cpu (pushes / CPU second x 2): on a machine shared with other work, wall-clock rates
-// measure the neighbours as much as the code.
+// seconds every part of the run used in the push phase), push_cpu_s_by_part (edge runtime; this process, which is
+// the driver and the push service; bridge; NATS) and push_per_s_2_cores_by_cpu (pushes / CPU second x 2): on a
+// machine shared with other work, wall-clock rates measure the neighbours as much as the code.
 //
 // The notifications arrive as the bus delivers them: signed batches of 100 to POST /hooks/events, BENCH_BATCH_CONCURRENCY
 // (4) at a time; the emails' notifications one by one through the internal API.
 // Settings (env): BENCH_NOTIFICATIONS (10000), BENCH_USERS (1000), BENCH_CONCURRENCY (64 requests in flight),
-// BENCH_EMAILS (500; 0 skips the email phase), BENCH_TIMEOUT_S (300), BENCH_RUNTIME (miniflare, or wrangler).
+// BENCH_EMAILS (500; 0 skips the email phase), BENCH_TIMEOUT_S (300), BENCH_RUNTIME (miniflare, or wrangler),
+// BENCH_DO_STORAGE (tmpfs: the Durable Objects' SQLite files on /dev/shm; disk), BENCH_CPU_PROFILE (a file for the
+// Worker's CPU profile of the push phase; Miniflare only).
 import { join } from "node:path";
 import { loadavg } from "node:os";
 import { BATCH_CONTENT_TYPE, batchBody, newBatchId } from "../../shared/batch.ts";
@@ -32,7 +36,8 @@ import { startSmtp } from "../helpers/smtp.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { startMiniflareEdge } from "./lib/miniflare-edge.ts";
 import { cpuSeconds } from "./lib/proc-memory.ts";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { startProfiler, summarize } from "./lib/cpu-profile.ts";
 import { percentile } from "./lib/stats.ts";
 
 const N = Number(process.env.BENCH_NOTIFICATIONS ?? 10_000);
@@ -42,6 +47,10 @@ const BATCH_CONCURRENCY = Number(process.env.BENCH_BATCH_CONCURRENCY ?? 4);
 const EMAILS = Number(process.env.BENCH_EMAILS ?? 500);
 const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_S ?? 300) * 1000;
 const RUNTIME = process.env.BENCH_RUNTIME ?? "miniflare";
+/** where the Durable Objects keep their SQLite: tmpfs (default) or disk (see lib/miniflare-edge.ts); Miniflare only */
+const DO_STORAGE = process.env.BENCH_DO_STORAGE ?? "tmpfs";
+/** a file to write the Worker's CPU profile of the push phase to (Miniflare only); its heaviest functions go to stderr */
+const PROFILE = process.env.BENCH_CPU_PROFILE;
 const log = (m: string) => process.stderr.write(`[bench:notify] ${m}\n`);
 
 /** Runs `work(i)` for i in [0, n) with `limit` in flight. */
@@ -95,7 +104,8 @@ async function main() {
     NOTIFY_EMAIL_DELAY_MS: "0",
     NOTIFY_EMAIL_MIN_INTERVAL_MS: "0",
   };
-  const edge = RUNTIME === "wrangler" ? await startEdge(vars) : await startMiniflareEdge(vars);
+  const inspectorPort = PROFILE ? await freePort() : undefined;
+  const edge = RUNTIME === "wrangler" ? await startEdge(vars) : await startMiniflareEdge(vars, { inspectorPort, tmpfsStorage: DO_STORAGE === "tmpfs" });
   cleanups.push(() => edge.stop());
 
   const api = async (userId: string, method: string, path: string, body: unknown) => {
@@ -152,6 +162,7 @@ async function main() {
   const started = performance.now() + performance.timeOrigin;
   const cpuBefore = cpuSeconds(ourProcesses());
   const perProcessBefore = new Map(ourProcesses().map((pid) => [pid, cpuSeconds([pid])]));
+  const profiler = inspectorPort !== undefined ? await startProfiler(inspectorPort, "pulsecast-edge") : null;
   const BATCH = 100;
   await pool(Math.ceil(N / BATCH), BATCH_CONCURRENCY, async (b) => {
     const events: Envelope[] = [];
@@ -163,25 +174,40 @@ async function main() {
     await postBatch(events);
   });
   log(`posted in ${Math.round(Date.now() - started)} ms; waiting for the pushes`);
-  const ids = () => push.received.map((p) => (JSON.parse(p.payload) as { id: string }).id);
-  const uniqueReceived = () => new Set(ids()).size;
-  await waitFor("every push", () => uniqueReceived() >= N, TIMEOUT_MS, 250).catch(() => log(`timed out with ${uniqueReceived()} of ${N} notifications pushed`));
-  const received = ids();
+  // Each notification's pushes as the push service decrypted them, read incrementally (the wait polls often).
+  const firstAt = new Map<string, number>();
+  let copies = 0;
+  let read = 0;
+  const readPushes = () => {
+    for (; read < push.received.length; read++) {
+      const p = push.received[read]!;
+      const id = (JSON.parse(p.payload) as { id: string }).id;
+      if (firstAt.has(id)) copies++;
+      else firstAt.set(id, p.at);
+    }
+    return firstAt.size;
+  };
+  await waitFor("every push", () => readPushes() >= N, TIMEOUT_MS, 250).catch(() => log(`timed out with ${firstAt.size} of ${N} notifications pushed`));
+  readPushes();
+  if (profiler && PROFILE) {
+    const profile = await profiler.stop();
+    writeFileSync(PROFILE, JSON.stringify(profile));
+    log(`Worker CPU profile of the push phase in ${PROFILE}; heaviest by self time:\n${summarize(profile).join("\n")}`);
+  }
   // CPU every part of the run used (edge runtime, push service, bridge, NATS, this driver) for the push phase:
   // on a shared machine the wall-clock rate says more about the neighbours than about the code.
   const cpuUsed = cpuSeconds(ourProcesses()) - cpuBefore;
+  /** CPU seconds of the push phase by part: the edge runtime, this process (driver and push service), the rest */
+  const cpuByPart: Record<string, number> = {};
   for (const pid of ourProcesses()) {
     const used = cpuSeconds([pid]) - (perProcessBefore.get(pid) ?? 0);
-    if (used >= 0.5) log(`CPU in the push phase: ${used.toFixed(1)} s  ${readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ").slice(0, 100)}`);
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
+    const part = pid === process.pid ? "driver_and_push_service" : /workerd/.test(cmd) ? "edge" : /http-to-nats/.test(cmd) ? "bridge" : /nats-server/.test(cmd) ? "nats" : "other";
+    cpuByPart[part] = Math.round(((cpuByPart[part] ?? 0) + used) * 10) / 10;
+    if (used >= 0.5) log(`CPU in the push phase: ${used.toFixed(1)} s  ${cmd.slice(0, 100)}`);
   }
   // the rate counts each notification once, at its first push
-  const firstAt = new Map<string, number>();
-  for (const p of push.received) {
-    const id = (JSON.parse(p.payload) as { id: string }).id;
-    if (!firstAt.has(id)) firstAt.set(id, p.at);
-  }
   const lastAt = Math.max(...firstAt.values());
-  const unique = new Set(received);
   const latencies = [...firstAt].map(([id, at]) => at - postedAt.get(id)!).sort((a, b) => a - b);
   const pushPerS = firstAt.size / ((lastAt - started) / 1000);
 
@@ -202,18 +228,20 @@ async function main() {
     notifications: N,
     push_per_s: Math.round(pushPerS * 10) / 10,
     p99_ms: percentile(latencies, 99),
-    lost: N - unique.size,
-    duplicates: received.length - unique.size,
+    lost: N - firstAt.size,
+    duplicates: copies,
     email_per_s: emailPerS,
     p50_ms: percentile(latencies, 50),
     users: USERS,
     emails: EMAILS,
     email_lost: emailLost,
     runtime: RUNTIME,
+    ...(RUNTIME !== "wrangler" && { do_storage: DO_STORAGE }),
     load_avg_1m: Math.round(loadavg()[0]! * 100) / 100,
     push_cpu_s: Math.round(cpuUsed * 10) / 10,
+    push_cpu_s_by_part: cpuByPart,
     /** pushes per second two dedicated cores would sustain at the CPU this run used per push (all parts counted) */
-    push_per_s_2_cores_by_cpu: Math.round((unique.size / cpuUsed) * 2),
+    push_per_s_2_cores_by_cpu: Math.round((firstAt.size / cpuUsed) * 2),
   };
   console.log(JSON.stringify(line));
 }

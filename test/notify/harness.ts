@@ -65,6 +65,8 @@ export async function startNotifyHarness(vars: Record<string, string> = {}): Pro
     EDGE_PUBLIC_URL: "http://127.0.0.1:8787",
     UNSUBSCRIBE_SECRET: "test-unsubscribe-secret-0123456789abcdef",
     NOTIFY_PUSH_DELAY_MS: "1500",
+    NOTIFY_PUSH_TIMEOUT_MS: "1000",
+    NOTIFY_PUSH_ABANDON_MS: "4000",
     NOTIFY_PUSH_RETRY_BASE_MS: "200",
     NOTIFY_PUSH_RETRY_MAX_MS: "1000",
     NOTIFY_EMAIL_DELAY_MS: "1000",

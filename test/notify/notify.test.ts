@@ -86,6 +86,41 @@ describe("Web Push", () => {
     expect(h.push.received.filter((p) => p.hash === hash)).toHaveLength(1);
   });
 
+  it("a push answered after the run stopped waiting is not sent again: one delivery, one answer", async () => {
+    const user = "push-late";
+    const { hash } = await h.subscribe(user);
+    // NOTIFY_PUSH_TIMEOUT_MS is 1000 here: the service takes the push at once and answers 2.5 s later.
+    h.push.answerLate(hash, 1, 2500);
+    await h.notify(user, { notificationId: "n-late", title: "slow service" });
+    expect(await waitSent("n-late", "push")).toMatchObject({ outcome: "delivered", devices: 1 });
+    expect(h.push.received.filter((p) => p.hash === hash).map((p) => JSON.parse(p.payload).id)).toEqual(["n-late"]);
+    const mine = h.push.answers.filter((a) => a.hash === hash);
+    expect(mine.map((a) => a.status)).toEqual([201]);
+    // the answer came after the run had stopped waiting, and the edge still counted it
+    expect(mine[0]!.at - h.push.received.find((p) => p.hash === hash)!.at).toBeGreaterThanOrEqual(2400);
+    await h.notify(user, { notificationId: "n-late-marker", title: "after" });
+    await waitSent("n-late-marker", "push");
+    expect(await sentFor("n-late", "push")).toHaveLength(1);
+    expect(h.push.received.filter((p) => p.hash === hash)).toHaveLength(2); // n-late once, the marker once
+  });
+
+  it("a push never answered is cancelled and sent again with the same id and Topic (a device shows it once)", async () => {
+    const user = "push-abandoned";
+    const { hash } = await h.subscribe(user);
+    // NOTIFY_PUSH_ABANDON_MS is 4000 here: the first request gets no answer in time, so its outcome is unknown.
+    h.push.answerLate(hash, 1, 6000);
+    await h.notify(user, { notificationId: "n-abandoned", title: "no answer" });
+    expect(await waitSent("n-abandoned", "push")).toMatchObject({ outcome: "delivered", devices: 1 });
+    const copies = h.push.received.filter((p) => p.hash === hash);
+    expect(copies).toHaveLength(2);
+    expect(copies.map((p) => JSON.parse(p.payload).id)).toEqual(["n-abandoned", "n-abandoned"]);
+    expect(copies[1]!.headers.topic).toBe(copies[0]!.headers.topic);
+    expect(copies[1]!.at - copies[0]!.at).toBeGreaterThanOrEqual(4000);
+    // what a device shows: one notification per id (the service worker's rule, tested in Chromium in test/web/push-sw.test.ts)
+    expect(new Set(copies.map((p) => JSON.parse(p.payload).id)).size).toBe(1);
+    expect(await sentFor("n-abandoned", "push")).toHaveLength(1);
+  }, 90_000);
+
   it("delivers to every device of a user and refuses a payload over the limit at the API", async () => {
     const user = "push-two-devices";
     const a = await h.subscribe(user);

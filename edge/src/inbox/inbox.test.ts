@@ -250,6 +250,16 @@ describe("Inbox object", () => {
       expect(add("n5")).toBeNull();
       // seqs are never reused after pruning
       expect(store.page().notifications[0]!.seq).toBe(5);
+      // An insert rolled back with its transaction leaves the store's running count high; pruning then counts
+      // for real and deletes nothing.
+      expect(() =>
+        state.storage.transactionSync(() => {
+          store.insert({ id: "n6", kind: "k", title: "n6", eventId: "evt_n6" });
+          throw new Error("rolled back");
+        }),
+      ).toThrow("rolled back");
+      store.prune();
+      expect(store.page().notifications.map((n) => n.id)).toEqual(["n5", "n4", "n3"]);
     });
   });
 });

@@ -63,7 +63,7 @@ export class Inbox extends Server<Env> implements OutboxView {
     this.ledger = new AppliedLedger(ctx.storage);
     // An answer is one small event per notification and nothing gathers behind it: delivered right away.
     this.outbox = carriedOutbox(ctx.storage, this.settings, 0, () => `inbox ${this.name}`);
-    this.offline = new OfflineChannels(ctx.storage, new NotifyStore(ctx.storage), this.store, this.outbox, this.settings, () => this.name);
+    this.offline = new OfflineChannels(ctx.storage, new NotifyStore(ctx.storage), this.store, this.outbox, this.settings, () => this.name, (at) => this.armFor(at));
     void ctx.blockConcurrencyWhile(async () => {
       await this.outbox.resume();
       await this.armFor(this.offline.nextDueAt());
@@ -183,6 +183,7 @@ export class Inbox extends Server<Env> implements OutboxView {
     let unread = live && stores.length > 0 ? this.store.unreadCount() : 0;
     const hasDevices = stores.length > 0 && this.offline.store.subscriptionCount() > 0;
     let inserted = 0;
+    let dueNow = false;
     const applied = this.ledger.applyManyOnce(valid, ({ event, effect }) => {
       if (!effect.ok || effect.kind !== "store") return null;
       const notification = this.store.insert(effect.notification, now);
@@ -190,15 +191,16 @@ export class Inbox extends Server<Env> implements OutboxView {
       inserted++;
       const answer = answers.get(event.id);
       if (answer) this.outbox.add([answer]);
-      this.offline.plan(notification, live, hasDevices, now);
+      const planned = this.offline.plan(notification, live, hasDevices, now);
+      if (planned !== null && planned <= now) dueNow = true;
       return { notification, unread: live ? Math.min(++unread, this.store.maxStored) : 0 };
     });
     if (inserted > 0) {
       this.store.prune();
       // A push due now (an offline user) goes out right after this turn rather than when the alarm gets to it;
-      // the alarm stays the backstop (the planned delivery is durable until it is answered).
-      const next = this.offline.nextDueAt();
-      if (next !== null && next <= Date.now()) void this.runOffline().then((at) => this.armFor(at)).catch(() => undefined);
+      // the alarm stays the backstop (the planned delivery is durable until it is answered; the answer written
+      // with the notification sets it).
+      if (dueNow) void this.runOffline().then((at) => this.armFor(at)).catch(() => undefined);
     }
     const outcomes = new Map(valid.map((v, i) => [v, applied[i]!]));
     return checked.map(({ id, effect }, i): InboxApplyOutcome => {
@@ -241,23 +243,14 @@ export class Inbox extends Server<Env> implements OutboxView {
     const next = await this.runOffline();
     await this.outbox.deliver();
     await this.armFor(next);
+    // Push requests a run stopped waiting for are still running: this event keeps the object (and them) alive
+    // until they are answered or cancelled (NOTIFY_PUSH_ABANDON_MS), so their answers are recorded.
+    await this.offline.settled();
   }
 
-  /** The push/email runs of this object, one at a time (a planned delivery is never picked up by two runs). */
-  private offlineRuns: Promise<unknown> = Promise.resolve();
-
-  /** Runs the due pushes and emails after any run in progress; resolves to when the next run is due. */
+  /** Runs the due pushes and emails (one run at a time); resolves to when the next run is due. */
   private runOffline(): Promise<number | null> {
-    const run = this.offlineRuns.then(async () => {
-      try {
-        return await this.offline.run();
-      } catch (error) {
-        console.error(`inbox ${this.name}: push/email run failed; retrying in a minute:`, error);
-        return Date.now() + 60_000;
-      }
-    });
-    this.offlineRuns = run;
-    return run;
+    return this.offline.runDue();
   }
 
   /** Sets the alarm to `at` unless one is already set earlier. */

@@ -36,6 +36,11 @@ function fromRow(row: Row): InboxNotification {
 export class NotificationStore {
   private readonly sql: SqlStorage;
   readonly maxStored: number;
+  /**
+   * How many are kept, once counted (only this store adds or removes rows); undefined until then. Never below the
+   * truth: an insert whose transaction rolls back leaves it high, so only a real count decides what to delete.
+   */
+  private stored: number | undefined;
 
   constructor(storage: DurableObjectStorage, maxStored: number) {
     this.sql = storage.sql;
@@ -76,12 +81,16 @@ export class NotificationStore {
       )
       .toArray();
     const row = inserted[0];
+    if (row && this.stored !== undefined) this.stored++;
     return row ? fromRow(row) : null;
   }
 
   /** Drops notifications past INBOX_MAX_STORED: the oldest read ones first, then the oldest unread. */
   prune(): void {
+    // Counted once per life of the object, then followed: a count per batch would cost as much as the insert.
+    if (this.stored !== undefined && this.stored <= this.maxStored) return;
     const over = this.count() - this.maxStored;
+    this.stored = over > 0 ? undefined : over + this.maxStored; // after a delete, counted again (it may roll back)
     if (over <= 0) return;
     // Oldest read ones first (ordered by read DESC = 1 before 0), then the oldest unread.
     this.sql.exec("DELETE FROM notifications WHERE seq IN (SELECT seq FROM notifications ORDER BY read DESC, seq ASC LIMIT ?)", over);

@@ -1,20 +1,15 @@
-// One Web Push request: the payload encrypted for one device (RFC 8291 aes128gcm), signed for the push service
-// (RFC 8292 VAPID), sent with fetch, and the answer classified. Encryption and signing are
-// @block65/webcrypto-web-push 2.0.0 (pinned by the lockfile), whose dist/lib was read line by line before use:
-// - encrypt.js: a fresh ECDH P-256 key pair and a 16-byte crypto.getRandomValues salt per message; IKM =
-//   HKDF(auth secret, ECDH secret, "WebPush: info\0" || ua_public || as_public, 32); CEK and nonce from
-//   HKDF(salt, IKM) with "Content-Encoding: aes128gcm\0" (16) and "Content-Encoding: nonce\0" (12), as RFC 8291
-//   §3.3-3.4; one record, delimiter 0x02 then zero padding up to 3993 bytes of plaintext, header salt || rs=4096 ||
-//   idlen=65 || as_public (RFC 8188 §2.1): every body is exactly 4096 octets, so sizes leak nothing.
-// - client-keys.js refuses a p256dh that is not a 65-byte uncompressed point and an auth secret that is not 16 bytes.
-// - vapid.js / jwt.js: ES256 JWT {typ, alg} . {iat, aud = endpoint origin, exp = now + 12 h, sub}, signature as
-//   Web Crypto's raw r||s (what JWS wants), header `vapid t=<jwt>, k=<public key>` (RFC 8292 §3); it refuses
-//   non-https endpoints. It does not validate `urgency` or `topic`, and turns a TTL of 0 into 60: this module
-//   sets those headers itself and uses only encryptNotification and vapidHeaders.
-// - No network access, no eval, no global state; one dependency (uint8array-extras: base64 via atob/btoa).
-import { encryptNotification, vapidHeaders } from "@block65/webcrypto-web-push";
-import { utf8 } from "../../../shared/encoding.ts";
+// One Web Push request: the payload encrypted for one device (RFC 8291 aes128gcm, web-push-crypto.ts), signed for
+// the push service (RFC 8292 VAPID), sent with fetch, and the answer classified.
+// VAPID signing is @block65/webcrypto-web-push 2.0.0 (pinned by the lockfile), whose dist/lib was read line by line
+// before use: vapid.js / jwt.js make an ES256 JWT {typ, alg} . {iat, aud = endpoint origin, exp = now + 12 h, sub},
+// signature as Web Crypto's raw r||s (what JWS wants), header `vapid t=<jwt>, k=<public key>` (RFC 8292 §3); it
+// refuses non-https endpoints. No network access, no eval, no global state; one dependency (uint8array-extras:
+// base64 via atob/btoa). Only vapidHeaders is used: its encryptNotification did the same as web-push-crypto.ts at
+// about twice the CPU per message (HKDF as HMAC chains in JavaScript, the 4 KiB body spread through an array).
+import { vapidHeaders } from "@block65/webcrypto-web-push";
+import { fromBase64Url, fromUtf8, utf8 } from "../../../shared/encoding.ts";
 import type { Urgency } from "./push-message.ts";
+import { encryptPushPayload } from "./web-push-crypto.ts";
 
 export interface VapidKeys {
   subject: string;
@@ -39,17 +34,35 @@ export type PushResult =
   | { kind: "ok"; status: number }
   /** 404/410: the subscription is gone for good; remove it, do not retry */
   | { kind: "gone"; status: number }
-  /** 429, 5xx, a timeout or a network error: try again, not before `retryAfterMs` when the service said so */
-  | { kind: "retry"; reason: string; retryAfterMs?: number }
+  /**
+   * 429, 5xx, a cancelled request or a network error: try again, not before `retryAfterMs` when the service said so.
+   * `unknown`: no answer came, so the service may have taken the message (a resend carries the same Topic and id).
+   */
+  | { kind: "retry"; reason: string; retryAfterMs?: number; unknown?: true }
   /** any other answer (400/401/403/413: our request is wrong for this service): not retried */
   | { kind: "failed"; reason: string };
 
-/** A VAPID Authorization header per push-service origin, reused for an hour (the JWT itself lasts 12 h). */
+/**
+ * A VAPID Authorization header per push-service origin, reused for most of its JWT's life: signing costs a key
+ * import and an ECDSA signature, and RFC 8292 lets one token serve every message to that service until it expires.
+ * A fresh one is signed VAPID_RESIGN_BEFORE_MS ahead of `exp`, so a token never reaches a service about to lapse.
+ * Only signed headers are kept (objects of one isolate share this map; none waits on another's promise).
+ */
 const vapidCache = new Map<string, { header: string; until: number }>();
-const VAPID_REUSE_MS = 3600_000;
+const VAPID_RESIGN_BEFORE_MS = 3600_000;
 
-async function authorization(endpoint: URL, vapid: VapidKeys, now: number): Promise<string> {
-  const key = `${vapid.publicKey}|${endpoint.origin}`;
+/** `exp` (ms) of the JWT in a `vapid t=<jwt>, k=...` header. */
+function vapidExpiry(header: string): number {
+  const jwt = /t=([^,\s]+)/.exec(header)?.[1] ?? "";
+  const claims = fromBase64Url(jwt.split(".")[1] ?? "");
+  const exp = claims ? (JSON.parse(fromUtf8(claims)) as { exp?: unknown }).exp : undefined;
+  if (typeof exp !== "number") throw new Error("VAPID token without exp");
+  return exp * 1000;
+}
+
+/** The Authorization header for `endpoint`'s push service. */
+export async function vapidAuthorization(endpoint: URL, vapid: VapidKeys, now = Date.now()): Promise<string> {
+  const key = `${vapid.publicKey}|${vapid.subject}|${endpoint.origin}`;
   const cached = vapidCache.get(key);
   if (cached && cached.until > now) return cached.header;
   // The library signs for https: endpoints only (RFC 8030 push resources are https). A local push service used in
@@ -57,7 +70,7 @@ async function authorization(endpoint: URL, vapid: VapidKeys, now: number): Prom
   const audience = endpoint.protocol === "https:" ? endpoint.href : `https://${endpoint.host}/`;
   const { headers } = await vapidHeaders({ endpoint: audience, expirationTime: null, keys: { p256dh: "", auth: "" } }, vapid);
   if (vapidCache.size > 1000) vapidCache.clear();
-  vapidCache.set(key, { header: headers.authorization, until: now + VAPID_REUSE_MS });
+  vapidCache.set(key, { header: headers.authorization, until: vapidExpiry(headers.authorization) - VAPID_RESIGN_BEFORE_MS });
   return headers.authorization;
 }
 
@@ -80,15 +93,18 @@ export function classifyPushStatus(status: number, retryAfter: string | null, no
   return { kind: "failed", reason: `push service answered ${status}` };
 }
 
-/** Encrypts, signs and sends one push; never throws (a bad subscription key is `failed`). */
-export async function sendPush(target: PushTarget, req: PushRequest, vapid: VapidKeys, timeoutMs: number): Promise<PushResult> {
-  let body: Uint8Array;
+/**
+ * Encrypts, signs and sends one push. Settles when the request has really ended: the service's answer, a network
+ * error, or the request cancelled after `abandonMs` without an answer (outcome unknown: `retry` with `unknown`).
+ * Never rejects (a subscription whose keys are not a device's is `failed`).
+ */
+export async function sendPush(target: PushTarget, req: PushRequest, vapid: VapidKeys, abandonMs: number): Promise<PushResult> {
+  let body: Uint8Array<ArrayBuffer>;
   let auth: string;
   const endpoint = new URL(target.endpoint);
   try {
-    auth = await authorization(endpoint, vapid, Date.now());
-    // The payload is sent as the exact text given (the library would JSON-encode a non-string).
-    body = await encryptNotification({ endpoint: target.endpoint, expirationTime: null, keys: { p256dh: target.p256dh, auth: target.auth } }, utf8(req.payload));
+    auth = await vapidAuthorization(endpoint, vapid);
+    body = await encryptPushPayload(target.p256dh, target.auth, utf8(req.payload));
   } catch (error) {
     return { kind: "failed", reason: `could not encrypt for this subscription: ${(error as Error).message}` };
   }
@@ -104,13 +120,15 @@ export async function sendPush(target: PushTarget, req: PushRequest, vapid: Vapi
         "content-type": "application/octet-stream",
       },
       body,
-      signal: AbortSignal.timeout(timeoutMs),
+      signal: AbortSignal.timeout(abandonMs),
     });
-    // The body is not needed; drain it so the connection can be reused.
-    await res.body?.cancel();
+    // The body is not needed; one that is not known to be empty is cancelled so the connection can be reused
+    // (push services answer 201 with none, and cancelling a stream costs more than the rest of the answer).
+    if (res.headers.get("content-length") !== "0") await res.body?.cancel();
     return classifyPushStatus(res.status, res.headers.get("retry-after"));
   } catch (error) {
     const name = (error as Error).name;
-    return { kind: "retry", reason: name === "TimeoutError" ? `no answer within ${timeoutMs} ms` : `network error: ${(error as Error).message}` };
+    if (name === "TimeoutError") return { kind: "retry", reason: `no answer within ${abandonMs} ms; cancelled`, unknown: true };
+    return { kind: "retry", reason: `network error: ${(error as Error).message}`, unknown: true };
   }
 }

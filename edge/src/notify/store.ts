@@ -10,13 +10,25 @@ export interface StoredSubscription extends PushSubscriptionView {
   auth: string;
 }
 
-/** A pending delivery. `state` (push) lists the subscriptions that took it already, so a retry skips them. */
+/**
+ * A pending delivery. `state` (push): the subscriptions that took it already (a retry skips them), counts of gone
+ * and refusing ones, and the requests still unanswered (`inflight`: subscription id -> when it was sent), which
+ * nothing resends while they run. `retry` keeps the last retryable answer while others are still awaited.
+ */
 export interface Delivery {
   notificationId: string;
   channel: Channel;
   dueAt: number;
   attempts: number;
-  state: { ok: string[]; expired: number; failed: number };
+  state: DeliveryState;
+}
+
+export interface DeliveryState {
+  ok: string[];
+  expired: number;
+  failed: number;
+  inflight?: Record<string, number>;
+  retry?: { reason: string; retryAfterMs?: number };
 }
 
 type SubRow = { id: string; endpoint: string; p256dh: string; auth: string; expiration_time: number | null; created_at: number; last_ok_at: number | null };
@@ -27,13 +39,22 @@ function subFromRow(r: SubRow): StoredSubscription {
 }
 
 function deliveryFromRow(r: DeliveryRow): Delivery {
-  return { notificationId: r.notification_id, channel: r.channel, dueAt: r.due_at, attempts: r.attempts, state: JSON.parse(r.state) as Delivery["state"] };
+  return { notificationId: r.notification_id, channel: r.channel, dueAt: r.due_at, attempts: r.attempts, state: JSON.parse(r.state) as DeliveryState };
 }
 
 export class NotifyStore {
   private readonly sql: SqlStorage;
-  /** preferences read once per life of the object (they change only through this store) */
+  // Kept in memory for the life of the object, because they change only through this store and are read for
+  // every notification (a statement each would be most of what a push costs the inbox in SQL):
+  /** preferences */
   private prefsCache: NotificationPreferences | undefined;
+  /** the user's devices (read when a notification is stored and when it is pushed) */
+  private subsCache: StoredSubscription[] | undefined;
+  /**
+   * The earliest planned time, or null for none; undefined when not known (re-read). Never later than the truth:
+   * a plan lowers it, and removing or moving a plan forgets it, so a rolled-back plan only costs one look.
+   */
+  private nextDueCache: number | null | undefined;
 
   constructor(storage: DurableObjectStorage) {
     this.sql = storage.sql;
@@ -88,24 +109,29 @@ export class NotifyStore {
       now,
     );
     this.sql.exec("DELETE FROM push_subscriptions WHERE id IN (SELECT id FROM push_subscriptions ORDER BY created_at DESC, id LIMIT -1 OFFSET ?)", max);
+    this.subsCache = undefined;
     const row = this.sql.exec<SubRow>("SELECT * FROM push_subscriptions WHERE id = ?", id).one();
     const { p256dh: _p, auth: _a, ...view } = subFromRow(row);
     return { subscription: view, created: !existing };
   }
 
-  subscriptions(): StoredSubscription[] {
-    return this.sql.exec<SubRow>("SELECT * FROM push_subscriptions ORDER BY created_at, id").toArray().map(subFromRow);
+  /** Oldest first. The array is shared: callers must not change it. */
+  subscriptions(): readonly StoredSubscription[] {
+    this.subsCache ??= this.sql.exec<SubRow>("SELECT * FROM push_subscriptions ORDER BY created_at, id").toArray().map(subFromRow);
+    return this.subsCache;
   }
 
   subscriptionCount(): number {
-    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM push_subscriptions").one().n;
+    return this.subscriptions().length;
   }
 
   deleteSubscription(id: string): boolean {
+    this.subsCache = undefined;
     return this.sql.exec("DELETE FROM push_subscriptions WHERE id = ? RETURNING id", id).toArray().length > 0;
   }
 
   markSubscriptionOk(id: string, at: number): void {
+    this.subsCache = undefined;
     this.sql.exec("UPDATE push_subscriptions SET last_ok_at = ? WHERE id = ?", at, id);
   }
 
@@ -114,9 +140,17 @@ export class NotifyStore {
   /** Plans a delivery; a second plan for the same notification and channel is a no-op (exactly once). */
   addDelivery(notificationId: string, channel: Channel, dueAt: number): void {
     this.sql.exec("INSERT INTO notify_deliveries (notification_id, channel, due_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", notificationId, channel, dueAt);
+    if (this.nextDueCache !== undefined) this.nextDueCache = this.nextDueCache === null ? dueAt : Math.min(this.nextDueCache, dueAt);
+  }
+
+  delivery(notificationId: string, channel: Channel): Delivery | null {
+    const row = this.sql.exec<DeliveryRow>("SELECT * FROM notify_deliveries WHERE notification_id = ? AND channel = ?", notificationId, channel).toArray()[0];
+    return row ? deliveryFromRow(row) : null;
   }
 
   due(now: number, limit: number): Delivery[] {
+    const next = this.nextDueAt();
+    if (next === null || next > now) return [];
     return this.sql.exec<DeliveryRow>("SELECT * FROM notify_deliveries WHERE due_at <= ? ORDER BY due_at LIMIT ?", now, limit).toArray().map(deliveryFromRow);
   }
 
@@ -129,10 +163,12 @@ export class NotifyStore {
   }
 
   nextDueAt(): number | null {
-    return this.sql.exec<{ m: number | null }>("SELECT MIN(due_at) AS m FROM notify_deliveries").one().m;
+    if (this.nextDueCache === undefined) this.nextDueCache = this.sql.exec<{ m: number | null }>("SELECT MIN(due_at) AS m FROM notify_deliveries").one().m;
+    return this.nextDueCache;
   }
 
-  postpone(d: Pick<Delivery, "notificationId" | "channel">, dueAt: number, attempts?: number, state?: Delivery["state"]): void {
+  postpone(d: Pick<Delivery, "notificationId" | "channel">, dueAt: number, attempts?: number, state?: DeliveryState): void {
+    this.nextDueCache = undefined;
     this.sql.exec(
       "UPDATE notify_deliveries SET due_at = ?, attempts = COALESCE(?, attempts), state = COALESCE(?, state) WHERE notification_id = ? AND channel = ?",
       dueAt,
@@ -144,6 +180,7 @@ export class NotifyStore {
   }
 
   finish(d: Pick<Delivery, "notificationId" | "channel">): void {
+    this.nextDueCache = undefined;
     this.sql.exec("DELETE FROM notify_deliveries WHERE notification_id = ? AND channel = ?", d.notificationId, d.channel);
   }
 

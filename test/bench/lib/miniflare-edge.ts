@@ -9,6 +9,7 @@
 // noise of this machine; the RSS is not, and only the bare runtime's RSS answers "what does a full room
 // cost". The Worker code is the same bundle `wrangler deploy` uploads.
 // BENCH_RUNTIME=wrangler runs the bench against wrangler dev instead.
+import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -47,7 +48,19 @@ async function wranglersMiniflare(): Promise<typeof import("miniflare")> {
   return (await import(pathToFileURL(fromWrangler.resolve("miniflare")).href)) as typeof import("miniflare");
 }
 
-export async function startMiniflareEdge(vars: Record<string, string>): Promise<BenchEdge> {
+export interface MiniflareEdgeOptions {
+  /** workerd's DevTools inspector on 127.0.0.1 (for CPU profiles of the Worker); off when unset */
+  inspectorPort?: number;
+  /**
+   * Durable Objects' SQLite files on a tmpfs (/dev/shm) instead of the disk. Locally every object's commit is
+   * written and fsynced on the one thread that runs every object, so on a machine whose disk others share the
+   * files measure the disk as much as the code; Cloudflare's storage does not block the object's thread on a
+   * local disk. Same SQLite, same statements, same commits either way.
+   */
+  tmpfsStorage?: boolean;
+}
+
+export async function startMiniflareEdge(vars: Record<string, string>, opts: MiniflareEdgeOptions = {}): Promise<BenchEdge> {
   // wrangler.toml's `[assets]` folder must exist for the dry-run build; this Miniflare serves no pages (their
   // routes answer 503 `pages_unavailable`), bench:web measures them under wrangler dev.
   await buildWeb();
@@ -58,11 +71,14 @@ export async function startMiniflareEdge(vars: Record<string, string>): Promise<
   });
   if (build.code !== 0) throw new Error(`wrangler deploy --dry-run failed:\n${(build.stdout + build.stderr).slice(-4000)}`);
   const port = await freePort();
+  const persist = opts.tmpfsStorage ? await mkdtemp(join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), "pulsecast-bench-do-")) : undefined;
   const sqlite = (className: string) => ({ className, useSQLite: true });
   // Miniflare 5 has a new options format; the v4 form (as the docs describe it) converts.
   const options: V4MiniflareOptions = {
     host: "127.0.0.1",
     port,
+    ...(persist !== undefined && { resourcePersistencePath: persist }),
+    ...(opts.inspectorPort !== undefined && { inspectorPort: opts.inspectorPort }),
     // The bench's stdout carries only its JSON line: the Worker's logs go to stderr.
     handleStructuredLogs: (log) => process.stderr.write(`[workerd ${log.level}] ${log.message}\n`),
     workers: [
@@ -95,6 +111,7 @@ export async function startMiniflareEdge(vars: Record<string, string>): Promise<
     async stop() {
       await mf.dispose();
       await rm(outdir, { recursive: true, force: true });
+      if (persist !== undefined) await rm(persist, { recursive: true, force: true });
     },
   };
 }
