@@ -360,6 +360,12 @@ videoRoutes.delete("/videos/:id", requireUser(), async (c) => {
 videoRoutes.get("/internal/media/uploads/:id/source", requireInternalToken(), async (c) => {
   const id = c.req.param("id");
   if (!VIDEO_ID.test(id)) return errorResponse(404, "not_found", "no such object");
+  // HEAD: whether the source is still there (a node checks it while it processes; a delete removes it first).
+  if (c.req.raw.method === "HEAD") {
+    const head = await c.env.MEDIA.head(sourceKeyOf(id));
+    if (!head) return new Response(null, { status: 404 });
+    return new Response(null, { headers: { "content-type": head.httpMetadata?.contentType ?? "application/octet-stream", "content-length": String(head.size) } });
+  }
   const object = await c.env.MEDIA.get(sourceKeyOf(id));
   if (!object) return errorResponse(404, "not_found", "no such object");
   return new Response(object.body, { headers: { "content-type": object.httpMetadata?.contentType ?? "application/octet-stream", "content-length": String(object.size) } });

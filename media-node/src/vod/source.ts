@@ -55,3 +55,19 @@ export async function fetchSource(store: ObjectStore, key: string, file: string,
   }
   throw new Error(`no way to read sources from a '${store.kind}' store`);
 }
+
+/**
+ * Whether the upload's source is still stored. Deleting a video removes its source before anything else, so a
+ * source gone while its job runs means the video was deleted: the node stops and removes what it wrote.
+ * Throws when storage cannot answer (that proves nothing either way).
+ */
+export async function sourceExists(store: ObjectStore, key: string, location: SourceLocation = { kind: "store" }): Promise<boolean> {
+  if (location.kind === "http") {
+    const url = `${location.baseUrl.replace(/\/+$/, "")}/${key}`;
+    const res = await fetch(url, { method: "HEAD", headers: location.token ? { authorization: `Bearer ${location.token}` } : {} });
+    if (res.status === 404) return false;
+    if (!res.ok) throw new Error(`HEAD ${url} answered ${res.status}`);
+    return true;
+  }
+  return (await store.head(key)) !== null;
+}
