@@ -348,8 +348,14 @@ videoRoutes.delete("/videos/:id", requireUser(), async (c) => {
   if (VIDEO_ID.test(id)) await c.env.UploadSession.getByName(id).destroy();
   // Processed outputs live in the folder of the master playlist (the media node's prefix), the source under uploads/.
   // A recording's files belong to its stream (they stay with the stream's other recordings).
+  // The source goes first: a media node still processing the video checks for it, and takes its absence as the
+  // delete (it stops and removes what it stored; what it stored before its last check is in the folder by now).
   const folder = outputFolderToDelete(v, edgeSettings(c.env).vodKeyPrefix);
-  const removed = v.streamId ? 0 : (await deletePrefix(c.env.MEDIA, folder)) + (await deletePrefix(c.env.MEDIA, `uploads/${id}/`));
+  let removed = 0;
+  if (!v.streamId) {
+    removed += await deletePrefix(c.env.MEDIA, `uploads/${id}/`);
+    removed += await deletePrefix(c.env.MEDIA, folder);
+  }
   await library.remove(id);
   forgetPlaybackState(id);
   return c.json({ deleted: true, objects: removed });
