@@ -372,7 +372,23 @@ videoRoutes.get("/internal/media/uploads/:id/source", requireInternalToken(), as
     if (!head) return new Response(null, { status: 404 });
     return new Response(null, { headers: { "content-type": head.httpMetadata?.contentType ?? "application/octet-stream", "content-length": String(head.size) } });
   }
-  const object = await c.env.MEDIA.get(sourceKeyOf(id));
+  // Ranges: a node starts FFmpeg on the source while it is still downloading, and reads the index of an MP4
+  // stored at its end first (one `bytes=a-b` or `bytes=a-` range; nothing else is asked for).
+  const rangeHeader = c.req.header("range");
+  const m = rangeHeader ? /^bytes=(\d+)-(\d*)$/.exec(rangeHeader.trim()) : null;
+  if (rangeHeader && !m) return new Response(null, { status: 416 });
+  const offset = m ? Number(m[1]) : 0;
+  if (m?.[2] && Number(m[2]) < offset) return new Response(null, { status: 416 });
+  let object: R2ObjectBody | null;
+  try {
+    object = await c.env.MEDIA.get(sourceKeyOf(id), m ? { range: { offset, ...(m[2] ? { length: Number(m[2]) - offset + 1 } : {}) } } : {});
+  } catch (error) {
+    if (m) return new Response(null, { status: 416 }); // past the end
+    throw error;
+  }
   if (!object) return errorResponse(404, "not_found", "no such object");
-  return new Response(object.body, { headers: { "content-type": object.httpMetadata?.contentType ?? "application/octet-stream", "content-length": String(object.size) } });
+  const type = object.httpMetadata?.contentType ?? "application/octet-stream";
+  if (!m) return new Response(object.body, { headers: { "content-type": type, "content-length": String(object.size), "accept-ranges": "bytes" } });
+  const length = Math.max(0, Math.min(object.size, m[2] ? Number(m[2]) + 1 : object.size) - offset);
+  return new Response(object.body, { status: 206, headers: { "content-type": type, "content-length": String(length), "content-range": `bytes ${offset}-${offset + length - 1}/${object.size}` } });
 });

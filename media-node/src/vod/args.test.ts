@@ -40,6 +40,12 @@ describe("buildVodArgs", () => {
     expect(argv.join(" ")).toContain("-fps_mode vfr");
   });
 
+  it("libx264 options go with the preset, for every rung; none without them", () => {
+    const tuned = toArgv(buildVodArgs({ input: "/w/source", outDir: "/w/hls", ladder, segmentS: 4, preset: "superfast", x264Params: "mbtree=1:rc-lookahead=10" }));
+    expect(tuned.slice(tuned.indexOf("-preset"), tuned.indexOf("-preset") + 4)).toEqual(["-preset", "superfast", "-x264-params", "mbtree=1:rc-lookahead=10"]);
+    expect(argv).not.toContain("-x264-params");
+  });
+
   it("audio only: no filter graph and no sprite", () => {
     const audioOnly = selectLadder({ audio: { channels: 2 } }, { ...settings, rungs: [...settings.rungs] });
     const a = toArgv(buildVodArgs({ input: "/w/source", outDir: "/w/hls", ladder: audioOnly, segmentS: 4, preset: "veryfast" }));

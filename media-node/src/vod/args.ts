@@ -19,6 +19,8 @@ export interface VodArgsOptions {
   ladder: Ladder;
   segmentS: number;
   preset: string;
+  /** libx264 options on top of the preset (`key=value:key=value`), for every video rung */
+  x264Params?: string | undefined;
   /** constant output frame rate of the video rungs (frames are duplicated or dropped to keep it) */
   fps?: number | undefined;
   /** where the sprite sheets go (`<dir>/sprite_%03d.jpg`); none for audio-only sources */
@@ -77,6 +79,8 @@ export function buildVodArgs(opts: VodArgsOptions): FfmpegPlan {
   const vfr = live.outputArgs.indexOf("-fps_mode");
   const outputArgs = [...live.outputArgs];
   if (opts.fps && vfr >= 0 && outputArgs[vfr + 1] === "vfr") outputArgs.splice(vfr, 2, "-fps_mode", "cfr", "-r", String(opts.fps));
+  const preset = outputArgs.indexOf("-preset");
+  if (opts.x264Params && preset >= 0) outputArgs.splice(preset + 2, 0, "-x264-params", opts.x264Params);
   const plan = { ...live, outputArgs };
   if (!opts.storyboard && !opts.stills) return plan;
   const at = plan.outputArgs.indexOf("-filter_complex");

@@ -23,7 +23,8 @@ import { type LadderSettings, selectLadder } from "../transcode/ladder.ts";
 import { buildVodArgs, POSTER_FILE, POSTER_SMALL_FILE } from "./args.ts";
 import type { VodJob } from "./job.ts";
 import { ladderSource, probeFile, refusalOf, type SourceLimits, UnreadableMediaError, vodFrameRate, type VodSource } from "./probe.ts";
-import { fetchSource, type SourceLocation, SourceMissingError, sourceExists } from "./source.ts";
+import { openSource, type SourceLocation, SourceMissingError, type SourceReader, sourceExists } from "./source.ts";
+import { SourceServer } from "./source-server.ts";
 import { sheetName, storyboardGeometry, storyboardJson, storyboardVtt } from "./storyboard.ts";
 
 export interface VodPipelineSettings {
@@ -33,6 +34,8 @@ export interface VodPipelineSettings {
   keyPrefix: string;
   segmentS: number;
   preset: string;
+  /** libx264 options on top of the preset (x264-params syntax) */
+  x264Params?: string | undefined;
   ladder: LadderSettings;
   limits: SourceLimits;
   /** where sources are read (default: the store) */
@@ -146,15 +149,17 @@ export async function processUpload(job: VodJob, deps: VodPipelineDeps, hooks: V
 
   const dir = join(settings.workDir, "vod", `${job.videoId}-${randomBytes(4).toString("hex")}`);
   await mkdir(dir, { recursive: true });
+  let server: SourceServer | undefined;
   try {
-    // 1. the source
+    // 1. the source: FFmpeg reads it through a local server while it downloads (source-server.ts), so the
+    // encode starts after the first bytes and the index instead of after the whole file
     const t0 = performance.now();
     const ms = () => Math.round(performance.now() - t0);
     const timings: Record<string, number> = {};
     hooks.progress("download", 0);
-    const sourceFile = join(dir, "source");
+    let reader: SourceReader;
     try {
-      await fetchSource(store, job.sourceKey, sourceFile, settings.source);
+      reader = await openSource(store, job.sourceKey, settings.source);
     } catch (error) {
       if (error instanceof SourceMissingError) {
         // Deleted before this attempt: an earlier one (a node lost mid-job) may have stored part of the outputs.
@@ -162,15 +167,19 @@ export async function processUpload(job: VodJob, deps: VodPipelineDeps, hooks: V
       }
       throw new VodJobError("download", (error as Error).message, error instanceof SourceMissingError);
     }
-    timings.downloadedMs = ms();
+    server = reader.localPath ? undefined : await SourceServer.start(reader, join(dir, "source"));
+    const input = reader.localPath ?? server!.url;
+    void server?.downloaded.then(() => (timings.downloadedMs = ms()), () => undefined);
+    /** a failure that was the source's reading, not the file's content: worth a retry */
+    const readFailure = () => server?.failure && new VodJobError("download", `the source could not be read: ${server.failure.message}`, false);
 
     // 2. what it is
     hooks.progress("probe", 0);
     let source: VodSource;
     try {
-      source = await probeFile(sourceFile, { ffprobePath: settings.ffprobePath });
+      source = await probeFile(input, { ffprobePath: settings.ffprobePath });
     } catch (error) {
-      throw new VodJobError("probe", (error as Error).message, error instanceof UnreadableMediaError);
+      throw readFailure() || new VodJobError("probe", (error as Error).message, error instanceof UnreadableMediaError);
     }
     timings.probedMs = ms();
     const refusal = refusalOf(source, settings.limits);
@@ -187,11 +196,12 @@ export async function processUpload(job: VodJob, deps: VodPipelineDeps, hooks: V
     const stillsDir = join(dir, "stills");
     await Promise.all([hlsDir, spriteDir, stillsDir].map((d) => mkdir(d, { recursive: true })));
     const plan = buildVodArgs({
-      input: sourceFile,
+      input,
       outDir: hlsDir,
       ladder,
       segmentS: settings.segmentS,
       preset: settings.preset,
+      x264Params: settings.x264Params,
       fps: source.video ? vodFrameRate(source) : undefined,
       storyboard: geometry ? { dir: spriteDir, geometry } : undefined,
       stills: picture ? { dir: stillsDir, durationS: source.durationS, picture } : undefined,
@@ -247,6 +257,9 @@ export async function processUpload(job: VodJob, deps: VodPipelineDeps, hooks: V
       return await deleted();
     }
     if (signal?.aborted) throw new VodJobError("transcode", "abandoned: the node is stopping", false);
+    // A read cut short may look like a clean end of the file to FFmpeg: never publish what it made of it.
+    const unread = readFailure();
+    if (unread) throw unread;
     if (exit.code !== 0) throw new VodJobError("transcode", `ffmpeg exited with ${exit.code ?? exit.signal}: ${tail(exit.stderrTail)}`, false);
     const published = await publisher.finish({ vod: false });
     if (published.segments === 0) throw new VodJobError("transcode", `no playable media could be decoded from the file: ${tail(exit.stderrTail)}`, true);
@@ -300,6 +313,7 @@ export async function processUpload(job: VodJob, deps: VodPipelineDeps, hooks: V
     log.info("vod stored", { ...timings, storedMs: ms(), segments: published.segments });
     return result;
   } finally {
+    await server?.close();
     await rm(dir, { recursive: true, force: true });
   }
 }
