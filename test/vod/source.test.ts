@@ -4,7 +4,7 @@
 
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { createServer, type Server } from "node:http";
+import { createServer, get as getHttp, type Server } from "node:http";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -109,7 +109,7 @@ describe("SourceServer: FFmpeg's view of a source that is still downloading", ()
   it("serves what has arrived at once, a range far ahead straight from storage, and the rest as it arrives", async () => {
     const reader = await openSource(store, "uploads/slow/source", at());
     expect(reader.size).toBe(bytes.length);
-    const server = await SourceServer.start(reader, join(work, "slow-copy"), { nearBytes: 256 * 1024 });
+    const server = await SourceServer.start(reader, join(work, "slow-copy"), { nearBytes: 1.5 * MiB });
     try {
       // The first MiB is here, the rest held back: a read of the start is answered now.
       const head = await fetch(server.url, { headers: { range: "bytes=0-99" } });
@@ -121,16 +121,30 @@ describe("SourceServer: FFmpeg's view of a source that is still downloading", ()
       expect(tail.headers.get("content-range")).toBe(`bytes ${bytes.length - 1000}-${bytes.length - 1}/${bytes.length}`);
       expect(Buffer.from(await tail.arrayBuffer()).equals(bytes.subarray(-1000))).toBe(true);
       expect(ranges).toContain(`slow bytes=${bytes.length - 1000}-${bytes.length - 1}`);
-      // A read just past what has arrived waits for it rather than asking storage.
+      // A read a little ahead of what has arrived waits for it (over many arriving chunks) rather than asking storage.
       const asked = ranges.length;
-      const next = fetch(server.url, { headers: { range: `bytes=${MiB + 10}-${MiB + 19}` } }).then(async (r) => Buffer.from(await r.arrayBuffer()));
+      const next = fetch(server.url, { headers: { range: `bytes=${2 * MiB + 10}-${2 * MiB + 19}` } }).then(async (r) => Buffer.from(await r.arrayBuffer()));
       const whole = fetch(server.url).then(async (r) => Buffer.from(await r.arrayBuffer()));
       release();
-      expect((await next).equals(bytes.subarray(MiB + 10, MiB + 20))).toBe(true);
+      expect((await next).equals(bytes.subarray(2 * MiB + 10, 2 * MiB + 20))).toBe(true);
       expect((await whole).equals(bytes)).toBe(true);
       expect(ranges.length).toBe(asked);
       await server.downloaded;
       expect((await readFile(join(work, "slow-copy"))).equals(bytes)).toBe(true);
+      // A reader slower than the server (FFmpeg while it encodes): what it gets is still the file, byte for byte.
+      const slow = await new Promise<Buffer>((resolve, reject) => {
+        getHttp(server.url, (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => {
+            chunks.push(c);
+            res.pause();
+            setTimeout(() => res.resume(), 1);
+          });
+          res.on("end", () => resolve(Buffer.concat(chunks)));
+          res.on("error", reject);
+        }).on("error", reject);
+      });
+      expect(slow.equals(bytes)).toBe(true);
       expect(server.failure).toBeUndefined();
       expect((await fetch(server.url.replace(/\/source$/, "/other"))).status).toBe(404);
     } finally {

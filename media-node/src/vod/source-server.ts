@@ -83,8 +83,10 @@ export class SourceServer {
   }
 
   #wake(): void {
-    for (const w of this.#waiters) w();
+    // Each waiter checks again and puts itself back if what it waits for has not arrived yet.
+    const waiting = [...this.#waiters];
     this.#waiters.clear();
+    for (const w of waiting) w();
   }
 
   async #download(file: string): Promise<void> {
@@ -151,11 +153,12 @@ export class SourceServer {
     try {
       await this.#waitFor(start);
       file = await open(this.#file, "r");
-      const buffer = Buffer.allocUnsafe(CHUNK);
       let pos = start;
       while (pos <= end && !gone()) {
         await this.#waitFor(pos);
         const want = Math.min(CHUNK, end + 1 - pos, this.#have - pos);
+        // A buffer per chunk: the response keeps a written chunk queued until the socket takes it.
+        const buffer = Buffer.allocUnsafe(want);
         const { bytesRead } = await file.read(buffer, 0, want, pos);
         if (bytesRead <= 0) throw new Error(`the local copy ended at ${pos}`);
         pos += bytesRead;
