@@ -67,7 +67,9 @@ export async function openSource(store: ObjectStore, key: string, location: Sour
       if (error.code === "ENOENT" || error.code === "ENOTDIR") return null;
       throw error;
     });
-    if (!info?.isFile()) throw missing(key);
+    if (!info) throw missing(key);
+    // Something is stored under the key but it cannot be read as a file: storage's fault, worth a retry.
+    if (!info.isFile()) throw new Error(`the stored source '${key}' cannot be read (EISDIR: not a file)`);
     return { size: info.size, localPath: path, read: async (start, end) => createReadStream(path, { start, ...(end !== undefined ? { end } : {}) }) };
   }
   if (store instanceof S3ObjectStore) {
