@@ -205,6 +205,7 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
           keyPrefix: v.vodKeyPrefix,
           segmentS: v.vodSegmentS,
           preset: v.vodX264Preset,
+          ...(v.vodX264Params !== "none" ? { x264Params: v.vodX264Params } : {}),
           ladder: { rungs: v.vodLadder, passthrough: false, separateAudio: config.separateAudio },
           limits: { maxDurationS: v.vodMaxDurationS, maxLongSide: v.vodMaxLongSide },
           source: v.vodSourceUrl ? { kind: "http", baseUrl: v.vodSourceUrl, token: v.vodSourceToken } : { kind: "store" },

@@ -7,8 +7,11 @@
 //   time_to_playable_s           last byte stored -> media.playable seen on NATS (every rendition has a segment)
 //   time_to_ready_s              last byte stored -> media.ready seen on NATS (everything stored)
 //   ready_speed_x                clip seconds / time_to_ready_s
-//   baseline_single_rung_speed_x one plain FFmpeg encode of the same clip to the top rung (720p, same preset and
-//                                bitrate, audio included), media seconds / wall seconds, in the same run
+//   baseline_single_rung_speed_x one plain FFmpeg encode of the same clip to the top rung (720p, the same libx264
+//                                preset, options and bitrate as the node's, audio included), media seconds / wall
+//                                seconds, in the same run
+//   x264                         those libx264 settings (VOD_X264_PRESET and VOD_X264_PARAMS, from the environment
+//                                or their defaults)
 //
 //   node test/bench/vod.ts [clipSeconds=60]
 //
@@ -17,11 +20,16 @@
 import { readFile, stat } from "node:fs/promises";
 import { loadavg } from "node:os";
 import { join } from "node:path";
+import { readSettings } from "../../shared/settings/settings.ts";
+import { vodSettings } from "../../media-node/src/settings/vod.ts";
 import { run } from "../helpers/process.ts";
 import { noisyVideo } from "../vod/sources.ts";
 import { startVodStack } from "../vod/stack.ts";
 
 const clipS = Number(process.argv[2] ?? 60);
+// The node reads the same environment (the stack passes it on): the baseline encodes as the node does.
+const { vodX264Preset: preset, vodX264Params: params } = readSettings({ vodX264Preset: vodSettings.vodX264Preset, vodX264Params: vodSettings.vodX264Params }, process.env);
+const x264 = [...["-preset", preset], ...(params !== "none" ? ["-x264-params", params] : [])];
 const MiB = 1024 * 1024;
 const log = (m: string) => process.stderr.write(`[bench:vod] ${m}\n`);
 
@@ -51,7 +59,7 @@ try {
 
   // Baseline: the same clip, one rung (720p), one plain FFmpeg.
   const b0 = performance.now();
-  const base = await run("ffmpeg", ["-hide_banner", "-loglevel", "error", "-y", "-i", clip, "-c:v", "libx264", "-preset", "veryfast", "-b:v", "3000k", "-maxrate", "3300k", "-bufsize", "4500k", "-c:a", "aac", "-b:a", "128k", join(stack.root, "baseline.mp4")]);
+  const base = await run("ffmpeg", ["-hide_banner", "-loglevel", "error", "-y", "-i", clip, "-c:v", "libx264", ...x264, "-b:v", "3000k", "-maxrate", "3300k", "-bufsize", "4500k", "-c:a", "aac", "-b:a", "128k", join(stack.root, "baseline.mp4")]);
   if (base.code !== 0) throw new Error(`baseline failed: ${base.stderr}`);
   const baselineS = (performance.now() - b0) / 1000;
   log(`baseline single rung: ${baselineS.toFixed(2)} s; load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
@@ -65,6 +73,7 @@ try {
       time_to_ready_s: r2(timeToReady),
       ready_speed_x: r2(clipS / timeToReady),
       baseline_single_rung_speed_x: r2(clipS / baselineS),
+      x264: params !== "none" ? `${preset} ${params}` : preset,
     }),
   );
 } finally {

@@ -2,7 +2,8 @@
 // R2 and queues the job through its outbox and the HTTP -> NATS bridge, the media node's worker processes it,
 // and its events come back through the NATS -> HTTP bridge to the video's record at the edge.
 
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parsePlaylist } from "../helpers/hls.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -55,5 +56,26 @@ describe("VOD from upload to playback", () => {
     const list = (await (await stack.api("carol", "/videos")).json()) as { videos: { id: string }[] };
     expect(list.videos.map((v) => v.id)).toContain(id);
     expect((await stack.api("dave", `/videos/${id}`)).status).toBe(404);
+  });
+
+  it("a video deleted while the node processes it ends with nothing of it stored and no ready event", async () => {
+    const file = new Uint8Array(await readFile(await makeSource("landscape", stack.root, 30)));
+    const tus = await stack.tus("erin", 8 * 1024 * 1024);
+    const { url } = await tus.upload(file, "long", { filename: "long.mp4", filetype: "video/mp4", title: "Long" });
+    const id = new URL(url).pathname.split("/").at(-1)!;
+    // Playable: the node has stored the first segments of every rendition and is still encoding the rest.
+    await stack.waitForEvent("media.playable", id);
+    const dropped = stack.node.waitForOutput(new RegExp(`"msg":"vod job dropped: the video was deleted"[^\n]*"videoId":"${id}"`), 60_000);
+    const del = await stack.api("erin", `/videos/${id}`, { method: "DELETE" });
+    expect(del.status).toBe(200);
+    await dropped;
+
+    // The node stores its outputs in its own folder (the edge's playback origin): nothing of the video is left there.
+    const folder = join(stack.root, "store", "vod", id);
+    const files = await readdir(folder, { recursive: true, withFileTypes: true }).catch(() => []);
+    expect(files.filter((f) => f.isFile()).map((f) => f.name)).toEqual([]);
+    expect(stack.events.filter((e) => e.event.type === "media.ready" && (e.event.data as { mediaId: string }).mediaId === id)).toEqual([]);
+    expect((await stack.api("erin", `/videos/${id}`)).status).toBe(404);
+    expect((await fetch(`${stack.edge.url}/play/${id}/master.m3u8`)).status).toBe(404);
   });
 });

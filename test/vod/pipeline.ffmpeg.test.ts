@@ -10,7 +10,7 @@ import type { MediaStage } from "../../shared/events/media.ts";
 import { createLogger } from "../../media-node/src/log.ts";
 import { FsObjectStore, ReliableUploader } from "../../media-node/src/storage/index.ts";
 import type { VodJob } from "../../media-node/src/vod/job.ts";
-import { processUpload, type VodPipelineDeps, VodJobError, type VodResult } from "../../media-node/src/vod/pipeline.ts";
+import { processUpload, VideoDeletedError, type VodPipelineDeps, VodJobError, type VodResult } from "../../media-node/src/vod/pipeline.ts";
 import { probeStreams } from "../helpers/ffmpeg.ts";
 import { parsePlaylist } from "../helpers/hls.ts";
 import { makeSource, type SourceKind } from "./sources.ts";
@@ -242,5 +242,60 @@ describe("VOD processing with real FFmpeg", () => {
       playable: async () => undefined,
     }).catch((e: unknown) => e);
     expect(error).toMatchObject({ stage: "download", permanent: true, message: expect.stringMatching(/not in storage/) });
+  });
+
+  // Deleting a video at the edge removes its source first, then its folder. These delete the source the same way
+  // at the moments that matter; the job must end with nothing of the video stored, whoever sweeps last.
+  it("a video deleted while it is encoded: FFmpeg is stopped early and nothing of the video stays stored", async () => {
+    const job = await upload("landscape", "del1", 20);
+    const segments: string[] = [];
+    const onStored = ({ key }: { key: string }) => void (key.startsWith("vod/del1/480p/e0-") && key.endsWith(".m4s") && segments.push(key));
+    uploader.on("uploaded", onStored);
+    let deletedAt = 0;
+    const error = await processUpload(job, { ...deps, settings: { ...deps.settings, deleteCheckMs: 100 } }, {
+      progress: () => undefined,
+      playable: async () => {
+        deletedAt = Date.now();
+        await store.delete(job.sourceKey);
+      },
+    })
+      .catch((e: unknown) => e)
+      .finally(() => uploader.off("uploaded", onStored));
+    expect(error).toBeInstanceOf(VideoDeletedError);
+    expect(deletedAt).toBeGreaterThan(0);
+    // 20 s in 2 s segments is 10 per rendition: the encode stopped before that.
+    expect(segments.length).toBeGreaterThan(0);
+    expect(segments.length).toBeLessThan(10);
+    expect(await store.list("vod/del1/")).toEqual([]);
+  });
+
+  it("a video deleted after its last segment, before the job announced it: the job removes everything it stored", async () => {
+    const job = await upload("landscape", "del2", 4);
+    const stages: MediaStage[] = [];
+    const error = await processUpload(job, deps, {
+      progress: (stage) => {
+        stages.push(stage);
+        // The images and playlists are being stored now, the marker follows: the delete comes in between.
+        if (stage === "upload") void store.delete(job.sourceKey);
+      },
+      playable: async () => undefined,
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(VideoDeletedError);
+    expect(stages).toContain("upload");
+    expect(await store.list("vod/del2/")).toEqual([]);
+  });
+
+  it("a finished job redelivered after its video was deleted removes what is left instead of announcing it", async () => {
+    const { result } = await processed("landscape", "del3", 3);
+    expect(await store.list("vod/del3/")).toContain("vod/del3/ready.json");
+    // As if the edge's sweep had run before the last of these objects landed.
+    await store.delete(result.keys.master);
+    await store.delete("uploads/del3/source");
+    const error = await processUpload({ eventId: "e", videoId: "del3", ownerId: "alice", roomId: undefined, sourceKey: "uploads/del3/source", size: undefined }, deps, {
+      progress: () => undefined,
+      playable: async () => undefined,
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(VideoDeletedError);
+    expect(await store.list("vod/del3/")).toEqual([]);
   });
 });

@@ -348,8 +348,14 @@ videoRoutes.delete("/videos/:id", requireUser(), async (c) => {
   if (VIDEO_ID.test(id)) await c.env.UploadSession.getByName(id).destroy();
   // Processed outputs live in the folder of the master playlist (the media node's prefix), the source under uploads/.
   // A recording's files belong to its stream (they stay with the stream's other recordings).
+  // The source goes first: a media node still processing the video checks for it, and takes its absence as the
+  // delete (it stops and removes what it stored; what it stored before its last check is in the folder by now).
   const folder = outputFolderToDelete(v, edgeSettings(c.env).vodKeyPrefix);
-  const removed = v.streamId ? 0 : (await deletePrefix(c.env.MEDIA, folder)) + (await deletePrefix(c.env.MEDIA, `uploads/${id}/`));
+  let removed = 0;
+  if (!v.streamId) {
+    removed += await deletePrefix(c.env.MEDIA, `uploads/${id}/`);
+    removed += await deletePrefix(c.env.MEDIA, folder);
+  }
   await library.remove(id);
   forgetPlaybackState(id);
   return c.json({ deleted: true, objects: removed });
@@ -360,7 +366,29 @@ videoRoutes.delete("/videos/:id", requireUser(), async (c) => {
 videoRoutes.get("/internal/media/uploads/:id/source", requireInternalToken(), async (c) => {
   const id = c.req.param("id");
   if (!VIDEO_ID.test(id)) return errorResponse(404, "not_found", "no such object");
-  const object = await c.env.MEDIA.get(sourceKeyOf(id));
+  // HEAD: whether the source is still there (a node checks it while it processes; a delete removes it first).
+  if (c.req.raw.method === "HEAD") {
+    const head = await c.env.MEDIA.head(sourceKeyOf(id));
+    if (!head) return new Response(null, { status: 404 });
+    return new Response(null, { headers: { "content-type": head.httpMetadata?.contentType ?? "application/octet-stream", "content-length": String(head.size) } });
+  }
+  // Ranges: a node starts FFmpeg on the source while it is still downloading, and reads the index of an MP4
+  // stored at its end first (one `bytes=a-b` or `bytes=a-` range; nothing else is asked for).
+  const rangeHeader = c.req.header("range");
+  const m = rangeHeader ? /^bytes=(\d+)-(\d*)$/.exec(rangeHeader.trim()) : null;
+  if (rangeHeader && !m) return new Response(null, { status: 416 });
+  const offset = m ? Number(m[1]) : 0;
+  if (m?.[2] && Number(m[2]) < offset) return new Response(null, { status: 416 });
+  let object: R2ObjectBody | null;
+  try {
+    object = await c.env.MEDIA.get(sourceKeyOf(id), m ? { range: { offset, ...(m[2] ? { length: Number(m[2]) - offset + 1 } : {}) } } : {});
+  } catch (error) {
+    if (m) return new Response(null, { status: 416 }); // past the end
+    throw error;
+  }
   if (!object) return errorResponse(404, "not_found", "no such object");
-  return new Response(object.body, { headers: { "content-type": object.httpMetadata?.contentType ?? "application/octet-stream", "content-length": String(object.size) } });
+  const type = object.httpMetadata?.contentType ?? "application/octet-stream";
+  if (!m) return new Response(object.body, { headers: { "content-type": type, "content-length": String(object.size), "accept-ranges": "bytes" } });
+  const length = Math.max(0, Math.min(object.size, m[2] ? Number(m[2]) + 1 : object.size) - offset);
+  return new Response(object.body, { status: 206, headers: { "content-type": type, "content-length": String(length), "content-range": `bytes ${offset}-${offset + length - 1}/${object.size}` } });
 });

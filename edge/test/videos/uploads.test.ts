@@ -274,6 +274,36 @@ describe("videos API", { timeout: 60_000 }, () => {
     expect((await tus.offset(url)).status).toBe(404);
   });
 
+  it("a media node reads a source through the internal route: whole, by ranges, and HEAD for whether it still exists", async () => {
+    const user = newUser();
+    const file = fileBytes(3 * MiB + 7, 3);
+    const { url } = await (await clientFor(user)).upload(file, "src", { filename: "s.mp4" });
+    const id = idOf(url);
+    const at = `http://edge/internal/media/uploads/${id}/source`;
+    const auth = { Authorization: `Bearer ${env.INTERNAL_API_TOKEN}` };
+    expect((await fetchEdge(at)).status).toBe(401);
+    const whole = await fetchEdge(at, { headers: auth });
+    expect(whole.status).toBe(200);
+    expect(new Uint8Array(await whole.arrayBuffer())).toEqual(file);
+    const mid = await fetchEdge(at, { headers: { ...auth, Range: "bytes=1000-1999" } });
+    expect(mid.status).toBe(206);
+    expect(mid.headers.get("content-range")).toBe(`bytes 1000-1999/${file.byteLength}`);
+    expect(new Uint8Array(await mid.arrayBuffer())).toEqual(file.slice(1000, 2000));
+    const tail = await fetchEdge(at, { headers: { ...auth, Range: `bytes=${file.byteLength - 10}-` } });
+    expect(tail.status).toBe(206);
+    expect(tail.headers.get("content-length")).toBe("10");
+    expect(new Uint8Array(await tail.arrayBuffer())).toEqual(file.slice(-10));
+    expect((await fetchEdge(at, { headers: { ...auth, Range: `bytes=${file.byteLength + 5}-` } })).status).toBe(416);
+    expect((await fetchEdge(at, { headers: { ...auth, Range: "bytes=x" } })).status).toBe(416);
+    const head = await fetchEdge(at, { method: "HEAD", headers: auth });
+    expect(head.status).toBe(200);
+    expect(head.headers.get("content-length")).toBe(String(file.byteLength));
+    // After DELETE /videos/:id the source is gone: a node still processing the video sees it here.
+    expect((await api(user, `/videos/${id}`, { method: "DELETE" })).status).toBe(200);
+    expect((await fetchEdge(at, { method: "HEAD", headers: auth })).status).toBe(404);
+    expect((await fetchEdge(at, { headers: auth })).status).toBe(404);
+  });
+
   it("the ingress applies a signed media.ready to the owner's video record", async () => {
     // routeFor sends media.* with an owner to the owner's VideoLibrary too (dispatch.test.ts covers routing);
     // here: the real library takes the event through the RPC the ingress uses.

@@ -219,6 +219,16 @@ export class HlsPublisher extends EventEmitter<HlsPublisherEvents> {
   }
 
   /**
+   * Resolves when everything handed to upload so far is stored or given up, without storing anything more
+   * (for a job whose outputs are about to be removed: nothing of it may land after that).
+   */
+  async settled(): Promise<void> {
+    await this.#lastDone;
+    await Promise.all(this.#variants.map((v) => v.chain));
+    await this.#master?.catch(() => {});
+  }
+
+  /**
    * The ladder is complete (every run ended): ENDLIST on the live playlists and, with `vod`, the VOD playlist of
    * every variant and a VOD master. Never throws: what cannot be stored is logged and reported.
    */

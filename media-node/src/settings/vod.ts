@@ -16,7 +16,10 @@ export const vodSettings = {
     return s as RungName;
   }),
   vodSegmentS: int("VOD_SEGMENT_S", 4, "HLS segment duration of uploads, seconds (fMP4); the first one is also how soon an upload becomes playable", { min: 1, max: 10 }),
-  vodX264Preset: oneOf("VOD_X264_PRESET", "veryfast", ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] as const, "libx264 preset for uploads"),
+  vodX264Preset: oneOf("VOD_X264_PRESET", "superfast", ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] as const, "libx264 preset for uploads, with VOD_X264_PARAMS on top (\"Processing on the media nodes\" gives what each choice costs and gives)"),
+  vodX264Params: text("VOD_X264_PARAMS", "mbtree=1:rc-lookahead=10", "libx264 options on top of VOD_X264_PRESET (x264-params syntax), or `none`; the default puts back the macroblock-tree rate control with a 10-frame lookahead that superfast leaves out", {
+    pattern: /^(none|[a-z0-9-]+=[A-Za-z0-9.,_-]+(:[a-z0-9-]+=[A-Za-z0-9.,_-]+)*)$/,
+  }),
   vodSourceUrl: url("VOD_SOURCE_URL", undefined, "read upload sources over HTTP from the edge (`<edge>/internal/media`, local runs where the bucket is the Worker's simulation); unset: from the storage driver's bucket (R2 over S3 in production)", {
     protocols: ["http:", "https:"],
     optional: true,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { toArgv } from "../transcode/args.ts";
 import { selectLadder } from "../transcode/ladder.ts";
-import { buildPosterArgs, buildThumbnailArgs, buildVodArgs, fitLongSide, posterSeekS, storyboardFilter, thumbnailTimes } from "./args.ts";
+import { buildVodArgs, fitLongSide, posterFilter, posterSeekS, storyboardFilter, thumbnailsFilter, thumbnailTimes } from "./args.ts";
 import { storyboardGeometry } from "./storyboard.ts";
 
 const settings = { rungs: ["720p", "480p", "360p"] as const, passthrough: false, separateAudio: true };
@@ -40,12 +40,35 @@ describe("buildVodArgs", () => {
     expect(argv.join(" ")).toContain("-fps_mode vfr");
   });
 
+  it("libx264 options go with the preset, for every rung; none without them", () => {
+    const tuned = toArgv(buildVodArgs({ input: "/w/source", outDir: "/w/hls", ladder, segmentS: 4, preset: "superfast", x264Params: "mbtree=1:rc-lookahead=10" }));
+    expect(tuned.slice(tuned.indexOf("-preset"), tuned.indexOf("-preset") + 4)).toEqual(["-preset", "superfast", "-x264-params", "mbtree=1:rc-lookahead=10"]);
+    expect(argv).not.toContain("-x264-params");
+  });
+
   it("audio only: no filter graph and no sprite", () => {
     const audioOnly = selectLadder({ audio: { channels: 2 } }, { ...settings, rungs: [...settings.rungs] });
     const a = toArgv(buildVodArgs({ input: "/w/source", outDir: "/w/hls", ladder: audioOnly, segmentS: 4, preset: "veryfast" }));
     expect(a).not.toContain("-filter_complex");
     expect(a.join(" ")).not.toContain("sprite");
     expect(a[a.indexOf("-var_stream_map") + 1]).toBe("a:0,name:audio");
+  });
+
+  it("poster and thumbnails are more branches of the same decode, each with its own outputs before the HLS one", () => {
+    const stills = { dir: "/w/st", durationS: 60, picture: { width: 1280, height: 720 } };
+    const all = toArgv(buildVodArgs({ input: "/w/source", outDir: "/w/hls", ladder, segmentS: 4, preset: "veryfast", storyboard: { dir: "/w/sb", geometry }, stills }));
+    const graph = all[all.indexOf("-filter_complex") + 1]!;
+    expect(graph.startsWith("[0:v]split=4[ladder][sb][pst][thm];[ladder]scale=1280:720")).toBe(true);
+    expect(graph).toContain(`;${posterFilter(stills, "[pst]", "[poster]", "[postersm]")};`);
+    expect(graph.endsWith(`;${thumbnailsFilter(stills, "[thm]", "[thumbs]")}`)).toBe(true);
+    expect(all.filter((a) => a === "-i")).toHaveLength(1);
+    const poster = all.indexOf("/w/st/poster.jpg");
+    expect(all.slice(poster - 12, poster)).toEqual(["-map", "[poster]", "-c:v", "mjpeg", "-q:v", "3", "-frames:v", "1", "-update", "1", "-f", "image2"]);
+    expect(all).toContain("/w/st/poster-sm.jpg");
+    const thumbs = all.indexOf("/w/st/thumb-%d.jpg");
+    expect(all.slice(thumbs - 4, thumbs)).toEqual(["-frames:v", "3", "-f", "image2"]);
+    expect(all.indexOf("-preset")).toBeGreaterThan(thumbs);
+    expect(all.at(-1)).toBe("/w/hls/%v/index.m3u8");
   });
 
   it("refuses a storyboard without a video ladder", () => {
@@ -59,19 +82,16 @@ describe("buildVodArgs", () => {
 });
 
 describe("poster and thumbnails", () => {
-  it("the poster pass seeks a tenth in (at least 1 s, at most half way)", () => {
+  it("the poster looks from a tenth in (at least 1 s, at most half way)", () => {
     expect(posterSeekS(60)).toBe(6);
     expect(posterSeekS(5)).toBe(1);
     expect(posterSeekS(1.5)).toBe(0);
     expect(posterSeekS(3600)).toBe(360);
   });
 
-  it("picks a representative frame and writes a large and a small poster from one decode", () => {
-    const argv = toArgv(buildPosterArgs({ input: "/w/source", durationS: 60, picture: { width: 1920, height: 1080 }, poster: "/w/p.jpg", small: "/w/ps.jpg" }));
-    expect(argv.slice(argv.indexOf("-ss"), argv.indexOf("-ss") + 4)).toEqual(["-ss", "6", "-i", "/w/source"]);
-    expect(argv[argv.indexOf("-filter_complex") + 1]).toBe("[0:v]thumbnail=n=60,split=2[p0][p1];[p0]scale=1280:720[big];[p1]scale=320:180[small]");
-    expect(argv).toContain("/w/p.jpg");
-    expect(argv.at(-1)).toBe("/w/ps.jpg");
+  it("the poster branch takes a batch of frames a tenth in, scaled before the pick, in two sizes", () => {
+    const f = posterFilter({ dir: "/w", durationS: 60, picture: { width: 1920, height: 1080 } }, "[in]", "[big]", "[small]");
+    expect(f).toBe("[in]trim=start=6,trim=end_frame=60,scale=1280:720,thumbnail=n=60,split=2[big][psm];[psm]scale=320:180[small]");
   });
 
   it("never scales up, keeps portrait pictures portrait", () => {
@@ -82,7 +102,9 @@ describe("poster and thumbnails", () => {
 
   it("thumbnails are spread inside the video", () => {
     expect(thumbnailTimes(60)).toEqual([15, 30, 45]);
-    const argv = toArgv(buildThumbnailArgs({ input: "/w/s", atS: 15, picture: { width: 1280, height: 720 }, output: "/w/t.jpg" }));
-    expect(argv).toEqual(expect.arrayContaining(["-ss", "15", "-frames:v", "1", "scale=640:360"]));
+    // One frame at or after each time; the commas are escaped for the filter graph parser.
+    expect(thumbnailsFilter({ dir: "/w", durationS: 60, picture: { width: 1280, height: 720 } }, "[t]", "[o]")).toBe(
+      "[t]select=isnan(prev_selected_t)*gte(t\\,15)+gte(t\\,30)*lt(prev_selected_t\\,30)+gte(t\\,45)*lt(prev_selected_t\\,45),scale=640:360[o]",
+    );
   });
 });

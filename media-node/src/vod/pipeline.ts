@@ -1,6 +1,6 @@
-// Processing one upload: source from storage -> probe -> one FFmpeg pass (HLS ladder + storyboard sprite) with
-// every segment stored as it is finished -> poster and thumbnails -> storyboard VTT/JSON -> a marker saying
-// everything is stored. The caller (worker.ts) turns the hooks into events and the outcome into an ack.
+// Processing one upload: source from storage -> probe -> one FFmpeg pass (HLS ladder, storyboard sprite, poster,
+// thumbnails) with every segment stored as it is finished -> the images and the storyboard VTT/JSON -> a marker
+// saying everything is stored. A video deleted meanwhile ends with nothing of it stored (see processUpload). The caller (worker.ts) turns the hooks into events and the outcome into an ack.
 //
 // Object keys depend only on the video id (`<prefix>/<videoId>/...`, segments `e0-<n>.m4s`), so a job redone on
 // another node after a crash overwrites the same objects instead of leaving a second copy under other names.
@@ -20,10 +20,11 @@ import type { ObjectStore, Uploader } from "../storage/types.ts";
 import { variantsOf } from "../transcode/args.ts";
 import { FfmpegJob } from "../transcode/ffmpeg.ts";
 import { type LadderSettings, selectLadder } from "../transcode/ladder.ts";
-import { buildPosterArgs, buildThumbnailArgs, buildVodArgs, thumbnailTimes } from "./args.ts";
+import { buildVodArgs, POSTER_FILE, POSTER_SMALL_FILE } from "./args.ts";
 import type { VodJob } from "./job.ts";
 import { ladderSource, probeFile, refusalOf, type SourceLimits, UnreadableMediaError, vodFrameRate, type VodSource } from "./probe.ts";
-import { fetchSource, type SourceLocation, SourceMissingError } from "./source.ts";
+import { openSource, type SourceLocation, SourceMissingError, type SourceReader, sourceExists } from "./source.ts";
+import { SourceServer } from "./source-server.ts";
 import { sheetName, storyboardGeometry, storyboardJson, storyboardVtt } from "./storyboard.ts";
 
 export interface VodPipelineSettings {
@@ -33,10 +34,14 @@ export interface VodPipelineSettings {
   keyPrefix: string;
   segmentS: number;
   preset: string;
+  /** libx264 options on top of the preset (x264-params syntax) */
+  x264Params?: string | undefined;
   ladder: LadderSettings;
   limits: SourceLimits;
   /** where sources are read (default: the store) */
   source?: SourceLocation;
+  /** how often a running job checks that its video was not deleted (default DELETE_CHECK_MS; tests go faster) */
+  deleteCheckMs?: number;
 }
 
 export interface VodPipelineDeps {
@@ -98,11 +103,19 @@ const tail = (text: string, lines = 4) =>
     .join(" | ")
     .slice(0, 600) || text.split("\n").slice(-lines).join(" | ").slice(0, 600);
 
-/** Runs one FFmpeg plan to its end; rejects with the stderr tail when it fails. */
-async function runFfmpeg(plan: ConstructorParameters<typeof FfmpegJob>[0], ffmpegPath: string): Promise<void> {
-  const job = new FfmpegJob(plan, { ffmpegPath }).run();
-  const exit = await new Promise<{ code: number | null; signal: string | null; stderrTail: string }>((r) => job.once("exit", r));
-  if (exit.code !== 0) throw new Error(`ffmpeg exited with ${exit.code ?? exit.signal}: ${tail(exit.stderrTail)}`);
+/** The video was deleted while its job ran: what the job had stored is removed again, and nothing is announced. */
+export class VideoDeletedError extends Error {
+  override name = "VideoDeletedError";
+}
+
+/** How often a running job checks that its video still exists (by its source, which a delete removes first). */
+export const DELETE_CHECK_MS = 5000;
+
+/** Removes every object under `<keyBase>/`; resolves with how many there were. */
+async function sweep(store: ObjectStore, keyBase: string): Promise<number> {
+  const keys = await store.list(`${keyBase}/`);
+  for (let i = 0; i < keys.length; i += 16) await Promise.all(keys.slice(i, i + 16).map((k) => store.delete(k)));
+  return keys.length;
 }
 
 /** `signal` abandons the job (node stopping): FFmpeg is killed and the promise rejects. */
@@ -111,67 +124,99 @@ export async function processUpload(job: VodJob, deps: VodPipelineDeps, hooks: V
   const log = deps.log.child({ videoId: job.videoId });
   const keyBase = vodKeyBase(settings.keyPrefix, job.videoId);
   const markerKey = `${keyBase}/${READY_MARKER}`;
+  // A delete at the edge removes the source first, then everything under the video's folder. The job checks the
+  // source while it encodes (and stops), and once more after its last write: if the source was still there then,
+  // the edge's sweep of the folder comes after every object the job stored; if not, the job sweeps the folder itself.
+  const stillWanted = async (stage: MediaStage): Promise<boolean> => {
+    try {
+      return await sourceExists(store, job.sourceKey, settings.source);
+    } catch (error) {
+      throw new VodJobError(stage, `could not check that the video still exists: ${(error as Error).message}`, false);
+    }
+  };
+  const deleted = async (): Promise<never> => {
+    const removed = await sweep(store, keyBase);
+    log.info("video deleted while it was processed; its outputs are removed", { removed });
+    throw new VideoDeletedError(`video ${job.videoId} was deleted`);
+  };
 
   const done = await store.get(markerKey).catch(() => null);
   if (done) {
+    if (!(await stillWanted("upload"))) return deleted();
     log.info("already processed; announcing the stored result again");
     return JSON.parse(new TextDecoder().decode(done.body)) as VodResult;
   }
 
   const dir = join(settings.workDir, "vod", `${job.videoId}-${randomBytes(4).toString("hex")}`);
   await mkdir(dir, { recursive: true });
+  let server: SourceServer | undefined;
   try {
-    // 1. the source
+    // 1. the source: FFmpeg reads it through a local server while it downloads (source-server.ts), so the
+    // encode starts after the first bytes and the index instead of after the whole file
     const t0 = performance.now();
     const ms = () => Math.round(performance.now() - t0);
     const timings: Record<string, number> = {};
     hooks.progress("download", 0);
-    const sourceFile = join(dir, "source");
+    let reader: SourceReader;
     try {
-      await fetchSource(store, job.sourceKey, sourceFile, settings.source);
+      reader = await openSource(store, job.sourceKey, settings.source);
     } catch (error) {
+      if (error instanceof SourceMissingError) {
+        // Deleted before this attempt: an earlier one (a node lost mid-job) may have stored part of the outputs.
+        await sweep(store, keyBase).catch((e: unknown) => log.warn("outputs of an earlier attempt not removed", { error: e }));
+      }
       throw new VodJobError("download", (error as Error).message, error instanceof SourceMissingError);
     }
-    timings.downloadedMs = ms();
+    server = reader.localPath ? undefined : await SourceServer.start(reader, join(dir, "source"));
+    const input = reader.localPath ?? server!.url;
+    void server?.downloaded.then(() => (timings.downloadedMs = ms()), () => undefined);
+    /** a failure that was the source's reading, not the file's content: worth a retry */
+    const readFailure = () => server?.failure && new VodJobError("download", `the source could not be read: ${server.failure.message}`, false);
 
     // 2. what it is
     hooks.progress("probe", 0);
     let source: VodSource;
     try {
-      source = await probeFile(sourceFile, { ffprobePath: settings.ffprobePath });
+      source = await probeFile(input, { ffprobePath: settings.ffprobePath });
     } catch (error) {
-      throw new VodJobError("probe", (error as Error).message, error instanceof UnreadableMediaError);
+      throw readFailure() || new VodJobError("probe", (error as Error).message, error instanceof UnreadableMediaError);
     }
     timings.probedMs = ms();
     const refusal = refusalOf(source, settings.limits);
     if (refusal) throw new VodJobError("probe", refusal, true);
     log.info("source probed", { durationS: source.durationS, video: source.video, audio: source.audio });
 
-    // 3. the ladder and the storyboard sprite, one decode
+    // 3. the ladder, the storyboard sprite, the poster and the thumbnails: one decode, one FFmpeg
     const ladder = selectLadder(ladderSource(source), settings.ladder);
     const variants = variantsOf(ladder);
     const picture = source.video ? { width: source.video.width, height: source.video.height } : undefined;
     const geometry = picture ? storyboardGeometry(source.durationS, picture) : undefined;
     const hlsDir = join(dir, "hls");
     const spriteDir = join(dir, "storyboard");
-    await mkdir(hlsDir, { recursive: true });
-    await mkdir(spriteDir, { recursive: true });
-    const plan = buildVodArgs({ input: sourceFile, outDir: hlsDir, ladder, segmentS: settings.segmentS, preset: settings.preset, fps: source.video ? vodFrameRate(source) : undefined, storyboard: geometry ? { dir: spriteDir, geometry } : undefined });
+    const stillsDir = join(dir, "stills");
+    await Promise.all([hlsDir, spriteDir, stillsDir].map((d) => mkdir(d, { recursive: true })));
+    const plan = buildVodArgs({
+      input,
+      outDir: hlsDir,
+      ladder,
+      segmentS: settings.segmentS,
+      preset: settings.preset,
+      x264Params: settings.x264Params,
+      fps: source.video ? vodFrameRate(source) : undefined,
+      storyboard: geometry ? { dir: spriteDir, geometry } : undefined,
+      stills: picture ? { dir: stillsDir, durationS: source.durationS, picture } : undefined,
+    });
 
     const publisher = new HlsPublisher({ uploader, keyBase, variants, segmentS: settings.segmentS, liveWindow: 0, playlistKind: "event", log });
     let lost = 0;
     publisher.on("failed", ({ kind }) => void (kind === "segment" && lost++));
     let renditions: Rendition[] = [];
     let playable: Promise<void> | undefined;
-    let extras: Promise<Extras> | undefined;
-    const startExtras = (): Promise<Extras> => (extras ??= picture ? makeExtras(sourceFile, dir, source.durationS, picture, settings.ffmpegPath, log) : Promise.resolve({ thumbnails: [] }));
     publisher.on("ready", (entries) => {
       renditions = renditionsOf(entries);
       timings.playableMs = ms();
       log.info("vod playable", { ...timings });
       playable = hooks.playable({ masterKey: publisher.masterKey, renditions });
-      // The poster pass waits until the video plays: it would otherwise take CPU from the first segments.
-      startExtras();
     });
 
     const run = { epoch: 0, dir: hlsDir };
@@ -181,6 +226,20 @@ export async function processUpload(job: VodJob, deps: VodPipelineDeps, hooks: V
     const ffmpeg = new FfmpegJob(plan, { ffmpegPath: settings.ffmpegPath });
     const onAbort = () => void ffmpeg.kill();
     signal?.addEventListener("abort", onAbort, { once: true });
+    let gone = false;
+    let checking = false;
+    const watch = setInterval(() => {
+      if (checking || gone) return;
+      checking = true;
+      stillWanted("transcode")
+        .then((wanted) => {
+          if (wanted) return;
+          gone = true;
+          void ffmpeg.kill();
+        })
+        .catch((error: unknown) => log.warn("could not check that the video still exists; going on", { error }))
+        .finally(() => (checking = false));
+    }, settings.deleteCheckMs ?? DELETE_CHECK_MS);
     ffmpeg.on("opened", ({ path }) => publisher.written(run, path));
     ffmpeg.on("progress", (p) => {
       if (p.timeS !== undefined && source.durationS > 0) hooks.progress("transcode", Math.min(99, Math.max(0, (100 * p.timeS) / source.durationS)));
@@ -188,37 +247,42 @@ export async function processUpload(job: VodJob, deps: VodPipelineDeps, hooks: V
     const exit = await new Promise<{ code: number | null; signal: string | null; stderrTail: string }>((r) => {
       ffmpeg.once("exit", r);
       ffmpeg.run();
-    });
+    }).finally(() => clearInterval(watch));
     signal?.removeEventListener("abort", onAbort);
     await publisher.end(run);
+    if (gone) {
+      // Every segment FFmpeg finished is handed to upload by now: wait until they are stored, then remove them.
+      await publisher.settled();
+      await playable?.catch(() => undefined);
+      return await deleted();
+    }
     if (signal?.aborted) throw new VodJobError("transcode", "abandoned: the node is stopping", false);
-    if (exit.code !== 0) {
-      await extras?.catch(() => undefined);
-      throw new VodJobError("transcode", `ffmpeg exited with ${exit.code ?? exit.signal}: ${tail(exit.stderrTail)}`, false);
-    }
+    // A read cut short may look like a clean end of the file to FFmpeg: never publish what it made of it.
+    const unread = readFailure();
+    if (unread) throw unread;
+    if (exit.code !== 0) throw new VodJobError("transcode", `ffmpeg exited with ${exit.code ?? exit.signal}: ${tail(exit.stderrTail)}`, false);
     const published = await publisher.finish({ vod: false });
-    if (published.segments === 0) {
-      await extras?.catch(() => undefined);
-      throw new VodJobError("transcode", `no playable media could be decoded from the file: ${tail(exit.stderrTail)}`, true);
-    }
+    if (published.segments === 0) throw new VodJobError("transcode", `no playable media could be decoded from the file: ${tail(exit.stderrTail)}`, true);
     if (lost > 0) throw new VodJobError("upload", `${lost} segment(s) could not be stored`, false);
     await playable;
     hooks.progress("transcode", 100);
+    timings.encodedMs = ms();
 
-    // 4. poster, thumbnails, storyboard
+    // 4. poster, thumbnails, storyboard (written by the same pass)
     hooks.progress("thumbnails", 0);
     const keys: VodKeys = { master: publisher.masterKey };
     const uploads: Promise<void>[] = [];
     const store1 = (key: string, file: string) => uploads.push(uploader.upload(key, file, { cacheControl: CACHE.segment }));
-    const made = await startExtras();
-    if (made.poster) {
-      store1((keys.poster = `${keyBase}/poster.jpg`), made.poster);
-      if (made.posterSmall) store1(`${keyBase}/poster-sm.jpg`, made.posterSmall);
-    }
-    if (made.thumbnails.length) {
-      keys.thumbnails = made.thumbnails.map((file, i) => {
+    const stills = new Set(await readdir(stillsDir));
+    if (stills.has(POSTER_FILE)) {
+      store1((keys.poster = `${keyBase}/poster.jpg`), join(stillsDir, POSTER_FILE));
+      if (stills.has(POSTER_SMALL_FILE)) store1(`${keyBase}/poster-sm.jpg`, join(stillsDir, POSTER_SMALL_FILE));
+    } else if (picture) log.warn("ffmpeg wrote no poster");
+    const thumbs = [...stills].map((f) => Number(/^thumb-(\d+)\.jpg$/.exec(f)?.[1])).filter((n) => n > 0).sort((a, b) => a - b);
+    if (thumbs.length) {
+      keys.thumbnails = thumbs.map((n, i) => {
         const key = `${keyBase}/thumbnails/${i + 1}.jpg`;
-        store1(key, file);
+        store1(key, join(stillsDir, `thumb-${n}.jpg`));
         return key;
       });
     }
@@ -236,49 +300,20 @@ export async function processUpload(job: VodJob, deps: VodPipelineDeps, hooks: V
       } else log.warn("ffmpeg wrote no storyboard sheet");
     }
     hooks.progress("upload", 0);
-    try {
-      await Promise.all(uploads);
-    } catch (error) {
-      throw new VodJobError("upload", `outputs could not be stored: ${(error as Error).message}`, false);
-    }
+    const stored = await Promise.allSettled(uploads);
+    const failed = stored.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw new VodJobError("upload", `outputs could not be stored: ${(failed.reason as Error).message}`, false);
 
     // 5. the marker, last: its presence means every object above is stored
     const result: VodResult = { videoId: job.videoId, durationS: published.durationS || source.durationS, renditions, keys };
     await uploader.uploadBody(markerKey, JSON.stringify(result), { contentType: "application/json" });
+    // Every write of this job is done: a delete that came before this check is swept here, one after it at the edge.
+    if (!(await stillWanted("upload"))) return await deleted();
     hooks.progress("upload", 100);
     log.info("vod stored", { ...timings, storedMs: ms(), segments: published.segments });
     return result;
   } finally {
+    await server?.close();
     await rm(dir, { recursive: true, force: true });
   }
-}
-
-interface Extras {
-  poster?: string;
-  posterSmall?: string;
-  thumbnails: string[];
-}
-
-/** Poster and thumbnails. A failure here costs the images, not the video: logged, and the result says what exists. */
-async function makeExtras(input: string, dir: string, durationS: number, picture: { width: number; height: number }, ffmpegPath: string, log: Logger): Promise<Extras> {
-  const out: Extras = { thumbnails: [] };
-  const poster = join(dir, "poster.jpg");
-  const small = join(dir, "poster-sm.jpg");
-  try {
-    await runFfmpeg(buildPosterArgs({ input, durationS, picture, poster, small }), ffmpegPath);
-    out.poster = poster;
-    out.posterSmall = small;
-  } catch (error) {
-    log.warn("poster not made", { error });
-  }
-  for (const [i, atS] of thumbnailTimes(durationS).entries()) {
-    const file = join(dir, `thumb-${i + 1}.jpg`);
-    try {
-      await runFfmpeg(buildThumbnailArgs({ input, atS, picture, output: file }), ffmpegPath);
-      out.thumbnails.push(file);
-    } catch (error) {
-      log.warn("thumbnail not made", { atS, error });
-    }
-  }
-  return out;
 }

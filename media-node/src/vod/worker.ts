@@ -7,6 +7,7 @@
 //   cut off stops extending it and JetStream hands the job to another node after the ack wait.
 // - The ack comes only after every output and the ready event are stored (the event in the node's outbox, which
 //   reaches JetStream however long NATS is away).
+// - A video deleted while its job runs ends the job without an event (the pipeline removes what it stored).
 // - Bad input (unreadable, not audio/video, over a limit) ends at once: `media.failed` and `term()`. Anything
 //   else is retried after a delay, and a job is delivered at most `maxAttempts + 1` times: the extra delivery
 //   only announces the failure, so a job whose node was lost on its last attempt still ends as media.failed.
@@ -22,7 +23,7 @@ import { ensureStream, jobStreamConfig } from "../bus/streams.ts";
 import type { Logger } from "../log.ts";
 import type { NatsConnectionConfig } from "../settings/nats.ts";
 import { parseJob, type VodJob, vodEvent } from "./job.ts";
-import { processUpload, type VodPipelineDeps, VodJobError, type VodResult } from "./pipeline.ts";
+import { processUpload, VideoDeletedError, type VodPipelineDeps, VodJobError, type VodResult } from "./pipeline.ts";
 
 export interface VodWorkerOptions {
   nodeId: string;
@@ -159,6 +160,12 @@ export class VodWorker {
       await this.#settle(msg, () => this.#ready(job, result), "ack");
       log.info("vod job done", { ms: Date.now() - started, durationS: result.durationS });
     } catch (error) {
+      if (error instanceof VideoDeletedError) {
+        // Nothing to announce about a video that no longer exists; what the job stored is removed already.
+        log.info("vod job dropped: the video was deleted", { ms: Date.now() - started });
+        msg.term();
+        return;
+      }
       const e = error instanceof VodJobError ? error : new VodJobError("transcode", (error as Error).message, false);
       if (this.#stopped) {
         log.info("vod job handed back: node stopping");
