@@ -580,6 +580,7 @@ export class RoomClient extends Emitter<RoomClientEvents> {
     const streamBefore = this._room.stream;
     this._room = w.room;
     this.setState({ state: "open" });
+    if (w.signalBudget) this.signals.setBudget(w.signalBudget);
     this.signals.open();
     this.addMessages(w.messages);
     // Sends cut off by the drop: those the room stored came back in the replay; the others go out again.

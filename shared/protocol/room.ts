@@ -261,6 +261,11 @@ export const welcomeFrame = z.object({
    * the gap over HTTP (`GET /parties/room/<id>/history?before=<oldest id it got>`).
    */
   resume: z.object({ since: z.number().int().nonnegative(), complete: z.boolean() }).optional(),
+  /**
+   * This connection's signaling budget (`signal` and `call.*` frames): `ratePerS` sustained, `burst` at once.
+   * Client libraries pace their signaling to it, so a burst of ICE candidates is never refused.
+   */
+  signalBudget: z.object({ ratePerS: z.number().positive(), burst: z.number().int().positive() }).optional(),
 });
 
 export const joinFrame = z.object({ type: z.literal("join"), user: presenceEntry });

@@ -234,6 +234,7 @@ export class RoomShard extends Server<Env> {
       messages,
       room: this.info ?? { roomId: this.part.roomId },
       ...(since !== undefined ? { resume: { since, complete } } : {}),
+      signalBudget: { ratePerS: this.settings.roomSignalRatePerS, burst: this.settings.roomSignalBurst },
     });
   }
 

@@ -114,7 +114,7 @@ describe("Room call: peers", () => {
     late.send({ type: "call.join", id: "too-many", media: CAM });
     const full = await late.next("error");
     expect(full).toMatchObject({ code: "call_full", ref: "call.join", id: "too-many" });
-    expect(full.message).toContain(`${settings.callMaxPeers} peers`);
+    expect(full.message).toContain(`${settings.callMaxPeers} people are in it`);
     // When one leaves, there is room again.
     peers.shift()!.close();
     expect((await callJoin(late, "retry")).peers).toHaveLength(settings.callMaxPeers - 1);

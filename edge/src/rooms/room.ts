@@ -182,6 +182,7 @@ export class Room extends Server<Env> implements OutboxView {
       messages,
       room: viewerRoomInfo(this.env, this.store.info(this.name), playback),
       ...(since !== undefined && resume ? { resume: { since, complete: resume.complete } } : {}),
+      signalBudget: { ratePerS: this.settings.roomSignalRatePerS, burst: this.settings.roomSignalBurst },
     });
     if (rest.length > 0) {
       // The rest of a very large snapshot, in messages of bounded size, to this connection only.
@@ -347,7 +348,7 @@ export class Room extends Server<Env> implements OutboxView {
     const rejoin = cs.call !== undefined;
     const others = peers.size - (rejoin ? 1 : 0) - (replaced ? 1 : 0);
     if (!rejoin && others >= this.settings.callMaxPeers) {
-      return refuse("call_full", `this call has ${others} peers, the most a mesh call takes here (CALL_MAX_PEERS ${this.settings.callMaxPeers}): every peer sends its video to every other one`);
+      return refuse("call_full", `this call is full: ${others} people are in it, the most a mesh call takes here (every peer sends its video to every other one); try again when someone leaves`);
     }
     if (replaced) {
       this.call.remove(replaced.connectionId);
