@@ -300,7 +300,7 @@ export class RoomClient extends Emitter<RoomClientEvents> {
   leaveCall(): string {
     return this.signals.push({ type: "call.leave" });
   }
-  /** Signaling frames counted per peer connection: written to the socket (net of refusals) and received. */
+  /** Signaling frames of the current connection, per peer connection: written (net of refusals) and received. */
   signalCounts(): { sentTo: Record<string, number>; receivedFrom: Record<string, number>; resent: number; refused: number; queued: number } {
     return { ...this.signals.counts(), receivedFrom: Object.fromEntries(this.receivedFrom) };
   }
@@ -581,6 +581,7 @@ export class RoomClient extends Emitter<RoomClientEvents> {
     this._room = w.room;
     this.setState({ state: "open" });
     if (w.signalBudget) this.signals.setBudget(w.signalBudget);
+    this.receivedFrom.clear();
     this.signals.open();
     this.addMessages(w.messages);
     // Sends cut off by the drop: those the room stored came back in the replay; the others go out again.

@@ -93,6 +93,8 @@ export class SignalQueue {
   /** The socket is open and welcomed: a new connection, whose signaling bucket at the room is full. */
   open(): void {
     this.isOpen = true;
+    // Counts are per connection: the peers know this one by its new id.
+    this.sentTo.clear();
     this.tokens = this.budget.burst;
     this.at = Date.now();
     this.pausedUntil = 0;

@@ -78,8 +78,13 @@ describe("call page in Chromium", () => {
 
     await cy.getByRole("button", { name: "Leave" }).click();
     await expect.poll(() => cy.locator("#left").isVisible()).toBe(true);
-    await expect.poll(() => decodingPeers(ada), { timeout: 10_000 }).toEqual(["bo"]);
+    await expect.poll(async () => (await peerMedia(ada)).map((p) => p.userId), { timeout: 10_000 }).toEqual(["bo"]);
     expect(await ada.locator('li.tile[data-user="cy"]').count()).toBe(0);
+    // Camera back on (a new camera track, sent in place of none): the others see bo again.
+    await bo.getByRole("button", { name: "Turn camera on" }).click();
+    const boFrames = (await peerMedia(ada)).find((p) => p.userId === "bo")!.framesDecoded;
+    await expect.poll(async () => (await peerMedia(ada)).find((p) => p.userId === "bo")!.framesDecoded, { timeout: 15_000 }).toBeGreaterThan(boFrames);
+    await expect.poll(() => ada.locator('li.tile[data-user="bo"] .off').count()).toBe(0);
     // Now there is room for the fourth.
     await dee.getByRole("button", { name: "Join call" }).click();
     await expect.poll(() => decodingPeers(dee), { timeout: 30_000 }).toEqual(["ada", "bo"]);
