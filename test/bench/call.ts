@@ -178,9 +178,9 @@ try {
   for (let run = 0; run < RUNS; run++) {
     const roomId = `bench-call-${Date.now().toString(36)}-${run}`;
     const a = await openCall(roomId, "ada");
-    const b = await openCall(roomId, "bo", process.env.BENCH_SWAP ? proxy.url : edge.url);
+    const b = await openCall(roomId, "bo");
     // The third page reaches the edge through a proxy that can drop its socket.
-    const c = await openCall(roomId, "cy", process.env.BENCH_SWAP ? edge.url : proxy.url);
+    const c = await openCall(roomId, "cy", proxy.url);
     await armFirstFrames(a, 0, "join");
     await a.waitForFunction(() => (window as unknown as Win).pulsecast.call.state === "in-call");
     await armFirstFrames(b, 1, "join");
