@@ -404,7 +404,9 @@ export class CallClient extends Emitter<CallClientEvents> {
   }
 
   private addPeer(info: CallPeer, initiate: boolean): void {
-    const pc = new this.Pc({ iceServers: this.iceServers });
+    // One transport for all three slots from the first offer: nothing moves transports when the answer accepts
+    // the bundle (with the default policy an offerer's video started seconds late), and a third of the candidates.
+    const pc = new this.Pc({ iceServers: this.iceServers, bundlePolicy: "max-bundle" });
     const c: PeerConn = {
       info,
       pc,

@@ -1,7 +1,10 @@
 // `npm run bench:call`: one JSON line about calls, measured in Debian's Chromium (fake cameras, loopback
 // candidates) on the call page against the edge under wrangler dev, all on 127.0.0.1. A script, not a test.
 //   join_to_media_ms     a page's click on "Join call" (its camera already open) -> the first frame decoded from
-//                        each peer already in the call; the 2nd and 3rd joiner of each run give 1 + 2 samples
+//                        each peer already in the call; the 2nd and 3rd joiner of each run give 1 + 2 samples.
+//                        Joins are SETTLE_MS apart (the call has been running for a moment, as when people join
+//                        one after another); on alternate runs they follow each other at once (the previous joiner's
+//                        first frame, then the next click), reported apart as join_back_to_back_ms
 //   rejoin_to_media_ms   the 3rd page's room socket cut (a TCP proxy drops it, as a network would) -> the first
 //                        frame decoded from each peer over the new peer connections, after the page reconnected and
 //                        rejoined on its own (2 samples per run; reconnect backoff included)
@@ -11,7 +14,7 @@
 //   baseline             two peer connections in one page with the same camera, offer/answer handed over in memory:
 //                        the browser's own time from offer to first decoded frame, measured in the same run
 //
-//   node test/bench/call.ts [runs=5]
+//   node test/bench/call.ts [runs=6]
 //
 // Details go to stderr; the JSON line to stdout.
 import { loadavg } from "node:os";
@@ -22,7 +25,9 @@ import { startEdge } from "../helpers/edge.ts";
 import { startProxy } from "../helpers/tcp-proxy.ts";
 import { median, percentile, round } from "./lib/stats.ts";
 
-const RUNS = Number(process.argv[2] ?? 5);
+const RUNS = Number(process.argv[2] ?? 6);
+/** How long a call runs before the next page joins (in settled runs) and before the cut. */
+const SETTLE_MS = 2000;
 const log = (...args: unknown[]) => console.error("[bench:call]", ...args);
 
 type Win = {
@@ -169,6 +174,7 @@ async function baselinePair(page: Page): Promise<number> {
 }
 
 const joins: number[] = [];
+const backToBack: number[] = [];
 const rejoins: number[] = [];
 const baselines: number[] = [];
 let lostTotal = 0;
@@ -181,18 +187,23 @@ try {
     const b = await openCall(roomId, "bo");
     // The third page reaches the edge through a proxy that can drop its socket.
     const c = await openCall(roomId, "cy", proxy.url);
+    const settled = run % 2 === 0;
+    const settle = () => (settled ? a.waitForTimeout(SETTLE_MS) : Promise.resolve());
     await armFirstFrames(a, 0, "join");
     await a.waitForFunction(() => (window as unknown as Win).pulsecast.call.state === "in-call");
+    await settle();
     await armFirstFrames(b, 1, "join");
     const bJoin = await firstFrames(b);
+    await settle();
     await armFirstFrames(c, 2, "join");
     const cJoin = await firstFrames(c);
-    joins.push(...bJoin, ...cJoin);
-    log(`run ${run}: joined, first frames after ${[...bJoin, ...cJoin].map((x) => x.toFixed(0)).join(" ")} ms`);
+    (settled ? joins : backToBack).push(...bJoin, ...cJoin);
+    log(`run ${run} (${settled ? "settled" : "back to back"}): joined, first frames after ${[...bJoin, ...cJoin].map((x) => x.toFixed(0)).join(" ")} ms`);
 
     // Everyone sees everyone before the cut.
     for (const p of [a, b]) await p.waitForFunction(() => (window as unknown as Win).pulsecast.call.peers.size === 2, null, { timeout: 30_000 });
     const before = await lostSignals([a, b, c]);
+    await a.waitForTimeout(SETTLE_MS);
     await armFirstFrames(c, 2, "none");
     proxy.cut();
     const cRejoin = await firstFrames(c);
@@ -206,7 +217,7 @@ try {
     refusedTotal += after.refusedNotResent;
     resentTotal += after.resent;
     baselines.push(await baselinePair(a));
-    log(`run ${run}: join ${[...bJoin, ...cJoin].map((x) => x.toFixed(0)).join(" ")} ms; rejoin ${cRejoin.map((x) => x.toFixed(0)).join(" ")} ms; signals lost ${before.lost} before the cut, ${after.lost} after (${after.pairs} pairs), refused ${after.refusedNotResent}, resent ${after.resent}; baseline ${baselines.at(-1)!.toFixed(0)} ms; load ${loadavg()[0]!.toFixed(2)}`);
+    log(`run ${run}: rejoin ${cRejoin.map((x) => x.toFixed(0)).join(" ")} ms; signals lost ${before.lost} before the cut, ${after.lost} after (${after.pairs} pairs), refused ${after.refusedNotResent}, resent ${after.resent}; baseline ${baselines.at(-1)!.toFixed(0)} ms; load ${loadavg()[0]!.toFixed(2)}`);
     for (const p of [a, b, c]) await p.context().close();
   }
   console.log(
@@ -216,11 +227,13 @@ try {
       rejoin_to_media_ms_p50: round(median(rejoins)),
       signal_frames_lost: lostTotal + refusedTotal,
       join_to_media_ms_p90: round(percentile(joins, 90)),
+      join_back_to_back_ms_p50: round(median(backToBack)),
       rejoin_to_media_ms_p90: round(percentile(rejoins, 90)),
       baseline_pair_ms_p50: round(median(baselines)),
       join_over_baseline: round(median(joins) / median(baselines)),
       runs: RUNS,
       join_samples: joins.length,
+      join_back_to_back_samples: backToBack.length,
       rejoin_samples: rejoins.length,
       signal_frames_resent: resentTotal,
       load_avg_1m: round(loadAtStart),
