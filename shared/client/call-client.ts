@@ -37,6 +37,8 @@ export interface CallClientOptions {
   maxIceRestarts?: number;
   /** how long a peer connection may stay `disconnected` before this side restarts ICE, ms; default 2500 */
   disconnectedGraceMs?: number;
+  /** `relay`: media only through the TURN servers, so no peer learns another's addresses (default `all`) */
+  iceTransportPolicy?: RTCIceTransportPolicy;
   /** RTCPeerConnection constructor (the browser's by default) */
   RTCPeerConnection?: typeof RTCPeerConnection;
 }
@@ -406,7 +408,7 @@ export class CallClient extends Emitter<CallClientEvents> {
   private addPeer(info: CallPeer, initiate: boolean): void {
     // One transport for all three slots from the first offer: nothing moves transports when the answer accepts
     // the bundle (with the default policy an offerer's video started seconds late), and a third of the candidates.
-    const pc = new this.Pc({ iceServers: this.iceServers, bundlePolicy: "max-bundle" });
+    const pc = new this.Pc({ iceServers: this.iceServers, bundlePolicy: "max-bundle", iceTransportPolicy: this.opts.iceTransportPolicy ?? "all" });
     const c: PeerConn = {
       info,
       pc,

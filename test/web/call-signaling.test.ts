@@ -1,11 +1,10 @@
-import { createServer, type Server } from "node:http";
-import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchChromium, newContext } from "../helpers/browser.ts";
 import type { CallStats } from "../../shared/client/call-client.ts";
 import { decodingPeers, peerMedia } from "../helpers/call-page.ts";
-import { type EdgeServer, ROOT, startEdge, TEST_SECRETS } from "../helpers/edge.ts";
+import { type HarnessServer, startHarness } from "../helpers/call-harness.ts";
+import { type EdgeServer, startEdge, TEST_SECRETS } from "../helpers/edge.ts";
 import { mintHs256 } from "../helpers/jwt.ts";
 
 // The client library's signaling in real Chromium against the real edge: two call clients in one page (so "at
@@ -45,36 +44,25 @@ interface CallLike {
 describe("call signaling in Chromium (client library)", () => {
   let edge: EdgeServer;
   let browser: Browser;
-  let harness: Server;
-  let harnessUrl: string;
+  let harness: HarnessServer;
   let n = 0;
   const room = () => `sig-${Date.now().toString(36)}-${n++}`;
 
   beforeAll(async () => {
     edge = await startEdge({ CALL_STUN_URLS: "none", ROOM_SIGNAL_BURST: String(SIGNAL_BURST), ROOM_SIGNAL_RATE_PER_S: String(SIGNAL_RATE) });
     browser = await launchChromium({ media: true });
-    const esbuild = await import("esbuild");
-    const built = await esbuild.build({ entryPoints: [join(ROOT, "test/web/call-harness.ts")], bundle: true, write: false, format: "esm", platform: "browser", target: "chrome110" });
-    const js = built.outputFiles[0]!.text;
-    // A page of its own on 127.0.0.1 (a loopback origin may talk to the loopback edge); it connects to the edge
-    // cross-origin, as an app on another site would.
-    harness = createServer((req, res) => {
-      if (req.url === "/h.js") return void res.writeHead(200, { "content-type": "text/javascript" }).end(js);
-      res.writeHead(200, { "content-type": "text/html" }).end('<!doctype html><title>harness</title><script type="module" src="/h.js"></script>');
-    });
-    await new Promise<void>((resolve) => harness.listen(0, "127.0.0.1", resolve));
-    harnessUrl = `http://127.0.0.1:${(harness.address() as { port: number }).port}/`;
+    harness = await startHarness();
   });
   afterAll(async () => {
     await browser?.close();
     await edge?.stop();
-    await new Promise((resolve) => harness?.close(resolve));
+    await harness?.close();
   });
 
   /** A page with the client library loaded and a fake camera opened. */
   const harnessPage = async (): Promise<Page> => {
     const page = await (await newContext(browser)).newPage();
-    await page.goto(harnessUrl);
+    await page.goto(harness.url);
     await page.waitForFunction(() => "harness" in globalThis);
     await page.evaluate(async () => {
       const w = globalThis as unknown as HarnessWindow;
