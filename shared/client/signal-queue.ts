@@ -2,7 +2,8 @@
 // own (ROOM_SIGNAL_RATE_PER_S, ROOM_SIGNAL_BURST). The queue gives each frame an id, writes frames in order at a
 // pace that stays inside the budget (a local copy of the room's token bucket, a little slower than the room's own
 // refill), and keeps what it wrote for a while so that a frame the room refuses for rate — named by its id — is
-// written again after the delay the room asks for. Every other refusal, and every frame still queued when the
+// written again after the delay the room asks for (ahead of what is still queued, but after what was written while
+// the refusal was on its way). Every other refusal, and every frame still queued when the
 // socket drops, is reported: a signaling frame either reaches the room or its sender hears about it.
 import type { MediaState } from "../protocol/room.ts";
 
@@ -45,8 +46,13 @@ export interface SignalBudget {
 
 /** The room's defaults (ROOM_SIGNAL_RATE_PER_S / ROOM_SIGNAL_BURST), used until a call.welcome says otherwise. */
 export const DEFAULT_SIGNAL_BUDGET: SignalBudget = { ratePerS: 50, burst: 200 };
-/** The local bucket refills this much slower than the room's, so frames bunched up on the way do not overdraw it. */
-const PACE_MARGIN = 0.9;
+/**
+ * The local bucket refills this much slower than the room's and keeps a couple of tokens in hand: the room reads
+ * its clock when it handles a frame, which on a busy runtime can lag the frame's arrival, so a client pacing at
+ * exactly the room's rate would now and then be refused.
+ */
+const PACE_MARGIN = 0.8;
+const BURST_RESERVE = 2;
 /** Written frames kept for a resend; a refusal comes back within one round trip, long before this many. */
 const KEEP_SENT = 1024;
 
@@ -95,7 +101,7 @@ export class SignalQueue {
     this.isOpen = true;
     // Counts are per connection: the peers know this one by its new id.
     this.sentTo.clear();
-    this.tokens = this.budget.burst;
+    this.tokens = this.burst();
     this.at = Date.now();
     this.pausedUntil = 0;
     this.pump();
@@ -114,7 +120,11 @@ export class SignalQueue {
 
   setBudget(budget: SignalBudget): void {
     this.budget = budget;
-    this.tokens = Math.min(this.tokens, budget.burst);
+    this.tokens = Math.min(this.tokens, this.burst());
+  }
+
+  private burst(): number {
+    return Math.max(1, this.budget.burst - BURST_RESERVE);
   }
 
   /** An error frame the room sent about a signaling frame; false when it is not about a frame of this queue. */
@@ -124,7 +134,8 @@ export class SignalQueue {
     this.sent.delete(entry.frame.id);
     this.uncount(entry.frame);
     if (error.code === "rate_limited") {
-      // Back in the queue in its original place, and nothing goes out until the room has a token again.
+      // Back in the queue ahead of everything not yet written, and nothing goes out until the room has a token again.
+      // (Frames written after it, before the refusal came back, may already have been relayed: it arrives after them.)
       this.resent++;
       const at = this.queue.findIndex((e) => e.seq > entry.seq);
       this.queue.splice(at < 0 ? this.queue.length : at, 0, entry);
@@ -147,7 +158,7 @@ export class SignalQueue {
     if (this.timer) return;
     while (this.isOpen && this.queue.length > 0) {
       const now = Date.now();
-      this.tokens = Math.min(this.budget.burst, this.tokens + ((now - this.at) * this.budget.ratePerS * PACE_MARGIN) / 1000);
+      this.tokens = Math.min(this.burst(), this.tokens + ((now - this.at) * this.budget.ratePerS * PACE_MARGIN) / 1000);
       this.at = now;
       if (now < this.pausedUntil) return this.schedule(this.pausedUntil - now);
       if (this.tokens < 1) return this.schedule(((1 - this.tokens) * 1000) / (this.budget.ratePerS * PACE_MARGIN));

@@ -70,7 +70,7 @@ describe("signaling queue against the room's budget", () => {
     expect(l.delivered.map((d) => d.n)).toEqual(Array.from({ length: 100 }, (_, i) => `c${i}`));
     expect(new Set(l.delivered.map((d) => d.id)).size).toBe(100);
     const counts = l.queue.counts();
-    expect(counts.resent).toBeGreaterThanOrEqual(10);
+    expect(counts.resent).toBeGreaterThanOrEqual(5);
     expect(counts).toMatchObject({ sentTo: { peer: 100 }, refused: 0, queued: 0 });
     // Rate refusals are the queue's business, not the caller's; and the room never lost patience (no close).
     expect(l.refusals).toEqual([]);
@@ -79,7 +79,7 @@ describe("signaling queue against the room's budget", () => {
 
   it("every other refusal is reported with the frame's id; frames still queued when the socket drops are reported too", async () => {
     const l = link({ rttMs: 4, missing: new Set(["gone"]) });
-    l.queue.setBudget({ ratePerS: 50, burst: 2 });
+    l.queue.setBudget({ ratePerS: 50, burst: 4 }); // two at once here (the queue keeps two in hand)
     l.queue.open();
     const lost = signal(l.queue, "gone", 0);
     const fine = signal(l.queue, "peer", 1);

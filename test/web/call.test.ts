@@ -7,9 +7,9 @@ import { mintHs256 } from "../helpers/jwt.ts";
 import { type CuttableProxy, startProxy } from "../helpers/tcp-proxy.ts";
 
 // The call page (/call/<room>) in real Chromium with fake cameras and microphones, peers talking over loopback:
-// a 3-party mesh where everyone decodes everyone; one user in two tabs is two peers; a page whose socket is cut
-// rejoins and its media comes back both ways; mute and camera off reach the others; a viewer watches but cannot
-// join or signal; the mesh limit is said in words.
+// a 3-party mesh where everyone decodes everyone; mute, camera off and a shared screen reach the others; one user
+// in two tabs is two peers; a page whose socket is cut rejoins and its media comes back both ways; a viewer watches
+// but cannot join or signal; the mesh limit is said in words.
 
 describe("call page in Chromium", () => {
   let edge: EdgeServer;
@@ -46,7 +46,7 @@ describe("call page in Chromium", () => {
   };
   const connectionIdOf = (page: Page) => page.evaluate(() => (globalThis as unknown as { pulsecast: { call: { connectionId: string } } }).pulsecast.call.connectionId);
 
-  it("three people: every page decodes both others' video; mute and camera off reach the others", async () => {
+  it("three people: every page decodes both others' video; mute, camera off and screen share reach the others", async () => {
     const roomId = room();
     const [ada, bo, cy] = [await open(roomId, "ada"), await open(roomId, "bo"), await open(roomId, "cy", { phone: true })];
     for (const p of [ada, bo, cy]) await join(p);
@@ -66,6 +66,15 @@ describe("call page in Chromium", () => {
       await expect.poll(() => tile.locator(".flag").allTextContents(), { timeout: 10_000 }).toContain("Muted");
       await expect.poll(() => tile.locator(".off").count()).toBe(1);
     }
+    // A shared screen reaches the others in a tile of its own (the third slot: no renegotiation), and goes away.
+    await ada.getByRole("button", { name: "Share screen" }).click();
+    for (const p of [bo, cy]) {
+      await expect.poll(() => p.locator('li.tile.screen video').evaluate((v: HTMLVideoElement) => v.videoWidth).catch(() => 0), { timeout: 15_000 }).toBeGreaterThan(0);
+      expect(await p.locator('li.tile[data-user="ada"] .flag').allTextContents()).toContain("Sharing screen");
+    }
+    await screenshot(bo, "call-screen-share");
+    await ada.getByRole("button", { name: "Stop sharing" }).click();
+    for (const p of [bo, cy]) await expect.poll(() => p.locator("li.tile.screen").count(), { timeout: 10_000 }).toBe(0);
     await screenshot(ada, "call-three-desktop");
     await screenshot(cy, "call-three-phone");
 
