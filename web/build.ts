@@ -8,7 +8,7 @@ import { pathToFileURL } from "node:url";
 
 export const WEB_ROOT = resolve(import.meta.dirname);
 export const WEB_OUT = resolve(import.meta.dirname, "../.build/web");
-export const PAGES = ["watch", "studio", "upload"] as const;
+export const PAGES = ["watch", "studio", "upload", "call"] as const;
 
 export async function buildWeb(outdir: string = WEB_OUT): Promise<{ outdir: string; files: string[] }> {
   // esbuild comes with wrangler; resolved from the project's node_modules.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing on a fresh Debian machine, and nothing that is already there:
 #   - OS packages from Debian: ffmpeg (ffmpeg + ffprobe), nats-server, chromium (the browser tests drive it
-#     with playwright-core; Playwright's own browser downloads are not used)
+#     with playwright-core; Playwright's own browser downloads are not used), coturn (the call tests start its
+#     `turnserver` on 127.0.0.1 to check the TURN credentials the edge mints; its own system service is kept off)
 #   - npm packages, including the `node` package that ships the Node 22 binary the project runs on
 #     (the system Node may be older; npm scripts put node_modules/.bin first on PATH).
 # Nothing is downloaded from anywhere but the Debian and npm registries.
@@ -14,6 +15,7 @@ command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 # CHROMIUM_PATH points the browser tests at another Chromium; otherwise Debian's package is needed.
 if [ -z "${CHROMIUM_PATH:-}" ] && ! command -v chromium >/dev/null 2>&1; then missing+=(chromium); fi
+command -v turnserver >/dev/null 2>&1 || missing+=(coturn)
 # Debian's nodejs package does not bring npm; npm then installs the project's own Node 22.
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 
@@ -32,6 +34,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   # shellcheck disable=SC2046
   $sudo apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
+  # The package enables a TURN server on every interface; the tests start their own on loopback instead.
+  if printf '%s\n' "${missing[@]}" | grep -qx coturn && command -v systemctl >/dev/null 2>&1 && systemctl is-enabled coturn >/dev/null 2>&1; then
+    echo "[ensure-deps] coturn: disabling the system service the package enabled (only the tests run turnserver, on 127.0.0.1)"
+    $sudo systemctl disable --now coturn >/dev/null 2>&1 || true
+  fi
 fi
 
 # npm install when node_modules is missing or older than package.json / the lockfile.

@@ -191,6 +191,7 @@ console.log(`
   Watch page:       ${edgeUrl}/watch/${stream.id}#token=${jwt}
                     (or open ${edgeUrl}/watch/${stream.id} and use the dev sign-in; DEV_SIGN_IN is on for local runs)
   Go live / upload: ${edgeUrl}/studio   ${edgeUrl}/upload
+  Video call:       ${edgeUrl}/call/demo   (open it in two or three windows; dev sign-in with a name each)
   Watch (HLS through the edge): ${stream.playback.url}
   Chat + presence:  ws://127.0.0.1:${ports.edge}/parties/room/${stream.roomId}?token=${jwt}
   Test JWT (HS256, sub demo-user, role broadcaster, 24 h):

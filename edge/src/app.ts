@@ -4,6 +4,7 @@ import { answerSubprotocol, guardPartyRequest, isPublicParty, normalizePartyUrl,
 import { errorResponse } from "./auth/errors.ts";
 import { isRoomMoved, rememberGrown } from "./bigrooms/grown.ts";
 import { bigRoomOf, bigRoomRequest, bigRoomRoutes, roomIdOf } from "./bigrooms/route.ts";
+import { callRoutes } from "./calls/routes.ts";
 import { browserCors } from "./cors/cors.ts";
 import type { AppEnv } from "./env.ts";
 import { healthRoutes } from "./health/routes.ts";
@@ -36,7 +37,7 @@ export function createApp() {
     return c.json({ error: "misconfigured" }, 500);
   });
   // Browser-facing HTTP (history, inbox) is readable cross-origin; see cors/cors.ts.
-  for (const path of ["/inbox", "/inbox/*", "/parties/*", "/push/*", "/notifications/*"]) app.use(path, browserCors());
+  for (const path of ["/inbox", "/inbox/*", "/parties/*", "/push/*", "/notifications/*", "/calls/*"]) app.use(path, browserCors());
   app.route("/", healthRoutes);
   app.route("/", inboxRoutes);
   app.route("/", ingressRoutes);
@@ -49,6 +50,7 @@ export function createApp() {
   app.route("/", webRoutes);
   app.route("/", videoRoutes);
   app.route("/", notifyRoutes);
+  app.route("/", callRoutes);
 
   // Rooms and inboxes (partyserver): `/parties/room/<roomId>` and `/parties/inbox/<userId>`, WebSocket or HTTP.
   // Every request is authenticated and rewritten by guardPartyRequest before an object sees it.

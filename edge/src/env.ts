@@ -84,6 +84,14 @@ export interface Env {
   ROOM_FLUSH_MS?: string;
   ROOM_REACTION_FLUSH_MS?: string;
   ROOM_OUTBOX_FLUSH_MS?: string;
+  ROOM_SIGNAL_RATE_PER_S?: string;
+  ROOM_SIGNAL_BURST?: string;
+  // calls
+  CALL_MAX_PEERS?: string;
+  CALL_STUN_URLS?: string;
+  CALL_TURN_URLS?: string;
+  CALL_TURN_SECRET?: string;
+  CALL_TURN_TTL_S?: string;
   // big rooms
   ROOM_SHARDED?: string;
   ROOM_SHARD_AT?: string;

@@ -72,6 +72,17 @@ export const EDGE_SETTINGS = {
   roomFlushMs: int("ROOM_FLUSH_MS", 10, "how long room-wide frames are coalesced before one `batch` frame goes out, ms", { min: 1, max: 1000 }),
   roomReactionFlushMs: int("ROOM_REACTION_FLUSH_MS", 250, "how often aggregated reaction counts are sent, ms", { min: 1, max: 10_000 }),
   roomOutboxFlushMs: int("ROOM_OUTBOX_FLUSH_MS", 200, "how long a room's new chat/presence events wait so they leave in one batch, ms", { min: 0, max: 10_000 }),
+  // Signaling has its own bucket so a burst of ICE candidates never competes with chat (and chat never starves a
+  // call). A 6-peer mesh join sends ~5 offers and a few dozen candidates at once, well inside the burst.
+  roomSignalRatePerS: num0("ROOM_SIGNAL_RATE_PER_S", 50, "`signal` and `call.*` frames per second each connection may send, sustained (a bucket of its own, apart from ROOM_RATE_PER_S)"),
+  roomSignalBurst: int("ROOM_SIGNAL_BURST", 200, "signaling bucket size: the `signal` / `call.*` frames a connection may send at once", { min: 1 }),
+
+  // ---- calls (WebRTC mesh on the room's signaling) ----------------------------------------------------------
+  callMaxPeers: int("CALL_MAX_PEERS", 6, "peers (connections) one room's call takes; one more gets `call_full` (a mesh sends every stream to every peer)", { min: 2, max: 16 }),
+  callStunUrls: iceUrls("CALL_STUN_URLS", ["stun:stun.cloudflare.com:3478"], "STUN servers handed to call clients by GET /calls/ice-servers: comma-separated `stun:`/`stuns:` URLs, or `none`", ["stun:", "stuns:"]),
+  callTurnUrls: iceUrls("CALL_TURN_URLS", [], "TURN servers handed out with per-user credentials: comma-separated `turn:`/`turns:` URLs (`?transport=udp|tcp` allowed; unset: no TURN)", ["turn:", "turns:"], { defaultText: "unset" }),
+  callTurnSecret: secret("CALL_TURN_SECRET", "shared secret of the TURN servers' time-limited credentials (coturn `static-auth-secret`); needed with CALL_TURN_URLS", { minLength: 16, optional: true }),
+  callTurnTtlS: int("CALL_TURN_TTL_S", 3600, "lifetime of a minted TURN credential, seconds (the client library fetches new ones before they expire)", { min: 60, max: 86_400 }),
 
   // ---- big rooms (one room over many objects; see edge/src/bigrooms) --------------------------------------
   roomShardAt: int("ROOM_SHARD_AT", 2000, "a room not named in ROOM_SHARDED becomes a big room once it holds this many open connections: its history moves to a coordinator and its clients are told to reconnect, landing on shards (0: never; past ROOM_MAX_CONNECTIONS: never)", { min: 0 }),
@@ -153,6 +164,32 @@ export function signingKeys(env: string, doc: string): Setting<SigningKey[] | un
   };
 }
 
+/** A STUN/TURN URI (RFC 7064 / 7065): scheme, host, optional port, and for TURN an optional transport. */
+const ICE_URL = /^(stuns?|turns?):(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?(\?transport=(udp|tcp))?$/;
+
+/** A comma-separated list of STUN or TURN URIs with one of `schemes`; `none` is the empty list. */
+function iceUrls(env: string, def: string[], doc: string, schemes: string[], common: { defaultText?: string } = {}): Setting<string[]> {
+  return {
+    env,
+    doc,
+    default: def,
+    defaultText: common.defaultText,
+    optional: false,
+    secret: false,
+    parse(raw) {
+      if (raw.toLowerCase() === "none") return [];
+      const items = raw.split(",").map((s) => s.trim()).filter(Boolean);
+      if (items.length === 0) throw new Error("no URL given (`none` for no server)");
+      for (const item of items) {
+        const m = ICE_URL.exec(item);
+        if (!m || !schemes.includes(`${m[1]}:`)) throw new Error(`${JSON.stringify(item)} is not a ${schemes.join(" / ")} URI like ${schemes[0]}host.example:3478`);
+        if (m[5] && !m[1]!.startsWith("turn")) throw new Error(`${JSON.stringify(item)}: only TURN URIs take ?transport=`);
+      }
+      return items;
+    },
+  };
+}
+
 /** A positive number of frames per second (decimals allowed: 0.5 = one frame every two seconds). */
 function num0(env: string, def: number, doc: string) {
   const setting = int(env, def, doc, { min: 1 });
@@ -176,6 +213,7 @@ function crossChecks(s: EdgeSettings): string[] {
   if (s.pushAbandonMs <= s.pushTimeoutMs) problems.push(`NOTIFY_PUSH_ABANDON_MS (${s.pushAbandonMs}) must be above NOTIFY_PUSH_TIMEOUT_MS (${s.pushTimeoutMs})`);
   if (Boolean(s.vapidPublicKey) !== Boolean(s.vapidPrivateKey)) problems.push("VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY must be set together");
   // Otherwise every viewer token asked for without an expiry would be refused as too long.
+  if (s.callTurnUrls.length > 0 && !s.callTurnSecret) problems.push("CALL_TURN_URLS needs CALL_TURN_SECRET (TURN credentials are minted from it)");
   if (s.playbackTokenDefaultTtlS > s.playbackTokenMaxTtlS) problems.push(`PLAYBACK_TOKEN_DEFAULT_TTL_S (${s.playbackTokenDefaultTtlS}) is above PLAYBACK_TOKEN_MAX_TTL_S (${s.playbackTokenMaxTtlS})`);
   return problems;
 }

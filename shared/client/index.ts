@@ -3,3 +3,5 @@ export { RoomClient, type ChatMessage, type PresenceEntry, type RoomInfo, type R
 export { InboxClient, type InboxNotification, type InboxClientEvents, type InboxClientOptions } from "./inbox-client.ts";
 export { startUpload, UploadRefused, videoIdOfUploadUrl, type UploadHandle, type UploadOptions } from "./upload.ts";
 export { tokenExpiry, type TokenReason, type TokenSource } from "./token.ts";
+export { CallClient, fetchIceServers, type CallClientEvents, type CallClientOptions, type CallError, type CallPeer, type CallState, type CallStats, type IceServersAnswer, type MediaState, type RemotePeer, type Slot } from "./call-client.ts";
+export type { SignalMessage, SignalRefusal } from "./signal-queue.ts";

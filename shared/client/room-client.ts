@@ -7,11 +7,22 @@
 // The room's own fold of stream events (pure): the client keeps its stream state exactly as the room does.
 import { nextRoomInfo, type RoomEvent } from "../protocol/stream-state.ts";
 import { backoffDelay } from "../backoff.ts";
-import type { ChatMessage, PresenceEntry, RoomInfo, ServerFrame, ServerFrameOf, SingleServerFrame } from "../protocol/room.ts";
+import {
+  type CallServerFrame,
+  type ChatMessage,
+  type MediaState,
+  type PresenceEntry,
+  type RoomInfo,
+  type ServerFrame,
+  type ServerFrameOf,
+  SIGNALING_FRAME_TYPES,
+  type SingleServerFrame,
+} from "../protocol/room.ts";
+import { SignalQueue, type SignalingFrame, type SignalMessage, type SignalRefusal } from "./signal-queue.ts";
 import { Emitter } from "./emitter.ts";
 import { refusalOf, resolveToken, type ServerRefusal, subprotocols, type TokenReason, type TokenSource } from "./token.ts";
 
-export type { ChatMessage, PresenceEntry, RoomInfo };
+export type { ChatMessage, MediaState, PresenceEntry, RoomInfo, SignalMessage, SignalRefusal };
 export type StreamInfo = NonNullable<RoomInfo["stream"]>;
 
 /** What a WebSocket constructor must offer (the browser's, Node's global one, or the `ws` package's). */
@@ -75,6 +86,14 @@ export interface RoomClientEvents extends Record<string, unknown> {
   deleted: ServerFrameOf<"deleted">;
   moderation: ServerFrameOf<"moderation">;
   signal: ServerFrameOf<"signal">;
+  /** call frames, for call peers only: call.welcome, peer.join, peer.update, peer.leave, call.left (see CallClient) */
+  call: CallServerFrame;
+  /**
+   * A signaling frame (`signal`, `call.*`) that did not reach the room: refused by it (peer_not_found, self_signal,
+   * forbidden, call_full, ...), or still queued when the socket dropped (`disconnected`). Rate-limited frames are
+   * not reported: they are sent again after the delay the room asks for.
+   */
+  signalError: SignalRefusal;
   /** a system event posted into the room (stream.*, media.*) */
   event: ServerFrameOf<"event">["event"];
   /** the room's stream state changed (starting → live → ended → recording ready) */
@@ -119,6 +138,8 @@ export class RoomClient extends Emitter<RoomClientEvents> {
   private _mode: "small" | "big" = "small";
   private _summary: ServerFrameOf<"summary"> | null = null;
   private welcomed = false;
+  private readonly signals: SignalQueue;
+  private readonly receivedFrom = new Map<string, number>();
 
   constructor(opts: RoomClientOptions) {
     super();
@@ -128,6 +149,14 @@ export class RoomClient extends Emitter<RoomClientEvents> {
     this.Ws = Ws;
     this.fetchFn = opts.fetch ?? fetch.bind(globalThis);
     this._room = { roomId: opts.roomId };
+    this.signals = new SignalQueue({
+      write: (text) => {
+        if (!this.isOpen()) return false;
+        this.ws!.send(text);
+        return true;
+      },
+      refused: (refusal) => this.emit("signalError", refusal),
+    });
   }
 
   // ---- state an app reads --------------------------------------------------------------------------------
@@ -204,6 +233,7 @@ export class RoomClient extends Emitter<RoomClientEvents> {
     if (this.isClosed()) return;
     this.setState({ state: "closed" });
     this.stopTimers();
+    this.signals.disconnected();
     const ws = this.ws;
     this.ws = null;
     if (ws && ws.readyState <= 1) ws.close(1000, "client closed");
@@ -260,6 +290,34 @@ export class RoomClient extends Emitter<RoomClientEvents> {
   }
   unban(userId: string): boolean {
     return this.sendFrame({ type: "unban", userId });
+  }
+
+  /**
+   * WebRTC signaling to one connection of the room (its id from `call.welcome`, `peer.join` or a received signal's
+   * `from`). Returns the frame's id. Signaling frames go out in order, paced to the room's signaling budget (the
+   * `call.welcome`'s `signalBudget`; the defaults before one); a frame the room refuses for rate comes back by id and
+   * is sent again after the delay it names, any other refusal is reported as `signalError` with this id. Frames still
+   * queued when the socket drops are reported as `signalError` `disconnected` (their addressee knew this client by
+   * a connection id that is gone).
+   */
+  signal(to: string, message: SignalMessage): string {
+    return this.signals.push({ type: "signal", to, ...message });
+  }
+  /** Joins the room's call as a peer (this connection); the answer is a `call` event with `call.welcome`. */
+  joinCall(media: MediaState, replaces?: string): string {
+    return this.signals.push({ type: "call.join", media, ...(replaces ? { replaces } : {}) });
+  }
+  /** Tells the other peers this peer's media state changed. */
+  updateCall(media: MediaState): string {
+    return this.signals.push({ type: "call.update", media });
+  }
+  /** Leaves the call (the room connection stays). */
+  leaveCall(): string {
+    return this.signals.push({ type: "call.leave" });
+  }
+  /** Signaling frames of the current connection, per peer connection: written (net of refusals) and received. */
+  signalCounts(): { sentTo: Record<string, number>; receivedFrom: Record<string, number>; resent: number; refused: number; queued: number } {
+    return { ...this.signals.counts(), receivedFrom: Object.fromEntries(this.receivedFrom) };
   }
 
   /** Loads the page of history before the oldest message held (scrolling back); resolves with what it added. */
@@ -353,6 +411,7 @@ export class RoomClient extends Emitter<RoomClientEvents> {
     ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
     if (this.ws === ws) this.ws = null;
     this.stopPing();
+    this.signals.disconnected();
   }
 
   private async closed(code: number, reason: string, opened: boolean): Promise<void> {
@@ -488,7 +547,16 @@ export class RoomClient extends Emitter<RoomClientEvents> {
         this.emit("error", { code: "kicked", message: `A moderator removed you from the room${frame.reason ? `: ${frame.reason}` : "."}`, fatal: false });
         return this.reconnect();
       case "signal":
+        this.receivedFrom.set(frame.from, (this.receivedFrom.get(frame.from) ?? 0) + 1);
         return this.emit("signal", frame);
+      case "call.welcome":
+        this.signals.setBudget(frame.signalBudget);
+        return this.emit("call", frame);
+      case "peer.join":
+      case "peer.update":
+      case "peer.leave":
+      case "call.left":
+        return this.emit("call", frame);
       case "event": {
         this.emit("event", frame.event);
         const before = this._room.stream;
@@ -497,6 +565,8 @@ export class RoomClient extends Emitter<RoomClientEvents> {
         return;
       }
       case "error": {
+        // Refusals of signaling frames belong to the signaling queue (resent, or reported as signalError).
+        if (frame.ref !== undefined && SIGNALING_FRAME_TYPES.includes(frame.ref) && this.signals.refused(frame)) return;
         if (frame.ref === "send") {
           // The room refused a chat message (forbidden for viewers, rate limited, invalid): fail the oldest send.
           const p = this.pending.find((x) => x.sent);
@@ -538,6 +608,9 @@ export class RoomClient extends Emitter<RoomClientEvents> {
     const streamBefore = this._room.stream;
     this._room = w.room;
     this.setState({ state: "open" });
+    if (w.signalBudget) this.signals.setBudget(w.signalBudget);
+    this.receivedFrom.clear();
+    this.signals.open();
     this.addMessages(w.messages);
     // Sends cut off by the drop: those the room stored came back in the replay; the others go out again.
     for (const p of [...this.pending]) {

@@ -11,6 +11,12 @@
 // - Two presence modes, named by `welcome.mode`: "small" (absent means small) is the full user list plus
 //   `join`/`leave`/`update` diffs; "big" (a room served by many objects) sends no per-user diffs, only a
 //   `summary` frame at a steady rate: counts plus short named lists (broadcasters, moderators, recent chatters).
+// - Calls are opt-in per connection: a client that sends `call.join` becomes a peer of the room's call and from
+//   then on gets `peer.join` / `peer.update` / `peer.leave` for every other peer (one per connection, so two tabs of
+//   one user are two peers). Connections that never join get none of these, and a room without a call keeps no
+//   call state at all. Signaling (`signal`, `call.*`) has its own rate budget, separate from chat.
+// - Every client frame may carry an `id` (≤ 64 characters of the client's choosing); an `error` answering a frame
+//   echoes it with the frame's `type` in `ref`, so a client knows exactly which frame was refused.
 import { z } from "zod";
 import { USER_ID_PATTERN } from "../names.ts";
 import { webUrl } from "../urls.ts";
@@ -74,14 +80,54 @@ export const iceCandidate = z.object({
   usernameFragment: z.string().max(256).nullable().optional(),
 });
 
-/** WebRTC signaling to one connection of this room (`to` = its connection id). Not allowed for `viewer`. */
+/** A client's own id for one frame: echoed in the `error` that refuses it (and in the answer to `call.*` frames). */
+export const frameId = z.string().min(1).max(64);
+
+export const SIGNAL_KINDS = ["offer", "answer", "candidate", "bye"] as const;
+
+/**
+ * WebRTC signaling to one connection of this room (`to` = its connection id, from `call.welcome` / `peer.join`,
+ * or the `from` of a signal received). Not allowed for `viewer`; never to oneself (`self_signal`). Relayed as it
+ * is, in order, to that connection only; refused with an `error` naming it (`ref: "signal"`, the frame's `id`)
+ * when the connection is gone (`peer_not_found`) or the signaling budget is spent (`rate_limited`). Nothing else
+ * happens to a signal: it is never dropped without an error.
+ */
 export const signalFrame = z.object({
   type: z.literal("signal"),
+  id: frameId.optional(),
   to: z.string().min(1).max(64),
-  kind: z.enum(["offer", "answer", "candidate", "bye"]),
+  kind: z.enum(SIGNAL_KINDS),
   sdp: z.string().max(24_000).optional(),
   candidate: iceCandidate.optional(),
 });
+
+/** What a peer sends: microphone on, camera on, sharing a screen. Shown to the other peers as they change. */
+export const mediaState = z.object({
+  audio: z.boolean(),
+  video: z.boolean(),
+  screen: z.boolean(),
+});
+export type MediaState = z.infer<typeof mediaState>;
+
+/**
+ * Joins the room's call as a peer (this connection only; another tab of the same user is another peer). Answered
+ * with `call.welcome` (the other peers); every other peer gets `peer.join`. `replaces`: the connection id this
+ * client had before its socket dropped; when that connection is still a peer of the same user (the server has not
+ * seen the drop yet), it is taken out of the call at once and the other peers get `peer.join` with `replaces`.
+ * Refused (`error`, `ref: "call.join"`) for viewers (`forbidden`), when the call is full (`call_full`), and in a
+ * big room (`call_unavailable`). Joining again on the same connection answers a fresh `call.welcome` and changes
+ * only the media state.
+ */
+export const callJoinFrame = z.object({
+  type: z.literal("call.join"),
+  id: frameId.optional(),
+  media: mediaState,
+  replaces: z.string().min(1).max(64).optional(),
+});
+/** Changes this peer's media state; the other peers get `peer.update`. `not_in_call` before a `call.join`. */
+export const callUpdateFrame = z.object({ type: z.literal("call.update"), id: frameId.optional(), media: mediaState });
+/** Leaves the call (the socket stays in the room); answered with `call.left`, the other peers get `peer.leave`. */
+export const callLeaveFrame = z.object({ type: z.literal("call.leave"), id: frameId.optional() });
 
 /** Moderator: delete a chat message (everyone gets `deleted`). */
 export const deleteFrame = z.object({ type: z.literal("delete"), messageId: z.number().int().positive() });
@@ -101,6 +147,9 @@ export const clientFrame = z.discriminatedUnion("type", [
   reactFrame,
   presenceFrame,
   signalFrame,
+  callJoinFrame,
+  callUpdateFrame,
+  callLeaveFrame,
   deleteFrame,
   kickFrame,
   banFrame,
@@ -109,6 +158,8 @@ export const clientFrame = z.discriminatedUnion("type", [
 ]);
 export type ClientFrame = z.infer<typeof clientFrame>;
 export const CLIENT_FRAME_TYPES = clientFrame.options.map((o) => o.shape.type.value);
+/** Client frames paid from the signaling budget (ROOM_SIGNAL_RATE_PER_S / ROOM_SIGNAL_BURST), not the chat one. */
+export const SIGNALING_FRAME_TYPES: readonly string[] = ["signal", "call.join", "call.update", "call.leave"];
 
 // ---------------------------------------------------------------------------------------------------------
 // Server -> client
@@ -212,6 +263,11 @@ export const welcomeFrame = z.object({
    * the gap over HTTP (`GET /parties/room/<id>/history?before=<oldest id it got>`).
    */
   resume: z.object({ since: z.number().int().nonnegative(), complete: z.boolean() }).optional(),
+  /**
+   * This connection's signaling budget (`signal` and `call.*` frames): `ratePerS` sustained, `burst` at once.
+   * Client libraries pace their signaling to it, so a burst of ICE candidates is never refused.
+   */
+  signalBudget: z.object({ ratePerS: z.number().positive(), burst: z.number().int().positive() }).optional(),
 });
 
 export const joinFrame = z.object({ type: z.literal("join"), user: presenceEntry });
@@ -231,13 +287,58 @@ export const commentOutFrame = z.object({
 export const reactionsFrame = z.object({ type: z.literal("reactions"), counts: z.record(z.string(), z.number().int().positive()), at: z.number().int() });
 export const signalOutFrame = z.object({
   type: z.literal("signal"),
-  /** connection id of the sender: address replies to it */
+  /** connection id of the sender (set by the server, cannot be forged): address replies to it with `to` */
   from: z.string(),
+  /** the sender's user id, from its verified token (so a receiver knows who, not only which socket) */
   fromUserId: userId,
-  kind: z.enum(["offer", "answer", "candidate", "bye"]),
+  kind: z.enum(SIGNAL_KINDS),
   sdp: z.string().optional(),
   candidate: iceCandidate.optional(),
 });
+
+/** One peer of a call: one connection (a user in two tabs is two peers). */
+export const callPeer = z.object({
+  connectionId: z.string(),
+  userId,
+  role,
+  name: z.string().optional(),
+  avatar: webUrl.optional(),
+  media: mediaState,
+  /** unix ms this connection joined the call */
+  joinedAt: z.number().int(),
+});
+export type CallPeer = z.infer<typeof callPeer>;
+
+/** The answer to `call.join`, to the joining connection only. */
+export const callWelcomeFrame = z.object({
+  type: z.literal("call.welcome"),
+  /** the `id` of the `call.join` it answers */
+  id: z.string().optional(),
+  /** this connection as the other peers see it */
+  self: callPeer,
+  /** the other peers, oldest first: the newcomer sends each of them the first offer */
+  peers: z.array(callPeer),
+  /** most peers the call takes (CALL_MAX_PEERS), the joiner included */
+  maxPeers: z.number().int().positive(),
+  /** the signaling budget of each connection: `ratePerS` sustained, `burst` at once (client libraries pace to it) */
+  signalBudget: z.object({ ratePerS: z.number().positive(), burst: z.number().int().positive() }),
+});
+/** Another connection joined the call. `replaces`: the connection it had before a drop (that peer is gone). */
+export const peerJoinFrame = z.object({ type: z.literal("peer.join"), peer: callPeer, replaces: z.string().optional() });
+/** A peer's media state changed. */
+export const peerUpdateFrame = z.object({ type: z.literal("peer.update"), peer: callPeer });
+/**
+ * A peer left the call: `left` (it sent `call.leave`), `closed` (its socket closed: a closed tab, a drop, a kick),
+ * `replaced` (the same user rejoined from a new connection, named in the `peer.join` that follows).
+ */
+export const peerLeaveFrame = z.object({
+  type: z.literal("peer.leave"),
+  connectionId: z.string(),
+  userId,
+  reason: z.enum(["left", "closed", "replaced"]),
+});
+/** This connection is no longer a peer: it asked to leave (`left`, with the `call.leave` id), or it was `replaced`. */
+export const callLeftFrame = z.object({ type: z.literal("call.left"), id: z.string().optional(), reason: z.enum(["left", "replaced"]) });
 /** a system event (stream.*, media.*) posted into the room */
 export const eventFrame = z.object({ type: z.literal("event"), event: z.object({ id: z.string(), type: z.string(), time: z.string(), data: z.unknown() }).passthrough() });
 export const moderationFrame = z.object({
@@ -249,13 +350,18 @@ export const moderationFrame = z.object({
 });
 export const errorFrame = z.object({
   type: z.literal("error"),
-  /** stable: bad_json, unknown_type, invalid_frame, rate_limited, forbidden, state_too_large, peer_not_found, message_not_found */
+  /**
+   * stable: bad_json, unknown_type, invalid_frame, rate_limited, forbidden, state_too_large, peer_not_found,
+   * self_signal, not_in_call, call_full, call_unavailable, message_not_found, internal_error
+   */
   code: z.string(),
   message: z.string(),
   /** for rate_limited: when the next frame will be accepted */
   retryAfterMs: z.number().int().nonnegative().optional(),
   /** the `type` of the client frame this answers, when known */
   ref: z.string().optional(),
+  /** the `id` the client frame carried, when it had one */
+  id: z.string().optional(),
 });
 export const pongFrame = z.object({ type: z.literal("pong"), id: z.string().optional(), at: z.number().int() });
 /** big rooms only: the presence summary, at most every ROOM_SUMMARY_MS and only when it changed */
@@ -276,6 +382,11 @@ const singleServerFrames = [
   commentOutFrame,
   reactionsFrame,
   signalOutFrame,
+  callWelcomeFrame,
+  peerJoinFrame,
+  peerUpdateFrame,
+  peerLeaveFrame,
+  callLeftFrame,
   eventFrame,
   moderationFrame,
   errorFrame,
@@ -292,6 +403,8 @@ export const batchFrame = z.object({ type: z.literal("batch"), frames: z.array(s
 export const serverFrame = z.discriminatedUnion("type", [...singleServerFrames, batchFrame]);
 export type ServerFrame = z.infer<typeof serverFrame>;
 export type ServerFrameOf<T extends ServerFrame["type"]> = Extract<ServerFrame, { type: T }>;
+/** The frames only call peers get. */
+export type CallServerFrame = ServerFrameOf<"call.welcome" | "peer.join" | "peer.update" | "peer.leave" | "call.left">;
 
 /** Flattens a received server message into its frames (a `batch` into its members). */
 export function unbatch(frame: ServerFrame): SingleServerFrame[] {

@@ -10,11 +10,16 @@ import { mintHs256 } from "./jwt.ts";
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 export const SCREENSHOTS = join(ROOT, ".test-results", "screenshots");
 
-export async function launchChromium(): Promise<Browser> {
+/**
+ * Chromium, headless. `media`: a fake camera and microphone (a moving test pattern and a beep), permission prompts
+ * answered yes, and WebRTC allowed to use loopback candidates, so pages call each other over 127.0.0.1.
+ */
+export async function launchChromium(opts: { media?: boolean } = {}): Promise<Browser> {
+  const media = opts.media ? ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--allow-loopback-in-peer-connection"] : [];
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ["--headless=new", "--autoplay-policy=no-user-gesture-required", "--mute-audio", "--no-sandbox", "--disable-dev-shm-usage"],
+    args: ["--headless=new", "--autoplay-policy=no-user-gesture-required", "--mute-audio", "--no-sandbox", "--disable-dev-shm-usage", ...media],
   });
 }
 

@@ -33,7 +33,7 @@ describe("pages are usable with a keyboard and on a phone (Chromium)", () => {
     await edge?.stop();
   });
 
-  for (const path of ["/watch/a11y-room", "/studio", "/upload"]) {
+  for (const path of ["/watch/a11y-room", "/studio", "/upload", "/call/a11y-call"]) {
     it(`${path}: named controls, no sideways scrolling, skip link first`, async () => {
       const { page } = await openPage(await newContext(browser, { phone: true }), `${edge.url}${path}${await tokenFragment("a11y", { role: "broadcaster" })}`);
       await expect.poll(() => page.locator("#account").textContent(), { timeout: 10_000 }).toContain("Signed in as a11y");

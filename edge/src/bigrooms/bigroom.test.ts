@@ -318,10 +318,15 @@ describe("big room: signaling", () => {
     a.send({ type: "signal", to: c.welcome.connectionId, kind: "bye" });
     expect((await c.next("signal")).from).toBe(a.welcome.connectionId);
 
-    for (const to of [elsewhere.welcome.connectionId, `u:${b.welcome.user.userId}`, "7.00000000-0000-0000-0000-000000000000", a.welcome.connectionId]) {
-      a.send({ type: "signal", to, kind: "offer", sdp: "v=0" });
-      expect(await a.next("error")).toMatchObject({ code: "peer_not_found", ref: "signal" });
+    for (const [i, to] of [elsewhere.welcome.connectionId, `u:${b.welcome.user.userId}`, "7.00000000-0000-0000-0000-000000000000"].entries()) {
+      a.send({ type: "signal", id: `s${i}`, to, kind: "offer", sdp: "v=0" });
+      expect(await a.next("error")).toMatchObject({ code: "peer_not_found", ref: "signal", id: `s${i}` });
     }
+    a.send({ type: "signal", id: "me", to: a.welcome.connectionId, kind: "offer", sdp: "v=0" });
+    expect(await a.next("error")).toMatchObject({ code: "self_signal", ref: "signal", id: "me" });
+    // No call roster in a big room: a call frame is refused by name.
+    a.send({ type: "call.join", id: "j1", media: { audio: true, video: true, screen: false } });
+    expect(await a.next("error")).toMatchObject({ code: "call_unavailable", ref: "call.join", id: "j1" });
     expect(elsewhere.received.some((f) => f.type === "signal")).toBe(false);
     for (const x of [a, b, c, elsewhere]) x.close();
   });

@@ -22,14 +22,13 @@ import type { Env } from "../env.ts";
 import { errorText } from "../ledger/applied-ledger.ts";
 import { joinFlush } from "../rooms/coalescer.ts";
 import { type ConnState, connStateFor, entryFor, stateBytes, userTag } from "../rooms/presence.ts";
-import { newBucket, type TokenBucket } from "../rooms/rate-limit.ts";
 import { MAX_EMOJI_PER_WINDOW } from "../rooms/reactions.ts";
 import { isRoomEvent, type RoomEvent } from "../rooms/room-events.ts";
 import { ownsStreamFrom, withStreamOwner } from "../streams/room-owner.ts";
 import { isApiStreamUrlEvent, sendPerViewer, viewerPlaybackFrom, viewerRoomInfo, withViewerPlayback, type WithPlayback } from "../streams/room-playback.ts";
 import { nextRoomInfo } from "../../../shared/protocol/stream-state.ts";
 import { type EdgeSettings, edgeSettings } from "../settings.ts";
-import { checkClientFrame, type FrameLimits } from "./client-frames.ts";
+import { checkClientFrame, type ConnBuckets, type FrameLimits, newBuckets } from "../rooms/client-frames.ts";
 import type { CoordinatorSnapshot, MessageRange } from "./coordinator.ts";
 import { type DownControl, emptyByRole, isFeatured, type PresenceReport, summaryOf, type UpItem } from "./links.ts";
 import { parentOf, parsePartName, relayName, shardName, shardOfConnection } from "./placement.ts";
@@ -60,7 +59,7 @@ export class RoomShard extends Server<Env> {
   private started: Promise<void> | null = null;
   /** open sockets per user, rebuilt from the sockets after a wake */
   private users: Map<string, { cs: ConnState; conns: number }> | null = null;
-  private readonly buckets = new Map<string, TokenBucket>();
+  private readonly buckets = new Map<string, ConnBuckets>();
   private upItems: UpItem[] = [];
   private upTimer: ReturnType<typeof setTimeout> | null = null;
   private lastUpAt = Number.NEGATIVE_INFINITY;
@@ -79,7 +78,8 @@ export class RoomShard extends Server<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.settings = edgeSettings(env);
-    this.limits = { maxFrameBytes: this.settings.roomMaxFrameBytes, ratePerS: this.settings.roomRatePerS, rateBurst: this.settings.roomRateBurst, rateStrikes: this.settings.roomRateStrikes };
+    const st = this.settings;
+    this.limits = { maxFrameBytes: st.roomMaxFrameBytes, ratePerS: st.roomRatePerS, rateBurst: st.roomRateBurst, rateStrikes: st.roomRateStrikes, signalRatePerS: st.roomSignalRatePerS, signalBurst: st.roomSignalBurst };
     this.ring = new MessageRing(this.settings.roomShardRing);
     ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS shard_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)");
   }
@@ -209,7 +209,7 @@ export class RoomShard extends Server<Env> {
     const playback = viewerPlaybackFrom(ctx.request);
     const cs: WithPlayback<ConnState> = { ...connStateFor(user, existing?.cs.state ?? {}, existing?.cs.stateAt ?? now), ...(playback ? { playback } : {}), ...(ownsStreamFrom(ctx.request) ? { moderates: true } : {}) };
     conn.setState(cs);
-    this.buckets.set(conn.id, newBucket(this.settings.roomRateBurst, now));
+    this.buckets.set(conn.id, newBuckets(this.limits, now));
     users.set(user.userId, { cs, conns: (existing?.conns ?? 0) + 1 });
     this.reportDirty = true;
 
@@ -242,6 +242,7 @@ export class RoomShard extends Server<Env> {
       messages,
       room: viewerRoomInfo(this.env, this.info ?? { roomId: this.part.roomId }, playback),
       ...(since !== undefined ? { resume: { since, complete } } : {}),
+      signalBudget: { ratePerS: this.settings.roomSignalRatePerS, burst: this.settings.roomSignalBurst },
     });
   }
 
@@ -274,11 +275,11 @@ export class RoomShard extends Server<Env> {
 
   override onMessage(conn: ShardConnection, message: string | ArrayBuffer): void {
     this.meter.time(true, () => {
-      let bucket = this.buckets.get(conn.id);
-      if (!bucket) this.buckets.set(conn.id, (bucket = newBucket(this.settings.roomRateBurst, Date.now())));
-      const verdict = checkClientFrame(message, bucket, Date.now(), this.limits);
+      let buckets = this.buckets.get(conn.id);
+      if (!buckets) this.buckets.set(conn.id, (buckets = newBuckets(this.limits, Date.now())));
+      const verdict = checkClientFrame(message, buckets, Date.now(), this.limits);
       if (verdict.kind === "close") return conn.close(verdict.code, verdict.reason);
-      if (verdict.kind === "error") return this.sendError(conn, verdict.code, verdict.message, verdict.ref, verdict.retryAfterMs);
+      if (verdict.kind === "error") return this.sendError(conn, verdict.code, verdict.message, verdict.ref, verdict.retryAfterMs, verdict.id);
       try {
         this.handle(conn, conn.state as ConnState, verdict.frame);
       } catch (error) {
@@ -305,6 +306,12 @@ export class RoomShard extends Server<Env> {
         return this.updateState(conn, cs, frame.state);
       case "signal":
         return this.relaySignal(conn, cs, frame);
+      case "call.join":
+      case "call.update":
+      case "call.leave":
+        // A mesh call is for a handful of people; a big room is an audience. Signaling between two connections
+        // still works here (above), but there is no call roster.
+        return this.sendError(conn, "call_unavailable", "calls run in small rooms; this room is a big room (ROOM_SHARDED), whose connections are not peers", frame.type, undefined, frame.id);
       case "delete":
       case "kick":
       case "ban":
@@ -364,12 +371,12 @@ export class RoomShard extends Server<Env> {
   }
 
   private relaySignal(conn: ShardConnection, cs: ConnState, frame: Extract<ClientFrame, { type: "signal" }>): void {
-    if (cs.user.role === "viewer") return this.sendError(conn, "forbidden", "viewers may not send signaling", "signal");
+    if (cs.user.role === "viewer") return this.sendError(conn, "forbidden", "viewers may watch the room but not send signaling", "signal", undefined, frame.id);
+    if (frame.to === conn.id) return this.sendError(conn, "self_signal", "`to` is this connection's own id; address another connection", "signal", undefined, frame.id);
     const out: SingleServerFrame = { type: "signal", from: conn.id, fromUserId: cs.user.userId, kind: frame.kind };
     if (frame.sdp !== undefined) out.sdp = frame.sdp;
     if (frame.candidate !== undefined) out.candidate = frame.candidate;
-    const notFound = () => this.sendError(conn, "peer_not_found", `no connection '${frame.to}' in this room`, "signal");
-    if (frame.to === conn.id) return notFound();
+    const notFound = () => this.sendError(conn, "peer_not_found", `no connection '${frame.to}' in this room`, "signal", undefined, frame.id);
     const target = shardOfConnection(frame.to);
     if (target === null || target >= this.settings.roomShards) return notFound();
     if (target === this.part.index) return this.deliverLocal(frame.to, JSON.stringify(out)) ? undefined : notFound();
@@ -589,9 +596,10 @@ export class RoomShard extends Server<Env> {
     safeSend(conn, JSON.stringify(frame));
   }
 
-  private sendError(conn: WebSocket, code: string, message: string, ref?: string, retryAfterMs?: number): void {
+  private sendError(conn: WebSocket, code: string, message: string, ref?: string, retryAfterMs?: number, id?: string): void {
     const frame: SingleServerFrame = { type: "error", code, message };
     if (ref !== undefined) frame.ref = ref;
+    if (id !== undefined) frame.id = id;
     if (retryAfterMs !== undefined) frame.retryAfterMs = retryAfterMs;
     this.sendTo(conn, frame);
   }

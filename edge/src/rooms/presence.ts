@@ -6,6 +6,7 @@
 import { utf8ByteLength } from "../../../shared/encoding.ts";
 import type { PresenceEntry } from "../../../shared/protocol/room.ts";
 import type { Role, VerifiedUser } from "../auth/claims.ts";
+import type { CallState } from "./call.ts";
 
 /** What each connection keeps in its attachment (conn.setState): small, well under the 16 KiB limit. */
 export interface ConnState {
@@ -16,6 +17,8 @@ export interface ConnState {
   stateAt: number;
   /** moderates this room without the `moderator` role: the owner of the room's API stream */
   moderates?: boolean;
+  /** set while this connection is a peer of the room's call (call.ts) */
+  call?: CallState;
 }
 
 export function connStateFor(user: VerifiedUser, state: Record<string, unknown>, stateAt: number): ConnState {

@@ -5,13 +5,11 @@
 // rebuilt or safely reset after a wake. Durable state is in SQLite (RoomStore) and in each connection's
 // attachment (ConnState). The front Worker has verified the caller before any request gets here.
 import { type Connection, type ConnectionContext, Server } from "partyserver";
-import { utf8ByteLength } from "../../../shared/encoding.ts";
 import { type Envelope, makeEvent, parseEvent } from "../../../shared/envelope.ts";
 import {
+  type CallPeer,
   type ChatMessage,
-  CLIENT_FRAME_TYPES,
   type ClientFrame,
-  clientFrame,
   type PresenceEntry,
   ROOM_CLOSE,
   type ServerFrame,
@@ -26,7 +24,8 @@ import { carriedOutbox } from "../outbox/carrier.ts";
 import { type EdgeSettings, edgeSettings } from "../settings.ts";
 import { FrameCoalescer } from "./coalescer.ts";
 import { type ConnState, connStateFor, entryFor, presenceFromStates, stateBytes, userTag } from "./presence.ts";
-import { newBucket, take, type TokenBucket } from "./rate-limit.ts";
+import { CallRoster, peerOf } from "./call.ts";
+import { checkClientFrame, type ConnBuckets, type FrameLimits, newBuckets } from "./client-frames.ts";
 import { ReactionAggregator } from "./reactions.ts";
 import { isRoomEvent, type RoomEvent } from "./room-events.ts";
 import { nextRoomInfo } from "../../../shared/protocol/stream-state.ts";
@@ -56,7 +55,10 @@ export class Room extends Server<Env> implements OutboxView {
   readonly outbox: Outbox;
   /** cache of presence, keyed by user id; null until first needed after a (re)start */
   private presence: Map<string, { entry: PresenceEntry; stateAt: number }> | null = null;
-  private readonly buckets = new Map<string, TokenBucket>();
+  private readonly buckets = new Map<string, ConnBuckets>();
+  private readonly limits: FrameLimits;
+  /** the call's peers (cache of the peer connections' attachments; built only when a call frame needs it) */
+  private readonly call: CallRoster;
   /**
    * Open sockets, counted on connect/close so admitting a connection does not list every socket of the room
    * (10k connections would make that O(n^2)). Recounted exactly when it reaches the limit, and after a wake.
@@ -76,6 +78,9 @@ export class Room extends Server<Env> implements OutboxView {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.settings = edgeSettings(env);
+    const s = this.settings;
+    this.limits = { maxFrameBytes: s.roomMaxFrameBytes, ratePerS: s.roomRatePerS, rateBurst: s.roomRateBurst, rateStrikes: s.roomRateStrikes, signalRatePerS: s.roomSignalRatePerS, signalBurst: s.roomSignalBurst };
+    this.call = new CallRoster(() => this.getConnections<ConnState>());
     // Schema setup is synchronous and here (not in onStart) so RPC calls like applyEvent find it too.
     this.store = new RoomStore(ctx.storage);
     this.ledger = new AppliedLedger(ctx.storage);
@@ -168,7 +173,7 @@ export class Room extends Server<Env> implements OutboxView {
     const playback = viewerPlaybackFrom(ctx.request);
     const moderates = ownsStreamFrom(ctx.request);
     conn.setState({ ...connStateFor(user, existing?.entry.state ?? {}, existing?.stateAt ?? now), ...(playback ? { playback } : {}), ...(moderates ? { moderates } : {}) });
-    this.buckets.set(conn.id, newBucket(this.settings.roomRateBurst, now));
+    this.buckets.set(conn.id, newBuckets(this.limits, now));
 
     const connections = this.openConnectionsOf(user.userId).length;
     const entry = entryFor(conn.state as ConnState, connections);
@@ -191,6 +196,7 @@ export class Room extends Server<Env> implements OutboxView {
       messages,
       room: viewerRoomInfo(this.env, this.store.info(this.name), playback),
       ...(since !== undefined && resume ? { resume: { since, complete: resume.complete } } : {}),
+      signalBudget: { ratePerS: this.settings.roomSignalRatePerS, burst: this.settings.roomSignalBurst },
     });
     if (rest.length > 0) {
       // The rest of a very large snapshot, in messages of bounded size, to this connection only.
@@ -210,6 +216,7 @@ export class Room extends Server<Env> implements OutboxView {
     const cs = conn.state as ConnState | null;
     // A grown room's sockets close because everyone moves to the shards: their leaves were recorded at the move.
     if (!cs || this.grown()) return;
+    if (cs.call) this.leaveCall(conn.id, cs.user.userId, "closed");
     const presence = this.presenceMap();
     const remaining = this.openConnectionsOf(cs.user.userId, conn);
     if (remaining.length === 0) {
@@ -232,50 +239,17 @@ export class Room extends Server<Env> implements OutboxView {
   // Client frames
 
   override onMessage(conn: RoomConnection, message: string | ArrayBuffer): void {
-    const size = typeof message === "string" ? utf8ByteLength(message, this.settings.roomMaxFrameBytes) : message.byteLength;
-    if (size > this.settings.roomMaxFrameBytes) {
-      conn.close(ROOM_CLOSE.tooLarge, `frame larger than ${this.settings.roomMaxFrameBytes} bytes`);
-      return;
-    }
-    // Rate before parsing: garbage floods cost tokens like anything else.
-    let bucket = this.buckets.get(conn.id);
-    if (!bucket) this.buckets.set(conn.id, (bucket = newBucket(this.settings.roomRateBurst, Date.now())));
-    const taken = take(bucket, Date.now(), this.settings.roomRatePerS, this.settings.roomRateBurst);
-    if (!taken.ok) {
-      if (taken.strikes > this.settings.roomRateStrikes) {
-        conn.close(ROOM_CLOSE.policy, "rate limit exceeded");
-        return;
-      }
-      this.sendError(conn, "rate_limited", `more than ${this.settings.roomRatePerS} frames/s; slow down`, undefined, taken.retryAfterMs);
-      return;
-    }
-    if (typeof message !== "string") {
-      this.sendError(conn, "invalid_frame", "binary frames are not part of the protocol; send JSON text");
-      return;
-    }
-    let value: unknown;
+    let buckets = this.buckets.get(conn.id);
+    if (!buckets) this.buckets.set(conn.id, (buckets = newBuckets(this.limits, Date.now())));
+    const verdict = checkClientFrame(message, buckets, Date.now(), this.limits);
+    if (verdict.kind === "close") return conn.close(verdict.code, verdict.reason);
+    if (verdict.kind === "error") return this.sendError(conn, verdict.code, verdict.message, verdict.ref, verdict.retryAfterMs, verdict.id);
+    const frame = verdict.frame;
     try {
-      value = JSON.parse(message);
-    } catch {
-      this.sendError(conn, "bad_json", "frame is not valid JSON");
-      return;
-    }
-    const type = (value as { type?: unknown } | null)?.type;
-    if (typeof type !== "string" || !(CLIENT_FRAME_TYPES as string[]).includes(type)) {
-      this.sendError(conn, "unknown_type", `unknown frame type ${JSON.stringify(type ?? null).slice(0, 80)}; expected one of ${CLIENT_FRAME_TYPES.join(", ")}`);
-      return;
-    }
-    const parsed = clientFrame.safeParse(value);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      this.sendError(conn, "invalid_frame", `${issue?.path.join(".") || type}: ${issue?.message ?? "invalid"}`, type);
-      return;
-    }
-    try {
-      this.handle(conn, conn.state as ConnState, parsed.data);
+      this.handle(conn, conn.state as ConnState, frame);
     } catch (error) {
-      console.error(`room ${this.name}: handling ${type} failed:`, error);
-      this.sendError(conn, "internal_error", "the server could not handle this frame", type);
+      console.error(`room ${this.name}: handling ${frame.type} failed:`, error);
+      this.sendError(conn, "internal_error", "the server could not handle this frame", frame.type, undefined, "id" in frame ? frame.id : undefined);
     }
   }
 
@@ -314,6 +288,10 @@ export class Room extends Server<Env> implements OutboxView {
         return this.updateState(conn, cs, frame.state);
       case "signal":
         return this.relaySignal(conn, cs, frame);
+      case "call.join":
+      case "call.update":
+      case "call.leave":
+        return this.callFrame(conn, cs, frame);
       case "delete":
       case "kick":
       case "ban":
@@ -343,16 +321,92 @@ export class Room extends Server<Env> implements OutboxView {
   }
 
   private relaySignal(conn: RoomConnection, cs: ConnState, frame: Extract<ClientFrame, { type: "signal" }>): void {
-    if (cs.user.role === "viewer") return this.sendError(conn, "forbidden", "viewers may not send signaling", "signal");
+    const refuse = (code: string, message: string) => this.sendError(conn, code, message, "signal", undefined, frame.id);
+    if (cs.user.role === "viewer") return refuse("forbidden", "viewers may watch the room but not send signaling");
+    if (frame.to === conn.id) return refuse("self_signal", "`to` is this connection's own id; address another peer (from call.welcome, peer.join or a signal's `from`)");
     // Only sockets of this object can be found here, so a signal never leaves its room. getConnection matches the
     // connection id itself, not any tag: a `to` of `u:<userId>` (each socket's user tag) must not reach anyone.
     const found = this.getConnection(frame.to);
     const target = found && found.readyState === OPEN ? found : undefined;
-    if (!target || frame.to === conn.id) return this.sendError(conn, "peer_not_found", `no connection '${frame.to}' in this room`, "signal");
+    if (!target) return refuse("peer_not_found", `no connection '${frame.to}' in this room (it left, or never was here)`);
     const out: SingleServerFrame = { type: "signal", from: conn.id, fromUserId: cs.user.userId, kind: frame.kind };
     if (frame.sdp !== undefined) out.sdp = frame.sdp;
     if (frame.candidate !== undefined) out.candidate = frame.candidate;
-    safeSend(target, JSON.stringify(out));
+    if (!safeSend(target, JSON.stringify(out))) refuse("peer_not_found", `connection '${frame.to}' is closing; the signal was not delivered`);
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Calls (call.ts): peers are connections that sent call.join; only they get peer frames.
+
+  private callFrame(conn: RoomConnection, cs: ConnState, frame: Extract<ClientFrame, { type: "call.join" | "call.update" | "call.leave" }>): void {
+    const refuse = (code: string, message: string) => this.sendError(conn, code, message, frame.type, undefined, frame.id);
+    if (frame.type === "call.leave") {
+      if (!cs.call) return this.sendTo(conn, { type: "call.left", reason: "left", ...(frame.id !== undefined ? { id: frame.id } : {}) });
+      this.leaveCall(conn.id, cs.user.userId, "left");
+      conn.setState({ ...cs, call: undefined });
+      return this.sendTo(conn, { type: "call.left", reason: "left", ...(frame.id !== undefined ? { id: frame.id } : {}) });
+    }
+    if (frame.type === "call.update") {
+      if (!cs.call) return refuse("not_in_call", "this connection is not a peer of the call; send call.join first");
+      const call = { ...cs.call, media: frame.media };
+      conn.setState({ ...cs, call });
+      const peer = peerOf(conn.id, cs, call);
+      this.call.set(peer);
+      return this.sendToPeers({ type: "peer.update", peer }, conn.id);
+    }
+    // call.join
+    if (cs.user.role === "viewer") return refuse("forbidden", "viewers may watch the room but not join its call");
+    const peers = this.call.peers();
+    let replaced: CallPeer | undefined;
+    if (frame.replaces !== undefined && frame.replaces !== conn.id) {
+      // Only a peer of the same user: a client may retire its own stale connection, never someone else's.
+      const old = peers.get(frame.replaces);
+      if (old && old.userId === cs.user.userId) replaced = old;
+    }
+    const rejoin = cs.call !== undefined;
+    const others = peers.size - (rejoin ? 1 : 0) - (replaced ? 1 : 0);
+    if (!rejoin && others >= this.settings.callMaxPeers) {
+      return refuse("call_full", `this call is full: ${others} people are in it, the most a mesh call takes here (every peer sends its video to every other one); try again when someone leaves`);
+    }
+    if (replaced) {
+      this.call.remove(replaced.connectionId);
+      const old = this.getConnection<ConnState>(replaced.connectionId);
+      if (old?.state) {
+        old.setState({ ...old.state, call: undefined });
+        safeSend(old, JSON.stringify({ type: "call.left", reason: "replaced" } satisfies SingleServerFrame));
+      }
+    }
+    const call = { media: frame.media, joinedAt: cs.call?.joinedAt ?? Date.now() };
+    conn.setState({ ...cs, call });
+    const self = peerOf(conn.id, cs, call);
+    this.call.set(self);
+    // The other peers hear of the newcomer before it hears of them, so its first offer never finds a stranger.
+    if (rejoin) this.sendToPeers({ type: "peer.update", peer: self }, conn.id);
+    else this.sendToPeers({ type: "peer.join", peer: self, ...(replaced ? { replaces: replaced.connectionId } : {}) }, conn.id);
+    this.sendTo(conn, {
+      type: "call.welcome",
+      ...(frame.id !== undefined ? { id: frame.id } : {}),
+      self,
+      peers: [...this.call.peers().values()].filter((p) => p.connectionId !== conn.id),
+      maxPeers: this.settings.callMaxPeers,
+      signalBudget: { ratePerS: this.settings.roomSignalRatePerS, burst: this.settings.roomSignalBurst },
+    });
+  }
+
+  /** Takes a connection out of the call and tells the remaining peers. */
+  private leaveCall(connectionId: string, userId: string, reason: "left" | "closed"): void {
+    if (!this.call.remove(connectionId)) return;
+    this.sendToPeers({ type: "peer.leave", connectionId, userId, reason }, connectionId);
+  }
+
+  /** One frame to every peer of the call but `except`, serialized once, at once (calls are small: ≤ CALL_MAX_PEERS). */
+  private sendToPeers(frame: SingleServerFrame, except: string): void {
+    const text = JSON.stringify(frame);
+    for (const id of this.call.peers().keys()) {
+      if (id === except) continue;
+      const ws = this.getConnection(id);
+      if (ws && ws.readyState === OPEN) safeSend(ws, text);
+    }
   }
 
   private moderate(conn: RoomConnection, cs: ConnState, frame: Extract<ClientFrame, { type: "delete" | "kick" | "ban" | "unban" }>): void {
@@ -625,9 +679,10 @@ export class Room extends Server<Env> implements OutboxView {
     safeSend(conn, JSON.stringify(frame));
   }
 
-  private sendError(conn: WebSocket, code: string, message: string, ref?: string, retryAfterMs?: number): void {
+  private sendError(conn: WebSocket, code: string, message: string, ref?: string, retryAfterMs?: number, id?: string): void {
     const frame: SingleServerFrame = { type: "error", code, message };
     if (ref !== undefined) frame.ref = ref;
+    if (id !== undefined) frame.id = id;
     if (retryAfterMs !== undefined) frame.retryAfterMs = retryAfterMs;
     this.sendTo(conn, frame);
   }
@@ -646,10 +701,12 @@ export function splitPresence(entries: PresenceEntry[], budget = WELCOME_PRESENC
   return { head: entries, rest: [] };
 }
 
-function safeSend(ws: WebSocket, text: string): void {
+/** Sends, or returns false when the socket is closing (its close handler updates presence and the call). */
+function safeSend(ws: WebSocket, text: string): boolean {
   try {
     ws.send(text);
+    return true;
   } catch {
-    // The socket is closing; its close handler updates presence.
+    return false;
   }
 }

@@ -23,7 +23,7 @@ export const PAGE_CSP = [
   "form-action 'self'",
 ].join("; ");
 
-const PAGES = { watch: "/watch.html", studio: "/studio.html", upload: "/upload.html" } as const;
+const PAGES = { watch: "/watch.html", studio: "/studio.html", upload: "/upload.html", call: "/call.html" } as const;
 
 async function page(c: { env: AppEnv["Bindings"]; req: { url: string } }, file: string): Promise<Response> {
   if (!c.env.ASSETS) return errorResponse(503, "pages_unavailable", "the pages are not configured on this Worker ([assets] in wrangler.toml)");
@@ -42,3 +42,4 @@ webRoutes.get("/", (c) => c.redirect("/studio", 302));
 webRoutes.get("/watch/:id", (c) => page(c, PAGES.watch));
 webRoutes.get("/studio", (c) => page(c, PAGES.studio));
 webRoutes.get("/upload", (c) => page(c, PAGES.upload));
+webRoutes.get("/call/:room", (c) => page(c, PAGES.call));
