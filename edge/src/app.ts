@@ -5,6 +5,7 @@ import { errorResponse } from "./auth/errors.ts";
 import { bigRoomOf, bigRoomRequest, bigRoomRoutes } from "./bigrooms/route.ts";
 import { browserCors } from "./cors/cors.ts";
 import type { AppEnv } from "./env.ts";
+import { fleetRoutes } from "./fleet/routes.ts";
 import { healthRoutes } from "./health/routes.ts";
 import { inboxRoutes } from "./inbox/routes.ts";
 import { ingressRoutes } from "./ingress/routes.ts";
@@ -42,6 +43,7 @@ export function createApp() {
   // Before internalRoutes: the streams' own internal route (key checks) is authenticated there too.
   app.route("/", streamRoutes);
   app.route("/", playbackRoutes);
+  app.route("/", fleetRoutes);
   app.route("/", internalRoutes);
   app.route("/", bigRoomRoutes);
   app.route("/", devRoutes);
