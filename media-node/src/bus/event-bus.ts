@@ -26,6 +26,13 @@ export interface MediaEventBus extends EventSink {
   /** events on disk not yet confirmed by JetStream */
   readonly backlog: number;
   readonly stats: Outbox["stats"];
+  /**
+   * The bus's NATS connection once it is up (undefined before the first connect and after stop()): the node's
+   * other users of NATS (heartbeats, stream leases) share it rather than holding connections of their own.
+   */
+  connection(): NatsConnection | undefined;
+  /** resolves with the connection once the first connect succeeded (never, if stop() came first) */
+  connected(): Promise<NatsConnection>;
 }
 
 export function createMediaEventBus(cfg: BusConfig, opts: { name: string; log?: (message: string) => void }): MediaEventBus {
@@ -36,6 +43,8 @@ export function createMediaEventBus(cfg: BusConfig, opts: { name: string; log?: 
   // Streams are declared on first contact, and again after a publish finds no stream (a wiped server).
   let streamsReady = false;
   let stopped = false;
+  let onConnected!: (nc: NatsConnection) => void;
+  const firstConnect = new Promise<NatsConnection>((r) => (onConnected = r));
 
   const outbox = new Outbox({
     dir: cfg.outboxDir,
@@ -72,11 +81,14 @@ export function createMediaEventBus(cfg: BusConfig, opts: { name: string; log?: 
           nc = conn;
           js = conn.jetstream();
           outbox.nudge();
+          onConnected(conn);
         },
         (error: Error) => log(`nats connect failed for good: ${error.message}`),
       );
     },
     publish: (event) => outbox.publish(event),
+    connection: () => (stopped ? undefined : nc),
+    connected: () => firstConnect,
     drained: () => outbox.drained(),
     get backlog() {
       return outbox.backlog;

@@ -20,6 +20,7 @@ import { natsServersForLog } from "../../settings/nats.ts";
 import { createBatcher } from "./batcher.ts";
 import type { Decision } from "./classify.ts";
 import { createDeliverer } from "./deliver.ts";
+import { forwardHeartbeats, type HeartbeatForwarder } from "./heartbeats.ts";
 import type { BridgeMetrics } from "./metrics.ts";
 import type { NatsToHttpConfig } from "./config.ts";
 
@@ -38,6 +39,9 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
   let connected = false;
   let loopDone: Promise<void> = Promise.resolve();
   let lagTimer: NodeJS.Timeout | undefined;
+  let heartbeats: HeartbeatForwarder | undefined;
+  // Heartbeats on their own sockets: a backlog of events never holds the fleet's view back.
+  const heartbeatDeliver = createDeliverer({ url: cfg.edgeUrl, secrets: cfg.secrets, timeoutMs: cfg.requestTimeoutMs, maxSockets: 2 });
   const inFlight = new Set<Promise<void>>();
   const held = new Set<JsMsg>();
   let slotFreed: (() => void) | null = null;
@@ -243,6 +247,7 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
       await declare();
       running = true;
       loopDone = pullLoop();
+      heartbeats = forwardHeartbeats(nc, { queue: cfg.consumer, deliver: heartbeatDeliver, log, onForwarded: (n) => metrics.heartbeats.inc(n) });
       lagTimer = setInterval(() => void updateLag(), 2000);
       lagTimer.unref();
     },
@@ -252,6 +257,7 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
       stopping.abort();
       slotFreed?.();
       clearInterval(lagTimer);
+      heartbeats?.stop();
       const all = Promise.allSettled([...inFlight]);
       const grace = new Promise((r) => setTimeout(r, graceMs).unref());
       await Promise.race([all, grace]);
@@ -260,6 +266,7 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
       await Promise.race([loopDone, new Promise((r) => setTimeout(r, 2500).unref())]);
       await nc?.drain().catch(() => nc?.close());
       deliver.close();
+      heartbeatDeliver.close();
     },
   };
 }
