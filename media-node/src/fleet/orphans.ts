@@ -36,8 +36,12 @@ export interface OrphanDeps {
   log: Logger;
 }
 
-/** Ends `state`'s broadcast from what is stored. Resolves once its playlists are stored and its events are in the outbox. */
-export async function endOrphanBroadcast(state: BroadcastState, deps: OrphanDeps, loaded?: { segments: Map<string, PlaylistSegment[]> }): Promise<void> {
+/**
+ * Ends `state`'s broadcast from what is stored. Resolves once its playlists are stored and its events are in the
+ * outbox. `reason`: publisher-left (its broadcaster did not come back), node-shutdown (its node drained and no
+ * other node took it over).
+ */
+export async function endOrphanBroadcast(state: BroadcastState, deps: OrphanDeps, loaded?: { segments: Map<string, PlaylistSegment[]> }, reason: "publisher-left" | "node-shutdown" = "publisher-left"): Promise<void> {
   const log = deps.log.child({ component: "orphans", streamId: state.streamId, broadcastId: state.broadcastId });
   const { segments } = loaded ?? (await loadBroadcast(deps.store, state));
   const withSegments = [...segments].filter(([, list]) => list.length > 0);
@@ -80,12 +84,12 @@ export async function endOrphanBroadcast(state: BroadcastState, deps: OrphanDeps
   const subject = `stream/${state.streamId}`;
   const roomId = state.roomId;
   await deps.events.publish(
-    makeEvent("stream.ended", { streamId: state.streamId, ...(roomId ? { roomId } : {}), nodeId: deps.nodeId, durationS, reason: "publisher-left", broadcastId: state.broadcastId, ...(vodUrl && vodKey ? { vodUrl, vodKey } : {}) }, { source, subject }) as Envelope,
+    makeEvent("stream.ended", { streamId: state.streamId, ...(roomId ? { roomId } : {}), nodeId: deps.nodeId, durationS, reason, broadcastId: state.broadcastId, ...(vodUrl && vodKey ? { vodUrl, vodKey } : {}) }, { source, subject }) as Envelope,
   );
   if (vodUrl && vodKey) {
     await deps.events.publish(
       makeEvent("media.ready", { mediaId: state.broadcastId, streamId: state.streamId, ...(roomId ? { roomId } : {}), ...(state.ownerId ? { ownerId: state.ownerId } : {}), playbackUrl: vodUrl, playlistKey: vodKey, durationS }, { source, subject }) as Envelope,
     );
   }
-  log.info("ended a broadcast whose node stopped and whose broadcaster did not come back", { from: state.nodeId, durationS, segments: Object.fromEntries(withSegments.map(([v, l]) => [v, l.length])), vodKey });
+  log.info("stream ended", { reason, startedOn: state.nodeId, durationS, segments: Object.fromEntries(withSegments.map(([v, l]) => [v, l.length])), vodKey, why: reason === "node-shutdown" ? "its node drained and no other node took it over" : "its node stopped and its broadcaster did not come back in time" });
 }

@@ -155,10 +155,39 @@ export class LiveManager extends EventEmitter<LiveManagerEvents> {
     return { state, segments: loaded.segments };
   }
 
-  async #endOrphan(state: NonNullable<Awaited<ReturnType<BroadcastRegistry["get"]>>>, loaded?: Awaited<ReturnType<typeof loadBroadcast>>): Promise<void> {
+  async #endOrphan(state: NonNullable<Awaited<ReturnType<BroadcastRegistry["get"]>>>, loaded?: Awaited<ReturnType<typeof loadBroadcast>>, reason: "publisher-left" | "node-shutdown" = "publisher-left"): Promise<void> {
     const fleet = this.#opts.fleet!;
-    await endOrphanBroadcast(state, { store: fleet.store, uploader: this.#opts.uploader, events: this.#opts.events, publicUrl: this.#opts.publicUrl, nodeId: this.#opts.settings.nodeId, log: this.#log }, loaded);
+    await endOrphanBroadcast(state, { store: fleet.store, uploader: this.#opts.uploader, events: this.#opts.events, publicUrl: this.#opts.publicUrl, nodeId: this.#opts.settings.nodeId, log: this.#log }, loaded, reason);
     await fleet.broadcasts.delete(state.streamId, state.broadcastId);
+  }
+
+  /**
+   * After a hand-over: the broadcaster's reconnect should reach another node within the grace window, which then
+   * holds the stream's lease. If none does (a fleet of one, or the broadcaster gave up), the broadcast is ended
+   * here, as the node would have without a fleet. Bounded by `deadline`.
+   */
+  async #awaitTakeOver(streamId: string, broadcastId: string, deadline: number): Promise<void> {
+    const fleet = this.#opts.fleet!;
+    const me = this.#opts.settings.nodeId;
+    const until = Math.min(deadline, Date.now() + this.#opts.settings.reconnectGraceS * 1000);
+    while (Date.now() < until) {
+      const holder = await fleet.leases.holder(streamId).catch(() => undefined);
+      if (holder && holder.nodeId !== me) {
+        this.#log.info("handed-over broadcast continued by another node", { streamId, node: holder.nodeId });
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const got = await fleet.leases.acquire(streamId, { waitMs: 0 });
+    if (!got.ok) return; // taken at the last moment
+    try {
+      const state = await fleet.broadcasts.get(streamId);
+      if (state?.broadcastId === broadcastId) await this.#endOrphan(state, undefined, "node-shutdown");
+    } catch (error) {
+      this.#log.error("a handed-over broadcast nobody took over could not be ended; the next node's orphan sweep ends it", { streamId, error });
+    } finally {
+      await got.lease.release();
+    }
   }
 
   onPublish(publish: AuthorizedPublish): void {
@@ -216,7 +245,11 @@ export class LiveManager extends EventEmitter<LiveManagerEvents> {
       await Promise.race([allEnded(), timer(opts.handOffAfterMs)]);
     }
     const live = [...this.#sessions.values()].filter((s) => s.state !== "ending" && s.state !== "ended");
-    const handOffs = live.map((s) => (this.#opts.fleet ? s.handOff() : s.end("node-shutdown")));
+    const handOffs = live.map(async (s) => {
+      if (!this.#opts.fleet) return s.end("node-shutdown");
+      await s.handOff();
+      await this.#awaitTakeOver(s.streamId, s.broadcastId, deadline);
+    });
     const inTime = await Promise.race([Promise.all(handOffs).then(allEnded), timer(deadline - Date.now())]);
     return { handedOff: live.length, inTime };
   }
