@@ -50,7 +50,7 @@ describe("a live stream survives the death of its node", () => {
     root = await mkdtemp(join(tmpdir(), "pulsecast-failover-"));
     const storeDir = join(root, "store");
     store = new FsObjectStore({ dir: storeDir, publicBaseUrl: "http://unused.test/media" });
-    [a, b] = await Promise.all(["node-a", "node-b"].map((nodeId) => startMediaNodeProcess({ nodeId, natsEnv: nats.env("media-node"), storeDir, root, env: NODE_ENV })));
+    [a, b] = (await Promise.all(["node-a", "node-b"].map((nodeId) => startMediaNodeProcess({ nodeId, natsEnv: nats.env("media-node"), storeDir, root, env: NODE_ENV })))) as [MediaNodeProcess, MediaNodeProcess];
     nc = await connect(nats.options("ops"));
     const token = await mintPublishToken(TEST_SECRETS.PUBLISH_TOKEN_SECRET, { sid: STREAM, app: "live", scope: "publish", exp: Math.floor(Date.now() / 1000) + 600, room: "failover-room" });
     url = (node) => `${node.rtmpBase}/${STREAM}?token=${token}`;
