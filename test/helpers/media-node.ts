@@ -51,6 +51,8 @@ export async function startMediaNodeProcess(o: MediaNodeProcessOptions): Promise
       // Playback URLs name one node's /media, but every node serves the same shared folder.
       STORAGE_FS_PUBLIC_BASE_URL: `http://127.0.0.1:${httpPort}/media`,
       VOD_WORKERS: "0",
+      // what the edge hands broadcasters for this node (from its heartbeats)
+      MEDIA_PUBLIC_RTMP_URL: `rtmp://127.0.0.1:${rtmpPort}/live`,
       ...o.env,
     },
   });

@@ -43,6 +43,7 @@ export function createMediaEventBus(cfg: BusConfig, opts: { name: string; log?: 
   // Streams are declared on first contact, and again after a publish finds no stream (a wiped server).
   let streamsReady = false;
   let stopped = false;
+  let linkUp = false;
   let onConnected!: (nc: NatsConnection) => void;
   const firstConnect = new Promise<NatsConnection>((r) => (onConnected = r));
 
@@ -53,6 +54,10 @@ export function createMediaEventBus(cfg: BusConfig, opts: { name: string; log?: 
     log,
     async store(event, bytes) {
       if (!js || !nc) throw new Error("not connected to NATS yet");
+      // While the client reconnects it would buffer a publish and send it after the reconnect, ahead of earlier
+      // events whose acks were lost with the old connection (those are re-sent only after their timeout): fail it
+      // now instead, so everything unconfirmed is re-sent in order once NATS is back.
+      if (!linkUp) throw new Error("NATS connection is down; reconnecting");
       if (!streamsReady) {
         await ensureEventStreams(await nc.jetstreamManager(), cfg);
         streamsReady = true;
@@ -73,13 +78,18 @@ export function createMediaEventBus(cfg: BusConfig, opts: { name: string; log?: 
       const onStatus = (status: string, detail?: string) => {
         if (status === "pingTimer") return;
         log(`nats ${status}${detail ? ` ${detail}` : ""}`);
-        if (status === "reconnect") outbox.nudge();
+        if (status === "disconnect") linkUp = false;
+        if (status === "reconnect") {
+          linkUp = true;
+          outbox.nudge();
+        }
       };
       connecting = connectNats(cfg, { name: opts.name, inboxPrefix: inboxPrefix("media-node"), onStatus }).then(
         async (conn) => {
           if (stopped) return void (await conn.close());
           nc = conn;
           js = conn.jetstream();
+          linkUp = true;
           outbox.nudge();
           onConnected(conn);
         },

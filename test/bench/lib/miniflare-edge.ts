@@ -80,6 +80,7 @@ export async function startMiniflareEdge(vars: Record<string, string>): Promise<
           RoomShard: sqlite("RoomShard"),
           Stream: sqlite("Stream"),
           StreamIndex: sqlite("StreamIndex"),
+          Fleet: sqlite("Fleet"),
         },
         bindings: { ...TEST_SECRETS, ...TEST_VARS, ...vars },
       },

@@ -24,6 +24,9 @@ import { forwardHeartbeats, type HeartbeatForwarder } from "./heartbeats.ts";
 import type { BridgeMetrics } from "./metrics.ts";
 import type { NatsToHttpConfig } from "./config.ts";
 
+/** How long one pull request waits for events when there are none (it returns as soon as it has its count). */
+const PULL_EXPIRES_MS = 30_000;
+
 export interface NatsToHttpBridge {
   start(): Promise<void>;
   /** stops pulling, lets in-flight posts finish (up to `graceMs`), hands held events back, closes NATS */
@@ -196,7 +199,10 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
       }
       try {
         consumer ??= await js!.consumers.get(cfg.stream, cfg.consumer);
-        const batch = await consumer.fetch({ max_messages: cfg.concurrency - inFlight.size, expires: 2000 });
+        // A long-lived pull that ends by count (or after PULL_EXPIRES_MS idle): events stream in as they are stored.
+        // A short expiry would end pulls all the time, and an event the server sends just as the client gives a
+        // pull up is dropped by the client and only comes back after the ack wait (seconds of latency for it).
+        const batch = await consumer.fetch({ max_messages: cfg.concurrency - inFlight.size, expires: PULL_EXPIRES_MS });
         for await (const m of batch) {
           startHandling(m);
           metrics.lag.set(m.info.pending);
