@@ -176,7 +176,14 @@ async function main() {
       const before = new Set(storedBefore.get(id));
       await waitFor(`a new segment of ${id} stored by the other node`, async () => (await segmentsOf(s)).some((u) => !before.has(u)), 60_000, 100);
       const s2 = (Date.now() - reconnectAt) / 1000;
-      log(`${id}: continued after ${s2.toFixed(2)} s (${((Date.now() - killedAt) / 1000).toFixed(2)} s after the kill)`);
+      // Where the time went, from the new node's own log (its lines carry their time).
+      const survivor = [...nodes.values()].find((n) => n.nodeId !== victimId)!;
+      const at = (re: RegExp) => {
+        const line = survivor.process.output().split("\n").find((l) => re.test(l) && l.includes(id));
+        const t = line ? Date.parse((JSON.parse(line) as { time: string }).time) : Number.NaN;
+        return Number.isFinite(t) ? `${((t - killedAt) / 1000).toFixed(2)} s` : "?";
+      };
+      log(`${id}: continued after ${s2.toFixed(2)} s (${((Date.now() - killedAt) / 1000).toFixed(2)} s after the kill; on ${survivor.nodeId}: publish accepted at ${at(/"msg":"publish accepted"/)}, FFmpeg started at ${at(/"msg":"ffmpeg started"/)}, live at ${at(/"msg":"stream is live"/)})`);
       return s2;
     }),
   );

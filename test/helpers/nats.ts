@@ -119,18 +119,18 @@ export async function startNatsCluster(opts: { size?: number; passwords?: Record
   const dir = await mkdtemp(join(tmpdir(), "pulsecast-nats-cluster-"));
   const passwords = opts.passwords ?? natsPasswords();
   const routePassword = randomBytes(18).toString("base64url");
-  const ports = await Promise.all(Array.from({ length: size }, async () => ({ port: await freePort(), clusterPort: await freePort() })));
+  const ports = await Promise.all(Array.from({ length: size }, async () => ({ port: await freePort(), clusterPort: await freePort(), monitorPort: await freePort() })));
   const conf = await readFile(join(ROOT, "deploy/nats/nats-cluster.conf"), "utf8");
   await writeFile(join(dir, "nats-cluster.conf"), conf, { mode: 0o600 });
   await writeFile(join(dir, "routes.conf"), `routes: [\n${ports.map((p) => `  "nats-route://route:${routePassword}@127.0.0.1:${p.clusterPort}"`).join("\n")}\n]\n`, { mode: 0o600 });
   const roleEnv = Object.fromEntries(NATS_ROLES.map((r) => [`NATS_PASSWORD_${r.toUpperCase().replace(/-/g, "_")}`, passwords[r]]));
-  const servers: ClusterServer[] = ports.map(({ port, clusterPort }, i) => {
+  const servers: ClusterServer[] = ports.map(({ port, clusterPort, monitorPort }, i) => {
     const name = `nats-${i + 1}`;
     const storeDir = join(dir, name);
     let running = false;
     const launch = async () => {
       const proc = spawnGroup("nats-server", ["-c", join(dir, "nats-cluster.conf")], {
-        env: { ...process.env, ...roleEnv, NATS_SERVER_NAME: name, NATS_LISTEN: `127.0.0.1:${port}`, NATS_CLUSTER_LISTEN: `127.0.0.1:${clusterPort}`, NATS_STORE_DIR: storeDir, NATS_ROUTE_PASSWORD: routePassword },
+        env: { ...process.env, ...roleEnv, NATS_SERVER_NAME: name, NATS_LISTEN: `127.0.0.1:${port}`, NATS_CLUSTER_LISTEN: `127.0.0.1:${clusterPort}`, NATS_MONITOR_LISTEN: `127.0.0.1:${monitorPort}`, NATS_STORE_DIR: storeDir, NATS_ROUTE_PASSWORD: routePassword },
       });
       await proc.waitForOutput(/Server is ready/, 15_000);
       running = true;
