@@ -38,6 +38,7 @@ import { startNatsCluster } from "../helpers/nats.ts";
 import type { GroupProcess } from "../helpers/process.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { startMiniflareEdge } from "./lib/miniflare-edge.ts";
+import { median } from "./lib/stats.ts";
 
 const RATE = Number(process.env.BENCH_FLEET_RATE ?? 200);
 const LIVE_S = Number(process.env.BENCH_FLEET_LIVE_S ?? 12);
@@ -145,7 +146,14 @@ async function main() {
     }
     return broadcasts.size === STREAMS;
   }, 60_000, 500);
-  log(`all ${STREAMS} live; broadcasting ${LIVE_S} s before the first fault`);
+  // Baseline of the same run: a broadcaster's first start on a node that was there all along, from its publish
+  // being accepted to the broadcast being playable (the node's own "stream is live" line says how long).
+  const liveAfter = (n: MediaNodeProcess, id: string) => {
+    const line = n.process.output().split("\n").find((l) => l.includes('"msg":"stream is live"') && l.includes(id));
+    return line ? (JSON.parse(line) as { sincePublishMs: number }).sincePublishMs / 1000 : undefined;
+  };
+  const baseline = streams.map((s) => [...nodes.values()].map((n) => liveAfter(n, s.id)).find((v) => v !== undefined)).filter((v): v is number => v !== undefined);
+  log(`all ${STREAMS} live (publish accepted -> playable: ${baseline.map((b) => b.toFixed(2)).join(", ")} s); broadcasting ${LIVE_S} s before the first fault`);
   await new Promise((r) => setTimeout(r, LIVE_S * 1000));
 
   // Fault 1: the node carrying the first stream dies with its FFmpeg.
@@ -259,6 +267,8 @@ async function main() {
     events_per_s: RATE,
     lease_ttl_s: Number(NODE_ENV.MEDIA_LEASE_TTL_S),
     segment_s: Number(NODE_ENV.MEDIA_SEGMENT_S),
+    baseline_publish_to_live_s: Number(median(baseline).toFixed(2)),
+    baseline_method: "median over the 4 first starts of publish accepted -> playable on a node that was there all along",
     load_avg_1m: Number(loadavg()[0]!.toFixed(1)),
   };
   console.log(JSON.stringify(result));
