@@ -31,9 +31,17 @@ export interface NatsServer {
   stop(): Promise<void>;
 }
 
+/**
+ * A password the shipped configs can take from the environment: nats-server parses a variable's value as a config
+ * value, so one starting with digits (`4z…`) is refused as a malformed number. A letter first, then hex.
+ */
+export function natsPassword(): string {
+  return `p${randomBytes(18).toString("hex")}`;
+}
+
 /** Fresh random passwords for every role (pass them to startNats to know them before the server starts). */
 export function natsPasswords(): Record<NatsRole, string> {
-  return Object.fromEntries(NATS_ROLES.map((r) => [r, randomBytes(18).toString("base64url")])) as Record<NatsRole, string>;
+  return Object.fromEntries(NATS_ROLES.map((r) => [r, natsPassword()])) as Record<NatsRole, string>;
 }
 
 export async function startNats(opts: { port?: number; storeDir?: string; passwords?: Record<NatsRole, string> } = {}): Promise<NatsServer> {
@@ -118,7 +126,7 @@ export async function startNatsCluster(opts: { size?: number; passwords?: Record
   const { connect } = await import("nats");
   const dir = await mkdtemp(join(tmpdir(), "pulsecast-nats-cluster-"));
   const passwords = opts.passwords ?? natsPasswords();
-  const routePassword = randomBytes(18).toString("base64url");
+  const routePassword = natsPassword();
   const ports = await Promise.all(Array.from({ length: size }, async () => ({ port: await freePort(), clusterPort: await freePort(), monitorPort: await freePort() })));
   const conf = await readFile(join(ROOT, "deploy/nats/nats-cluster.conf"), "utf8");
   await writeFile(join(dir, "nats-cluster.conf"), conf, { mode: 0o600 });
