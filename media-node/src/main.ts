@@ -34,6 +34,7 @@ import { readSettings } from "../../shared/settings/settings.ts";
 import { BroadcastRegistry } from "./fleet/broadcasts.ts";
 import { type FleetBuckets, openFleetBuckets } from "./fleet/kv.ts";
 import { StreamLeases } from "./fleet/leases.ts";
+import { answerAlive, askAlive } from "./fleet/alive.ts";
 import { type Heartbeats, startHeartbeats } from "./fleet/heartbeat.ts";
 import { journalPageSize } from "./hls/journal.ts";
 import type { HealthReport } from "./health/health.ts";
@@ -117,9 +118,20 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
     buckets.catch(() => (buckets = undefined));
     return buckets;
   };
+  // Other nodes ask whether this one is there before taking over a stream it holds (fleet/alive.ts).
+  if (bus) void bus.connected().then((nc) => answerAlive(nc, config.nodeId, bootId));
   const fleet = bus
     ? {
-        leases: new StreamLeases({ owner: { nodeId: config.nodeId, bootId }, kv: () => fleetBuckets().then((b) => b.leases), ttlMs: fleetCfg.leaseTtlS * 1000, log: log.child({ component: "leases" }) }),
+        leases: new StreamLeases({
+          owner: { nodeId: config.nodeId, bootId },
+          kv: () => fleetBuckets().then((b) => b.leases),
+          ttlMs: fleetCfg.leaseTtlS * 1000,
+          log: log.child({ component: "leases" }),
+          alive: async (nodeId) => {
+            const nc = bus?.connection();
+            return nc ? askAlive(nc, nodeId) : { state: "unknown" as const };
+          },
+        }),
         broadcasts: new BroadcastRegistry(() => fleetBuckets().then((b) => b.broadcasts)),
         store,
         journalPage: journalPageSize(config.liveWindow),

@@ -152,7 +152,9 @@ async function main() {
     const line = n.process.output().split("\n").find((l) => l.includes('"msg":"stream is live"') && l.includes(id));
     return line ? (JSON.parse(line) as { sincePublishMs: number }).sincePublishMs / 1000 : undefined;
   };
-  const baseline = streams.map((s) => [...nodes.values()].map((n) => liveAfter(n, s.id)).find((v) => v !== undefined)).filter((v): v is number => v !== undefined);
+  const firstLive = (id: string) => [...nodes.values()].map((n) => liveAfter(n, id)).find((v) => v !== undefined);
+  await waitFor("every broadcast playable", () => streams.every((s) => firstLive(s.id) !== undefined), 60_000, 250);
+  const baseline = streams.map((s) => firstLive(s.id)!);
   log(`all ${STREAMS} live (publish accepted -> playable: ${baseline.map((b) => b.toFixed(2)).join(", ")} s); broadcasting ${LIVE_S} s before the first fault`);
   await new Promise((r) => setTimeout(r, LIVE_S * 1000));
 
@@ -171,15 +173,21 @@ async function main() {
       const s = streams.find((x) => x.id === id)!;
       await publishers.get(id)!.exited; // its connection dropped with the node
       const reconnectAt = Date.now();
-      // Broadcasting software: ask where to publish, try it, ask again if that node does not answer.
+      // Broadcasting software: ask where to publish, try it; a node it cannot reach is named (avoid=) when it asks
+      // again, since the edge may still list a node that died a moment ago.
+      const unreachable = new Set<string>();
       for (;;) {
-        const ingest = await api<{ rtmp: { url: string; node: string | null } }>("GET", `/streams/${id}/ingest`);
-        // (The edge may still name the dead node until its heartbeats are overdue: that connect fails, ask again.)
+        const query = unreachable.size ? `?avoid=${[...unreachable].join(",")}` : "";
+        const ingest = await api<{ rtmp: { url: string; node: string | null } }>("GET", `/streams/${id}/ingest${query}`);
         if (ingest.rtmp.node) {
           const p = publish(s, ingest.rtmp.url);
           const result = await Promise.race([p.exited.then(() => "exited" as const), new Promise<"up">((r) => setTimeout(() => r("up"), 1500))]);
           if (result === "up") break;
-        } else await new Promise((r) => setTimeout(r, 250));
+          unreachable.add(ingest.rtmp.node);
+        } else {
+          unreachable.clear();
+          await new Promise((r) => setTimeout(r, 250));
+        }
       }
       const before = new Set(storedBefore.get(id));
       await waitFor(`a new segment of ${id} stored by the other node`, async () => (await segmentsOf(s)).some((u) => !before.has(u)), 60_000, 100);

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BroadcastRegistry, type BroadcastState } from "../../media-node/src/fleet/broadcasts.ts";
 import { openFleetBuckets } from "../../media-node/src/fleet/kv.ts";
 import { StreamLeases } from "../../media-node/src/fleet/leases.ts";
+import { answerAlive, askAlive } from "../../media-node/src/fleet/alive.ts";
 import { createLogger } from "../../media-node/src/log.ts";
 import { type NatsServer, startNats } from "../helpers/nats.ts";
 
@@ -17,12 +18,13 @@ const log = createLogger({ level: "error", fields: { test: "leases" } });
 describe("stream leases (NATS KV, real nats-server, media-node credentials)", () => {
   let nats: NatsServer;
   const conns: NatsConnection[] = [];
-  const node = async (nodeId: string, bootId = `${nodeId}-boot`) => {
+  const node = async (nodeId: string, bootId = `${nodeId}-boot`, opts: { alive?: boolean } = {}) => {
     const nc = await connect(nats.options("media-node", { maxReconnectAttempts: 0 }));
     conns.push(nc);
     const buckets = await openFleetBuckets(nc, { leaseTtlMs: TTL_MS, replicas: 1, timeoutMs: 2000 });
     let kv: KV = buckets.leases;
-    const leases = new StreamLeases({ owner: { nodeId, bootId }, kv: async () => kv, ttlMs: TTL_MS, log });
+    if (opts.alive) answerAlive(nc, nodeId, bootId);
+    const leases = new StreamLeases({ owner: { nodeId, bootId }, kv: async () => kv, ttlMs: TTL_MS, log, ...(opts.alive ? { alive: (id: string) => askAlive(nc, id) } : {}) });
     return { nc, leases, broadcasts: new BroadcastRegistry(async () => buckets.broadcasts), setKv: (k: KV) => (kv = k), buckets };
   };
 
@@ -66,6 +68,23 @@ describe("stream leases (NATS KV, real nats-server, media-node credentials)", ()
     // at most the TTL after its last renewal (plus the server's expiry check and our polling)
     expect(waited).toBeLessThan(TTL_MS + 1500);
     expect(await b.leases.holder("s2")).toMatchObject({ nodeId: "node-b2" });
+    if (taken.ok) await taken.lease.release();
+  });
+
+  it("takes a stream from a holder nobody answers for on NATS without waiting for the TTL, but not from a live one", async () => {
+    const a = await node("node-g", undefined, { alive: true });
+    const b = await node("node-h", undefined, { alive: true });
+    const got = await a.leases.acquire("s6");
+    expect(got.ok).toBe(true);
+    // alive and answering: refused as before
+    expect(await b.leases.acquire("s6")).toMatchObject({ ok: false, holder: "node-g" });
+    // its connection goes: nobody answers for node-g, and the lease is taken after one renewal interval
+    await a.nc.close();
+    const t0 = Date.now();
+    const taken = await b.leases.acquire("s6");
+    expect(taken.ok).toBe(true);
+    expect(Date.now() - t0).toBeLessThan(TTL_MS);
+    expect(await b.leases.holder("s6")).toMatchObject({ nodeId: "node-h" });
     if (taken.ok) await taken.lease.release();
   });
 

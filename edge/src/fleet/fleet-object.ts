@@ -89,13 +89,14 @@ export class Fleet extends DurableObject<Env> {
    * falls back to RTMP_BASE_URL). Picking a least-loaded node records the assignment, so the next broadcaster
    * asking goes elsewhere if this one filled the node.
    */
-  async assign(streamIds: string[]): Promise<Record<string, Pick | null>> {
+  async assign(streamIds: string[], avoid: string[] = []): Promise<Record<string, Pick | null>> {
     const now = Date.now();
     const rules = this.rules();
     this.prune(now);
     const out: Record<string, Pick | null> = {};
+    const avoided = new Set(avoid);
     for (const streamId of streamIds) {
-      const pick = pickNode(streamId, this.nodes, this.assignments, now, rules);
+      const pick = pickNode(streamId, this.nodes, this.assignments, now, rules, avoided);
       out[streamId] = pick;
       if (pick?.why === "least-loaded") this.assignments.set(streamId, { nodeId: pick.nodeId, at: now });
       else if (pick?.why === "owner") this.assignments.delete(streamId);

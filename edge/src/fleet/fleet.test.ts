@@ -69,11 +69,17 @@ describe("ingest routing from heartbeats", () => {
     expect(back.rtmp.node).toBe("t2-owner");
     const fresh = await createStream(owner);
     expect((fresh.rtmp as { node?: string }).node).toBe("t2-busy");
+    // Its broadcaster could not reach it (the node just died): asking again with avoid= gives another node.
+    const elsewhere = await api("GET", `/streams/${live.id}/ingest?avoid=t2-owner`, token);
+    expect(((await elsewhere.json()) as { rtmp: { node: string } }).rtmp.node).toBe("t2-busy");
+    const bad = await api("GET", `/streams/${live.id}/ingest?avoid=../x`, token);
+    expect(bad.status).toBe(400);
+    expect(await errorCode(bad)).toBe("invalid_query");
     const view = await fleetView();
     const byId = new Map(view.nodes.map((n) => [n.nodeId, n]));
     expect(byId.get("t2-owner")).toMatchObject({ state: "draining", takesStreams: false, streams: [live.id] });
     expect(byId.get("t2-sick")).toMatchObject({ state: "unhealthy", failing: ["storage"], takesStreams: false });
-    expect(byId.get("t2-busy")).toMatchObject({ state: "ready", liveStreams: 1, pendingStreams: 1, takesStreams: true, load: 0.5 });
+    expect(byId.get("t2-busy")).toMatchObject({ state: "ready", liveStreams: 1, pendingStreams: 2, takesStreams: true, load: 0.75 });
     await retire("t2-busy", "t2-sick");
   });
 

@@ -59,6 +59,14 @@ describe("pickNode", () => {
     expect(pickNode("s1", fleet(node("a"), node("b", { status: "unhealthy", streams: ["s1"] })), none, NOW, rules)).toMatchObject({ nodeId: "a" });
   });
 
+  it("leaves out the nodes a broadcaster could not reach, whatever their last heartbeat said", () => {
+    const nodes = fleet(node("dead", { streams: ["s1"] }), node("b", { streams: ["x", "y"] }), node("c", { streams: ["z"] }));
+    expect(pickNode("s1", nodes, none, NOW, rules, new Set(["dead"]))).toMatchObject({ nodeId: "c", why: "least-loaded" });
+    const assigned = new Map<string, Assignment>([["s2", { nodeId: "c", at: NOW }]]);
+    expect(pickNode("s2", nodes, assigned, NOW, rules, new Set(["c"]))).toMatchObject({ nodeId: "dead" });
+    expect(pickNode("s3", nodes, none, NOW, rules, new Set(["dead", "b", "c"]))).toBeNull();
+  });
+
   it("counts streams handed to a node that are not live there yet, so broadcasters asking at once spread out", () => {
     const nodes = fleet(node("a", { maxLiveStreams: 2 }), node("b", { maxLiveStreams: 2 }));
     const assigned = new Map<string, Assignment>();

@@ -9,7 +9,8 @@
 // 3. the least loaded eligible node: fresh, `ready`, with a free stream slot once the streams it was handed but
 //    does not show live yet are counted. Load is the share of its stream slots in use (live streams are what a
 //    media node's capacity is set in: MEDIA_MAX_LIVE_STREAMS); CPU, then VOD jobs, break ties, then the node id.
-// No eligible node: null, and the caller hands out its configured RTMP_BASE_URL.
+// No eligible node: null, and the caller hands out its configured RTMP_BASE_URL. A broadcaster that could not
+// reach a node says so when it asks again (`avoid`): that node is left out, whatever its last heartbeat said.
 
 import type { NodeHeartbeat } from "../../../shared/events/fleet.ts";
 
@@ -81,13 +82,17 @@ function compare(a: { n: NodeRecord; l: NodeLoad }, b: { n: NodeRecord; l: NodeL
   return a.n.hb.nodeId < b.n.hb.nodeId ? -1 : a.n.hb.nodeId > b.n.hb.nodeId ? 1 : 0;
 }
 
-/** The node for `streamId` (see the rules above), or null when none can take it. Does not record anything. */
-export function pickNode(streamId: string, nodes: ReadonlyMap<string, NodeRecord>, assignments: ReadonlyMap<string, Assignment>, now: number, rules: FleetRules): Pick | null {
+/**
+ * The node for `streamId` (see the rules above), or null when none can take it. Does not record anything. `avoid`:
+ * nodes the broadcaster could not reach just now (it says so when it asks again): left out of every rule.
+ */
+export function pickNode(streamId: string, nodes: ReadonlyMap<string, NodeRecord>, assignments: ReadonlyMap<string, Assignment>, now: number, rules: FleetRules, avoid: ReadonlySet<string> = new Set()): Pick | null {
   for (const n of nodes.values()) {
+    if (avoid.has(n.hb.nodeId)) continue;
     if (fresh(n, now, rules) && n.hb.status !== "unhealthy" && n.hb.streams.includes(streamId)) return { nodeId: n.hb.nodeId, rtmpServer: n.hb.rtmpServer, why: "owner" };
   }
   const assigned = assignments.get(streamId);
-  if (assigned && now - assigned.at <= rules.assignmentTtlMs) {
+  if (assigned && now - assigned.at <= rules.assignmentTtlMs && !avoid.has(assigned.nodeId)) {
     const n = nodes.get(assigned.nodeId);
     // Still eligible, counting this stream's own assignment as already part of its load.
     if (n && fresh(n, now, rules) && n.hb.status === "ready" && loadOf(n, assignments, now, rules).streams <= n.hb.maxLiveStreams) {
@@ -96,7 +101,7 @@ export function pickNode(streamId: string, nodes: ReadonlyMap<string, NodeRecord
   }
   const others = new Map(assignments);
   others.delete(streamId);
-  const candidates = [...nodes.values()].map((n) => ({ n, l: loadOf(n, others, now, rules) })).filter((c) => c.l.eligible);
+  const candidates = [...nodes.values()].filter((n) => !avoid.has(n.hb.nodeId)).map((n) => ({ n, l: loadOf(n, others, now, rules) })).filter((c) => c.l.eligible);
   if (candidates.length === 0) return null;
   candidates.sort(compare);
   const best = candidates[0]!.n;

@@ -48,11 +48,11 @@ async function viewersOf(env: Env, roomId: string): Promise<number | null> {
  * from the answer gets RTMP_BASE_URL. Disabled streams are not routed. The fleet object failing must not take
  * the Streams API down with it: then every stream gets RTMP_BASE_URL.
  */
-async function ingestFor(env: Env, records: StreamRecord[]): Promise<Map<string, IngestTarget>> {
+async function ingestFor(env: Env, records: StreamRecord[], avoid: string[] = []): Promise<Map<string, IngestTarget>> {
   const ids = records.filter((r) => !r.disabled).map((r) => r.id);
   if (ids.length === 0) return new Map();
   try {
-    const picks = await fleetObject(env).assign(ids);
+    const picks = await fleetObject(env).assign(ids, avoid);
     return new Map(Object.entries(picks).flatMap(([id, p]) => (p ? [[id, { rtmpServer: p.rtmpServer, nodeId: p.nodeId }] as const] : [])));
   } catch (error) {
     console.error("streams: the fleet could not be asked for a media node; handing out RTMP_BASE_URL:", error);
@@ -207,18 +207,23 @@ streamRoutes.get("/streams/:id", async (c) => {
   return c.json(publicView(s, loaded.r, viewers));
 });
 
+const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
 /**
- * GET /streams/:id/ingest — where to publish right now (owner): the RTMP URL of the media node for this stream
- * (the node it is live on, else the least loaded healthy one) with the stream key. Broadcasting software asks
- * again before each reconnect, so a broadcaster whose node died continues on another.
+ * GET /streams/:id/ingest[?avoid=<node>,<node>] — where to publish right now (owner): the RTMP URL of the media node
+ * for this stream (the node it is live on, else the least loaded healthy one) with the stream key. Broadcasting
+ * software asks again before each reconnect, naming in `avoid` the nodes it just failed to reach, so a broadcaster
+ * whose node died continues on another at once (not only once the dead node's heartbeats are overdue).
  */
 streamRoutes.get("/streams/:id/ingest", async (c) => {
+  const avoid = (c.req.query("avoid") ?? "").split(",").filter(Boolean);
+  if (avoid.length > 8 || avoid.some((a) => !NODE_ID.test(a))) return errorResponse(400, "invalid_query", "avoid is a comma-separated list of up to 8 node ids");
   const loaded = await loadStream(c);
   if (!loaded.ok) return loaded.res;
   const denied = mustOwn(c.var.user, loaded.r);
   if (denied) return denied;
   if (loaded.r.disabled) return errorResponse(403, "stream_disabled", "the stream is disabled; enable it to publish");
-  const ingest = await ingestFor(c.env, [loaded.r]);
+  const ingest = await ingestFor(c.env, [loaded.r], avoid);
   return c.json(await ingestView(edgeSettings(c.env), loaded.r, ingest.get(loaded.r.id) ?? null));
 });
 

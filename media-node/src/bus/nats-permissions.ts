@@ -90,14 +90,28 @@ function kvBucket(bucket: string): string[] {
   ];
 }
 
-/** Publish and subscribe allow-lists per role; undefined for `ops`, which may do anything (operators only). */
-export function natsPermissions(role: NatsRole, n: StreamNames = DEFAULT_STREAM_NAMES): { publish: string[]; subscribe: string[] } | undefined {
+/**
+ * Where a media node answers "are you there?" (`fleet.alive.<nodeId>`): another node finding a stream's lease held
+ * asks its holder, and takes the stream at once when nobody answers (the holder's connection is gone) instead of
+ * waiting for the lease to expire.
+ */
+export const ALIVE_SUBJECT_PREFIX = "fleet.alive";
+
+/**
+ * Publish and subscribe allow-lists per role (`allowResponses`: it may answer requests it receives); undefined for
+ * `ops`, which may do anything (operators only).
+ */
+export function natsPermissions(role: NatsRole, n: StreamNames = DEFAULT_STREAM_NAMES): { publish: string[]; subscribe: string[]; allowResponses?: boolean } | undefined {
   const inbox = [`${inboxPrefix(role)}.>`];
   switch (role) {
     case "media-node":
       // Its VOD worker pulls finished uploads from the job stream (and acks, extends or ends them); it heartbeats,
       // and holds leases on its streams and their broadcasts' shared state in KV.
-      return { publish: [...MEDIA_NODE_TYPES, HEARTBEAT_SUBJECT, ...declareStreams(n), ...pullConsumer(n.jobStream, n.jobConsumer), ...kvBucket(LEASE_BUCKET), ...kvBucket(BROADCAST_BUCKET)], subscribe: inbox };
+      return {
+        publish: [...MEDIA_NODE_TYPES, HEARTBEAT_SUBJECT, `${ALIVE_SUBJECT_PREFIX}.*`, ...declareStreams(n), ...pullConsumer(n.jobStream, n.jobConsumer), ...kvBucket(LEASE_BUCKET), ...kvBucket(BROADCAST_BUCKET)],
+        subscribe: [...inbox, `${ALIVE_SUBJECT_PREFIX}.*`],
+        allowResponses: true,
+      };
     case "http-to-nats":
       return { publish: [...ACCEPTED_TYPES, ...declareStreams(n)], subscribe: inbox };
     case "nats-to-http":
@@ -140,6 +154,7 @@ export function natsAuthorizationBlock(passwords: "env" | Record<NatsRole, strin
       lines.push(`      permissions: {`);
       lines.push(`        publish: { allow: [${p.publish.map(q).join(", ")}] }`);
       lines.push(`        subscribe: { allow: [${p.subscribe.map(q).join(", ")}] }`);
+      if (p.allowResponses) lines.push(`        allow_responses: true`);
       lines.push(`      }`);
     }
     lines.push(`    }`);

@@ -12,11 +12,17 @@
 //   first, this one loses the stream then). While KV is unreachable nobody else can take a lease either.
 // - A node restarted under the same MEDIA_NODE_ID takes over its previous process's leases at once (that
 //   process is gone: every lease records the process's boot id).
+// - Faster than the TTL when the holder is plainly gone: if the lease has not been renewed for a renewal interval
+//   and NATS says nobody answers for the holder (alive.ts: its connection is gone), or another process of that node
+//   answers, the lease is taken over at once (a delete on the revision seen, then a create). A holder only cut
+//   off from NATS for a moment keeps its stream unless a publish for it reaches another node meanwhile; it then
+//   learns at its next renewal that it lost it, as after an expiry.
 
 import { EventEmitter } from "node:events";
 import type { KV } from "nats";
 import { z } from "zod";
 import type { Logger } from "../log.ts";
+import type { Aliveness } from "./alive.ts";
 import { isRevisionConflict } from "./kv.ts";
 
 export const leaseValue = z.object({
@@ -166,6 +172,8 @@ export interface StreamLeasesOptions {
   log: Logger;
   /** how long one KV call may take before NATS counts as unreachable */
   callTimeoutMs?: number;
+  /** is a node there? (alive.ts) Without it, only the TTL frees a dead holder's leases. */
+  alive?: (nodeId: string) => Promise<Aliveness>;
 }
 
 /** Time-bounded KV call: a bus that does not answer counts as away. */
@@ -210,6 +218,7 @@ export class StreamLeases {
     const timeout = this.#o.callTimeoutMs ?? 2000;
     const deadline = Date.now() + (opts.waitMs ?? this.#o.ttlMs + this.renewMs + 500);
     let seenRevision: number | undefined;
+    let seenAt = 0;
     for (;;) {
       if (opts.signal?.aborted) return { ok: false, holder: "unknown", detail: "the publisher left while the lease was awaited" };
       let kv: KV;
@@ -252,7 +261,23 @@ export class StreamLeases {
       if (seenRevision !== undefined && entry.revision !== seenRevision) {
         return { ok: false, holder: held.nodeId, detail: `stream ${streamId} is live on node ${held.nodeId}` };
       }
-      seenRevision = entry.revision;
+      if (seenRevision === undefined) {
+        seenRevision = entry.revision;
+        seenAt = Date.now();
+      }
+      // Not renewed for a renewal interval: is its holder there at all?
+      if (this.#o.alive && Date.now() - seenAt >= this.renewMs + 250) {
+        const holder = await this.#o.alive(held.nodeId);
+        if (holder.state === "gone" || (holder.state === "alive" && holder.bootId !== held.bootId)) {
+          try {
+            await bounded(kv.delete(streamId, { previousSeq: entry.revision }), timeout);
+            log.info("stream lease of a node that is gone taken over without waiting for it to expire", { streamId, holder: held.nodeId, why: holder.state === "gone" ? "nobody answers for it on NATS" : "it restarted" });
+          } catch (error) {
+            if (!isRevisionConflict(error)) throw error;
+          }
+          continue; // create again (or find who was faster)
+        }
+      }
       const left = deadline - Date.now();
       if (left <= 0) return { ok: false, holder: held.nodeId, detail: `stream ${streamId} is held by node ${held.nodeId}` };
       await new Promise((r) => setTimeout(r, Math.min(200, left)));
