@@ -200,6 +200,9 @@ async function main() {
         return Number.isFinite(t) ? `${((t - killedAt) / 1000).toFixed(2)} s` : "?";
       };
       log(`${id}: continued after ${s2.toFixed(2)} s (${((Date.now() - killedAt) / 1000).toFixed(2)} s after the kill; on ${survivor.nodeId}: publish accepted at ${at(/"msg":"publish accepted"/)}, FFmpeg started at ${at(/"msg":"ffmpeg started"/)}, live at ${at(/"msg":"stream is live"/)})`);
+      if (process.env.BENCH_FLEET_VERBOSE) {
+        for (const l of survivor.process.output().split("\n")) if (l.includes(id)) log(`  ${l.slice(0, 400)}`);
+      }
       return s2;
     }),
   );

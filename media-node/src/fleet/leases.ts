@@ -12,9 +12,9 @@
 //   first, this one loses the stream then). While KV is unreachable nobody else can take a lease either.
 // - A node restarted under the same MEDIA_NODE_ID takes over its previous process's leases at once (that
 //   process is gone: every lease records the process's boot id).
-// - Faster than the TTL when the holder is plainly gone: if the lease has not been renewed for a renewal interval
-//   and NATS says nobody answers for the holder (alive.ts: its connection is gone), or another process of that node
-//   answers, the lease is taken over at once (a delete on the revision seen, then a create). A holder only cut
+// - Faster than the TTL when the holder is plainly gone: if NATS says nobody answers for the holder (alive.ts: its
+//   connection is gone) twice, GONE_CONFIRM_MS apart, while its lease shows no renewal, or another process of that
+//   node answers, the lease is taken over at once (a delete on the revision seen, then a create). A holder only cut
 //   off from NATS for a moment keeps its stream unless a publish for it reaches another node meanwhile; it then
 //   learns at its next renewal that it lost it, as after an expiry.
 
@@ -164,6 +164,9 @@ export class Lease extends EventEmitter<LeaseEvents> {
   }
 }
 
+/** A holder found absent is asked again after this long before its lease is taken over. */
+const GONE_CONFIRM_MS = 300;
+
 export interface StreamLeasesOptions {
   owner: LeaseOwner;
   /** the bucket, once NATS is up */
@@ -218,7 +221,8 @@ export class StreamLeases {
     const timeout = this.#o.callTimeoutMs ?? 2000;
     const deadline = Date.now() + (opts.waitMs ?? this.#o.ttlMs + this.renewMs + 500);
     let seenRevision: number | undefined;
-    let seenAt = 0;
+    /** when the holder was first found absent (no answer for it on NATS), while its lease stayed unrenewed */
+    let gone: number | undefined;
     for (;;) {
       if (opts.signal?.aborted) return { ok: false, holder: "unknown", detail: "the publisher left while the lease was awaited" };
       let kv: KV;
@@ -261,14 +265,15 @@ export class StreamLeases {
       if (seenRevision !== undefined && entry.revision !== seenRevision) {
         return { ok: false, holder: held.nodeId, detail: `stream ${streamId} is live on node ${held.nodeId}` };
       }
-      if (seenRevision === undefined) {
-        seenRevision = entry.revision;
-        seenAt = Date.now();
-      }
-      // Not renewed for a renewal interval: is its holder there at all?
-      if (this.#o.alive && Date.now() - seenAt >= this.renewMs + 250) {
+      seenRevision ??= entry.revision;
+      // Is its holder there at all? Asked twice, GONE_CONFIRM_MS apart (a holder reconnecting to another NATS server
+      // is briefly unreachable too), and only while its lease shows no renewal.
+      if (this.#o.alive && (gone === undefined || Date.now() - gone >= GONE_CONFIRM_MS)) {
         const holder = await this.#o.alive(held.nodeId);
-        if (holder.state === "gone" || (holder.state === "alive" && holder.bootId !== held.bootId)) {
+        const absent = holder.state === "gone" || (holder.state === "alive" && holder.bootId !== held.bootId);
+        if (absent && gone === undefined) gone = Date.now();
+        else if (!absent) gone = undefined;
+        if (absent && Date.now() - gone! >= GONE_CONFIRM_MS) {
           try {
             await bounded(kv.delete(streamId, { previousSeq: entry.revision }), timeout);
             log.info("stream lease of a node that is gone taken over without waiting for it to expire", { streamId, holder: held.nodeId, why: holder.state === "gone" ? "nobody answers for it on NATS" : "it restarted" });
