@@ -190,7 +190,11 @@ async function main() {
         }
       }
       const before = new Set(storedBefore.get(id));
-      await waitFor(`a new segment of ${id} stored by the other node`, async () => (await segmentsOf(s)).some((u) => !before.has(u)), 60_000, 100);
+      const survivorLog = () => [...nodes.values()].filter((n) => n.nodeId !== victimId).flatMap((n) => n.process.output().split("\n").filter((l) => l.includes(id) && !l.includes('"level":"debug"')));
+      await waitFor(`a new segment of ${id} stored by the other node`, async () => (await segmentsOf(s)).some((u) => !before.has(u)), 60_000, 100).catch((error: Error) => {
+        for (const l of survivorLog()) log(`  ${l.slice(0, 500)}`);
+        throw error;
+      });
       const s2 = (Date.now() - reconnectAt) / 1000;
       // Where the time went, from the new node's own log (its lines carry their time).
       const survivor = [...nodes.values()].find((n) => n.nodeId !== victimId)!;

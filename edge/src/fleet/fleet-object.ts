@@ -87,9 +87,9 @@ export class Fleet extends DurableObject<Env> {
   /**
    * Where each of `streamIds` should publish: a node (see pick.ts), or null when no node can take it (the caller
    * falls back to RTMP_BASE_URL). Picking a least-loaded node records the assignment, so the next broadcaster
-   * asking goes elsewhere if this one filled the node.
+   * asking goes elsewhere if this one filled the node; `reserve: false` only looks (a list of one's streams).
    */
-  async assign(streamIds: string[], avoid: string[] = []): Promise<Record<string, Pick | null>> {
+  async assign(streamIds: string[], avoid: string[] = [], opts: { reserve?: boolean } = {}): Promise<Record<string, Pick | null>> {
     const now = Date.now();
     const rules = this.rules();
     this.prune(now);
@@ -98,7 +98,7 @@ export class Fleet extends DurableObject<Env> {
     for (const streamId of streamIds) {
       const pick = pickNode(streamId, this.nodes, this.assignments, now, rules, avoided);
       out[streamId] = pick;
-      if (pick?.why === "least-loaded") this.assignments.set(streamId, { nodeId: pick.nodeId, at: now });
+      if (pick?.why === "least-loaded" && opts.reserve !== false) this.assignments.set(streamId, { nodeId: pick.nodeId, at: now });
       else if (pick?.why === "owner") this.assignments.delete(streamId);
     }
     return out;

@@ -48,11 +48,11 @@ async function viewersOf(env: Env, roomId: string): Promise<number | null> {
  * from the answer gets RTMP_BASE_URL. Disabled streams are not routed. The fleet object failing must not take
  * the Streams API down with it: then every stream gets RTMP_BASE_URL.
  */
-async function ingestFor(env: Env, records: StreamRecord[], avoid: string[] = []): Promise<Map<string, IngestTarget>> {
+async function ingestFor(env: Env, records: StreamRecord[], avoid: string[] = [], reserve = true): Promise<Map<string, IngestTarget>> {
   const ids = records.filter((r) => !r.disabled).map((r) => r.id);
   if (ids.length === 0) return new Map();
   try {
-    const picks = await fleetObject(env).assign(ids, avoid);
+    const picks = await fleetObject(env).assign(ids, avoid, { reserve });
     return new Map(Object.entries(picks).flatMap(([id, p]) => (p ? [[id, { rtmpServer: p.rtmpServer, nodeId: p.nodeId }] as const] : [])));
   } catch (error) {
     console.error("streams: the fleet could not be asked for a media node; handing out RTMP_BASE_URL:", error);
@@ -192,7 +192,8 @@ streamRoutes.get("/streams", async (c) => {
   const page = await ownerIndex(c.env, c.var.user.userId).list(limit, cursor);
   const records = (await Promise.all(page.ids.map((id) => streamObject(c.env, id).get()))) as (StreamRecord | null)[];
   const own = records.filter((r): r is StreamRecord => r !== null && r.ownerId === c.var.user.userId);
-  const ingest = await ingestFor(c.env, own);
+  // A list shows where each stream would go, without holding a node for every stream of the list.
+  const ingest = await ingestFor(c.env, own, [], false);
   const streams = await Promise.all(own.map(async (r) => ownerView(s, r, await viewersOf(c.env, r.roomId), ingest.get(r.id) ?? null)));
   return c.json({ streams, ...(page.next ? { next: page.next } : {}) });
 });

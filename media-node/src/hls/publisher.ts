@@ -362,6 +362,8 @@ export class HlsPublisher extends EventEmitter<HlsPublisherEvents> {
   }
 
   #onSegment(run: PublishRun, rv: RunVariant, index: number, file: string, map: string, durationS: number, firstOfRun: boolean, programDateTimeMs: number): void {
+    // Fenced: another node writes this broadcast now, and may use these very object names.
+    if (this.#fenced) return;
     const { uploader, keyBase } = this.#opts;
     const v = rv.state;
     const name = v.variant.name;

@@ -143,6 +143,9 @@ export class LiveManager extends EventEmitter<LiveManagerEvents> {
       return undefined;
     }
     if (!state) return undefined;
+    // This node's own session of that broadcast is still ending (its grace window passed): it writes the end of
+    // that broadcast, so the broadcaster back now starts a new one, as on a node alone.
+    if (this.#sessions.get(streamId)?.broadcastId === state.broadcastId) return undefined;
     const loaded = await loadBroadcast(fleet.store, state);
     if (loaded.missing > 0) this.#log.error("stored broadcast is missing journal pages; its recording has a hole", { streamId, missing: loaded.missing });
     const s = this.#opts.settings;
