@@ -12,19 +12,25 @@ import type { Logger } from "../log.ts";
 import type { ObjectStore, Uploader } from "../storage/types.ts";
 import type { BroadcastState } from "./broadcasts.ts";
 
-/** Every variant's stored segments (variants with nothing stored are left out), and how many went missing. */
-export async function loadBroadcast(store: ObjectStore, state: BroadcastState): Promise<{ segments: Map<string, PlaylistSegment[]>; missing: number; lastEndMs: number }> {
+/**
+ * Every variant's stored segments (variants with nothing stored are left out), how many went missing, and when the
+ * broadcast was last active: its last stored playlist write, or the end of its newest segment by the broadcaster's
+ * clock, whichever is later (an encoder running behind live stores segments whose media is seconds old).
+ */
+export async function loadBroadcast(store: ObjectStore, state: BroadcastState): Promise<{ segments: Map<string, PlaylistSegment[]>; missing: number; lastActiveMs: number }> {
   const segments = new Map<string, PlaylistSegment[]>();
   let missing = 0;
+  let storedAt = state.startedAt;
   await Promise.all(
     state.variants.map(async (v) => {
       const stored = await loadStoredVariant(store, state.keyBase, v, state.journalPage);
       if (!stored) return;
       segments.set(v, stored.segments);
       missing += stored.missing;
+      storedAt = Math.max(storedAt, stored.storedAt ?? 0);
     }),
   );
-  return { segments, missing, lastEndMs: lastMediaEnd(segments.values()) ?? state.startedAt };
+  return { segments, missing, lastActiveMs: Math.max(storedAt, lastMediaEnd(segments.values()) ?? 0) };
 }
 
 export interface OrphanDeps {

@@ -96,6 +96,8 @@ export interface StoredVariant {
   ended: boolean;
   /** segments the journal should have held but did not (a page missing): the list has a hole there */
   missing: number;
+  /** when the live playlist was last stored (ms since the epoch; the store's clock), if the store says */
+  storedAt: number | undefined;
 }
 
 /**
@@ -133,7 +135,7 @@ export async function loadStoredVariant(store: ObjectStore, keyBase: string, var
     const fromPage = overlap.get(m + i);
     return fromPage && fromPage.uri === s.uri ? { ...s, discontinuity: fromPage.discontinuity } : s;
   });
-  return { segments: [...before.filter((s): s is PlaylistSegment => s !== undefined), ...windowed], ended: playlist.ended, missing };
+  return { segments: [...before.filter((s): s is PlaylistSegment => s !== undefined), ...windowed], ended: playlist.ended, missing, storedAt: live.lastModified?.getTime() };
 }
 
 /** The FFmpeg run (epoch) a segment came from: our names are `e<epoch>-<n>.m4s`. */

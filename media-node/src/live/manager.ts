@@ -130,8 +130,8 @@ export class LiveManager extends EventEmitter<LiveManagerEvents> {
 
   /**
    * The stream's unfinished broadcast, if another node started it and its broadcaster is back in time: it goes on
-   * here. One whose broadcaster comes back later than the grace window (counted from its last stored media) is
-   * ended first, as its own node would have, and a new broadcast begins.
+   * here. One whose broadcaster comes back later than the grace window (counted from the last time its node stored
+   * something of it) is ended first, as its own node would have, and a new broadcast begins.
    */
   async #continuation(streamId: string): Promise<Continuation | undefined> {
     const fleet = this.#opts.fleet!;
@@ -150,8 +150,8 @@ export class LiveManager extends EventEmitter<LiveManagerEvents> {
     if (loaded.missing > 0) this.#log.error("stored broadcast is missing journal pages; its recording has a hole", { streamId, missing: loaded.missing });
     const s = this.#opts.settings;
     const windowMs = (s.reconnectGraceS + 2 * s.segmentS + 5) * 1000 + fleet.leases.ttlMs;
-    if (Date.now() - loaded.lastEndMs > windowMs) {
-      this.#log.info("the stream's previous broadcast stopped too long ago to continue; ending it and starting a new one", { streamId, broadcastId: state.broadcastId, idleS: Math.round((Date.now() - loaded.lastEndMs) / 1000) });
+    if (Date.now() - loaded.lastActiveMs > windowMs) {
+      this.#log.info("the stream's previous broadcast stopped too long ago to continue; ending it and starting a new one", { streamId, broadcastId: state.broadcastId, idleS: Math.round((Date.now() - loaded.lastActiveMs) / 1000) });
       await this.#endOrphan(state, loaded);
       return undefined;
     }
