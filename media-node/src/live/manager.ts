@@ -94,8 +94,9 @@ export class LiveManager extends EventEmitter<LiveManagerEvents> {
    * window) always can; a new stream only while the node is not draining and fewer than MEDIA_MAX_LIVE_STREAMS are
    * encoding (ending ones still count: their FFmpeg may still be encoding what it received). In a fleet it must
    * also hold the stream's lease: a stream live on another node is refused (`owned-elsewhere`) once that node
-   * shows it is alive, and a stream whose node died is taken as soon as that node's lease expires; a broadcast
-   * that node had not ended is then continued here (or ended first, when its broadcaster comes back too late).
+   * shows it is alive, and a stream whose node died is taken once NATS shows that node gone (or its lease
+   * expired); a broadcast that node had not ended is then continued here (or ended first, when its broadcaster
+   * comes back too late). This node's own previous process counts as gone: a restarted node continues its own.
    */
   async admit(streamId: string, signal?: AbortSignal): Promise<AdmitVerdict> {
     const local = this.#capacity(streamId);
