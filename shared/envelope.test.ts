@@ -75,6 +75,7 @@ describe("event envelope", () => {
         "media.progress",
         "media.ready",
         "media.uploaded",
+        "node.heartbeat",
         "notification.requested",
         "notification.sent",
         "notification.email",

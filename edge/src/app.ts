@@ -7,6 +7,7 @@ import { bigRoomOf, bigRoomRequest, bigRoomRoutes, roomIdOf } from "./bigrooms/r
 import { callRoutes } from "./calls/routes.ts";
 import { browserCors } from "./cors/cors.ts";
 import type { AppEnv } from "./env.ts";
+import { fleetRoutes } from "./fleet/routes.ts";
 import { healthRoutes } from "./health/routes.ts";
 import { inboxRoutes } from "./inbox/routes.ts";
 import { ingressRoutes } from "./ingress/routes.ts";
@@ -44,6 +45,7 @@ export function createApp() {
   // Before internalRoutes: the streams' own internal route (key checks) is authenticated there too.
   app.route("/", streamRoutes);
   app.route("/", playbackRoutes);
+  app.route("/", fleetRoutes);
   app.route("/", internalRoutes);
   app.route("/", bigRoomRoutes);
   app.route("/", devRoutes);

@@ -8,6 +8,7 @@ import type { RoomRelay } from "./bigrooms/relay.ts";
 import type { RoomShard } from "./bigrooms/shard.ts";
 import type { Stream } from "./streams/stream-object.ts";
 import type { StreamIndex } from "./streams/stream-index.ts";
+import type { Fleet } from "./fleet/fleet-object.ts";
 import type { UploadSession } from "./videos/upload-session.ts";
 import type { VideoLibrary } from "./videos/library.ts";
 
@@ -18,6 +19,8 @@ export interface Env {
   Stream: DurableObjectNamespace<Stream>;
   /** one object per owner listing their streams */
   StreamIndex: DurableObjectNamespace<StreamIndex>;
+  /** the media fleet as the nodes' heartbeats describe it (one object, named "fleet"); see fleet/fleet-object.ts */
+  Fleet: DurableObjectNamespace<Fleet>;
   /** one object per upload (tus state, R2 multipart), named by the video id; see videos/upload-session.ts */
   UploadSession: DurableObjectNamespace<UploadSession>;
   /** one object per user: the user's videos and the outbox announcing their uploads; see videos/library.ts */
@@ -53,6 +56,8 @@ export interface Env {
   BRIDGE_URL?: string;
   PLAYBACK_BASE_URL?: string;
   RTMP_BASE_URL?: string;
+  FLEET_NODE_TIMEOUT_MS?: string;
+  FLEET_ASSIGNMENT_TTL_MS?: string;
   EDGE_INGRESS_TOLERANCE_S?: string;
   // streams API and playback through /play
   PLAYBACK_SIGNING_KEYS?: string;

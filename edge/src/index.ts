@@ -8,6 +8,7 @@ export { RoomRelay } from "./bigrooms/relay.ts";
 export { RoomShard } from "./bigrooms/shard.ts";
 export { Stream } from "./streams/stream-object.ts";
 export { StreamIndex } from "./streams/stream-index.ts";
+export { Fleet } from "./fleet/fleet-object.ts";
 export { UploadSession } from "./videos/upload-session.ts";
 export { VideoLibrary } from "./videos/library.ts";
 

@@ -37,7 +37,9 @@ export const EDGE_SETTINGS = {
   // ---- links to the media side -----------------------------------------------------------------------
   bridgeUrl: url("BRIDGE_URL", undefined, "where the outboxes deliver events (the HTTP→NATS bridge; unset: events wait)", { protocols: HTTP, optional: true }),
   playbackBaseUrl: url("PLAYBACK_BASE_URL", "http://127.0.0.1:8787", "public base URL of this Worker's /play routes (or of a CDN in front of them); playback links are <base>/play/<id or token>/live.m3u8", { protocols: HTTP }),
-  rtmpBaseUrl: url("RTMP_BASE_URL", "rtmp://127.0.0.1:1935/live", "RTMP ingest URL (with the app) handed to broadcasters as rtmp.url / obs.server", { protocols: ["rtmp:", "rtmps:"] }),
+  rtmpBaseUrl: url("RTMP_BASE_URL", "rtmp://127.0.0.1:1935/live", "RTMP ingest URL (with the app) handed to broadcasters as rtmp.url / obs.server when no media node is heartbeating (with a fleet: each node's own MEDIA_PUBLIC_RTMP_URL)", { protocols: ["rtmp:", "rtmps:"] }),
+  fleetNodeTimeoutMs: int("FLEET_NODE_TIMEOUT_MS", 6000, "a media node whose last heartbeat is older than this is out of the fleet: no broadcaster is sent to it, ms (give it a few of the nodes' MEDIA_HEARTBEAT_INTERVAL_MS)", { min: 500, max: 600_000 }),
+  fleetAssignmentTtlMs: int("FLEET_ASSIGNMENT_TTL_MS", 30_000, "a node handed to a broadcaster counts that stream against its room for this long, or until its heartbeat shows the stream live, ms (spreads broadcasters who ask at once)", { min: 0, max: 3_600_000 }),
   ingressToleranceS: int("EDGE_INGRESS_TOLERANCE_S", DEFAULT_TOLERANCE_S, "allowed `webhook-timestamp` skew on `/hooks/events`, seconds", { min: 1, max: 3600 }),
 
   // ---- streams API and playback through /play ------------------------------------------------------------

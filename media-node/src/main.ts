@@ -28,6 +28,16 @@ import { createMediaHandler, createObjectStore, FsObjectStore, ReliableUploader,
 import type { VodSettings } from "./settings/vod.ts";
 import { VodWorker } from "./vod/worker.ts";
 import { createStreamKeys, type StreamKeys } from "./streams/stream-keys.ts";
+import { newId } from "../../shared/ids.ts";
+import { defaultPublicRtmpUrl, type FleetSettings, fleetSettings } from "./settings/fleet.ts";
+import { readSettings } from "../../shared/settings/settings.ts";
+import { BroadcastRegistry } from "./fleet/broadcasts.ts";
+import { type FleetBuckets, openFleetBuckets } from "./fleet/kv.ts";
+import { StreamLeases } from "./fleet/leases.ts";
+import { answerAlive, askAlive } from "./fleet/alive.ts";
+import { type Heartbeats, startHeartbeats } from "./fleet/heartbeat.ts";
+import { journalPageSize } from "./hls/journal.ts";
+import type { HealthReport } from "./health/health.ts";
 
 export interface MediaNode {
   config: MediaConfig;
@@ -44,6 +54,15 @@ export interface MediaNode {
   vod: VodWorker | undefined;
   /** stream-key checks with the edge, when configured */
   streamKeys: StreamKeys | undefined;
+  /** this process's id in leases and heartbeats (a restart under the same node id gets a new one) */
+  bootId: string;
+  /** the heartbeats (absent without a NATS bus) */
+  heartbeats: Heartbeats | undefined;
+  /**
+   * Drains for maintenance: no new streams or VOD jobs, live broadcasts handed over after
+   * MEDIA_DRAIN_HANDOFF_AFTER_S, VOD jobs given MEDIA_DRAIN_TIMEOUT_S to finish. Idempotent; stop() after it.
+   */
+  drain(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -59,6 +78,8 @@ export interface StartOptions {
   log?: Logger;
   /** stream-key checks with the edge (default: off, as when STREAM_KEYS_EDGE_URL is unset) */
   streamKeys?: StreamKeySettings;
+  /** fleet settings: heartbeats, leases, drain (default: the declared defaults; leases and heartbeats need a NATS bus) */
+  fleet?: Partial<FleetSettings>;
 }
 
 export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
@@ -70,6 +91,8 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
   const store = createObjectStore(opts.storage.store);
   const uploader = new ReliableUploader(store, opts.storage.uploader);
 
+  const fleetCfg: FleetSettings = { ...readSettings(fleetSettings, {}), ...opts.fleet };
+  const bootId = newId("boot");
   let bus: MediaEventBus | undefined;
   let events: EventSink;
   let busProbe: () => Promise<void>;
@@ -85,6 +108,36 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
     busProbe = () => probeNats(busCfg.natsUrl, config.healthTimeoutMs);
   }
 
+  // The fleet's KV buckets, opened once NATS is up (again on the next use if opening failed).
+  let buckets: Promise<FleetBuckets> | undefined;
+  const fleetBuckets = (): Promise<FleetBuckets> => {
+    if (!bus) return Promise.reject(new Error("no NATS bus"));
+    const b = bus;
+    const busCfg = opts.bus as BusConfig;
+    buckets ??= b.connected().then((nc) => openFleetBuckets(nc, { leaseTtlMs: fleetCfg.leaseTtlS * 1000, replicas: busCfg.replicas, timeoutMs: busCfg.publishTimeoutMs }));
+    buckets.catch(() => (buckets = undefined));
+    return buckets;
+  };
+  // Other nodes ask whether this one is there before taking over a stream it holds (fleet/alive.ts).
+  if (bus) void bus.connected().then((nc) => answerAlive(nc, config.nodeId, bootId));
+  const fleet = bus
+    ? {
+        leases: new StreamLeases({
+          owner: { nodeId: config.nodeId, bootId },
+          kv: () => fleetBuckets().then((b) => b.leases),
+          ttlMs: fleetCfg.leaseTtlS * 1000,
+          log: log.child({ component: "leases" }),
+          alive: async (nodeId) => {
+            const nc = bus?.connection();
+            return nc ? askAlive(nc, nodeId) : { state: "unknown" as const };
+          },
+        }),
+        broadcasts: new BroadcastRegistry(() => fleetBuckets().then((b) => b.broadcasts)),
+        store,
+        journalPage: journalPageSize(config.liveWindow),
+      }
+    : undefined;
+
   const streamKeys = createStreamKeys(opts.streamKeys ?? DEFAULT_STREAM_KEY_SETTINGS, log);
   const authorizer = createAuthorizer({ apps: config.apps, secret: config.publishTokenSecret });
   const ingest = new RtmpIngest({
@@ -96,7 +149,7 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
     log,
     limits: opts.ingestLimits,
     // capacity: `live` exists before the first publish can arrive (the listener starts below)
-    admit: (streamId) => live.admit(streamId),
+    admit: (streamId, signal) => live.admit(streamId, signal),
   });
   const metrics = new NodeMetrics({ bytesIn: () => ingest.bytesIn(), rtmpConnections: () => ingest.connections().open });
   uploader.on("uploaded", ({ bytes }) => metrics.bytesUploaded(bytes));
@@ -136,6 +189,7 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
     metadataWaitMs: config.metadataWaitMs,
     ffprobePath: config.ffprobePath,
     maxLiveStreams: config.maxLiveStreams,
+    fleet,
   });
   ingest.on("publish", (p) => live.onPublish(p));
   ingest.on("unpublish", (u) => live.onUnpublish(u));
@@ -144,13 +198,19 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
   streamKeys?.attach(ingest, live);
 
   const http = createHttpServer({ media: store instanceof FsObjectStore ? createMediaHandler(store) : undefined }, log.child({ component: "http" }));
+  const health = cachedHealth(
+    () => checkHealth({ rtmp: () => ingest.ping(config.healthTimeoutMs), storage: () => store.ping(), bus: busProbe }, config.healthTimeoutMs),
+    config.healthCacheMs,
+  );
+  let draining: Promise<void> | undefined;
   const ops = createHttpServer(
     {
-      health: cachedHealth(
-        () => checkHealth({ rtmp: () => ingest.ping(config.healthTimeoutMs), storage: () => store.ping(), bus: busProbe }, config.healthTimeoutMs),
-        config.healthCacheMs,
-      ),
+      health,
       metrics: () => metrics.render(),
+      draining: () => live.draining,
+      drain: () => {
+        void drain();
+      },
     },
     log.child({ component: "ops-http" }),
   );
@@ -224,15 +284,59 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
       throw new Error(`VOD worker could not start: ${(error as Error).message}`, { cause: error });
     }
   }
+  const rtmpServer = fleetCfg.publicRtmpUrl ?? defaultPublicRtmpUrl(config.rtmpHost, config.rtmpPort, config.apps[0]!);
+  let heartbeats: Heartbeats | undefined;
+  if (bus) {
+    const b = bus;
+    heartbeats = startHeartbeats({
+      nodeId: config.nodeId,
+      bootId,
+      rtmpServer,
+      intervalMs: fleetCfg.heartbeatIntervalMs,
+      connection: () => b.connection(),
+      load: async () => {
+        const report: HealthReport | undefined = await health().catch(() => undefined);
+        const failing = report ? Object.entries(report.checks).filter(([, c]) => !c.ok).map(([name]) => name) : ["health"];
+        const streams = live.streamIds();
+        return {
+          status: live.draining ? "draining" : failing.length > 0 ? "unhealthy" : "ready",
+          ...(failing.length > 0 ? { failing } : {}),
+          liveStreams: streams.length,
+          maxLiveStreams: config.maxLiveStreams,
+          streams,
+          jobs: vod?.active ?? 0,
+          maxJobs: live.draining ? 0 : (vod?.concurrency ?? 0),
+        };
+      },
+      log: log.child({ component: "heartbeat" }),
+    });
+    // Streams coming and going change the load the edge routes by: say so at once.
+    live.on("session", (session) => {
+      void heartbeats?.beat();
+      session.once("ended", () => void heartbeats?.beat());
+    });
+    live.startOrphanSweep(Math.max(2000, Math.floor((fleetCfg.leaseTtlS * 1000) / 2)));
+  }
   const rtmpUrl = `rtmp://${config.rtmpHost}:${config.rtmpPort}`;
   const httpUrl = `http://${config.httpHost}:${httpPort}`;
   const opsUrl = `http://${config.opsHost}:${opsPort}`;
-  log.info("media node ready", { rtmp: rtmpUrl, http: httpUrl, ops: opsUrl, storage: store.kind, apps: config.apps, publishUrl: `${rtmpUrl}/${config.apps[0]}/<streamId>?token=<publish token>` });
+  log.info("media node ready", { rtmp: rtmpUrl, http: httpUrl, ops: opsUrl, storage: store.kind, apps: config.apps, publishUrl: `${rtmpUrl}/${config.apps[0]}/<streamId>?token=<publish token>`, rtmpServer, bootId });
+
+  const drain = () =>
+    (draining ??= (async () => {
+      log.info("draining: no new streams or jobs", { handOffAfterS: fleetCfg.drainHandOffAfterS, timeoutS: fleetCfg.drainTimeoutS });
+      const jobs = vod?.drain(fleetCfg.drainTimeoutS * 1000);
+      const streams = live.drain({ handOffAfterMs: fleetCfg.drainHandOffAfterS * 1000, timeoutMs: fleetCfg.drainTimeoutS * 1000 });
+      void heartbeats?.beat();
+      const [jobsDone, s] = await Promise.all([jobs, streams]);
+      log.info("drained", { handedOff: s.handedOff, streamsInTime: s.inTime, jobsInTime: jobsDone ?? true });
+    })());
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       log.info("media node stopping");
+      heartbeats?.stop();
       // Jobs in progress go back to the queue at once, for another node.
       await vod?.stop();
       // Order: no new broadcasters; every FFmpeg stopped and ENDLIST written; uploads flushed (bounded); then
@@ -259,15 +363,15 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
       log.info("media node stopped");
     })());
 
-  return { config, rtmpUrl, httpUrl, opsUrl, ingest, live, uploader, metrics, vod, streamKeys, stop };
+  return { config, rtmpUrl, httpUrl, opsUrl, ingest, live, uploader, metrics, vod, streamKeys, bootId, heartbeats, drain, stop };
 }
 
 async function main(): Promise<void> {
   const log = createLogger({ fields: { service: "media-node" } });
   let node: MediaNode;
   try {
-    const { config, storage, bus, ingest, vod, streamKeys } = readMediaNodeSettings();
-    node = await startMediaNode({ config, storage, bus, ingestLimits: ingest, vod, streamKeys });
+    const { config, storage, bus, ingest, vod, streamKeys, fleet } = readMediaNodeSettings();
+    node = await startMediaNode({ config, storage, bus, ingestLimits: ingest, vod, streamKeys, fleet });
   } catch (error) {
     log.error(error instanceof ConfigError ? error.message : "media node failed to start", { error });
     process.exit(1);
@@ -279,7 +383,11 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     log.info("signal received", { signal });
-    node.stop().then(
+    // SIGTERM (systemd stop, a rolling upgrade) drains first: live broadcasts move to other nodes, VOD jobs
+    // finish. SIGINT (Ctrl-C) stops at once.
+    (signal === "SIGTERM" ? node.drain() : Promise.resolve())
+      .then(() => node.stop())
+      .then(
       () => process.exit(0),
       (error: unknown) => {
         log.error("shutdown failed", { error });

@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import { chatMessage } from "./chat.ts";
+import { nodeHeartbeat } from "./fleet.ts";
 import { mediaFailed, mediaPlayable, mediaProgress, mediaReady, mediaUploaded } from "./media.ts";
 import { notificationEmail, notificationRequested, notificationSent } from "./notification.ts";
 import { presenceUpdate } from "./presence.ts";
@@ -26,6 +27,7 @@ export const eventSchemas = {
   "chat.message": chatMessage,
   "presence.update": presenceUpdate,
   "transcription.complete": transcriptionComplete,
+  "node.heartbeat": nodeHeartbeat,
 } as const;
 
 export type EventType = keyof typeof eventSchemas;

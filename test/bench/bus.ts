@@ -10,10 +10,13 @@
 // BENCH_BASELINE_CONCURRENCY (64: parallel POSTs in the baseline), BENCH_BRIDGE_CONCURRENCY (unset: the
 // bridge's default), BENCH_BRIDGE_REPLICAS (1), BENCH_PUBLISH_RATE (0 = as fast as the outbox takes them; else
 // events/s), BENCH_PACED_EVENTS (10000: at most this many events, at most 20 s, in the paced latency phase),
-// BENCH_PACED_RATE (2000, the issue's target rate; 0 = half the burst's rate; else events/s), BENCH_RUNTIME (miniflare, or wrangler: see startBenchEdge).
+// BENCH_PACED_RATE (2000, the target rate; 0 = half the burst's rate; else events/s), BENCH_PACED_LOW_RATE (200: a
+// second paced phase at a light load), BENCH_RUNTIME (miniflare, or wrangler: see startBenchEdge).
 //
 // Besides the required fields the line carries paced_events_per_s / paced_p50_ms / paced_p99_ms (latency at a
-// steady rate: BENCH_PACED_RATE, by default 2,000 events/s), latency_phases (which latency is which:
+// steady rate: BENCH_PACED_RATE, by default 2,000 events/s), paced_low_* (the same at BENCH_PACED_LOW_RATE, 200/s),
+// paced_stages (where the paced latency goes: publish -> stored in JetStream, read back from the stream's own
+// timestamps per event, and stored -> the edge's 2xx from the bridge's histogram), latency_phases (which latency is which:
 // the required p50/p99 are the burst's and include its queueing), load_avg_1m (the machine is shared; read
 // numbers with it) and bridge_events_per_post (mean batch size over the run). BRIDGE_* variables set for the
 // bench reach the bridge (e.g. BRIDGE_BATCH_MAX=1 for the single-event form).
@@ -30,6 +33,8 @@ import { startEdge, TEST_SECRETS } from "../helpers/edge.ts";
 import { startMiniflareEdge } from "./lib/miniflare-edge.ts";
 import { startNats } from "../helpers/nats.ts";
 import { waitFor } from "../helpers/wait.ts";
+import { connect, DeliverPolicy } from "nats";
+import { percentile, round } from "./lib/stats.ts";
 
 const N = Number(process.env.BENCH_EVENTS ?? 10_000);
 const ROOMS = Number(process.env.BENCH_ROOMS ?? 64);
@@ -41,6 +46,8 @@ const PUBLISH_RATE = Number(process.env.BENCH_PUBLISH_RATE ?? 0);
 const PACED_EVENTS = Number(process.env.BENCH_PACED_EVENTS ?? 10_000);
 /** events/s of the paced latency phase (default 2000, the target rate); 0 = half the rate the burst achieved */
 const PACED_RATE = Number(process.env.BENCH_PACED_RATE ?? 2000);
+/** events/s of the second, light paced phase */
+const PACED_LOW_RATE = Number(process.env.BENCH_PACED_LOW_RATE ?? 200);
 
 interface Stats {
   applied: number;
@@ -142,6 +149,27 @@ async function baseline(edge: BenchEdge): Promise<number> {
   return N / ((performance.now() - t0) / 1000);
 }
 
+/** The bridge's stored -> 2xx histogram, summed over replicas: [upper bound ms, cumulative count] per bucket. */
+async function histogram(bridges: NatsToHttpBridgeProcess[]): Promise<[number, number][]> {
+  const sums = new Map<number, number>();
+  for (const b of bridges) {
+    const text = await (await fetch(b.metricsUrl)).text();
+    for (const m of text.matchAll(/^pulsecast_bridge_delivery_latency_seconds_bucket\{le="([^"]+)"\} (\d+)/gm)) {
+      const le = m[1] === "+Inf" ? Number.POSITIVE_INFINITY : Number(m[1]) * 1000;
+      sums.set(le, (sums.get(le) ?? 0) + Number(m[2]));
+    }
+  }
+  return [...sums].sort((a, b) => a[0] - b[0]);
+}
+
+/** The smallest bucket bound holding the p-th percentile of a cumulative histogram (null for no samples). */
+function bucketPercentile(buckets: [number, number][], p: number): number | null {
+  const total = buckets.at(-1)?.[1] ?? 0;
+  if (total === 0) return null;
+  const hit = buckets.find(([, n]) => n >= (p / 100) * total);
+  return hit && Number.isFinite(hit[0]) ? hit[0] : null;
+}
+
 /** One metric summed over the bridge replicas (all phases: warm-up, burst and paced). */
 async function sumMetric(bridges: NatsToHttpBridgeProcess[], name: string): Promise<number> {
   let sum = 0;
@@ -215,22 +243,58 @@ async function main() {
   // path itself is measured paced, by default at the target rate of 2,000 events/s.
   const pacedRate = PACED_RATE > 0 ? PACED_RATE : Math.max(1, Math.floor(burstRate / 2));
   const pacedCount = Math.min(PACED_EVENTS, Math.ceil(pacedRate * 20));
-  log(`paced: ${pacedCount} events at ${pacedRate}/s`);
-  const paced = await pipeline(pacedCount, pacedRate);
+  const opsNc = await connect(nats.options("ops"));
+  cleanups.push(() => opsNc.close());
+  const jsm = await opsNc.jetstreamManager();
+
+  /** Where a paced phase's latency goes: publish -> stored in JetStream (per event), stored -> edge 2xx (bridge histogram). */
+  async function pacedPhase(count: number, rate: number) {
+    const fromSeq = (await jsm.streams.info("EVENTS")).state.last_seq + 1;
+    const before = await histogram(bridges);
+    log(`paced: ${count} events at ${rate}/s`);
+    const result = await pipeline(count, rate);
+    const after = await histogram(bridges);
+    const stored: number[] = [];
+    const consumer = await opsNc.jetstream().consumers.get("EVENTS", { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq });
+    const messages = await consumer.consume();
+    for await (const m of messages) {
+      const e = m.json<Envelope>();
+      stored.push(m.info.timestampNanos / 1e6 - Date.parse(e.time));
+      if (m.info.pending === 0) break;
+    }
+    await messages.close();
+    const delta = after.map(([le, n], i) => [le, n - (before[i]?.[1] ?? 0)] as [number, number]);
+    const stages = {
+      publish_to_jetstream_p50_ms: round(percentile(stored, 50)),
+      publish_to_jetstream_p99_ms: round(percentile(stored, 99)),
+      jetstream_to_edge_2xx_p50_ms_at_most: bucketPercentile(delta, 50),
+      jetstream_to_edge_2xx_p99_ms_at_most: bucketPercentile(delta, 99),
+    };
+    log(`paced ${rate}/s: p50 ${result.stats.latencyMs.p50} ms, p99 ${result.stats.latencyMs.p99} ms; stages ${JSON.stringify(stages)}`);
+    return { ...result, stages };
+  }
+
+  const paced = await pacedPhase(pacedCount, pacedRate);
+  const lowCount = Math.min(PACED_EVENTS, Math.ceil(PACED_LOW_RATE * 20));
+  const low = await pacedPhase(lowCount, PACED_LOW_RATE);
 
   const result = {
     events: N,
     events_per_s: Math.round(burstRate),
     p50_ms: burst.stats.latencyMs.p50,
     p99_ms: burst.stats.latencyMs.p99,
-    lost: N - burst.stats.applied + (pacedCount - paced.stats.applied),
-    duplicates_applied: burst.stats.appliedTwice + paced.stats.appliedTwice,
+    lost: N - burst.stats.applied + (pacedCount - paced.stats.applied) + (lowCount - low.stats.applied),
+    duplicates_applied: burst.stats.appliedTwice + paced.stats.appliedTwice + low.stats.appliedTwice,
     baseline_events_per_s: Math.round(baselineRate),
     paced_events_per_s: pacedRate,
     paced_p50_ms: paced.stats.latencyMs.p50,
     paced_p99_ms: paced.stats.latencyMs.p99,
+    paced_low_events_per_s: PACED_LOW_RATE,
+    paced_low_p50_ms: low.stats.latencyMs.p50,
+    paced_low_p99_ms: low.stats.latencyMs.p99,
+    paced_stages: { [`${pacedRate}_per_s`]: paced.stages, [`${PACED_LOW_RATE}_per_s`]: low.stages },
     load_avg_1m: Number(loadavg()[0]!.toFixed(1)),
-    latency_phases: `p50_ms/p99_ms: burst (all ${N} published at once; mostly time queued behind the burst); paced_p50_ms/paced_p99_ms: steady ${pacedRate}/s`,
+    latency_phases: `p50_ms/p99_ms: burst (all ${N} published at once; mostly time queued behind the burst); paced_p50_ms/paced_p99_ms: steady ${pacedRate}/s; paced_low_*: steady ${PACED_LOW_RATE}/s`,
     bridge_events_per_post: Number(((await sumMetric(bridges, "pulsecast_bridge_batch_size_events_sum")) / Math.max(1, await sumMetric(bridges, "pulsecast_bridge_batch_size_events_count"))).toFixed(1)),
   };
   console.log(JSON.stringify(result));

@@ -38,8 +38,8 @@ async function shippedConfigOn(port: number): Promise<string> {
 }
 
 describe("deploy/nats/nats-server.conf", () => {
-  it("carries exactly the authorization block the code declares", () => {
-    const text = readFileSync(SHIPPED, "utf8");
+  it.each([SHIPPED, join(ROOT, "deploy/nats/nats-cluster.conf")])("%s carries exactly the authorization block the code declares", (file) => {
+    const text = readFileSync(file, "utf8");
     const block = text.split("# --- generated: authorization ---\n")[1]?.split("\n# --- end generated: authorization ---")[0];
     expect(block).toBe(natsAuthorizationBlock("env"));
     expect(text).not.toMatch(/^\s*#\s*authorization/m);

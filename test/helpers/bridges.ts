@@ -41,7 +41,10 @@ function controls(proc: GroupProcess): BridgeProcess {
   return { process: proc, stop: () => proc.stop(), kill: () => proc.kill() };
 }
 
-export async function startNatsToHttpBridge(opts: { nats: NatsServer; edgeUrl: string; env?: Record<string, string> }): Promise<NatsToHttpBridgeProcess> {
+/** A single server or a cluster: what a process needs is its NATS environment. */
+type NatsEnv = Pick<NatsServer, "env">;
+
+export async function startNatsToHttpBridge(opts: { nats: NatsEnv; edgeUrl: string; env?: Record<string, string> }): Promise<NatsToHttpBridgeProcess> {
   const metricsPort = await freePort();
   const { proc, ready } = launch(
     "nats-to-http",
@@ -65,7 +68,7 @@ export async function startNatsToHttpBridge(opts: { nats: NatsServer; edgeUrl: s
   };
 }
 
-export async function startHttpToNatsBridge(opts: { nats: NatsServer; env?: Record<string, string> }): Promise<HttpToNatsBridgeProcess> {
+export async function startHttpToNatsBridge(opts: { nats: NatsEnv; env?: Record<string, string> }): Promise<HttpToNatsBridgeProcess> {
   const port = await freePort();
   const { proc, ready } = launch(
     "http-to-nats",

@@ -31,9 +31,17 @@ export interface NatsServer {
   stop(): Promise<void>;
 }
 
+/**
+ * A password the shipped configs can take from the environment: nats-server parses a variable's value as a config
+ * value, so one starting with digits (`4z…`) is refused as a malformed number. A letter first, then hex.
+ */
+export function natsPassword(): string {
+  return `p${randomBytes(18).toString("hex")}`;
+}
+
 /** Fresh random passwords for every role (pass them to startNats to know them before the server starts). */
 export function natsPasswords(): Record<NatsRole, string> {
-  return Object.fromEntries(NATS_ROLES.map((r) => [r, randomBytes(18).toString("base64url")])) as Record<NatsRole, string>;
+  return Object.fromEntries(NATS_ROLES.map((r) => [r, natsPassword()])) as Record<NatsRole, string>;
 }
 
 export async function startNats(opts: { port?: number; storeDir?: string; passwords?: Record<NatsRole, string> } = {}): Promise<NatsServer> {
@@ -71,4 +79,129 @@ export async function startNats(opts: { port?: number; storeDir?: string; passwo
     },
   };
   return server;
+}
+
+/** One server of a test cluster. */
+export interface ClusterServer {
+  name: string;
+  port: number;
+  clusterPort: number;
+  url: string;
+  storeDir: string;
+  process: GroupProcess;
+  /** SIGKILL (fault injection); the server stays down until restart() */
+  kill(): Promise<void>;
+  /** starts it again on the same ports and store (after kill(), or SIGKILL then start) */
+  restart(): Promise<void>;
+  readonly running: boolean;
+}
+
+/** A 3-server JetStream cluster run from the shipped deploy/nats/nats-cluster.conf; same surface as NatsServer. */
+export interface NatsCluster {
+  /** every server's client URL, comma-separated (what NATS_URL takes) */
+  url: string;
+  servers: ClusterServer[];
+  passwords: Record<NatsRole, string>;
+  options(role?: NatsRole, extra?: Partial<ConnectionOptions>): ConnectionOptions;
+  /** NATS_URL (all servers), NATS_USER, NATS_PASSWORD, NATS_REPLICAS=3 for a process connecting as `role` */
+  env(role: NatsRole): Record<string, string>;
+  settings(role: NatsRole): { natsUrl: string; natsUser: string; natsPassword: string; replicas: number };
+  /** the server whose name is `name` (JetStream reports leaders by name) */
+  byName(name: string): ClusterServer;
+  /** resolves once JetStream answers through `role`'s eyes (a meta leader is elected) */
+  ready(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Three nats-server processes on 127.0.0.1 and free ports, clustered with JetStream, authorization on (the
+ * shipped roles and permissions, fresh passwords), each with its own store in a temp folder. The servers run the
+ * shipped deploy/nats/nats-cluster.conf itself: only its environment (names, addresses, store, passwords) and the
+ * routes include are the test's, as they are each host's own in production.
+ */
+export async function startNatsCluster(opts: { size?: number; passwords?: Record<NatsRole, string> } = {}): Promise<NatsCluster> {
+  const size = opts.size ?? 3;
+  const { readFile } = await import("node:fs/promises");
+  const { ROOT } = await import("./edge.ts");
+  const { connect } = await import("nats");
+  const dir = await mkdtemp(join(tmpdir(), "pulsecast-nats-cluster-"));
+  const passwords = opts.passwords ?? natsPasswords();
+  const routePassword = natsPassword();
+  const ports = await Promise.all(Array.from({ length: size }, async () => ({ port: await freePort(), clusterPort: await freePort(), monitorPort: await freePort() })));
+  const conf = await readFile(join(ROOT, "deploy/nats/nats-cluster.conf"), "utf8");
+  await writeFile(join(dir, "nats-cluster.conf"), conf, { mode: 0o600 });
+  await writeFile(join(dir, "routes.conf"), `routes: [\n${ports.map((p) => `  "nats-route://route:${routePassword}@127.0.0.1:${p.clusterPort}"`).join("\n")}\n]\n`, { mode: 0o600 });
+  const roleEnv = Object.fromEntries(NATS_ROLES.map((r) => [`NATS_PASSWORD_${r.toUpperCase().replace(/-/g, "_")}`, passwords[r]]));
+  const servers: ClusterServer[] = ports.map(({ port, clusterPort, monitorPort }, i) => {
+    const name = `nats-${i + 1}`;
+    const storeDir = join(dir, name);
+    let running = false;
+    const launch = async () => {
+      const proc = spawnGroup("nats-server", ["-c", join(dir, "nats-cluster.conf")], {
+        env: { ...process.env, ...roleEnv, NATS_SERVER_NAME: name, NATS_LISTEN: `127.0.0.1:${port}`, NATS_CLUSTER_LISTEN: `127.0.0.1:${clusterPort}`, NATS_MONITOR_LISTEN: `127.0.0.1:${monitorPort}`, NATS_STORE_DIR: storeDir, NATS_ROUTE_PASSWORD: routePassword },
+      });
+      await proc.waitForOutput(/Server is ready/, 15_000);
+      running = true;
+      return proc;
+    };
+    const server: ClusterServer = {
+      name,
+      port,
+      clusterPort,
+      url: `nats://127.0.0.1:${port}`,
+      storeDir,
+      process: undefined as unknown as GroupProcess,
+      async kill() {
+        running = false;
+        await server.process.kill();
+      },
+      async restart() {
+        if (running) await server.kill();
+        server.process = await launch();
+      },
+      get running() {
+        return running;
+      },
+    };
+    return Object.assign(server, { launch });
+  });
+  await Promise.all(servers.map(async (s) => (s.process = await (s as ClusterServer & { launch: () => Promise<GroupProcess> }).launch())));
+  const url = servers.map((s) => s.url).join(",");
+  const cluster: NatsCluster = {
+    url,
+    servers,
+    passwords,
+    options: (role = "ops", extra = {}) => ({ servers: servers.map((s) => s.url), user: role, pass: passwords[role], inboxPrefix: inboxPrefix(role), ...extra }),
+    env: (role) => ({ NATS_URL: url, NATS_USER: role, NATS_PASSWORD: passwords[role], NATS_REPLICAS: String(Math.min(3, size)) }),
+    settings: (role) => ({ natsUrl: url, natsUser: role, natsPassword: passwords[role], replicas: Math.min(3, size) }),
+    byName: (name) => {
+      const s = servers.find((x) => x.name === name);
+      if (!s) throw new Error(`no server named ${name}`);
+      return s;
+    },
+    async ready() {
+      const deadline = Date.now() + 30_000;
+      const nc = await connect(cluster.options("ops"));
+      try {
+        for (;;) {
+          try {
+            const jsm = await nc.jetstreamManager({ timeout: 2000 });
+            await jsm.getAccountInfo();
+            return;
+          } catch (error) {
+            if (Date.now() > deadline) throw new Error(`JetStream cluster not ready: ${(error as Error).message}`);
+            await new Promise((r) => setTimeout(r, 250));
+          }
+        }
+      } finally {
+        await nc.close();
+      }
+    },
+    async stop() {
+      await Promise.all(servers.map((s) => s.process?.stop()));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  await cluster.ready();
+  return cluster;
 }

@@ -1,6 +1,7 @@
 // The node as the lead's start script runs it: `node media-node/src/main.ts` with settings from env. Ready on
-// /healthz, serves a live stream from the fs driver over its own HTTP, and on SIGTERM to the node alone ends the
-// stream (ENDLIST), stops its FFmpeg and exits 0.
+// /healthz, serves a live stream from the fs driver over its own HTTP, and on SIGTERM to the node alone drains:
+// the broadcast is handed over, and as no other node takes it over (a fleet of one) the node ends it (ENDLIST),
+// stops its FFmpeg and exits 0.
 
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -44,6 +45,8 @@ describe("media node process", () => {
         MEDIA_LADDER: "240p",
         MEDIA_SEGMENT_S: "1",
         MEDIA_X264_PRESET: "ultrafast",
+        // SIGTERM drains: the broadcast is handed over, and ended here when no other node takes it in this long.
+        MEDIA_RECONNECT_GRACE_S: "1",
         STORAGE_DRIVER: "fs",
         STORAGE_FS_DIR: join(root, "store"),
         OUTBOX_DIR: join(root, "outbox"),

@@ -29,6 +29,11 @@ export interface VideosTarget {
   applyEvents(events: Envelope[]): Promise<EventApplyOutcome[]>;
 }
 
+/** What Fleet.applyHeartbeats promises: the latest heartbeat per node kept, older ones answered as duplicates. */
+export interface FleetTarget {
+  applyHeartbeats(events: Envelope[]): Promise<EventApplyOutcome[]>;
+}
+
 /** The objects an event can reach. Injected so routing is testable. */
 export interface EventTargets {
   room(roomId: string): RoomTarget;
@@ -37,11 +42,14 @@ export interface EventTargets {
   stream(streamId: string): StreamTarget;
   /** the owner's video library (videos/library.ts); absent where no videos are kept (tests of other parts) */
   videos?(userId: string): VideosTarget;
+  /** the media fleet's view (node heartbeats); absent where no fleet is kept (tests of other parts) */
+  fleet?(): FleetTarget;
 }
 
 export type Route =
   | { kind: "objects"; rooms: string[]; inboxes: string[]; streams?: string[]; videos?: string[] }
   | { kind: "notification"; userId: string }
+  | { kind: "fleet" }
   | { kind: "ignored"; reason: string };
 
 /**
@@ -94,6 +102,8 @@ export function routeFor(event: Envelope): Route {
       return { kind: "ignored", reason: "notification.email starts at the edge; the email notifier takes it" };
     case "transcription.complete":
       return { kind: "ignored", reason: "transcription.complete has no edge consumer yet" };
+    case "node.heartbeat":
+      return { kind: "fleet" };
   }
 }
 
@@ -124,6 +134,7 @@ export async function dispatchBatch(events: readonly Envelope[], targets: EventT
   const inboxes = new Map<string, number[]>();
   const streams = new Map<string, number[]>();
   const videos = new Map<string, number[]>();
+  const fleet: number[] = [];
   const add = (groups: Map<string, number[]>, key: string, index: number) => {
     const list = groups.get(key);
     if (list) list.push(index);
@@ -133,6 +144,10 @@ export async function dispatchBatch(events: readonly Envelope[], targets: EventT
     const route = routeFor(event);
     if (route.kind === "ignored") state[i]!.ignored = route.reason;
     else if (route.kind === "notification") add(inboxes, route.userId, i);
+    else if (route.kind === "fleet") {
+      if (targets.fleet) fleet.push(i);
+      else state[i]!.ignored = "no fleet view here";
+    }
     else {
       for (const userId of route.inboxes) add(inboxes, userId, i);
       for (const roomId of route.rooms) add(rooms, roomId, i);
@@ -161,6 +176,7 @@ export async function dispatchBatch(events: readonly Envelope[], targets: EventT
     ...[...rooms].map(([roomId, indexes]) => call(`room ${roomId}`, indexes, (batch) => targets.room(roomId).applyEvents(batch))),
     ...[...streams].map(([streamId, indexes]) => call(`stream ${streamId}`, indexes, (batch) => targets.stream(streamId).applyEvents(batch))),
     ...[...videos].map(([userId, indexes]) => call(`videos ${userId}`, indexes, (batch) => targets.videos!(userId).applyEvents(batch))),
+    ...(fleet.length > 0 ? [call("fleet", fleet, (batch) => targets.fleet!().applyHeartbeats(batch))] : []),
   ]);
 
   return events.map((event, i): DispatchedResult => {

@@ -39,6 +39,7 @@ import { pushSizeProblem } from "../inbox/events.ts";
 import { requireInternalToken } from "../internal/auth.ts";
 import { outboxCarrier } from "../outbox/carrier.ts";
 import { type EdgeSettings, edgeSettings } from "../settings.ts";
+import { fleetObject } from "../fleet/fleet-object.ts";
 import { dispatchBatch, type EventTargets, dispatchEvent } from "./dispatch.ts";
 import { ingressStats } from "./stats.ts";
 
@@ -49,6 +50,7 @@ export function objectTargets(env: Env): EventTargets {
     inbox: (userId) => env.Inbox.getByName(userId),
     stream: (streamId) => env.Stream.getByName(streamId),
     videos: (userId) => env.VideoLibrary.getByName(userId),
+    fleet: () => fleetObject(env),
   };
 }
 

@@ -64,6 +64,12 @@ export class IngressStats {
   /** Records what happened to a valid event. `eventTime` is the envelope's ISO `time`. */
   handled(id: string, type: EventType, outcome: Outcome, eventTime: string, now = Date.now()): void {
     const perType = (this.byType[type] ??= { applied: 0, duplicates: 0, ignored: 0 });
+    // Heartbeats are the fleet's pulse, not events anyone waits for: counted under their type only, so the totals
+    // and the latency percentiles stay those of the events (a node's heartbeats would otherwise fill them).
+    if (type === "node.heartbeat") {
+      perType[outcome === "duplicate" ? "duplicates" : outcome]++;
+      return;
+    }
     if (outcome === "applied") {
       this.counts.applied++;
       perType.applied++;

@@ -19,7 +19,8 @@ import { edgeSettings } from "../settings.ts";
 import { isBigRoom } from "../bigrooms/placement.ts";
 import { forgetPlaybackState } from "../playback/access.ts";
 import { createBody, type StreamRecord, tokenBody, updateBody } from "./model.ts";
-import { ownerView, playUrl, publicView } from "./views.ts";
+import { fleetObject } from "../fleet/fleet-object.ts";
+import { type IngestTarget, ingestView, ownerView, playUrl, publicView } from "./views.ts";
 
 /** Role that may create streams. */
 export const BROADCASTER_ROLE = "broadcaster";
@@ -43,6 +44,29 @@ async function viewersOf(env: Env, roomId: string): Promise<number | null> {
   }
 }
 
+
+/**
+ * The media node each stream's broadcaster should publish to (fleet/pick.ts), by stream id; a stream missing
+ * from the answer gets RTMP_BASE_URL. Disabled streams are not routed. The fleet object failing must not take
+ * the Streams API down with it: then every stream gets RTMP_BASE_URL.
+ */
+async function ingestFor(env: Env, records: StreamRecord[], avoid: string[] = [], reserve = true): Promise<Map<string, IngestTarget>> {
+  const ids = records.filter((r) => !r.disabled).map((r) => r.id);
+  if (ids.length === 0) return new Map();
+  try {
+    const picks = await fleetObject(env).assign(ids, avoid, { reserve });
+    return new Map(Object.entries(picks).flatMap(([id, p]) => (p ? [[id, { rtmpServer: p.rtmpServer, nodeId: p.nodeId }] as const] : [])));
+  } catch (error) {
+    console.error("streams: the fleet could not be asked for a media node; handing out RTMP_BASE_URL:", error);
+    return new Map();
+  }
+}
+
+/** ownerView with the stream's ingest node. */
+async function ownerViewOf(c: Context<AppEnv>, r: StreamRecord, viewers: number | null) {
+  const ingest = await ingestFor(c.env, [r]);
+  return ownerView(edgeSettings(c.env), r, viewers, ingest.get(r.id) ?? null);
+}
 
 /** Loads the stream named in the path, answering 404 for bad or unknown ids. */
 async function loadStream(c: Context<AppEnv>): Promise<{ ok: true; r: StreamRecord } | { ok: false; res: Response }> {
@@ -156,7 +180,7 @@ streamRoutes.post("/streams", async (c) => {
   await ownerIndex(c.env, user.userId).add(id, now);
   const r = await streamObject(c.env, id).create({ id, ownerId: user.userId, body: body.value });
   if (!r) return errorResponse(409, "stream_exists", "stream id collision; retry");
-  return c.json(await ownerView(s, r, 0), 201);
+  return c.json(await ownerViewOf(c, r, 0), 201);
 });
 
 /** GET /streams?limit=&cursor= — the caller's own streams, newest first. */
@@ -169,9 +193,10 @@ streamRoutes.get("/streams", async (c) => {
   if (cursor !== undefined && !checkStreamId(cursor).ok) return errorResponse(400, "invalid_cursor", "cursor is the `next` of a previous page");
   const page = await ownerIndex(c.env, c.var.user.userId).list(limit, cursor);
   const records = (await Promise.all(page.ids.map((id) => streamObject(c.env, id).get()))) as (StreamRecord | null)[];
-  const streams = await Promise.all(
-    records.filter((r): r is StreamRecord => r !== null && r.ownerId === c.var.user.userId).map(async (r) => ownerView(s, r, await viewersOf(c.env, r.roomId))),
-  );
+  const own = records.filter((r): r is StreamRecord => r !== null && r.ownerId === c.var.user.userId);
+  // A list shows where each stream would go, without holding a node for every stream of the list.
+  const ingest = await ingestFor(c.env, own, [], false);
+  const streams = await Promise.all(own.map(async (r) => ownerView(s, r, await viewersOf(c.env, r.roomId), ingest.get(r.id) ?? null)));
   return c.json({ streams, ...(page.next ? { next: page.next } : {}) });
 });
 
@@ -181,8 +206,28 @@ streamRoutes.get("/streams/:id", async (c) => {
   const loaded = await loadStream(c);
   if (!loaded.ok) return loaded.res;
   const viewers = await viewersOf(c.env, loaded.r.roomId);
-  if (c.var.user.userId === loaded.r.ownerId) return c.json(await ownerView(s, loaded.r, viewers));
+  if (c.var.user.userId === loaded.r.ownerId) return c.json(await ownerViewOf(c, loaded.r, viewers));
   return c.json(publicView(s, loaded.r, viewers));
+});
+
+const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/**
+ * GET /streams/:id/ingest[?avoid=<node>,<node>] — where to publish right now (owner): the RTMP URL of the media node
+ * for this stream (the node it is live on, else the least loaded healthy one) with the stream key. Broadcasting
+ * software asks again before each reconnect, naming in `avoid` the nodes it just failed to reach, so a broadcaster
+ * whose node died continues on another at once (not only once the dead node's heartbeats are overdue).
+ */
+streamRoutes.get("/streams/:id/ingest", async (c) => {
+  const avoid = (c.req.query("avoid") ?? "").split(",").filter(Boolean);
+  if (avoid.length > 8 || avoid.some((a) => !NODE_ID.test(a))) return errorResponse(400, "invalid_query", "avoid is a comma-separated list of up to 8 node ids");
+  const loaded = await loadStream(c);
+  if (!loaded.ok) return loaded.res;
+  const denied = mustOwn(c.var.user, loaded.r);
+  if (denied) return denied;
+  if (loaded.r.disabled) return errorResponse(403, "stream_disabled", "the stream is disabled; enable it to publish");
+  const ingest = await ingestFor(c.env, [loaded.r], avoid);
+  return c.json(await ingestView(edgeSettings(c.env), loaded.r, ingest.get(loaded.r.id) ?? null));
 });
 
 /** PATCH /streams/:id — title, record, latencyMode, playbackPolicy. */
@@ -197,7 +242,7 @@ streamRoutes.patch("/streams/:id", async (c) => {
   const r = await streamObject(c.env, loaded.r.id).update(body.value);
   if (!r) return errorResponse(404, "stream_not_found", "no such stream");
   forgetPlaybackState(r.id);
-  return c.json(await ownerView(s, r, await viewersOf(c.env, r.roomId)));
+  return c.json(await ownerViewOf(c, r, await viewersOf(c.env, r.roomId)));
 });
 
 const ACTIONS = {
@@ -217,7 +262,7 @@ for (const [action, run] of Object.entries(ACTIONS)) {
     const r = await run(c.env, loaded.r.id);
     if (!r) return errorResponse(404, "stream_not_found", "no such stream");
     forgetPlaybackState(r.id);
-    return c.json(await ownerView(s, r, await viewersOf(c.env, r.roomId)));
+    return c.json(await ownerViewOf(c, r, await viewersOf(c.env, r.roomId)));
   });
 }
 

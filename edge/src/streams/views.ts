@@ -75,15 +75,26 @@ export function publicView(s: EdgeSettings, r: StreamRecord, viewers: number | n
   };
 }
 
-export async function ownerView(s: EdgeSettings, r: StreamRecord, viewers: number | null) {
+/** Where a broadcaster publishes: a media node of the fleet (fleet/pick.ts), or RTMP_BASE_URL when none answers. */
+export interface IngestTarget {
+  rtmpServer: string;
+  nodeId: string;
+}
+
+/** The owner's publish settings: the node's RTMP URL (or RTMP_BASE_URL), the stream key, and OBS's two fields. */
+export async function ingestView(s: EdgeSettings, r: StreamRecord, ingest: IngestTarget | null) {
   const key = await streamKeyFor(s, r);
+  const url = ingest?.rtmpServer ?? s.rtmpBaseUrl;
+  return { rtmp: { url, streamKey: key, node: ingest?.nodeId ?? null }, obs: { server: url, key } };
+}
+
+export async function ownerView(s: EdgeSettings, r: StreamRecord, viewers: number | null, ingest: IngestTarget | null = null) {
   return {
     ...publicView(s, r, viewers),
     record: r.record,
     latencyMode: r.latencyMode,
     keyVersion: r.keyVersion,
-    rtmp: { url: s.rtmpBaseUrl, streamKey: key },
-    obs: { server: s.rtmpBaseUrl, key },
+    ...(await ingestView(s, r, ingest)),
     lastBroadcast: r.last ? { ...broadcastView(r.last), endedAt: new Date(r.last.endedAt).toISOString(), reason: r.last.reason } : null,
     createdAt: new Date(r.createdAt).toISOString(),
     updatedAt: new Date(r.updatedAt).toISOString(),

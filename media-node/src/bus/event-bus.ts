@@ -26,6 +26,13 @@ export interface MediaEventBus extends EventSink {
   /** events on disk not yet confirmed by JetStream */
   readonly backlog: number;
   readonly stats: Outbox["stats"];
+  /**
+   * The bus's NATS connection once it is up (undefined before the first connect and after stop()): the node's
+   * other users of NATS (heartbeats, stream leases) share it rather than holding connections of their own.
+   */
+  connection(): NatsConnection | undefined;
+  /** resolves with the connection once the first connect succeeded (never, if stop() came first) */
+  connected(): Promise<NatsConnection>;
 }
 
 export function createMediaEventBus(cfg: BusConfig, opts: { name: string; log?: (message: string) => void }): MediaEventBus {
@@ -36,6 +43,9 @@ export function createMediaEventBus(cfg: BusConfig, opts: { name: string; log?: 
   // Streams are declared on first contact, and again after a publish finds no stream (a wiped server).
   let streamsReady = false;
   let stopped = false;
+  let linkUp = false;
+  let onConnected!: (nc: NatsConnection) => void;
+  const firstConnect = new Promise<NatsConnection>((r) => (onConnected = r));
 
   const outbox = new Outbox({
     dir: cfg.outboxDir,
@@ -44,6 +54,10 @@ export function createMediaEventBus(cfg: BusConfig, opts: { name: string; log?: 
     log,
     async store(event, bytes) {
       if (!js || !nc) throw new Error("not connected to NATS yet");
+      // While the client reconnects it would buffer a publish and send it after the reconnect, ahead of earlier
+      // events whose acks were lost with the old connection (those are re-sent only after their timeout): fail it
+      // now instead, so everything unconfirmed is re-sent in order once NATS is back.
+      if (!linkUp) throw new Error("NATS connection is down; reconnecting");
       if (!streamsReady) {
         await ensureEventStreams(await nc.jetstreamManager(), cfg);
         streamsReady = true;
@@ -64,19 +78,27 @@ export function createMediaEventBus(cfg: BusConfig, opts: { name: string; log?: 
       const onStatus = (status: string, detail?: string) => {
         if (status === "pingTimer") return;
         log(`nats ${status}${detail ? ` ${detail}` : ""}`);
-        if (status === "reconnect") outbox.nudge();
+        if (status === "disconnect") linkUp = false;
+        if (status === "reconnect") {
+          linkUp = true;
+          outbox.nudge();
+        }
       };
       connecting = connectNats(cfg, { name: opts.name, inboxPrefix: inboxPrefix("media-node"), onStatus }).then(
         async (conn) => {
           if (stopped) return void (await conn.close());
           nc = conn;
           js = conn.jetstream();
+          linkUp = true;
           outbox.nudge();
+          onConnected(conn);
         },
         (error: Error) => log(`nats connect failed for good: ${error.message}`),
       );
     },
     publish: (event) => outbox.publish(event),
+    connection: () => (stopped ? undefined : nc),
+    connected: () => firstConnect,
     drained: () => outbox.drained(),
     get backlog() {
       return outbox.backlog;

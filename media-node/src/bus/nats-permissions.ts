@@ -8,7 +8,8 @@
 // `npm start` render it with per-run passwords, and a test keeps the shipped file equal to it.
 
 import { ACCEPTED_TYPES } from "../bridges/http-to-nats/handler.ts";
-import { DEAD_LETTER_PREFIX, MEDIA_NODE_TYPES } from "./subjects.ts";
+import { DEAD_LETTER_PREFIX, HEARTBEAT_SUBJECT, MEDIA_NODE_TYPES } from "./subjects.ts";
+import { BROADCAST_BUCKET, LEASE_BUCKET } from "../fleet/kv.ts";
 
 export const NATS_ROLES = ["media-node", "http-to-nats", "nats-to-http", "notifier", "ops"] as const;
 export type NatsRole = (typeof NATS_ROLES)[number];
@@ -68,13 +69,49 @@ function declareStreams(n: StreamNames): string[] {
   return ["$JS.API.INFO", ...[n.stream, n.edgeStream, n.jobStream, n.deadLetterStream].flatMap((s) => [`$JS.API.STREAM.INFO.${s}`, `$JS.API.STREAM.CREATE.${s}`, `$JS.API.STREAM.UPDATE.${s}`])];
 }
 
-/** Publish and subscribe allow-lists per role; undefined for `ops`, which may do anything (operators only). */
-export function natsPermissions(role: NatsRole, n: StreamNames = DEFAULT_STREAM_NAMES): { publish: string[]; subscribe: string[] } | undefined {
+/**
+ * A KV bucket read and written by key (leases, broadcast state): declaring it, its keys' subjects, reads (direct
+ * and by stream), and listing keys (an ordered consumer of its own, with flow control).
+ */
+function kvBucket(bucket: string): string[] {
+  const stream = `KV_${bucket}`;
+  return [
+    `$JS.API.STREAM.INFO.${stream}`,
+    `$JS.API.STREAM.CREATE.${stream}`,
+    `$JS.API.STREAM.UPDATE.${stream}`,
+    `$JS.API.STREAM.MSG.GET.${stream}`,
+    `$JS.API.DIRECT.GET.${stream}`,
+    `$JS.API.DIRECT.GET.${stream}.>`,
+    `$JS.API.CONSUMER.CREATE.${stream}`,
+    `$JS.API.CONSUMER.CREATE.${stream}.>`,
+    `$JS.API.CONSUMER.DELETE.${stream}.>`,
+    `$JS.FC.${stream}.>`,
+    `$KV.${bucket}.>`,
+  ];
+}
+
+/**
+ * Where a media node answers "are you there?" (`fleet.alive.<nodeId>`): another node finding a stream's lease held
+ * asks its holder, and takes the stream at once when nobody answers (the holder's connection is gone) instead of
+ * waiting for the lease to expire.
+ */
+export const ALIVE_SUBJECT_PREFIX = "fleet.alive";
+
+/**
+ * Publish and subscribe allow-lists per role (`allowResponses`: it may answer requests it receives); undefined for
+ * `ops`, which may do anything (operators only).
+ */
+export function natsPermissions(role: NatsRole, n: StreamNames = DEFAULT_STREAM_NAMES): { publish: string[]; subscribe: string[]; allowResponses?: boolean } | undefined {
   const inbox = [`${inboxPrefix(role)}.>`];
   switch (role) {
     case "media-node":
-      // Its VOD worker pulls finished uploads from the job stream (and acks, extends or ends them).
-      return { publish: [...MEDIA_NODE_TYPES, ...declareStreams(n), ...pullConsumer(n.jobStream, n.jobConsumer)], subscribe: inbox };
+      // Its VOD worker pulls finished uploads from the job stream (and acks, extends or ends them); it heartbeats,
+      // and holds leases on its streams and their broadcasts' shared state in KV.
+      return {
+        publish: [...MEDIA_NODE_TYPES, HEARTBEAT_SUBJECT, `${ALIVE_SUBJECT_PREFIX}.*`, ...declareStreams(n), ...pullConsumer(n.jobStream, n.jobConsumer), ...kvBucket(LEASE_BUCKET), ...kvBucket(BROADCAST_BUCKET)],
+        subscribe: [...inbox, `${ALIVE_SUBJECT_PREFIX}.*`],
+        allowResponses: true,
+      };
     case "http-to-nats":
       return { publish: [...ACCEPTED_TYPES, ...declareStreams(n)], subscribe: inbox };
     case "nats-to-http":
@@ -84,7 +121,8 @@ export function natsPermissions(role: NatsRole, n: StreamNames = DEFAULT_STREAM_
           ...pullConsumer(n.stream, n.consumer),
           `${DEAD_LETTER_PREFIX}.>`,
         ],
-        subscribe: inbox,
+        // and forwards the media nodes' heartbeats (a queue group shared by its replicas)
+        subscribe: [...inbox, HEARTBEAT_SUBJECT],
       };
     case "notifier":
       // Consumes notification.email from the edge stream; publishes only its answers.
@@ -116,6 +154,7 @@ export function natsAuthorizationBlock(passwords: "env" | Record<NatsRole, strin
       lines.push(`      permissions: {`);
       lines.push(`        publish: { allow: [${p.publish.map(q).join(", ")}] }`);
       lines.push(`        subscribe: { allow: [${p.subscribe.map(q).join(", ")}] }`);
+      if (p.allowResponses) lines.push(`        allow_responses: true`);
       lines.push(`      }`);
     }
     lines.push(`    }`);

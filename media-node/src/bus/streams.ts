@@ -26,7 +26,7 @@ function apiErrorCode(error: unknown): number | undefined {
   return error instanceof NatsError ? error.api_error?.err_code : undefined;
 }
 
-export function eventsStreamConfig(cfg: Pick<StreamSettings, "stream" | "duplicateWindowS" | "maxAgeS">): Partial<StreamConfig> & { name: string } {
+export function eventsStreamConfig(cfg: Pick<StreamSettings, "stream" | "duplicateWindowS" | "maxAgeS"> & Partial<Pick<StreamSettings, "replicas">>): Partial<StreamConfig> & { name: string } {
   return {
     name: cfg.stream,
     subjects: nodeEventSubjects(),
@@ -35,11 +35,13 @@ export function eventsStreamConfig(cfg: Pick<StreamSettings, "stream" | "duplica
     discard: DiscardPolicy.Old,
     duplicate_window: nanos(cfg.duplicateWindowS * 1000),
     max_age: nanos(cfg.maxAgeS * 1000),
+    // In a JetStream cluster, each stream on NATS_REPLICAS servers: one server lost loses nothing stored.
+    num_replicas: cfg.replicas ?? 1,
   };
 }
 
 /** The edge-only types, kept out of EVENTS so the NATS -> HTTP bridge never fetches them. */
-export function edgeEventsStreamConfig(cfg: Pick<StreamSettings, "edgeStream" | "duplicateWindowS" | "maxAgeS">): Partial<StreamConfig> & { name: string } {
+export function edgeEventsStreamConfig(cfg: Pick<StreamSettings, "edgeStream" | "duplicateWindowS" | "maxAgeS"> & Partial<Pick<StreamSettings, "replicas">>): Partial<StreamConfig> & { name: string } {
   return {
     name: cfg.edgeStream,
     subjects: edgeEventSubjects(),
@@ -48,6 +50,8 @@ export function edgeEventsStreamConfig(cfg: Pick<StreamSettings, "edgeStream" | 
     discard: DiscardPolicy.Old,
     duplicate_window: nanos(cfg.duplicateWindowS * 1000),
     max_age: nanos(cfg.maxAgeS * 1000),
+    // In a JetStream cluster, each stream on NATS_REPLICAS servers: one server lost loses nothing stored.
+    num_replicas: cfg.replicas ?? 1,
   };
 }
 
@@ -55,7 +59,7 @@ export function edgeEventsStreamConfig(cfg: Pick<StreamSettings, "edgeStream" | 
  * Finished uploads waiting for a media node. Work-queue retention: a job leaves the stream when a worker acks
  * it, and only one consumer may take each subject (every node shares the one durable consumer).
  */
-export function jobStreamConfig(cfg: Pick<StreamSettings, "jobStream" | "duplicateWindowS" | "maxAgeS">): Partial<StreamConfig> & { name: string } {
+export function jobStreamConfig(cfg: Pick<StreamSettings, "jobStream" | "duplicateWindowS" | "maxAgeS"> & Partial<Pick<StreamSettings, "replicas">>): Partial<StreamConfig> & { name: string } {
   return {
     name: cfg.jobStream,
     subjects: jobSubjects(),
@@ -64,10 +68,12 @@ export function jobStreamConfig(cfg: Pick<StreamSettings, "jobStream" | "duplica
     discard: DiscardPolicy.Old,
     duplicate_window: nanos(cfg.duplicateWindowS * 1000),
     max_age: nanos(cfg.maxAgeS * 1000),
+    // In a JetStream cluster, each stream on NATS_REPLICAS servers: one server lost loses nothing stored.
+    num_replicas: cfg.replicas ?? 1,
   };
 }
 
-export function deadLetterStreamConfig(cfg: Pick<StreamSettings, "deadLetterStream" | "duplicateWindowS">): Partial<StreamConfig> & { name: string } {
+export function deadLetterStreamConfig(cfg: Pick<StreamSettings, "deadLetterStream" | "duplicateWindowS"> & Partial<Pick<StreamSettings, "replicas">>): Partial<StreamConfig> & { name: string } {
   return {
     name: cfg.deadLetterStream,
     subjects: [`${DEAD_LETTER_PREFIX}.>`],
@@ -77,6 +83,7 @@ export function deadLetterStreamConfig(cfg: Pick<StreamSettings, "deadLetterStre
     duplicate_window: nanos(cfg.duplicateWindowS * 1000),
     // Dead letters wait for a human: keep them a month.
     max_age: nanos(30 * 86400 * 1000),
+    num_replicas: cfg.replicas ?? 1,
   };
 }
 

@@ -18,6 +18,15 @@ export function subjectFor(event: Pick<Envelope, "type">): string {
 /** Types only the edge emits (through the HTTP -> NATS bridge); the edge never takes them back. */
 export const EDGE_ONLY_TYPES: readonly EventType[] = ["media.uploaded", "chat.message", "presence.update", "notification.sent", "notification.email"];
 
+/**
+ * Types no stream keeps: news of the moment, sent with a plain NATS publish (a lost one is replaced by the next).
+ * The NATS -> HTTP bridge forwards them to the edge from a queue subscription.
+ */
+export const EPHEMERAL_TYPES: readonly EventType[] = ["node.heartbeat"];
+
+/** The subject media nodes send their heartbeats on (node.heartbeat, see shared/events/fleet.ts). */
+export const HEARTBEAT_SUBJECT = "node.heartbeat";
+
 /** Types a media node emits: the only subjects its NATS user may publish. */
 export const MEDIA_NODE_TYPES: readonly EventType[] = ["stream.started", "stream.live", "stream.ended", "stream.degraded", "media.progress", "media.playable", "media.ready", "media.failed"];
 
@@ -44,7 +53,7 @@ function subjectsOf(types: readonly EventType[]): string[] {
 
 /** Subjects of the EVENTS stream: every type except the edge-only ones. */
 export function nodeEventSubjects(): string[] {
-  return subjectsOf(eventTypes.filter((t) => !EDGE_ONLY_TYPES.includes(t)));
+  return subjectsOf(eventTypes.filter((t) => !EDGE_ONLY_TYPES.includes(t) && !EPHEMERAL_TYPES.includes(t)));
 }
 
 /** Subjects of the EDGE_EVENTS stream: the edge-only types that are not jobs. */
@@ -57,9 +66,9 @@ export function jobSubjects(): string[] {
   return [...JOB_TYPES];
 }
 
-/** One wildcard per event-type family (`stream.>`, `media.>`, ...), derived from the schema map. */
+/** One wildcard per event-type family (`stream.>`, `media.>`, ...) of the stored types, derived from the schema map. */
 export function eventSubjects(): string[] {
-  return [...new Set(eventTypes.map((t) => `${t.split(".")[0]}.>`))].sort();
+  return [...new Set(eventTypes.filter((t) => !EPHEMERAL_TYPES.includes(t)).map((t) => `${t.split(".")[0]}.>`))].sort();
 }
 
 export const DEAD_LETTER_PREFIX = "deadletter";

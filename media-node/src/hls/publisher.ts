@@ -24,6 +24,7 @@ import type { Logger } from "../log.ts";
 import { UploaderClosedError } from "../storage/errors.ts";
 import type { Uploader } from "../storage/types.ts";
 import type { Variant } from "../transcode/args.ts";
+import { journalPageKey, renderJournalPage } from "./journal.ts";
 import { CACHE, type MasterEntries, masterEntries, parseFfmpegMasterCodecs, parseFfmpegPlaylist, type PlaylistSegment, prefixEntries, renderMasterPlaylist, renderMediaPlaylist } from "./playlists.ts";
 
 export interface HlsPublisherOptions {
@@ -41,6 +42,14 @@ export interface HlsPublisherOptions {
   aliases?: readonly { key: string; uriPrefix: string }[];
   /** the encoder's own master in a run's folder, read for the CODECS of copied (passthrough) video */
   sourceMaster?: string;
+  /**
+   * Segments already stored by whoever published this broadcast before (another node that died, journal.ts):
+   * per variant name, in order. The playlists go on after them (media sequence counting them too); the first
+   * run's first segment is marked discontinuous.
+   */
+  seed?: ReadonlyMap<string, readonly PlaylistSegment[]>;
+  /** keep the segment journal (journal.ts) so another node can take the broadcast over: `pageSize` per page */
+  journal?: { pageSize: number };
   log: Logger;
 }
 
@@ -88,6 +97,8 @@ interface VariantState {
   dropped: boolean;
   /** local files of the last two stored segments, kept so a tiny last one can be merged into the one before */
   local: { uri: string; path: string }[];
+  /** the journal page written last: the next live playlist waits for it (journal.ts says why) */
+  pageWrite: Promise<void> | undefined;
 }
 
 interface RunVariant {
@@ -132,13 +143,43 @@ export class HlsPublisher extends EventEmitter<HlsPublisherEvents> {
   #master: Promise<void> | undefined;
   #ready = false;
   #uploadsKept = false;
+  #fenced = false;
 
   constructor(opts: HlsPublisherOptions) {
     super();
     if (opts.variants.length === 0) throw new Error("HlsPublisher: no variants to publish");
     this.#opts = opts;
     this.#log = opts.log;
-    this.#variants = opts.variants.map((variant) => ({ variant, segments: [], chain: Promise.resolve(), gap: false, playlistStored: false, dropped: false, local: [] }));
+    this.#variants = opts.variants.map((variant) => {
+      const seeded = [...(opts.seed?.get(variant.name) ?? [])];
+      // The next segment after the seed starts a new encoder run on another node: it is discontinuous.
+      return { variant, segments: seeded, chain: Promise.resolve(), gap: seeded.length > 0, playlistStored: false, dropped: false, local: [], pageWrite: undefined };
+    });
+  }
+
+  /**
+   * Stops every further write: playlists, masters, journal pages (segments already handed to the uploader may
+   * still land, listed nowhere). For a node that lost the stream's lease: another node writes it now.
+   */
+  fence(): void {
+    this.#fenced = true;
+  }
+
+  get fenced(): boolean {
+    return this.#fenced;
+  }
+
+  /** Every segment handed over so far is stored and listed (or given up); no ENDLIST, nothing more written. */
+  async settle(): Promise<void> {
+    await this.#lastDone;
+    await Promise.all(this.#variants.map((v) => v.chain));
+    await Promise.all(this.#variants.map((v) => v.pageWrite));
+    await this.#master?.catch(() => {});
+  }
+
+  /** segments listed per variant so far (the seed included) */
+  segmentCounts(): Record<string, number> {
+    return Object.fromEntries(this.#variants.map((v) => [v.variant.name, v.segments.length]));
   }
 
   get masterKey(): string {
@@ -242,7 +283,7 @@ export class HlsPublisher extends EventEmitter<HlsPublisherEvents> {
     const durationS = Math.round(first.segments.reduce((t, s) => t + s.durationS, 0) * 1000) / 1000;
     let vodKey: string | undefined;
     try {
-      if (segments > 0) {
+      if (segments > 0 && !this.#fenced) {
         await Promise.all(active.map((v) => this.#uploadLivePlaylist(v, true)));
         if (opts.vod) {
           const { uploader, keyBase, segmentS } = this.#opts;
@@ -331,6 +372,8 @@ export class HlsPublisher extends EventEmitter<HlsPublisherEvents> {
   }
 
   #onSegment(run: PublishRun, rv: RunVariant, index: number, file: string, map: string, durationS: number, firstOfRun: boolean, programDateTimeMs: number): void {
+    // Fenced: another node writes this broadcast now, and may use these very object names.
+    if (this.#fenced) return;
     const { uploader, keyBase } = this.#opts;
     const v = rv.state;
     const name = v.variant.name;
@@ -352,6 +395,11 @@ export class HlsPublisher extends EventEmitter<HlsPublisherEvents> {
           v.segments.push({ uri: segName, durationS, map: mapName, discontinuity, programDateTimeMs });
           v.local.push({ uri: segName, path: localPath });
           for (const old of v.local.splice(0, Math.max(0, v.local.length - 2))) void unlink(old.path).catch(() => {});
+          // The page completed by an earlier segment is stored before this playlist (which may slide its
+          // segments out of the window); a page completed by this segment, before the next playlist.
+          const earlierPage = v.pageWrite;
+          this.#maybeJournalPage(v);
+          await earlierPage;
           await this.#uploadLivePlaylist(v, false);
           v.playlistStored = true;
           this.emit("segment", { variant: name, epoch: run.epoch, index, durationS, uploadMs, discontinuity });
@@ -371,7 +419,23 @@ export class HlsPublisher extends EventEmitter<HlsPublisherEvents> {
     v.chain = Promise.all([v.chain, rv.chain]).then(() => {});
   }
 
+  /** Stores the journal page `v`'s last segment completed, if it completed one. */
+  #maybeJournalPage(v: VariantState): void {
+    const size = this.#opts.journal?.pageSize;
+    const n = v.segments.length;
+    if (!size || n % size !== 0 || this.#fenced) return;
+    const first = n - size;
+    const body = renderJournalPage(first, v.segments.slice(first));
+    v.pageWrite = this.#opts.uploader
+      .uploadBody(journalPageKey(this.#opts.keyBase, v.variant.name, first / size), body, { cacheControl: CACHE.segment })
+      .catch((error: unknown) => {
+        this.#failed("playlist", error);
+        this.#log.error("journal page not stored (a takeover would miss its segments)", { variant: v.variant.name, page: first / size, error });
+      });
+  }
+
   #uploadLivePlaylist(v: VariantState, ended: boolean): Promise<void> {
+    if (this.#fenced) return Promise.resolve();
     const { uploader, keyBase, segmentS, liveWindow } = this.#opts;
     // A shed variant's playlist is over: a late segment of the run that was encoding it keeps the ENDLIST.
     const text = renderMediaPlaylist(v.segments, { targetS: segmentS, kind: this.#opts.playlistKind ?? "live", window: liveWindow, ended: ended || v.dropped });
@@ -395,6 +459,7 @@ export class HlsPublisher extends EventEmitter<HlsPublisherEvents> {
 
   /** Our master, then its aliases (after it: everything an alias lists is stored too). */
   async #storeMasters(entries: MasterEntries): Promise<void> {
+    if (this.#fenced) return;
     const { uploader } = this.#opts;
     await uploader.uploadBody(this.masterKey, renderMasterPlaylist(entries.variants, entries.audio), { cacheControl: CACHE.livePlaylist, replaceQueued: true });
     for (const alias of this.#opts.aliases ?? []) {

@@ -11,6 +11,10 @@ import type { Logger } from "../log.ts";
 export interface HttpRoutes {
   health?: () => Promise<HealthReport>;
   metrics?: () => Promise<{ contentType: string; body: string }>;
+  /** true while the node drains: /healthz answers 503 `draining` (load balancers stop sending broadcasters) */
+  draining?: () => boolean;
+  /** POST /drain: start draining (operations listener only) */
+  drain?: () => void;
   /** answers /media/... requests; resolves false when it does not own the path */
   media?: ((req: IncomingMessage, res: ServerResponse) => Promise<boolean>) | undefined;
 }
@@ -37,7 +41,13 @@ export function createHttpServer(routes: HttpRoutes, log: Logger): Server {
       const checks = Object.fromEntries(Object.entries(report.checks).map(([name, c]) => [name, { ok: c.ok, ms: c.ms }]));
       const failing = Object.entries(report.checks).filter(([, c]) => !c.ok);
       if (failing.length > 0) log.warn("health check failing", Object.fromEntries(failing.map(([name, c]) => [name, c.error ?? "failed"])));
-      return json(res, report.ok ? 200 : 503, { status: report.ok ? "ready" : "not ready", ok: report.ok, checks });
+      const draining = routes.draining?.() ?? false;
+      return json(res, report.ok && !draining ? 200 : 503, { status: draining ? "draining" : report.ok ? "ready" : "not ready", ok: report.ok && !draining, checks });
+    }
+    if (path === "/drain" && routes.drain) {
+      if (req.method !== "POST") return json(res, 405, { error: "POST /drain starts draining" });
+      routes.drain();
+      return json(res, 202, { status: "draining" });
     }
     if (path === "/metrics" && routes.metrics) {
       const { contentType, body } = await routes.metrics();

@@ -15,8 +15,11 @@ export interface PublishRequest {
   rejectedByServer?: boolean;
 }
 
-/** `node-full`: the node already encodes as many live streams as it can (MEDIA_MAX_LIVE_STREAMS) */
-export type RefusalReason = "unknown-app" | "bad-stream-key" | "already-live" | "node-full" | `token-${PublishTokenFailure}`;
+/**
+ * `node-full`: the node already encodes as many live streams as it can (MEDIA_MAX_LIVE_STREAMS); `node-draining`:
+ * the node is draining for maintenance; `owned-elsewhere`: the stream is live on another node of the fleet
+ */
+export type RefusalReason = "unknown-app" | "bad-stream-key" | "already-live" | "node-full" | "node-draining" | "owned-elsewhere" | `token-${PublishTokenFailure}`;
 
 export interface Refusal {
   ok: false;

@@ -40,8 +40,12 @@ export interface RtmpIngestOptions {
   log: Logger;
   /** connection limits and pull-credential lifetime (defaults: settings.ts) */
   limits?: Partial<IngestLimits> | undefined;
-  /** asked for every authorized publish: can the node take this stream now? (capacity; default: always) */
-  admit?: ((streamId: string) => EarlyVerdict) | undefined;
+  /**
+   * asked for every authorized publish: can the node take this stream now? (capacity, the fleet's lease; default:
+   * always). It may take a while (a lease held by a node that died expires first); `signal` aborts when the
+   * publisher leaves meanwhile. An accepted verdict's `abandon` is called if the publish does not start after all.
+   */
+  admit?: ((streamId: string, signal: AbortSignal) => EarlyVerdict | Promise<EarlyVerdict & { abandon?: () => void }>) | undefined;
 }
 
 /** What the publisher announced in its RTMP metadata (onMetaData); absent fields mean "no such track". */
@@ -318,8 +322,10 @@ export class RtmpIngest extends EventEmitter<RtmpIngestEvents> {
     // Reserve the key before the (async) token check so two racing publishers cannot both pass.
     this.#publishers.set(streamId, session.id);
     let closed = false;
+    const left = new AbortController();
     session.socket?.once("close", () => {
       closed = true;
+      left.abort();
       if (this.#publishers.get(streamId) === session.id) this.#publishers.delete(streamId);
       const accepted = this.#accepted.get(session.id);
       if (accepted) {
@@ -336,13 +342,19 @@ export class RtmpIngest extends EventEmitter<RtmpIngestEvents> {
     });
     const verified = await this.#opts.authorize.verify(request);
     // Only an authorized publish is weighed against the node's capacity (so refusals count real broadcasters).
-    const verdict = verified.ok ? (this.#opts.admit?.(streamId) ?? verified) : verified;
+    let verdict: EarlyVerdict & { abandon?: () => void };
+    try {
+      verdict = verified.ok ? ((await this.#opts.admit?.(streamId, left.signal)) ?? verified) : verified;
+    } catch (error) {
+      this.#log.error("admitting a publish failed", { streamId, error });
+      verdict = { ok: false, reason: "node-full", detail: "the node could not take the stream" };
+    }
     if (!verdict.ok) {
       if (this.#publishers.get(streamId) === session.id) this.#publishers.delete(streamId);
       return this.#refuse(session, verdict);
     }
     if (!verified.ok) return; // (narrowing: refused above)
-    if (closed) return;
+    if (closed) return verdict.abandon?.();
     this.#gate.established(session.socket);
     this.#accepted.set(session.id, { session, streamId, app: request.app });
     this.#log.info("publish accepted", { streamId, app: request.app, sessionId: session.id, ip: session.ip, sub: verified.claims.sub });

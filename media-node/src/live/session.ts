@@ -27,6 +27,10 @@ import { AAC_LC_CODEC, type AudioSpec, type Ladder, selectLadder, type SourceInf
 import { SpeedWatch } from "../transcode/speed-watch.ts";
 import { FfmpegTranscoder, type RunReason, type Transcoder } from "../transcode/transcoder.ts";
 import type { EventSink } from "../bus/event-bus.ts";
+import type { BroadcastRegistry, BroadcastState } from "../fleet/broadcasts.ts";
+import type { Lease } from "../fleet/leases.ts";
+import { epochOf } from "../hls/journal.ts";
+import type { PlaylistSegment } from "../hls/playlists.ts";
 
 /** After the broadcaster left, a run whose encoded media time does not advance for this long is stopped. */
 export const DRAIN_STALL_MS = 10_000;
@@ -76,6 +80,27 @@ export interface LiveDeps {
 }
 
 export type EndReason = "publisher-left" | "node-shutdown" | "transcoder-failed" | "kicked";
+/**
+ * How a session stops without ending its broadcast (no ENDLIST, no stream.ended, the broadcast's state kept for
+ * another node): `handed-off` (drained: the broadcaster's reconnect continues elsewhere), `lease-lost` (another
+ * node holds the stream now).
+ */
+export type LeaveReason = "handed-off" | "lease-lost";
+
+/** What makes a session one node's part of a fleet: its lease on the stream, and the broadcast's shared state. */
+export interface FleetLink {
+  lease: Lease;
+  broadcasts: BroadcastRegistry;
+  /** segments per journal page (hls/journal.ts) */
+  journalPage: number;
+}
+
+/** A broadcast another node started and stored so far, to continue here. */
+export interface Continuation {
+  state: BroadcastState;
+  /** stored segments per variant name, in order */
+  segments: ReadonlyMap<string, readonly PlaylistSegment[]>;
+}
 export type SessionState = "starting" | "live" | "waiting" | "ending" | "ended";
 
 export interface LiveSessionEvents {
@@ -88,7 +113,7 @@ export interface LiveSessionEvents {
   run: [{ epoch: number; pid: number | undefined; reason: RunReason }];
   /** the ladder could not keep up: `shed` rungs are no longer encoded, `kept` are (the master lists only these) */
   degraded: [{ shed: string[]; kept: string[]; speed: number }];
-  ended: [{ reason: EndReason; durationS: number; vodUrl: string | undefined; segments: number }];
+  ended: [{ reason: EndReason | LeaveReason; durationS: number; vodUrl: string | undefined; segments: number }];
 }
 
 export class LiveSession extends EventEmitter<LiveSessionEvents> {
@@ -119,19 +144,34 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
   #ending: Promise<void> | undefined;
   readonly #workRoot: string;
   readonly #roomId: string | undefined;
+  readonly #fleet: FleetLink | undefined;
+  readonly #continueFrom: Continuation | undefined;
+  #startedAt: number;
+  /** how the session stopped without ending the broadcast, once it did */
+  #left: LeaveReason | undefined;
 
-  constructor(init: { streamId: string; app: string; broadcastId: string; claims: PublishClaims; publisherSessionId: string }, deps: LiveDeps) {
+  constructor(
+    init: { streamId: string; app: string; broadcastId: string; claims: PublishClaims; publisherSessionId: string; fleet?: FleetLink | undefined; continueFrom?: Continuation | undefined },
+    deps: LiveDeps,
+  ) {
     super();
     this.streamId = init.streamId;
     this.app = init.app;
-    this.broadcastId = init.broadcastId;
+    // A continued broadcast keeps its id, folder and playlists.
+    this.broadcastId = init.continueFrom?.state.broadcastId ?? init.broadcastId;
+    this.#fleet = init.fleet;
+    this.#continueFrom = init.continueFrom;
+    this.#startedAt = init.continueFrom?.state.startedAt ?? Date.now();
     this.claims = init.claims;
     this.#publisher = init.publisherSessionId;
     this.#publishAt = Date.now();
     this.#deps = deps;
-    this.#log = deps.log.child({ component: "live", streamId: init.streamId, broadcastId: init.broadcastId });
-    this.keyBase = `${deps.settings.keyPrefix}/${init.streamId}/${init.broadcastId}`;
-    this.#workRoot = join(deps.settings.workDir, `${init.streamId}-${init.broadcastId}`);
+    this.#log = deps.log.child({ component: "live", streamId: init.streamId, broadcastId: this.broadcastId });
+    this.keyBase = init.continueFrom?.state.keyBase ?? `${deps.settings.keyPrefix}/${init.streamId}/${this.broadcastId}`;
+    this.#workRoot = join(deps.settings.workDir, `${init.streamId}-${this.broadcastId}`);
+    init.fleet?.lease.setBroadcast(this.broadcastId);
+    // Another node holds the stream now (this one was cut off longer than the lease): stop writing at once.
+    init.fleet?.lease.on("lost", () => void this.#leave("lease-lost"));
     this.#roomId = init.claims.room && checkRoomId(init.claims.room).ok ? init.claims.room : undefined;
     this.#speed = new SpeedWatch({ belowSpeed: deps.settings.shedBelowSpeed, windowS: deps.settings.shedAfterS });
   }
@@ -166,7 +206,18 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
   }
 
   get recorded(): boolean {
+    if (this.#continueFrom) return this.#continueFrom.state.record;
     return this.#deps.settings.record && this.claims.rec !== false;
+  }
+
+  /** a broadcast another node started, continued here */
+  get continued(): boolean {
+    return this.#continueFrom !== undefined;
+  }
+
+  /** how the session stopped without ending its broadcast (handed over, lease lost), if it did */
+  get left(): LeaveReason | undefined {
+    return this.#left;
   }
 
   /** the FFmpeg process of the current run (tests kill it to check recovery) */
@@ -188,7 +239,8 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
   /** First publish: describe the source, choose the ladder, start FFmpeg. */
   async start(): Promise<void> {
     this.#deps.metrics.streamStarted(this.streamId);
-    void this.#emitEvent("stream.started", { streamId: this.streamId, roomId: this.#roomId, nodeId: this.#deps.settings.nodeId, app: this.app, resumed: false, broadcastId: this.broadcastId });
+    if (this.#continueFrom) this.#log.info("continuing a broadcast another node started (its node stopped; its broadcaster reconnected here)", { from: this.#continueFrom.state.nodeId, stored: Object.fromEntries([...this.#continueFrom.segments].map(([k, v]) => [k, v.length])) });
+    void this.#emitEvent("stream.started", { streamId: this.streamId, roomId: this.#roomId, nodeId: this.#deps.settings.nodeId, app: this.app, resumed: this.#continueFrom !== undefined, broadcastId: this.broadcastId });
     let source: SourceInfo;
     try {
       source = await this.#deps.describeSource();
@@ -207,6 +259,7 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
     this.#ladder = ladder;
     this.#audioRendition = variants.find((v) => v.rendition)?.audio;
     const s = this.#deps.settings;
+    const seed = this.#continueFrom?.segments;
     const hls = new HlsPublisher({
       uploader: this.#deps.uploader,
       keyBase: this.keyBase,
@@ -215,8 +268,14 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
       liveWindow: s.liveWindow,
       aliases: [{ key: this.aliasKey, uriPrefix: this.broadcastId }],
       sourceMaster: FFMPEG_MASTER,
+      ...(seed ? { seed } : {}),
+      ...(this.#fleet ? { journal: { pageSize: this.#fleet.journalPage } } : {}),
       log: this.#log,
     });
+    // After every run another node stored: none of its object names is reused.
+    let firstEpoch = 0;
+    for (const list of seed?.values() ?? []) for (const seg of list) firstEpoch = Math.max(firstEpoch, (epochOf(seg.uri) ?? -1) + 1);
+    if (this.#fleet) void this.#saveState(variants.map((v) => v.name));
     hls.on("segment", (seg) => {
       this.#deps.metrics.segmentStored(seg.uploadMs / 1000);
       this.#firstSegmentAt ??= Date.now();
@@ -227,6 +286,7 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
     const transcoder = new FfmpegTranscoder({
       ffmpegPath: s.ffmpegPath,
       workRoot: this.#workRoot,
+      firstEpoch,
       plan: (outDir) => buildLiveArgs({ input: this.#deps.ingest.pullUrl(this.app, this.streamId), outDir, ladder: this.#ladder ?? ladder, segmentS: s.segmentS, preset: s.x264Preset, rwTimeoutS: s.rwTimeoutS }),
       maxRestarts: s.maxRestarts,
       // A run's input is there while the broadcaster is (a drop leaves the session "waiting": no restart then).
@@ -235,7 +295,7 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
       // publish was accepted (the ingest hands FFmpeg the stream from its start); later runs start from the
       // ingest's cached GOP (the broadcaster's last keyframe), so their stamps may be up to one GOP late.
       output: {
-        begin: (run) => hls.begin({ ...run, startedAtMs: run.epoch === 0 ? this.#publishAt : Date.now() }),
+        begin: (run) => hls.begin({ ...run, startedAtMs: run.epoch === firstEpoch ? this.#publishAt : Date.now() }),
         written: (run, path) => hls.written(run, path),
         end: (run) => hls.end(run),
       },
@@ -383,6 +443,11 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
       const owner = this.claims.sub && checkUserId(this.claims.sub).ok ? this.claims.sub : undefined;
       await this.#emitEvent("media.ready", { mediaId: this.broadcastId, streamId: this.streamId, roomId: this.#roomId, ownerId: owner, playbackUrl: vodUrl, playlistKey: result.vodKey, durationS });
     }
+    // The broadcast is over for the whole fleet: nothing left to continue, and the stream free for any node.
+    if (this.#fleet && !this.#fleet.lease.lost) {
+      await this.#fleet.broadcasts.delete(this.streamId, this.broadcastId).catch((error: unknown) => this.#log.warn("broadcast state not removed (another node will end it again when it finds it)", { error }));
+      await this.#fleet.lease.release();
+    }
     // Segments the closed uploader refused are in its journal, which recover() replays from these very files:
     // keep the work dir then (and while any upload is still pending at shutdown, as it may be one of ours).
     // (Pending counts every stream's uploads, so it only decides at node shutdown, when the uploader is closing.)
@@ -393,6 +458,67 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
     }
     // Everything is stored (uploads resolved), so what is left locally is FFmpeg's own playlists.
     await rm(this.#workRoot, { recursive: true, force: true }).catch(() => {});
+  }
+
+  /**
+   * Draining: stop carrying this broadcast without ending it. The broadcaster is disconnected, FFmpeg closes the
+   * segment in progress, everything encoded is stored and listed, the lease is released; the broadcast's state
+   * stays, so the broadcaster's reconnect continues it on another node (after a discontinuity).
+   */
+  handOff(): Promise<void> {
+    return this.#leave("handed-off");
+  }
+
+  #leave(reason: LeaveReason): Promise<void> {
+    if (this.#ending) return this.#ending;
+    this.#left = reason;
+    this.#ending = (async () => {
+      clearTimeout(this.#graceTimer);
+      this.#setState("ending");
+      this.#log.warn(reason === "handed-off" ? "handing the broadcast over: the broadcaster's reconnect continues it on another node" : "stream lease lost: another node carries this stream now; stopping without writing more", { reason });
+      this.#deps.ingest.disconnect(this.#publisher);
+      if (reason === "lease-lost") this.#hls?.fence();
+      await this.#transcoder?.close();
+      if (reason === "handed-off") await this.#hls?.settle();
+      await this.#liveEvent;
+      if (reason === "handed-off") await this.#fleet?.lease.release();
+      const segments = Object.values(this.#hls?.segmentCounts() ?? {})[0] ?? 0;
+      this.#setState("ended");
+      this.#deps.metrics.streamEnded(this.streamId, reason);
+      this.emit("ended", { reason, durationS: (Date.now() - this.#startedAt) / 1000, vodUrl: undefined, segments });
+      if (!this.#hls?.uploadsKept) await rm(this.#workRoot, { recursive: true, force: true }).catch(() => {});
+    })();
+    return this.#ending;
+  }
+
+  /** Records the broadcast for the fleet, so another node can continue (or end) it if this one dies. */
+  async #saveState(variants: string[]): Promise<void> {
+    const fleet = this.#fleet;
+    if (!fleet) return;
+    const s = this.#deps.settings;
+    const owner = this.claims.sub && checkUserId(this.claims.sub).ok ? this.claims.sub : undefined;
+    const prior = this.#continueFrom?.state;
+    try {
+      await fleet.broadcasts.put({
+        v: 1,
+        streamId: this.streamId,
+        broadcastId: this.broadcastId,
+        keyBase: this.keyBase,
+        aliasKey: this.aliasKey,
+        app: this.app,
+        nodeId: s.nodeId,
+        startedAt: this.#startedAt,
+        record: this.recorded,
+        ...(this.#roomId ?? prior?.roomId ? { roomId: this.#roomId ?? prior?.roomId } : {}),
+        ...(owner ?? prior?.ownerId ? { ownerId: owner ?? prior?.ownerId } : {}),
+        segmentS: s.segmentS,
+        liveWindow: s.liveWindow,
+        journalPage: fleet.journalPage,
+        variants: [...new Set([...(prior?.variants ?? []), ...variants])],
+      });
+    } catch (error) {
+      this.#log.warn("broadcast state not recorded in NATS KV: if this node dies, another one starts a new broadcast instead of continuing this one", { error });
+    }
   }
 
   async #emitEvent<T extends EventType>(type: T, data: EventDataInput<T>): Promise<void> {

@@ -28,7 +28,7 @@ export const natsToHttpSettings = {
   consumer: text("BRIDGE_CONSUMER", "edge-bridge", "durable JetStream consumer every replica shares (each event goes to one)", { pattern: /^[A-Za-z0-9_-]{1,64}$/ }),
   concurrency: int("BRIDGE_CONCURRENCY", 1024, "events one replica holds at most (queued, posting or waiting to retry); lower it with BRIDGE_BATCH_MAX=1", { min: 1, max: 4096 }),
   batchMax: int("BRIDGE_BATCH_MAX", 100, "events per signed POST (the batch form); 1 = one event per request in the single-event form", { min: 1, max: MAX_BATCH_EVENTS }),
-  batchLingerMs: int("BRIDGE_BATCH_LINGER_MS", 10, "ms the first event of a batch waits for more before a partial batch is sent", { min: 0, max: 1000 }),
+  batchLingerMs: int("BRIDGE_BATCH_LINGER_MS", 10, "ms the first event of a batch waits for more before a partial batch is sent, while other POSTs are in flight (with none in flight a batch goes at once)", { min: 0, max: 1000 }),
   maxRequests: int("BRIDGE_MAX_REQUESTS", 4, "batch POSTs in flight per replica (group commit: batches grow with the load)", { min: 1, max: 1024 }),
   maxAckPending: int("BRIDGE_MAX_ACK_PENDING", 4096, "delivered-but-unacked events across all replicas; keep it >= replicas x BRIDGE_CONCURRENCY", { min: 1 }),
   ackWaitMs: int("BRIDGE_ACK_WAIT_MS", 30_000, "an event whose replica died (no ack, no progress for this many ms) is redelivered", { min: 1000, max: 3_600_000 }),

@@ -11,10 +11,12 @@ import { notifierSettings } from "./notifier.ts";
 import { storageSettings } from "./storage.ts";
 import { vodSettings } from "./vod.ts";
 import { streamKeySettings } from "./stream-keys.ts";
+import { fleetSettings } from "./fleet.ts";
 
 export * from "./processes.ts";
 export { DEFAULT_INGEST_LIMITS, type IngestLimits, readIngestLimits } from "./ingest.ts";
 export { DEFAULT_STREAM_KEY_SETTINGS, type StreamKeySettings } from "./stream-keys.ts";
+export { defaultPublicRtmpUrl, type FleetSettings, fleetSettings } from "./fleet.ts";
 export { devSettings, isDevRun, isLoopbackHost, settingsEnv, DEV_VARS_PATH, readDevVars, parseDevVars } from "./env.ts";
 
 /** README section name -> the group it documents (`<!-- settings:NAME -->`). */
@@ -23,6 +25,7 @@ export const nodeSettingsSections: { section: string; spec: SettingsSpec }[] = [
   { section: "nats-connection", spec: natsConnectionSettings },
   { section: "nats-streams", spec: natsStreamSettings },
   { section: "media-node", spec: mediaNodeSettings },
+  { section: "media-fleet", spec: fleetSettings },
   { section: "media-ingest", spec: ingestSettings },
   { section: "media-storage", spec: storageSettings },
   { section: "media-vod", spec: vodSettings },

@@ -30,6 +30,7 @@ export const natsStreamSettings = {
   deadLetterStream: text("NATS_DEAD_LETTER_STREAM", "DEADLETTER", "JetStream stream of events the edge refused for good (`deadletter.<type>`)", { pattern: /^[A-Za-z0-9_-]{1,64}$/ }),
   duplicateWindowS: int("NATS_DUPLICATE_WINDOW_S", 3600, "seconds JetStream remembers event ids to drop re-publishes (covers an outbox replaying after a crash)", { min: 1, max: 7 * 86400 }),
   maxAgeS: int("NATS_MAX_AGE_S", 7 * 86400, "seconds events stay in the streams", { min: 60 }),
+  replicas: int("NATS_REPLICAS", 1, "copies of every stream and KV bucket this process declares: 1 on a single server, 3 on a 3-server JetStream cluster (every process of a deployment sets the same)", { min: 1, max: 5 }),
   publishTimeoutMs: int("NATS_PUBLISH_TIMEOUT_MS", 5000, "ms to wait for JetStream to confirm one stored event", { min: 100, max: 120_000 }),
 } as const;
 

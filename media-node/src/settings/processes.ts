@@ -1,8 +1,8 @@
 // Which settings each Node process reads. Every process validates all of its groups at start and reports every
 // problem at once (one SettingsError), so a misconfigured process refuses to start instead of failing later.
 //
-//   media node        PULSECAST_DEV, NATS connection, NATS streams, outbox, media node, RTMP ingest limits, storage,
-//                     stream-key checks, VOD
+//   media node        PULSECAST_DEV, NATS connection, NATS streams, outbox, media node, fleet, RTMP ingest limits,
+//                     storage, stream-key checks, VOD
 //   http-to-nats      PULSECAST_DEV, NATS connection, NATS streams, http-to-nats
 //   nats-to-http      PULSECAST_DEV, NATS connection, NATS streams, nats-to-http
 //   dead-letters      PULSECAST_DEV, NATS connection, NATS streams
@@ -19,6 +19,7 @@ import { storageSettings } from "./storage.ts";
 import { type VodSettings, vodSettings } from "./vod.ts";
 import { type StreamKeySettings, streamKeyProblems, streamKeySettings } from "./stream-keys.ts";
 import { notifierSettings } from "./notifier.ts";
+import { type FleetSettings, fleetSettings } from "./fleet.ts";
 
 export { SettingsError as ConfigError };
 
@@ -54,7 +55,7 @@ export function busConfig(overrides: Partial<BusConfig> = {}): BusConfig {
   return { ...values, ...overrides };
 }
 
-export const mediaNodeProcessSettings = { ...devSettings, ...busProcessSettings, ...mediaNodeSettings, ...ingestSettings, ...storageSettings, ...streamKeySettings, ...vodSettings } as const;
+export const mediaNodeProcessSettings = { ...devSettings, ...busProcessSettings, ...mediaNodeSettings, ...fleetSettings, ...ingestSettings, ...storageSettings, ...streamKeySettings, ...vodSettings } as const;
 
 export interface MediaNodeSettings {
   config: MediaConfig;
@@ -63,6 +64,7 @@ export interface MediaNodeSettings {
   ingest: IngestLimits;
   streamKeys: StreamKeySettings;
   vod: VodSettings;
+  fleet: FleetSettings;
 }
 
 /** Everything the media node reads, checked together: one start shows every problem of every group. */
@@ -80,7 +82,7 @@ export function readMediaNodeSettings(env: RawEnv = settingsEnv()): MediaNodeSet
     ];
   });
   const pick = <S extends SettingsSpec>(spec: S) => Object.fromEntries(Object.keys(spec).map((k) => [k, (v as Record<string, unknown>)[k]])) as SettingsOf<S>;
-  return { config: pick(mediaNodeSettings), storage: storage!, bus: pick(busProcessSettings), ingest: pick(ingestSettings), streamKeys: pick(streamKeySettings), vod: pick(vodSettings) };
+  return { config: pick(mediaNodeSettings), storage: storage!, bus: pick(busProcessSettings), ingest: pick(ingestSettings), streamKeys: pick(streamKeySettings), vod: pick(vodSettings), fleet: pick(fleetSettings) };
 }
 
 /** Only the media node's own group (no bus, no storage): tests that start a node in-process with their own bus. */

@@ -103,6 +103,11 @@ export interface FfmpegTranscoderOptions {
   ffmpegPath: string;
   /** run N writes into `<workRoot>/e<N>` */
   workRoot: string;
+  /**
+   * the first run's number (default 0): a broadcast continued from another node starts after the runs that node
+   * stored, so no object name of theirs is reused
+   */
+  firstEpoch?: number;
   /** the FFmpeg command of a run writing into `outDir` */
   plan(outDir: string): FfmpegPlan;
   /** crash restarts while the input is there, before giving up (reset by a resume) */
@@ -157,6 +162,7 @@ export class FfmpegTranscoder extends EventEmitter<TranscoderEvents> implements 
     super();
     this.#opts = opts;
     this.#log = opts.log;
+    this.#epoch = opts.firstEpoch ?? 0;
   }
 
   get pid(): number | undefined {

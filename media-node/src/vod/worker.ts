@@ -69,6 +69,7 @@ export class VodWorker {
   readonly #o: VodWorkerOptions;
   #nc: NatsConnection | undefined;
   #stopped = false;
+  #draining = false;
   #loops: Promise<void>[] = [];
   readonly #running = new Map<string, AbortController>();
   readonly #handling = new Set<Promise<void>>();
@@ -93,6 +94,23 @@ export class VodWorker {
     o.log.info("vod worker pulling jobs", { stream: o.nats.jobStream, consumer: o.consumer, concurrency: o.concurrency });
   }
 
+  /** jobs this node runs at once */
+  get concurrency(): number {
+    return this.#o.concurrency;
+  }
+
+  /**
+   * Draining: takes no new job; resolves true once the jobs in progress are done, or false after `timeoutMs`
+   * (stop() then hands what is left back to the queue for another node).
+   */
+  async drain(timeoutMs: number): Promise<boolean> {
+    this.#draining = true;
+    let timer: NodeJS.Timeout | undefined;
+    const done = await Promise.race([Promise.all(this.#handling).then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)))]);
+    clearTimeout(timer);
+    return done;
+  }
+
   /** Stops pulling; jobs in progress are abandoned and handed back at once (nak) for another node. */
   async stop(): Promise<void> {
     this.#stopped = true;
@@ -108,7 +126,7 @@ export class VodWorker {
     const js = this.#nc!.jetstream();
     let failures = 0;
     let consumer: Awaited<ReturnType<typeof js.consumers.get>> | undefined;
-    while (!this.#stopped) {
+    while (!this.#stopped && !this.#draining) {
       let msg: JsMsg | null;
       try {
         consumer ??= await js.consumers.get(o.nats.jobStream, o.consumer);
@@ -123,7 +141,7 @@ export class VodWorker {
         continue;
       }
       if (!msg) continue;
-      if (this.#stopped) {
+      if (this.#stopped || this.#draining) {
         msg.nak();
         break;
       }

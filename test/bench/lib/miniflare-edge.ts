@@ -96,7 +96,12 @@ export async function startMiniflareEdge(vars: Record<string, string>, opts: Min
           RoomShard: sqlite("RoomShard"),
           Stream: sqlite("Stream"),
           StreamIndex: sqlite("StreamIndex"),
+          Fleet: sqlite("Fleet"),
+          UploadSession: sqlite("UploadSession"),
+          VideoLibrary: sqlite("VideoLibrary"),
         },
+        // Recordings (media.ready) reach the owner's video library, which keeps its objects beside the bucket's.
+        r2Buckets: ["MEDIA"],
         bindings: { ...TEST_SECRETS, ...TEST_VARS, ...vars },
       },
     ],

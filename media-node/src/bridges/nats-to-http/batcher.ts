@@ -5,8 +5,9 @@
 //
 // When a batch goes: at most BRIDGE_MAX_REQUESTS POSTs are in flight; while they are, new events queue up and
 // leave together when one comes back (group commit), so batches grow with the load by themselves and a light
-// load is not held back. With a request slot free, a batch goes when it is full (BRIDGE_BATCH_MAX events, or the
-// next event would pass MAX_BATCH_BYTES) or when its oldest event has waited BRIDGE_BATCH_LINGER_MS.
+// load is not held back. With no POST in flight a batch goes at once; with some in flight and a slot free, a batch
+// goes when it is full (BRIDGE_BATCH_MAX events, or the next event would pass MAX_BATCH_BYTES) or when its oldest
+// event has waited BRIDGE_BATCH_LINGER_MS.
 //
 // What goes into a batch: queued events grouped by their `subject` (stream/<id>, user/<id>, ...), oldest subject
 // first. The edge applies a batch with one call per target object, and the subject names what the event is
@@ -55,6 +56,7 @@ export function createBatcher(opts: BatcherOptions): Send {
   /** subjects with events in a POST now, and how many such POSTs */
   const keysOut = new Map<string, number>();
   let timer: NodeJS.Timeout | undefined;
+  let soon: NodeJS.Immediate | undefined;
   const maxRequests = opts.max === 1 ? Number.POSITIVE_INFINITY : Math.max(1, opts.maxRequests);
   // One event per request (BRIDGE_BATCH_MAX=1) stays as it always was: every event posted at once, in parallel.
   const ordered = opts.max > 1;
@@ -114,16 +116,35 @@ export function createBatcher(opts: BatcherOptions): Send {
   function pump() {
     clearTimeout(timer);
     timer = undefined;
+    if (soon) clearImmediate(soon);
+    soon = undefined;
     while (queue.length > 0 && active < maxRequests) {
       const full = queue.length >= opts.max || queuedBytes > MAX_BATCH_BYTES;
       const waited = Date.now() - queue[0]!.at;
       if (!full && waited < opts.lingerMs) {
-        timer = setTimeout(pump, opts.lingerMs - waited);
+        // Nothing in flight: nothing is gained by waiting, so the batch goes as soon as this turn of the event loop
+        // is over (what arrives in the same turn goes with it). With POSTs out, waiting a little lets a partial
+        // batch fill before it takes a slot.
+        if (active === 0) soon = setImmediate(go);
+        else timer = setTimeout(pump, opts.lingerMs - waited);
         return;
       }
+      if (!sendNext()) return;
+    }
+  }
+
+  /** The queue's next batch, now (a turn after the first event arrived with nothing in flight). */
+  function go() {
+    soon = undefined;
+    if (queue.length > 0 && active < maxRequests) sendNext();
+    pump();
+  }
+
+  /** Sends the next batch; false when every queued event's subject has a POST out (its answer pumps again). */
+  function sendNext(): boolean {
+    {
       const items = take();
-      // Everything queued belongs to subjects still out: the next answer pumps again.
-      if (items.length === 0) return;
+      if (items.length === 0) return false;
       active++;
       markKeys(items, 1);
       sendBatch(items)
@@ -136,6 +157,7 @@ export function createBatcher(opts: BatcherOptions): Send {
           markKeys(items, -1);
           pump();
         });
+      return true;
     }
   }
 

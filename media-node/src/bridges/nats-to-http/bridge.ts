@@ -20,8 +20,12 @@ import { natsServersForLog } from "../../settings/nats.ts";
 import { createBatcher } from "./batcher.ts";
 import type { Decision } from "./classify.ts";
 import { createDeliverer } from "./deliver.ts";
+import { forwardHeartbeats, type HeartbeatForwarder } from "./heartbeats.ts";
 import type { BridgeMetrics } from "./metrics.ts";
 import type { NatsToHttpConfig } from "./config.ts";
+
+/** How long one pull request waits for events when there are none (it returns as soon as it has its count). */
+const PULL_EXPIRES_MS = 30_000;
 
 export interface NatsToHttpBridge {
   start(): Promise<void>;
@@ -38,6 +42,9 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
   let connected = false;
   let loopDone: Promise<void> = Promise.resolve();
   let lagTimer: NodeJS.Timeout | undefined;
+  let heartbeats: HeartbeatForwarder | undefined;
+  // Heartbeats on their own sockets: a backlog of events never holds the fleet's view back.
+  const heartbeatDeliver = createDeliverer({ url: cfg.edgeUrl, secrets: cfg.secrets, timeoutMs: cfg.requestTimeoutMs, maxSockets: 2 });
   const inFlight = new Set<Promise<void>>();
   const held = new Set<JsMsg>();
   let slotFreed: (() => void) | null = null;
@@ -192,7 +199,10 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
       }
       try {
         consumer ??= await js!.consumers.get(cfg.stream, cfg.consumer);
-        const batch = await consumer.fetch({ max_messages: cfg.concurrency - inFlight.size, expires: 2000 });
+        // A long-lived pull that ends by count (or after PULL_EXPIRES_MS idle): events stream in as they are stored.
+        // A short expiry would end pulls all the time, and an event the server sends just as the client gives a
+        // pull up is dropped by the client and only comes back after the ack wait (seconds of latency for it).
+        const batch = await consumer.fetch({ max_messages: cfg.concurrency - inFlight.size, expires: PULL_EXPIRES_MS });
         for await (const m of batch) {
           startHandling(m);
           metrics.lag.set(m.info.pending);
@@ -243,6 +253,7 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
       await declare();
       running = true;
       loopDone = pullLoop();
+      heartbeats = forwardHeartbeats(nc, { queue: cfg.consumer, deliver: heartbeatDeliver, log, onForwarded: (n) => metrics.heartbeats.inc(n) });
       lagTimer = setInterval(() => void updateLag(), 2000);
       lagTimer.unref();
     },
@@ -252,6 +263,7 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
       stopping.abort();
       slotFreed?.();
       clearInterval(lagTimer);
+      heartbeats?.stop();
       const all = Promise.allSettled([...inFlight]);
       const grace = new Promise((r) => setTimeout(r, graceMs).unref());
       await Promise.race([all, grace]);
@@ -260,6 +272,7 @@ export function createNatsToHttpBridge(cfg: NatsToHttpConfig, metrics: BridgeMet
       await Promise.race([loopDone, new Promise((r) => setTimeout(r, 2500).unref())]);
       await nc?.drain().catch(() => nc?.close());
       deliver.close();
+      heartbeatDeliver.close();
     },
   };
 }

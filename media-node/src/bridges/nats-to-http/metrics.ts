@@ -21,6 +21,7 @@ export function createBridgeMetrics() {
       buckets: [1, 2, 5, 10, 25, 50, 75, 100],
       registers,
     }),
+    heartbeats: new Counter({ name: "pulsecast_bridge_heartbeats_forwarded_total", help: "Media nodes' heartbeats forwarded to the edge's fleet view", registers }),
     batchesSplit: new Counter({ name: "pulsecast_bridge_batches_split_total", help: "Batches the edge refused whole (permanent 4xx, no per-event results), then sent one event at a time", registers }),
     latency: new Histogram({
       name: "pulsecast_bridge_delivery_latency_seconds",

@@ -3,7 +3,9 @@
 //
 // Why this shape: an append plus one fsync per batch is the cheapest durable write there is, and it keeps the
 // emission order for free. The cursor need not be fsync'd: if it is lost or stale, the events after it are
-// published again and JetStream (same event id = same Nats-Msg-Id) or the edge's ledger drops the repeats.
+// published again and JetStream (same event id = same Nats-Msg-Id) or the edge's ledger drops the repeats. For
+// the same reason an event may be published before its fsync finished (the outbox overlaps the two): a crash in
+// between at worst leaves a cursor past the file's end, which reads as "publish everything again".
 // Once every event is confirmed the file is truncated, so a healthy outbox stays near zero bytes.
 //
 // A crash in the middle of an append leaves a partial last line. Its publish() never resolved, so nobody was
@@ -111,11 +113,20 @@ export class OutboxLog {
 
   /** Appends lines (each without its newline) and fsyncs; returns each line's end offset. */
   async append(lines: string[]): Promise<number[]> {
+    const ends = await this.write(lines);
+    await this.sync();
+    return ends;
+  }
+
+  /**
+   * Appends lines without waiting for the disk: readable at once (the pump may publish them), durable after
+   * sync(). Returns each line's end offset.
+   */
+  async write(lines: string[]): Promise<number[]> {
     const buffers = lines.map((l) => Buffer.from(l + "\n"));
     const chunk = Buffer.concat(buffers);
     let written = 0;
     while (written < chunk.length) written += (await this.fh.write(chunk, written)).bytesWritten;
-    await this.fh.datasync();
     const ends: number[] = [];
     let at = this.size;
     for (const b of buffers) ends.push((at += b.length));
@@ -123,12 +134,39 @@ export class OutboxLog {
     return ends;
   }
 
+  /** Everything written so far is on disk. */
+  async sync(): Promise<void> {
+    await this.fh.datasync();
+  }
+
   async setCursor(offset: number): Promise<void> {
     this.cursor = offset;
-    // Write-then-rename so a crash leaves the old cursor or the new one, never a torn number.
-    const tmp = join(this.dir, `${CURSOR}.tmp`);
-    await writeFile(tmp, String(offset));
-    await rename(tmp, join(this.dir, CURSOR));
+    await this.persistCursor();
+  }
+
+  #cursorWrite: Promise<void> | undefined;
+  #cursorDirty = false;
+
+  /**
+   * Writes the in-memory cursor to its file, off the publishing path: one write at a time, and writes asked for
+   * meanwhile collapse into one with the latest value. (Not fsync'd: see the header.)
+   */
+  persistCursor(): Promise<void> {
+    this.#cursorDirty = true;
+    this.#cursorWrite ??= (async () => {
+      try {
+        while (this.#cursorDirty) {
+          this.#cursorDirty = false;
+          // Write-then-rename so a crash leaves the old cursor or the new one, never a torn number.
+          const tmp = join(this.dir, `${CURSOR}.tmp`);
+          await writeFile(tmp, String(this.cursor));
+          await rename(tmp, join(this.dir, CURSOR));
+        }
+      } finally {
+        this.#cursorWrite = undefined;
+      }
+    })();
+    return this.#cursorWrite;
   }
 
   /** Empties the file once every event in it is confirmed. The caller guarantees no append is in flight. */
@@ -140,6 +178,7 @@ export class OutboxLog {
   }
 
   async close(): Promise<void> {
+    await this.#cursorWrite?.catch(() => undefined);
     await this.fh.close();
     await rm(join(this.dir, LOCK), { force: true });
   }

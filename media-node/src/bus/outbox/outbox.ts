@@ -1,5 +1,6 @@
-// The media node's durable outbox: publish() returns once the event is fsync'd to the local log; a pump then
-// hands events to JetStream in emission order and moves the cursor past every event JetStream confirmed.
+// The media node's durable outbox: publish() returns once the event is fsync'd to the local log; a pump hands
+// events to JetStream in emission order (as soon as they are written, overlapping the fsync) and moves the cursor
+// past every event JetStream confirmed.
 // While NATS is unreachable (or before it was ever reached) events wait on disk; a restart picks them up again.
 
 import type { Envelope } from "../../../../shared/envelope.ts";
@@ -26,6 +27,10 @@ interface PendingWrite {
   reject: (error: Error) => void;
 }
 
+/** The log is emptied once it is all confirmed and this big, or once the outbox has been idle this long. */
+const COMPACT_AT_BYTES = 1024 * 1024;
+const COMPACT_IDLE_MS = 1000;
+
 export class OutboxFullError extends Error {
   override name = "OutboxFullError";
 }
@@ -46,6 +51,7 @@ export class Outbox {
   private cutBackoff: (() => void) | null = null;
   private idleWaiters: (() => void)[] = [];
   private failures = 0;
+  private compactTimer: NodeJS.Timeout | undefined;
   /** counters for metrics and tests */
   readonly stats = { published: 0, duplicates: 0, failedAttempts: 0 };
 
@@ -101,32 +107,48 @@ export class Outbox {
       this.writes = [];
       this.writeBytes = 0;
       try {
-        const ends = await this.serial(() => this.log.append(batch.map((w) => w.json)));
+        // Written (not yet synced) lines go to the pump at once, so publishing to JetStream overlaps the fsync:
+        // the fsync's time (tens of ms on a busy disk) is no longer part of every event's latency. publish() still
+        // resolves only once the event is on disk.
+        const ends = await this.serial(() => this.log.write(batch.map((w) => w.json)));
         batch.forEach((w, i) => this.queue.push({ event: w.event, json: w.json, end: ends[i]! }));
-        for (const w of batch) w.resolve();
         this.wake?.();
+        await this.serial(() => this.log.sync());
+        for (const w of batch) w.resolve();
       } catch (error) {
-        // Not on disk: the callers learn it and still hold their events.
+        // Not on disk: the callers learn it and still hold their events (which may still reach JetStream: a
+        // repeat is dropped downstream by its id).
         for (const w of batch) w.reject(new Error(`outbox write failed: ${(error as Error).message}`));
       }
     }
     this.flushing = null;
   }
 
+  /**
+   * Hands queued events to JetStream in order, in rounds of up to `window` sent back to back on one connection
+   * (so JetStream stores them in this order), and moves the cursor past the confirmed ones. A new round starts
+   * once the round in flight has settled: were rounds to overlap, a round sent while the connection is being lost
+   * could be stored after the reconnect, ahead of an earlier one whose acks were lost and that is re-sent only
+   * after its timeout. The cursor is written and the log compacted off this path (see persistCursor and
+   * scheduleCompaction): the next round does not wait for file operations.
+   */
   private async pump(): Promise<void> {
     while (this.running) {
       if (this.queue.length === 0) {
         if (!this.flushing && this.writes.length === 0) {
-          await this.serial(() => this.log.compact());
-          if (this.queue.length === 0) for (const w of this.idleWaiters.splice(0)) w();
+          if (this.idleWaiters.length > 0) {
+            // Someone waits for the outbox to be drained (a stop, a test): leave the file empty for them.
+            clearTimeout(this.compactTimer);
+            await this.serial(() => this.log.compact()).catch(() => undefined);
+            if (this.queue.length === 0) for (const w of this.idleWaiters.splice(0)) w();
+          } else this.scheduleCompaction();
         }
-        // Re-checked after the await above: a flush may have queued events meanwhile.
+        // Re-checked after the awaits above: a flush may have queued events meanwhile.
         if (this.queue.length === 0 && this.running) await new Promise<void>((r) => (this.wake = r));
         this.wake = null;
         continue;
       }
       const window = this.queue.slice(0, this.opts.window);
-      // Issued back to back on one connection, so JetStream stores them in this order.
       const results = await Promise.allSettled(window.map((e) => this.opts.store(e.event, new TextEncoder().encode(e.json))));
       let confirmed = 0;
       for (const r of results) {
@@ -137,7 +159,8 @@ export class Outbox {
       }
       if (confirmed > 0) {
         this.queue.splice(0, confirmed);
-        await this.log.setCursor(window[confirmed - 1]!.end);
+        this.log.cursor = window[confirmed - 1]!.end;
+        void this.log.persistCursor().catch((error: unknown) => this.opts.log?.(`outbox: cursor not written (${(error as Error).message}); a restart may re-send confirmed events`));
       }
       if (confirmed < window.length) {
         const failed = results[confirmed] as PromiseRejectedResult;
@@ -152,6 +175,19 @@ export class Outbox {
         this.failures = 0;
       }
     }
+  }
+
+  /**
+   * Empties the log file once every event in it is confirmed: at once when it has grown past COMPACT_AT_BYTES,
+   * else after the outbox stayed idle for COMPACT_IDLE_MS (not after every event of a steady trickle: each
+   * truncation is a file operation the publishing path would otherwise queue behind).
+   */
+  private scheduleCompaction(): void {
+    const run = () => void this.serial(() => this.log.compact()).catch((error: unknown) => this.opts.log?.(`outbox: compaction failed: ${(error as Error).message}`));
+    if (this.log.size >= COMPACT_AT_BYTES) return run();
+    clearTimeout(this.compactTimer);
+    this.compactTimer = setTimeout(run, COMPACT_IDLE_MS);
+    this.compactTimer.unref();
   }
 
   /** Appends and truncation must not interleave (a truncate would cut a fresh append). */
@@ -194,6 +230,8 @@ export class Outbox {
     this.wake?.();
     this.cutBackoff?.();
     await this.pumpDone;
+    clearTimeout(this.compactTimer);
+    await this.serial(() => this.log.compact()).catch(() => undefined);
     await this.log.close();
     for (const w of this.idleWaiters.splice(0)) w();
   }
