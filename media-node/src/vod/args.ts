@@ -7,7 +7,7 @@
 // the poster lets the `thumbnail` filter pick the most representative of a batch a tenth in, never the black
 // first frame of a fade-in; the thumbnails take one frame at each of three times), so none of them costs a
 // second decode. Separate passes each had to seek and decode from a keyframe before their frame: measured on a
-// 60 s 720p clip, ~3.8 s of CPU for the poster and three thumbnails against ~0.3 s as branches of the ladder's pass.
+// 60 s 720p clip, ~3.8 s of CPU for the poster and three thumbnails against under 0.5 s as branches of the one pass.
 
 import { buildLiveArgs, type FfmpegPlan } from "../transcode/args.ts";
 import type { Ladder } from "../transcode/ladder.ts";
