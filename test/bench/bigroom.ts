@@ -128,6 +128,8 @@ interface Step {
   down_p99_ms: number;
   workerd_cpu_s_per_s: number;
   harness_elu: number;
+  /** the machine's 1-minute load average at the end of the window (2 cores: above 2, everything waits for a core) */
+  loadavg_1m: number;
 }
 
 const merged = (reports: SliceReport[], key: "latencies" | "up" | "down") => {
@@ -155,8 +157,9 @@ async function measure(edge: BenchEdge, room: string, a: Audience): Promise<{ st
     down_p99_ms: round(percentile(merged(reports, "down"), 99)),
     workerd_cpu_s_per_s: round(w.cpuS / w.seconds),
     harness_elu: round(Math.max(...reports.map((r) => r.elu))),
+    loadavg_1m: round(loadavg()[0]!),
   };
-  log(`big room, ${a.size} clients: p50 ${step.p50_ms} ms, p99 ${step.p99_ms} ms (up p99 ${step.up_p99_ms}, down p99 ${step.down_p99_ms}); workerd ${step.workerd_cpu_s_per_s} s/s; busiest client thread ${step.harness_elu} busy`);
+  log(`big room, ${a.size} clients: p50 ${step.p50_ms} ms, p99 ${step.p99_ms} ms (up p99 ${step.up_p99_ms}, down p99 ${step.down_p99_ms}); workerd ${step.workerd_cpu_s_per_s} s/s; busiest client thread ${step.harness_elu} busy; load ${step.loadavg_1m}`);
   return { step, objects: w.objects, reports, cpuS: w.cpuS, seconds: w.seconds };
 }
 
