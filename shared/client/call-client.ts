@@ -307,8 +307,9 @@ export class CallClient extends Emitter<CallClientEvents> {
         this.publish();
         return;
       case "call.left":
-        // Replaced by this user's newer connection (another tab that took over, or a rejoin this client already did).
-        if (f.reason === "replaced") this.teardown("left");
+        // Retired by a newer connection of this user that named this one in its `replaces` (this client never
+        // names one of its live connections, so another client of the user took over).
+        if (f.reason === "replaced") this.fail({ code: "replaced", message: "You joined this call again from elsewhere; this window left it.", fatal: true });
         return;
     }
   }

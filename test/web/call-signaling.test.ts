@@ -1,5 +1,5 @@
 import type { Browser, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { launchChromium, newContext } from "../helpers/browser.ts";
 import type { CallStats } from "../../shared/client/call-client.ts";
 import { decodingPeers, peerMedia } from "../helpers/call-page.ts";
@@ -41,7 +41,7 @@ interface CallLike {
   peerConnection(id: string): RTCPeerConnection | undefined;
 }
 
-describe("call signaling in Chromium (client library)", () => {
+describe("call signaling in Chromium (client library)", { timeout: 120_000 }, () => {
   let edge: EdgeServer;
   let browser: Browser;
   let harness: HarnessServer;
@@ -53,6 +53,10 @@ describe("call signaling in Chromium (client library)", () => {
     browser = await launchChromium({ media: true });
     harness = await startHarness();
   });
+  const opened: Page[] = [];
+  afterEach(async () => {
+    for (const p of opened.splice(0)) await p.context().close();
+  });
   afterAll(async () => {
     await browser?.close();
     await edge?.stop();
@@ -62,6 +66,7 @@ describe("call signaling in Chromium (client library)", () => {
   /** A page with the client library loaded and a fake camera opened. */
   const harnessPage = async (): Promise<Page> => {
     const page = await (await newContext(browser)).newPage();
+    opened.push(page);
     await page.goto(harness.url);
     await page.waitForFunction(() => "harness" in globalThis);
     await page.evaluate(async () => {

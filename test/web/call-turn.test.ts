@@ -37,7 +37,7 @@ function gatherRelay(page: Page, iceServers: RTCIceServer[]) {
   }, iceServers);
 }
 
-describe("TURN credentials against coturn (Chromium)", () => {
+describe("TURN credentials against coturn (Chromium)", { timeout: 120_000 }, () => {
   let edge: EdgeServer;
   let turn: TurnServer;
   let browser: Browser;

@@ -1,5 +1,5 @@
 import type { Browser, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { launchChromium, newContext, openPage, screenshot, tokenFragment, type WatchedPage } from "../helpers/browser.ts";
 import { decodingPeers, peerMedia } from "../helpers/call-page.ts";
 import { type EdgeServer, startEdge, TEST_SECRETS } from "../helpers/edge.ts";
@@ -11,7 +11,10 @@ import { type CuttableProxy, startProxy } from "../helpers/tcp-proxy.ts";
 // in two tabs is two peers; a page whose socket is cut rejoins and its media comes back both ways; a viewer watches
 // but cannot join or signal; the mesh limit is said in words.
 
-describe("call page in Chromium", () => {
+// Several browser contexts each encoding and decoding video: on a busy 2-core machine a test takes a while.
+const CALL_TEST_MS = 120_000;
+
+describe("call page in Chromium", { timeout: CALL_TEST_MS }, () => {
   let edge: EdgeServer;
   let proxy: CuttableProxy;
   let browser: Browser;
@@ -24,6 +27,10 @@ describe("call page in Chromium", () => {
     edge = await startEdge({ CALL_STUN_URLS: "none", CALL_MAX_PEERS: "3" });
     proxy = await startProxy(edge.port);
     browser = await launchChromium({ media: true });
+  });
+  // Each test's pages leave when it ends: a call left running would keep encoding and decoding under the next test.
+  afterEach(async () => {
+    for (const p of pages.splice(0)) await p.page.context().close();
   });
   afterAll(async () => {
     await browser?.close();
@@ -39,7 +46,7 @@ describe("call page in Chromium", () => {
   };
   const join = async (page: Page) => {
     const button = page.getByRole("button", { name: "Join call" });
-    await button.waitFor({ timeout: 15_000 });
+    await button.waitFor({ timeout: 30_000 });
     await expect.poll(() => page.locator("#preview").evaluate((v: HTMLVideoElement) => v.videoWidth), { timeout: 10_000 }).toBeGreaterThan(0);
     await button.click();
     await page.locator("#stage").waitFor({ timeout: 15_000 });

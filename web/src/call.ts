@@ -352,7 +352,6 @@ async function main(): Promise<void> {
   } else {
     await openDevices();
   }
-  joinButton.focus();
 }
 
 void main();

@@ -369,7 +369,8 @@ export class Room extends Server<Env> implements OutboxView {
       return refuse("call_full", `this call is full: ${others} people are in it, the most a mesh call takes here (every peer sends its video to every other one); try again when someone leaves`);
     }
     if (replaced) {
-      this.call.remove(replaced.connectionId);
+      // Told as a leave (for clients that only follow leaves and joins) and named again in the join below.
+      this.leaveCall(replaced.connectionId, replaced.userId, "replaced");
       const old = this.getConnection<ConnState>(replaced.connectionId);
       if (old?.state) {
         old.setState({ ...old.state, call: undefined });
@@ -394,7 +395,7 @@ export class Room extends Server<Env> implements OutboxView {
   }
 
   /** Takes a connection out of the call and tells the remaining peers. */
-  private leaveCall(connectionId: string, userId: string, reason: "left" | "closed"): void {
+  private leaveCall(connectionId: string, userId: string, reason: "left" | "closed" | "replaced"): void {
     if (!this.call.remove(connectionId)) return;
     this.sendToPeers({ type: "peer.leave", connectionId, userId, reason }, connectionId);
   }
