@@ -1,7 +1,8 @@
 // `npm run bench:fleet`: a fleet on this machine and two faults. A 3-server NATS cluster (the shipped
 // deploy/nats/nats-cluster.conf, R3), two media-node processes, the NATS -> HTTP bridge and the edge (Miniflare on
 // the deploy bundle). Four broadcasters each create a stream through the Streams API and publish a 480p source
-// (real FFmpeg) to the RTMP URL the edge hands them (ingest routing spreads them over the nodes). Meanwhile a
+// (real FFmpeg, sending a clip encoded beforehand, as a broadcaster's own machine would) to the RTMP URL the edge
+// hands them (ingest routing spreads them over the nodes). Meanwhile a
 // media-side publisher sends events through the bus at a steady rate. Then:
 //   1. the node carrying the first stream is SIGKILLed (with its FFmpeg): its broadcasters reconnect the way
 //      broadcasting software that asks the Streams API would (GET /streams/:id/ingest, retry until a node takes
@@ -31,11 +32,10 @@ import { journalPageSize, loadStoredVariant } from "../../media-node/src/hls/jou
 import { FsObjectStore } from "../../media-node/src/storage/fs-store.ts";
 import { startNatsToHttpBridge } from "../helpers/bridges.ts";
 import { TEST_SECRETS } from "../helpers/edge.ts";
-import { publishTestSource } from "../helpers/ffmpeg.ts";
 import { mintHs256 } from "../helpers/jwt.ts";
 import { type MediaNodeProcess, startMediaNodeProcess } from "../helpers/media-node.ts";
 import { startNatsCluster } from "../helpers/nats.ts";
-import type { GroupProcess } from "../helpers/process.ts";
+import { type GroupProcess, run, spawnGroup } from "../helpers/process.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { startMiniflareEdge } from "./lib/miniflare-edge.ts";
 import { median } from "./lib/stats.ts";
@@ -122,9 +122,14 @@ async function main() {
   for (const s of streams) spread[s.rtmp.node ?? "none"] = (spread[s.rtmp.node ?? "none"] ?? 0) + 1;
   log(`ingest routing: ${JSON.stringify(spread)}`);
   const publishers = new Map<string, GroupProcess>();
-  // What OBS does with the two fields the Streams API gives: Server + Stream Key.
+  // The broadcasters' encoding happens on their machines, not on the media nodes' host: each one here sends a clip
+  // encoded once beforehand (480p25 H.264 + AAC, a keyframe a second), looped at real time without re-encoding,
+  // so this machine's cores go to the nodes. What OBS does with the Streams API's two fields: Server + Stream Key.
+  const clip = join(root, "broadcaster-480p.mp4");
+  const made = await run("ffmpeg", ["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=854x480:rate=25", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "20", "-c:v", "libx264", "-preset", "veryfast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k", "-shortest", clip]);
+  if (made.code !== 0) throw new Error(`could not make the broadcasters' clip: ${made.stderr}`);
   const publish = (s: StreamView, server: string) => {
-    const p = publishTestSource(`${server}/${s.rtmp.streamKey}`, { size: "854x480", rate: 25, gop: 25 });
+    const p = spawnGroup("ffmpeg", ["-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-stream_loop", "-1", "-i", clip, "-c", "copy", "-f", "flv", `${server}/${s.rtmp.streamKey}`]);
     publishers.set(s.id, p);
     cleanups.push(() => p.kill());
     return p;
