@@ -187,7 +187,16 @@ export class OfflineChannels {
           if (!n || n.read) unread.push([d, n ? "read before it was due" : "no longer kept in the inbox"]);
           else (d.channel === "push" ? pushes : emails).push([d, n]);
         }
-        if (unread.length) await this.finish(unread.map(([d, reason]) => ({ d, outcome: "skipped" as const, reason })));
+        // A push some devices already took is reported delivered; the rest are not pushed once it is read.
+        if (unread.length) {
+          await this.finish(
+            unread.map(([d, reason]) =>
+              d.channel === "push" && d.state.ok.length > 0
+                ? { d, outcome: "delivered" as const, devices: d.state.ok.length, reason: `${reason}; the other devices were not pushed` }
+                : { d, outcome: "skipped" as const, reason },
+            ),
+          );
+        }
         if (pushes.length) await this.runPushes(pushes);
         if (emails.length) {
           // Once one email is due, every email still waiting goes with it (when it goes now): notifications that
