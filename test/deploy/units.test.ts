@@ -148,8 +148,6 @@ describe("deploy/systemd units, run as systemd would on this machine", () => {
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), "pulsecast-units-"));
     await chmod(root, 0o755);
-    for (const name of ["nats-1", "nats-2", "nats-3", "media", "outbox", "journal", "http-to-nats", "nats-to-http", "notifier"]) ports[name] = await freePort();
-    for (const name of ["route-1", "route-2", "route-3", "mon-1", "mon-2", "mon-3", "rtmp", "http", "ops", "metrics"]) ports[name] = await freePort();
     s3 = await startS3({ bucket: "pulsecast-media" });
     smtp = await startSmtp();
   });
@@ -175,6 +173,8 @@ describe("deploy/systemd units, run as systemd would on this machine", () => {
   });
 
   it("starts a 3-server NATS cluster from Debian's unit with the cluster drop-in, as the nats user", async () => {
+    // Ports are taken right before use: one found free long before could be another test's by then.
+    for (const name of ["nats-1", "nats-2", "nats-3", "route-1", "route-2", "route-3", "mon-1", "mon-2", "mon-3"]) ports[name] = await freePort();
     const unit = parseUnit(readFileSync("/lib/systemd/system/nats-server.service", "utf8"), readFileSync(join(ROOT, "deploy/systemd/nats-server.service.d/pulsecast-cluster.conf"), "utf8"));
     expect(unit.execStart).toEqual(["/usr/sbin/nats-server", "-c", "/etc/nats/nats-cluster.conf"]);
     expect(unit.user).toBe("nats");
@@ -225,6 +225,7 @@ describe("deploy/systemd units, run as systemd would on this machine", () => {
     const unit = parseUnit(readFileSync(join(ROOT, "deploy/systemd", name), "utf8"));
     expect(unit.user).toBe("pulsecast");
     const nats = (role: string) => ({ NATS_URL: natsUrl, NATS_PASSWORD: passwords[role as keyof typeof passwords] });
+    for (const p of ["rtmp", "http", "ops", "metrics", "http-to-nats"]) ports[p] = await freePort();
     let envFile: string;
     let ready: RegExp;
     let check: (() => Promise<void>) | undefined;
