@@ -10,6 +10,10 @@
 //   baseline_single_rung_speed_x one plain FFmpeg encode of the same clip to the top rung (720p, the same libx264
 //                                preset, options and bitrate as the node's, audio included), media seconds / wall
 //                                seconds, in the same run
+//   ready_cpu_s / baseline_cpu_s CPU seconds the media node (with its FFmpeg and ffprobe) used from the last byte to
+//                                media.ready, and the baseline's FFmpeg: figures the machine's load barely moves
+//                                (on two free cores the wall time cannot be less than half of them)
+//   load_avg_1m                  the machine's load when the upload finished
 //   x264                         those libx264 settings (VOD_X264_PRESET and VOD_X264_PARAMS, from the environment
 //                                or their defaults)
 //
@@ -18,6 +22,7 @@
 // Details go to stderr; the JSON line to stdout.
 
 import { readFile, stat } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { readSettings } from "../../shared/settings/settings.ts";
@@ -27,6 +32,15 @@ import { noisyVideo } from "../vod/sources.ts";
 import { startVodStack } from "../vod/stack.ts";
 
 const clipS = Number(process.argv[2] ?? 60);
+/**
+ * CPU seconds so far (Linux /proc, clock ticks of 1/100 s) of process `pid` and its children it has waited for,
+ * or with `childrenOnly` of those children alone.
+ */
+function cpuSeconds(pid: number | "self", childrenOnly = false): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
+  // After "pid (comm) " the state is field 3 of the man page, so utime, stime, cutime, cstime (14-17) are at 11-14.
+  return (childrenOnly ? [13, 14] : [11, 12, 13, 14]).reduce((t, i) => t + Number(fields[i]), 0) / 100;
+}
 // The node reads the same environment (the stack passes it on): the baseline encodes as the node does.
 const { vodX264Preset: preset, vodX264Params: params } = readSettings({ vodX264Preset: vodSettings.vodX264Preset, vodX264Params: vodSettings.vodX264Params }, process.env);
 const x264 = [...["-preset", preset], ...(params !== "none" ? ["-x264-params", params] : [])];
@@ -45,12 +59,15 @@ try {
   const t0 = performance.now();
   const { url } = await tus.upload(bytes, "bench", { filename: "clip.mp4", filetype: "video/mp4", title: "bench" });
   const lastByte = performance.now();
+  const nodeCpu0 = cpuSeconds(stack.node.child.pid!);
+  const load = loadavg()[0]!;
   const id = new URL(url).pathname.split("/").at(-1)!;
   const uploadS = (lastByte - t0) / 1000;
   log(`uploaded in ${uploadS.toFixed(2)} s`);
 
   const playable = await stack.waitForEvent("media.playable", id, 300_000);
   const ready = await stack.waitForEvent("media.ready", id, 600_000);
+  const readyCpuS = cpuSeconds(stack.node.child.pid!) - nodeCpu0;
   const timeToPlayable = (playable.at - lastByte) / 1000;
   const timeToReady = (ready.at - lastByte) / 1000;
   log(`playable after ${timeToPlayable.toFixed(2)} s, ready after ${timeToReady.toFixed(2)} s`);
@@ -59,9 +76,11 @@ try {
 
   // Baseline: the same clip, one rung (720p), one plain FFmpeg.
   const b0 = performance.now();
+  const baseCpu0 = cpuSeconds("self", true);
   const base = await run("ffmpeg", ["-hide_banner", "-loglevel", "error", "-y", "-i", clip, "-c:v", "libx264", ...x264, "-b:v", "3000k", "-maxrate", "3300k", "-bufsize", "4500k", "-c:a", "aac", "-b:a", "128k", join(stack.root, "baseline.mp4")]);
   if (base.code !== 0) throw new Error(`baseline failed: ${base.stderr}`);
   const baselineS = (performance.now() - b0) / 1000;
+  const baselineCpuS = cpuSeconds("self", true) - baseCpu0;
   log(`baseline single rung: ${baselineS.toFixed(2)} s; load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
 
   const r2 = (n: number) => Math.round(n * 100) / 100;
@@ -73,6 +92,9 @@ try {
       time_to_ready_s: r2(timeToReady),
       ready_speed_x: r2(clipS / timeToReady),
       baseline_single_rung_speed_x: r2(clipS / baselineS),
+      ready_cpu_s: r2(readyCpuS),
+      baseline_cpu_s: r2(baselineCpuS),
+      load_avg_1m: r2(load),
       x264: params !== "none" ? `${preset} ${params}` : preset,
     }),
   );
