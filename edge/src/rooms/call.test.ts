@@ -158,6 +158,12 @@ describe("Room call: peers", () => {
     await callJoin(b, "b1", { audio: false, video: false, screen: true });
     await a.next("peer.join");
     await evictDurableObject(env.Room.getByName(room));
+    // The first thing the woken room hears of the call is a peer closing: the others still get its leave.
+    const d = await join(room, "d");
+    await callJoin(d, "d1");
+    await evictDurableObject(env.Room.getByName(room));
+    d.close();
+    expect(await a.next("peer.leave", (f) => f.userId === "d")).toMatchObject({ reason: "closed" });
     const c = await join(room, "c");
     const w = await callJoin(c, "c1");
     expect(w.peers.map((p) => [p.userId, p.media.screen])).toEqual([["a", false], ["b", true]]);

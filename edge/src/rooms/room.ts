@@ -394,9 +394,12 @@ export class Room extends Server<Env> implements OutboxView {
     });
   }
 
-  /** Takes a connection out of the call and tells the remaining peers. */
+  /**
+   * Takes a peer out of the call and tells the remaining peers. Callers know it is a peer (its attachment says so):
+   * a roster rebuilt while its socket closes no longer lists it, and the others must still hear that it left.
+   */
   private leaveCall(connectionId: string, userId: string, reason: "left" | "closed" | "replaced"): void {
-    if (!this.call.remove(connectionId)) return;
+    this.call.remove(connectionId);
     this.sendToPeers({ type: "peer.leave", connectionId, userId, reason }, connectionId);
   }
 
