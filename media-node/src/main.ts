@@ -28,6 +28,8 @@ import { createMediaHandler, createObjectStore, FsObjectStore, ReliableUploader,
 import type { VodSettings } from "./settings/vod.ts";
 import { VodWorker } from "./vod/worker.ts";
 import { createStreamKeys, type StreamKeys } from "./streams/stream-keys.ts";
+import { EdgeAnnouncer } from "./llhls/announcer.ts";
+import { DEFAULT_LLHLS_SETTINGS, type LlhlsSettings } from "./settings/llhls.ts";
 
 export interface MediaNode {
   config: MediaConfig;
@@ -59,6 +61,8 @@ export interface StartOptions {
   log?: Logger;
   /** stream-key checks with the edge (default: off, as when STREAM_KEYS_EDGE_URL is unset) */
   streamKeys?: StreamKeySettings;
+  /** low-latency HLS: where parts are announced (default: off, as when LLHLS_EDGE_URL is unset) */
+  llhls?: LlhlsSettings;
 }
 
 export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
@@ -109,6 +113,15 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
   const recovered = await uploader.recover();
   if (recovered.recovered || recovered.dropped) log.info("uploads from the previous run re-queued", recovered);
 
+  const llhls = opts.llhls ?? DEFAULT_LLHLS_SETTINGS;
+  const llLog = log.child({ component: "llhls" });
+  const lowLatency =
+    llhls.edgeUrl && llhls.announceSecrets?.length
+      ? {
+          partMs: llhls.partMs,
+          announcer: (streamId: string, broadcastId: string) => new EdgeAnnouncer({ edgeUrl: llhls.edgeUrl!, secrets: llhls.announceSecrets!, timeoutMs: llhls.announceTimeoutMs, log: llLog }, streamId, broadcastId),
+        }
+      : undefined;
   const live = new LiveManager({
     settings: {
       nodeId: config.nodeId,
@@ -136,6 +149,7 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
     metadataWaitMs: config.metadataWaitMs,
     ffprobePath: config.ffprobePath,
     maxLiveStreams: config.maxLiveStreams,
+    lowLatency,
   });
   ingest.on("publish", (p) => live.onPublish(p));
   ingest.on("unpublish", (u) => live.onUnpublish(u));
@@ -265,8 +279,8 @@ async function main(): Promise<void> {
   const log = createLogger({ fields: { service: "media-node" } });
   let node: MediaNode;
   try {
-    const { config, storage, bus, ingest, vod, streamKeys } = readMediaNodeSettings();
-    node = await startMediaNode({ config, storage, bus, ingestLimits: ingest, vod, streamKeys });
+    const { config, storage, bus, ingest, vod, streamKeys, llhls } = readMediaNodeSettings();
+    node = await startMediaNode({ config, storage, bus, ingestLimits: ingest, vod, streamKeys, llhls });
   } catch (error) {
     log.error(error instanceof ConfigError ? error.message : "media node failed to start", { error });
     process.exit(1);

@@ -133,7 +133,7 @@ describe("key rotation, disable, enable, delete", () => {
     const checked = await json<{ results: unknown[] }>(await keyCheck([{ streamId: s.id, kv: 1 }, { streamId: s.id, kv: 2 }]));
     expect(checked.results).toEqual([
       { streamId: s.id, ok: false, reason: "revoked-key", keyVersion: 2 },
-      { streamId: s.id, ok: true, keyVersion: 2, record: true },
+      { streamId: s.id, ok: true, keyVersion: 2, record: true, latencyMode: "normal" },
     ]);
   });
 
@@ -147,7 +147,7 @@ describe("key rotation, disable, enable, delete", () => {
     expect((await json<{ results: unknown[] }>(await keyCheck([{ streamId: s.id, kv: 1 }]))).results).toEqual([{ streamId: s.id, ok: false, reason: "disabled", keyVersion: 1 }]);
     const enabled = await json(await api("POST", `/streams/${s.id}/enable`, token));
     expect(enabled.status).toBe("idle");
-    expect((await json<{ results: unknown[] }>(await keyCheck([{ streamId: s.id, kv: 1 }]))).results).toEqual([{ streamId: s.id, ok: true, keyVersion: 1, record: true }]);
+    expect((await json<{ results: unknown[] }>(await keyCheck([{ streamId: s.id, kv: 1 }]))).results).toEqual([{ streamId: s.id, ok: true, keyVersion: 1, record: true, latencyMode: "normal" }]);
   });
 
   it("delete removes the stream from its owner's list and refuses its keys for good", async () => {
@@ -179,7 +179,7 @@ describe("key rotation, disable, enable, delete", () => {
     const after = await json(res);
     // The key does not change with the settings; media nodes learn `record` from the key check.
     expect(after.rtmp!.streamKey).toBe(s.rtmp!.streamKey);
-    expect((await json<{ results: unknown[] }>(await keyCheck([{ streamId: s.id, kv: 1 }]))).results).toEqual([{ streamId: s.id, ok: true, keyVersion: 1, record: false }]);
+    expect((await json<{ results: unknown[] }>(await keyCheck([{ streamId: s.id, kv: 1 }]))).results).toEqual([{ streamId: s.id, ok: true, keyVersion: 1, record: false, latencyMode: "normal" }]);
     expect(after.playback).toEqual({ policy: "signed", playbackId: s.id });
     expect(after.title).toBeNull();
     const bad = await api("PATCH", `/streams/${s.id}`, await jwt(owner), { playbackPolicy: "nope" });

@@ -2,7 +2,7 @@
 // problem at once (one SettingsError), so a misconfigured process refuses to start instead of failing later.
 //
 //   media node        PULSECAST_DEV, NATS connection, NATS streams, outbox, media node, RTMP ingest limits, storage,
-//                     stream-key checks, VOD
+//                     stream-key checks, VOD, low-latency HLS
 //   http-to-nats      PULSECAST_DEV, NATS connection, NATS streams, http-to-nats
 //   nats-to-http      PULSECAST_DEV, NATS connection, NATS streams, nats-to-http
 //   dead-letters      PULSECAST_DEV, NATS connection, NATS streams
@@ -19,6 +19,7 @@ import { storageSettings } from "./storage.ts";
 import { type VodSettings, vodSettings } from "./vod.ts";
 import { type StreamKeySettings, streamKeyProblems, streamKeySettings } from "./stream-keys.ts";
 import { notifierSettings } from "./notifier.ts";
+import { type LlhlsSettings, llhlsProblems, llhlsSettings } from "./llhls.ts";
 
 export { SettingsError as ConfigError };
 
@@ -54,7 +55,7 @@ export function busConfig(overrides: Partial<BusConfig> = {}): BusConfig {
   return { ...values, ...overrides };
 }
 
-export const mediaNodeProcessSettings = { ...devSettings, ...busProcessSettings, ...mediaNodeSettings, ...ingestSettings, ...storageSettings, ...streamKeySettings, ...vodSettings } as const;
+export const mediaNodeProcessSettings = { ...devSettings, ...busProcessSettings, ...mediaNodeSettings, ...ingestSettings, ...storageSettings, ...streamKeySettings, ...vodSettings, ...llhlsSettings } as const;
 
 export interface MediaNodeSettings {
   config: MediaConfig;
@@ -63,6 +64,7 @@ export interface MediaNodeSettings {
   ingest: IngestLimits;
   streamKeys: StreamKeySettings;
   vod: VodSettings;
+  llhls: LlhlsSettings;
 }
 
 /** Everything the media node reads, checked together: one start shows every problem of every group. */
@@ -75,12 +77,13 @@ export function readMediaNodeSettings(env: RawEnv = settingsEnv()): MediaNodeSet
       ...natsConnectionProblems(v),
       ...mediaNodeProblems(v),
       ...streamKeyProblems(v),
+      ...llhlsProblems(v),
       ...("problems" in derived ? derived.problems : []),
       ...devListenerProblems(v.dev, { MEDIA_RTMP_HOST: v.rtmpHost, MEDIA_HTTP_HOST: v.httpHost, MEDIA_OPS_HOST: v.opsHost }),
     ];
   });
   const pick = <S extends SettingsSpec>(spec: S) => Object.fromEntries(Object.keys(spec).map((k) => [k, (v as Record<string, unknown>)[k]])) as SettingsOf<S>;
-  return { config: pick(mediaNodeSettings), storage: storage!, bus: pick(busProcessSettings), ingest: pick(ingestSettings), streamKeys: pick(streamKeySettings), vod: pick(vodSettings) };
+  return { config: pick(mediaNodeSettings), storage: storage!, bus: pick(busProcessSettings), ingest: pick(ingestSettings), streamKeys: pick(streamKeySettings), vod: pick(vodSettings), llhls: pick(llhlsSettings) };
 }
 
 /** Only the media node's own group (no bus, no storage): tests that start a node in-process with their own bus. */
