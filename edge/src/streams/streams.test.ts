@@ -17,7 +17,7 @@ describe("POST /streams", () => {
     expect(s.status).toBe("idle");
     expect(s.rtmp!.url).toBe(env.RTMP_BASE_URL);
     expect(s.obs).toEqual({ server: s.rtmp!.url, key: s.rtmp!.streamKey });
-    expect(s.playback).toEqual({ policy: "public", playbackId: s.id, url: `${env.PLAYBACK_BASE_URL}/play/${s.id}/live.m3u8` });
+    expect(s.playback).toEqual({ policy: "public", playbackId: s.id, latency: "normal", url: `${env.PLAYBACK_BASE_URL}/play/${s.id}/live.m3u8` });
     expect(s.keyVersion).toBe(1);
     // The stream key is `<id>?token=<publish token>` that a media node verifies offline, carrying the key version.
     const [name, query] = s.rtmp!.streamKey.split("?token=") as [string, string];
@@ -29,7 +29,7 @@ describe("POST /streams", () => {
 
   it("takes the options: signed playback, no recording, low latency, a room the token grants", async () => {
     const s = await createStream(newUser(), { playbackPolicy: "signed", record: false, latencyMode: "low", roomId: "studio-7" }, ["studio-*"]);
-    expect(s.playback).toEqual({ policy: "signed", playbackId: s.id });
+    expect(s.playback).toEqual({ policy: "signed", playbackId: s.id, latency: "low" });
     expect(s).toMatchObject({ record: false, latencyMode: "low", roomId: "studio-7" });
   });
 
@@ -180,7 +180,7 @@ describe("key rotation, disable, enable, delete", () => {
     // The key does not change with the settings; media nodes learn `record` from the key check.
     expect(after.rtmp!.streamKey).toBe(s.rtmp!.streamKey);
     expect((await json<{ results: unknown[] }>(await keyCheck([{ streamId: s.id, kv: 1 }]))).results).toEqual([{ streamId: s.id, ok: true, keyVersion: 1, record: false, latencyMode: "normal" }]);
-    expect(after.playback).toEqual({ policy: "signed", playbackId: s.id });
+    expect(after.playback).toEqual({ policy: "signed", playbackId: s.id, latency: "normal" });
     expect(after.title).toBeNull();
     const bad = await api("PATCH", `/streams/${s.id}`, await jwt(owner), { playbackPolicy: "nope" });
     expect(bad.status).toBe(400);

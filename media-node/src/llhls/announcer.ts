@@ -1,5 +1,5 @@
 // Announcements of a low-latency broadcast to the edge: signed HTTP POSTs (Standard Webhooks, EDGE_INGRESS_SECRET)
-// to `/internal/llhls/<streamId>/announce`, which the edge hands to the stream's object.
+// to `/hooks/llhls/<streamId>/announce`, which the edge hands to the stream's object.
 //
 // A part every third of a second per rendition must reach the edge in milliseconds, so this does not go
 // through the event bus (built for at-least-once lifecycle events, with its own batching and linger); it is one
@@ -51,7 +51,7 @@ export class EdgeAnnouncer implements AnnounceSink {
     this.#opts = opts;
     this.#streamId = streamId;
     this.#broadcastId = broadcastId;
-    this.#endpoint = `${opts.edgeUrl.replace(/\/+$/, "")}/internal/llhls/${encodeURIComponent(streamId)}/announce`;
+    this.#endpoint = `${opts.edgeUrl.replace(/\/+$/, "")}/hooks/llhls/${encodeURIComponent(streamId)}/announce`;
   }
 
   send(updates: LlUpdate[]): Promise<void> {
