@@ -21,6 +21,10 @@ export class Player {
   private readonly badge = $("live-badge");
   private readonly goLive = $<HTMLButtonElement>("go-live");
   private url: string | null = null;
+  /** the current source is low-latency HLS (hls.js runs in its low-latency mode, at the playlist's part hold-back) */
+  private lowLatency = false;
+  /** times playback stalled for lack of buffer since the current source was loaded */
+  private stalls = 0;
   /** a paused video sends no timeupdate, but the live edge keeps moving away from it */
   private liveTimer: ReturnType<typeof setInterval> | null = null;
 
@@ -42,12 +46,17 @@ export class Player {
     return this.url;
   }
 
-  /** Plays `url`; `live` shows the live badge and keeps near the live edge. */
-  async load(url: string, live: boolean): Promise<void> {
+  /**
+   * Plays `url`; `live` shows the live badge and keeps near the live edge. `lowLatency`: the URL is LL-HLS, played
+   * at the distance the playlist asks for (PART-HOLD-BACK, about a second) rather than a few segments back.
+   */
+  async load(url: string, live: boolean, opts: { lowLatency?: boolean } = {}): Promise<void> {
     if (this.url === url) return;
     this.destroy();
     this.url = url;
     this.live = live;
+    this.lowLatency = opts.lowLatency === true;
+    this.stalls = 0;
     const canMse = typeof MediaSource !== "undefined" || "ManagedMediaSource" in globalThis;
     const native = this.video.canPlayType("application/vnd.apple.mpegurl") !== "";
     if (!canMse && native) {
@@ -57,7 +66,13 @@ export class Player {
       const { default: HlsCtor } = (await import("hls.js/light")) as HlsModule;
       if (this.url !== url) return;
       if (!HlsCtor.isSupported()) return this.opts.onError("This browser cannot play HLS video.");
-      const hls = new HlsCtor({ lowLatencyMode: true, liveSyncDurationCount: 2, backBufferLength: 30 });
+      // Low latency: hls.js's target is the playlist's PART-HOLD-BACK only when no live sync distance is set here
+      // (one would replace it); a little catch-up speed brings it back to that distance after a hiccup.
+      const hls = new HlsCtor(
+        this.lowLatency
+          ? { lowLatencyMode: true, backBufferLength: 30, maxLiveSyncPlaybackRate: 1.1 }
+          : { lowLatencyMode: true, liveSyncDurationCount: 2, backBufferLength: 30 },
+      );
       this.hls = hls;
       let networkRetries = 0;
       hls.on(HlsCtor.Events.MANIFEST_PARSED, (_e, data) => {
@@ -68,6 +83,7 @@ export class Player {
         this.quality.title = level?.height ? `now playing ${level.height}p` : "";
       });
       hls.on(HlsCtor.Events.ERROR, (_e, data) => {
+        if (data.details === HlsCtor.ErrorDetails.BUFFER_STALLED_ERROR) this.stalls++;
         if (!data.fatal) return;
         if (data.type === HlsCtor.ErrorTypes.NETWORK_ERROR && networkRetries++ < 5) return hls.startLoad();
         if (data.type === HlsCtor.ErrorTypes.MEDIA_ERROR) return hls.recoverMediaError();
@@ -80,6 +96,21 @@ export class Player {
     this.video.muted = true; // autoplay is allowed muted; the user unmutes with the controls
     void this.video.play().catch(() => undefined);
     this.updateLive();
+  }
+
+  /**
+   * How far behind the broadcaster the picture on screen is, seconds: the page's clock minus the program date time
+   * of the frame playing (the media node stamps it with the moment that frame reached it). Null before playback
+   * or without program date times.
+   */
+  behindBroadcasterS(): number | null {
+    const date = this.hls?.playingDate;
+    return date ? (Date.now() - date.getTime()) / 1000 : null;
+  }
+
+  /** What the page knows about the current playback, for diagnostics and measurements. */
+  diagnostics(): { lowLatency: boolean; stalls: number; behindS: number | null; targetLatencyS: number | null; url: string | null } {
+    return { lowLatency: this.lowLatency, stalls: this.stalls, behindS: this.behindBroadcasterS(), targetLatencyS: this.hls?.targetLatency ?? null, url: this.url };
   }
 
   setLive(live: boolean): void {
