@@ -82,8 +82,8 @@ describe("parseFragment", () => {
     );
     const runs = parseFragment(moof!.bytes, init);
     expect(runs).toEqual([
-      { trackId: 1, baseDecodeTime: 5120, sampleCount: 3, duration: 1537, startsWithSync: false },
-      { trackId: 2, baseDecodeTime: 16000, sampleCount: 2, duration: 2048, startsWithSync: true },
+      { trackId: 1, baseDecodeTime: 5120, sampleCount: 3, duration: 1537, lastSampleDuration: 513, startsWithSync: false },
+      { trackId: 2, baseDecodeTime: 16000, sampleCount: 2, duration: 2048, lastSampleDuration: 1024, startsWithSync: true },
     ]);
   });
 
@@ -98,7 +98,7 @@ describe("parseFragment", () => {
     const tfhd = box("tfhd", vf(0x020000 | 0x08 | 0x20), u(1), u(500), u(0x00010000));
     const trun = box("trun", vf(0), u(4));
     const moof = box("moof", box("mfhd", vf(0), u(1)), box("traf", tfhd, box("tfdt", vf(0), u(1000)), trun));
-    expect(parseFragment(moof, init)).toEqual([{ trackId: 1, baseDecodeTime: 1000, sampleCount: 4, duration: 2000, startsWithSync: false }]);
+    expect(parseFragment(moof, init)).toEqual([{ trackId: 1, baseDecodeTime: 1000, sampleCount: 4, duration: 2000, lastSampleDuration: 500, startsWithSync: false }]);
     // no tfhd defaults: the trex's (audio: sync)
     const audio = box("moof", box("mfhd", vf(0), u(1)), box("traf", box("tfhd", vf(0x020000), u(2)), box("tfdt", vf(0), u(0)), box("trun", vf(0x100), u(1), u(1024))));
     expect(parseFragment(audio, init)[0]!.startsWithSync).toBe(true);

@@ -168,6 +168,8 @@ export interface TrackRun {
   sampleCount: number;
   /** sum of the sample durations, in the track's timescale */
   duration: number;
+  /** the last sample's duration (its start is baseDecodeTime + duration - this) */
+  lastSampleDuration: number;
   /** the first sample is a sync sample (a keyframe; every audio sample is one) */
   startsWithSync: boolean;
 }
@@ -206,6 +208,7 @@ export function parseFragment(moof: Uint8Array, tracks: readonly TrackInfo[]): T
     let sampleCount = 0;
     let duration = 0;
     let firstFlags: number | undefined;
+    let lastDuration = 0;
     for (const trun of boxes.filter((b) => b.type === "trun")) {
       const rv = view(trun.bytes);
       const flags = rv.getUint32(8) & 0xffffff;
@@ -234,10 +237,11 @@ export function parseFragment(moof: Uint8Array, tracks: readonly TrackInfo[]): T
         }
         if (sampleCount === 0 && i === 0) firstFlags = f;
         duration += d;
+        lastDuration = d;
       }
       sampleCount += count;
     }
-    out.push({ trackId, baseDecodeTime, sampleCount, duration, startsWithSync: sampleCount > 0 && firstFlags !== undefined && (firstFlags & NON_SYNC) === 0 });
+    out.push({ trackId, baseDecodeTime, sampleCount, duration, lastSampleDuration: lastDuration, startsWithSync: sampleCount > 0 && firstFlags !== undefined && (firstFlags & NON_SYNC) === 0 });
   }
   return out;
 }

@@ -49,7 +49,10 @@ describe("Packager", () => {
       [2, 6],
       [3, 2],
     ]);
-    for (const part of ps) expect(part.durationS).toBeCloseTo(1 / 3, 6);
+    for (const part of ps) {
+      expect(part.durationS).toBeCloseTo(1 / 3, 6);
+      expect(part.lastFrameS - part.startS).toBeCloseTo(9 / 30, 6);
+    }
     // independent exactly on the parts that start a segment (keyframe every 2 s)
     expect(ps.filter((x) => x.independent).map((x) => [x.segment, x.index])).toEqual([
       [0, 0],

@@ -40,6 +40,8 @@ export interface PartEvent {
   /** media seconds from the run's first part to this part's first sample */
   startS: number;
   durationS: number;
+  /** media seconds from the run's first part to this part's last frame (its last sample's start) */
+  lastFrameS: number;
   /** starts with a sync sample (INDEPENDENT=YES) */
   independent: boolean;
   bytes: Uint8Array;
@@ -162,7 +164,8 @@ export class Packager {
     if (open && boundary) out.push(this.#close(open));
     if (!this.#open) this.#open = { segment: this.#nextSegment++, startS, durationS: 0, parts: [] };
     const seg = this.#open;
-    const part: PartEvent = { kind: "part", segment: seg.segment, index: seg.parts.length, seq: this.#seq++, startS, durationS, independent: timing.independent, bytes };
+    const lastFrameS = startS + (timing.duration - timing.last) / timing.timescale;
+    const part: PartEvent = { kind: "part", segment: seg.segment, index: seg.parts.length, seq: this.#seq++, startS, durationS, lastFrameS, independent: timing.independent, bytes };
     seg.parts.push(bytes);
     seg.durationS += durationS;
     this.stats.parts++;
@@ -178,17 +181,17 @@ export class Packager {
   }
 
   /** Start, duration and independence of a fragment, from its main track (or, lacking it there, any track with samples). */
-  #timing(runs: TrackRun[]): { start: number; duration: number; timescale: number; independent: boolean } | undefined {
+  #timing(runs: TrackRun[]): { start: number; duration: number; last: number; timescale: number; independent: boolean } | undefined {
     const main = this.#main!;
     const run = runs.find((r) => r.trackId === main.id && r.sampleCount > 0);
-    if (run) return { start: run.baseDecodeTime, duration: run.duration, timescale: main.timescale, independent: run.startsWithSync };
+    if (run) return { start: run.baseDecodeTime, duration: run.duration, last: run.lastSampleDuration, timescale: main.timescale, independent: run.startsWithSync };
     // Only other tracks in this fragment (the encoder's audio outlasting its video at the end): time it on the
     // main track's clock so media times stay on one timeline.
     const other = runs.find((r) => r.sampleCount > 0);
     const track = other && this.#tracks!.find((t) => t.id === other.trackId);
     if (!other || !track) return undefined;
     const scale = main.timescale / track.timescale;
-    return { start: Math.round(other.baseDecodeTime * scale), duration: Math.round(other.duration * scale), timescale: main.timescale, independent: false };
+    return { start: Math.round(other.baseDecodeTime * scale), duration: Math.round(other.duration * scale), last: Math.round(other.lastSampleDuration * scale), timescale: main.timescale, independent: false };
   }
 }
 

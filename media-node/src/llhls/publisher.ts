@@ -51,7 +51,7 @@ export interface LlPublisherOptions {
 }
 
 export interface LlPublisherEvents {
-  /** a part was announced: `lagMs` from its last frame's ingest (its wall-clock end) to the edge taking it */
+  /** a part was announced: `lagMs` from its last frame's ingest to the edge taking it (listing it) */
   part: [{ variant: string; msn: number; index: number; durationS: number; independent: boolean; storeMs: number; lagMs: number }];
   /** a segment and the classic playlist listing it are stored (same shape as the classic publisher's) */
   segment: [{ variant: string; epoch: number; index: number; durationS: number; uploadMs: number; discontinuity: boolean }];
@@ -238,8 +238,8 @@ export class LlPublisher extends EventEmitter<LlPublisherEvents> {
     rv.firstSegmentOfRun ??= e.segment;
     const stored = Promise.all([rv.init ?? Promise.reject(new Error("part before the init segment")), this.#opts.uploader.uploadBody(this.#key(v, uri), e.bytes, { cacheControl: CACHE.segment })]);
     stored.catch(() => {});
-    // Wall-clock time at which the part's last frame reached the node (its end on the ingest timeline).
-    const endMs = r.startedAtMs + (e.startS + e.durationS) * 1000;
+    // Wall-clock time at which the part's last frame reached the node (on the ingest timeline).
+    const lastFrameMs = r.startedAtMs + e.lastFrameS * 1000;
     v.chain = v.chain.then(async () => {
       if (v.failed) return;
       try {
@@ -256,7 +256,7 @@ export class LlPublisher extends EventEmitter<LlPublisherEvents> {
       // In order with every other announcement of the broadcast; the chain moves on once it is queued.
       void this.#opts.announce.send([update]).then(
         () => {
-          this.emit("part", { variant: v.variant.name, msn, index: e.index, durationS: e.durationS, independent: e.independent, storeMs, lagMs: Date.now() - endMs });
+          this.emit("part", { variant: v.variant.name, msn, index: e.index, durationS: e.durationS, independent: e.independent, storeMs, lagMs: Date.now() - lastFrameMs });
           if (!v.firstPartAnnounced) {
             v.firstPartAnnounced = true;
             this.#maybeLlMaster();

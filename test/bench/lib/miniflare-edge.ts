@@ -80,6 +80,8 @@ export async function startMiniflareEdge(vars: Record<string, string>): Promise<
           RoomShard: sqlite("RoomShard"),
           Stream: sqlite("Stream"),
           StreamIndex: sqlite("StreamIndex"),
+          LowLatencyStream: sqlite("LowLatencyStream"),
+          LowLatencyRelay: sqlite("LowLatencyRelay"),
         },
         bindings: { ...TEST_SECRETS, ...TEST_VARS, ...vars },
       },
