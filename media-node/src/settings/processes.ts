@@ -19,7 +19,7 @@ import { storageSettings } from "./storage.ts";
 import { type VodSettings, vodSettings } from "./vod.ts";
 import { type StreamKeySettings, streamKeyProblems, streamKeySettings } from "./stream-keys.ts";
 import { notifierSettings } from "./notifier.ts";
-import { type LlhlsSettings, llhlsProblems, llhlsSettings } from "./llhls.ts";
+import { type LlhlsSettings, llhlsProblems, llhlsSecretSettings, llhlsSettings } from "./llhls.ts";
 
 export { SettingsError as ConfigError };
 
@@ -55,7 +55,7 @@ export function busConfig(overrides: Partial<BusConfig> = {}): BusConfig {
   return { ...values, ...overrides };
 }
 
-export const mediaNodeProcessSettings = { ...devSettings, ...busProcessSettings, ...mediaNodeSettings, ...ingestSettings, ...storageSettings, ...streamKeySettings, ...vodSettings, ...llhlsSettings } as const;
+export const mediaNodeProcessSettings = { ...devSettings, ...busProcessSettings, ...mediaNodeSettings, ...ingestSettings, ...storageSettings, ...streamKeySettings, ...vodSettings, ...llhlsSettings, ...llhlsSecretSettings } as const;
 
 export interface MediaNodeSettings {
   config: MediaConfig;
@@ -83,7 +83,7 @@ export function readMediaNodeSettings(env: RawEnv = settingsEnv()): MediaNodeSet
     ];
   });
   const pick = <S extends SettingsSpec>(spec: S) => Object.fromEntries(Object.keys(spec).map((k) => [k, (v as Record<string, unknown>)[k]])) as SettingsOf<S>;
-  return { config: pick(mediaNodeSettings), storage: storage!, bus: pick(busProcessSettings), ingest: pick(ingestSettings), streamKeys: pick(streamKeySettings), vod: pick(vodSettings), llhls: pick(llhlsSettings) };
+  return { config: pick(mediaNodeSettings), storage: storage!, bus: pick(busProcessSettings), ingest: pick(ingestSettings), streamKeys: pick(streamKeySettings), vod: pick(vodSettings), llhls: pick({ ...llhlsSettings, ...llhlsSecretSettings }) };
 }
 
 /** Only the media node's own group (no bus, no storage): tests that start a node in-process with their own bus. */
