@@ -116,10 +116,10 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
   const llhls = opts.llhls ?? DEFAULT_LLHLS_SETTINGS;
   const llLog = log.child({ component: "llhls" });
   const lowLatency =
-    llhls.edgeUrl && llhls.announceSecrets?.length
+    llhls.llhlsEdgeUrl && llhls.announceSecrets?.length
       ? {
           partMs: llhls.partMs,
-          announcer: (streamId: string, broadcastId: string) => new EdgeAnnouncer({ edgeUrl: llhls.edgeUrl!, secrets: llhls.announceSecrets!, timeoutMs: llhls.announceTimeoutMs, log: llLog }, streamId, broadcastId),
+          announcer: (streamId: string, broadcastId: string) => new EdgeAnnouncer({ edgeUrl: llhls.llhlsEdgeUrl!, secrets: llhls.announceSecrets!, timeoutMs: llhls.announceTimeoutMs, log: llLog }, streamId, broadcastId),
         }
       : undefined;
   const live = new LiveManager({

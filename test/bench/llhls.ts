@@ -102,7 +102,7 @@ const node = await startMediaNode({
   bus: busConfig({ ...nats.settings("media-node"), outboxDir: join(work, "outbox") }),
   log: createLogger({ level: (process.env.BENCH_LOG_LEVEL ?? "warn") as "warn", sink: (line) => process.stderr.write(line + "\n") }),
   streamKeys: { edgeUrl, internalToken: TEST_SECRETS.INTERNAL_API_TOKEN, intervalMs: 5000, timeoutMs: 1500 },
-  llhls: { edgeUrl, announceSecrets: [TEST_SECRETS.EDGE_INGRESS_SECRET], partMs: 333, announceTimeoutMs: 2000 },
+  llhls: { llhlsEdgeUrl: edgeUrl, announceSecrets: [TEST_SECRETS.EDGE_INGRESS_SECRET], partMs: 333, announceTimeoutMs: 2000 },
 });
 const edge = await startEdge({ PLAYBACK_ORIGIN_URL: `${node.httpUrl}/media`, PLAYBACK_BASE_URL: edgeUrl }, { port: edgePort });
 const bridge = await startNatsToHttpBridge({ nats, edgeUrl: `${edge.url}/hooks/events` });

@@ -36,7 +36,7 @@ describe("low-latency packager on a live FFmpeg publish", () => {
 
   beforeAll(async () => {
     receiver = await startAnnounceReceiver(SECRET);
-    media = await startMediaFixture({}, { llhls: { edgeUrl: receiver.url, announceSecrets: [SECRET], partMs: 333, announceTimeoutMs: 2000 } });
+    media = await startMediaFixture({}, { llhls: { llhlsEdgeUrl: receiver.url, announceSecrets: [SECRET], partMs: 333, announceTimeoutMs: 2000 } });
     // What is announced must already be stored: checked the moment the announcement arrives.
     receiver.onAnnounce = (a) => {
       for (const u of a.updates) {

@@ -38,7 +38,7 @@ describe("low-latency HLS through the edge (Chromium, hls.js)", () => {
       {},
       {
         streamKeys: { edgeUrl, internalToken: TEST_SECRETS.INTERNAL_API_TOKEN, intervalMs: 2000, timeoutMs: 1500 },
-        llhls: { edgeUrl, announceSecrets: [TEST_SECRETS.EDGE_INGRESS_SECRET], partMs: 333, announceTimeoutMs: 2000 },
+        llhls: { llhlsEdgeUrl: edgeUrl, announceSecrets: [TEST_SECRETS.EDGE_INGRESS_SECRET], partMs: 333, announceTimeoutMs: 2000 },
       },
     );
     edge = await startEdge({ PLAYBACK_ORIGIN_URL: `${media.node.httpUrl}/media`, PLAYBACK_BASE_URL: edgeUrl }, { port: edgePort });

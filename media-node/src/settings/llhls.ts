@@ -6,7 +6,7 @@
 import { int, readSettings, secrets, type SettingsOf, url } from "../../../shared/settings/settings.ts";
 
 export const llhlsSettings = {
-  edgeUrl: url("LLHLS_EDGE_URL", undefined, "base URL of the edge low-latency parts are announced to (POST /hooks/llhls/<streamId>/announce), signed with EDGE_INGRESS_SECRET; unset: streams asking for low latency get classic HLS", { protocols: ["http:", "https:"], optional: true }),
+  llhlsEdgeUrl: url("LLHLS_EDGE_URL", undefined, "base URL of the edge low-latency parts are announced to (POST /hooks/llhls/<streamId>/announce), signed with EDGE_INGRESS_SECRET; unset: streams asking for low latency get classic HLS", { protocols: ["http:", "https:"], optional: true }),
   partMs: int("LLHLS_PART_MS", 333, "target part duration, ms; parts are whole frames (10 at 30 fps) and PART-HOLD-BACK, the players' distance to the live edge, is 3 parts", { min: 100, max: 1000 }),
   announceTimeoutMs: int("LLHLS_ANNOUNCE_TIMEOUT_MS", 2000, "one announcement POST may take this long before it is retried, ms", { min: 100, max: 30_000 }),
 };
@@ -25,5 +25,5 @@ export type LlhlsSettings = SettingsOf<typeof llhlsSettings> & SettingsOf<typeof
 export const DEFAULT_LLHLS_SETTINGS: LlhlsSettings = readSettings({ ...llhlsSettings, ...llhlsSecretSettings }, {});
 
 export function llhlsProblems(s: LlhlsSettings): string[] {
-  return s.edgeUrl && !s.announceSecrets?.length ? ["LLHLS_EDGE_URL is set but EDGE_INGRESS_SECRET is not: the node cannot sign its part announcements"] : [];
+  return s.llhlsEdgeUrl && !s.announceSecrets?.length ? ["LLHLS_EDGE_URL is set but EDGE_INGRESS_SECRET is not: the node cannot sign its part announcements"] : [];
 }

@@ -74,8 +74,8 @@ describe("process settings", () => {
   it("low-latency announcements need the edge's ingress secret to sign with", () => {
     expect(problemsOf(() => readMediaNodeSettings({ ...mediaSecrets, LLHLS_EDGE_URL: "http://127.0.0.1:8787" })).join()).toMatch(/LLHLS_EDGE_URL is set but EDGE_INGRESS_SECRET is not/);
     const llhls = readMediaNodeSettings({ ...mediaSecrets, LLHLS_EDGE_URL: "http://127.0.0.1:8787", EDGE_INGRESS_SECRET: "e".repeat(20) }).llhls;
-    expect(llhls).toEqual({ edgeUrl: "http://127.0.0.1:8787", announceSecrets: ["e".repeat(20)], partMs: 333, announceTimeoutMs: 2000 });
-    expect(readMediaNodeSettings(mediaSecrets).llhls.edgeUrl).toBeUndefined();
+    expect(llhls).toEqual({ llhlsEdgeUrl: "http://127.0.0.1:8787", announceSecrets: ["e".repeat(20)], partMs: 333, announceTimeoutMs: 2000 });
+    expect(readMediaNodeSettings(mediaSecrets).llhls.llhlsEdgeUrl).toBeUndefined();
   });
 
   it("logs show the NATS servers without any user info", () => {
