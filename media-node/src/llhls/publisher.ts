@@ -32,6 +32,8 @@ import type { AnnounceSink } from "./announcer.ts";
 import { Packager, type PackagerEvent } from "./packager.ts";
 
 export const LL_MASTER = "master-ll.m3u8";
+/** How long the end of a broadcast waits for the edge to take its ENDLIST before the recording is finished anyway. */
+export const END_ANNOUNCE_WAIT_MS = 5000;
 
 export interface LlPublisherOptions {
   uploader: Uploader;
@@ -354,7 +356,17 @@ export class LlPublisher extends EventEmitter<LlPublisherEvents> {
   async finish(opts: { vod: boolean }): Promise<PublishResult> {
     await Promise.all(this.#variants.map((v) => v.chain));
     for (const v of this.#variants) v.ended = true;
-    await this.#opts.announce.send([{ type: "end" }]).catch((error: unknown) => this.#log.warn("the edge did not take the broadcast's end", { error }));
+    // The end is told to the edge if it answers soon; an unreachable edge must not hold up the recording.
+    let timer: NodeJS.Timeout | undefined;
+    const told = await Promise.race([
+      this.#opts.announce.send([{ type: "end" }]).then(
+        () => true,
+        (error: unknown) => (this.#log.warn("the edge did not take the broadcast's end", { error }), true),
+      ),
+      new Promise<false>((r) => (timer = setTimeout(() => r(false), END_ANNOUNCE_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
+    if (!told) this.#log.warn("the edge did not answer the broadcast's end in time; its low-latency playlists stay without ENDLIST until the broadcast is replaced", { waitedMs: END_ANNOUNCE_WAIT_MS });
     this.#opts.announce.close();
     await this.#llMaster;
     await this.#classicMaster;
