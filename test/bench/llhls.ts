@@ -200,7 +200,7 @@ async function llRun(i: number): Promise<RunResult> {
   if (!live[0].lowLatency) throw new Error("the stream went live without low latency (is LLHLS_EDGE_URL reaching the edge?)");
   const end = Date.now() + DURATION_S * 1000;
   // LL page: the watch page's own player.
-  type Handle = { pulsecast: { player: { diagnostics(): { behindS: number | null; stalls: number; lowLatency: boolean } } } };
+  type Handle = { pulsecast: { player: { diagnostics(): { behindS: number | null; stalls: number; lowLatency: boolean; edgeLatencyS: number | null } } } };
   const llBehind = () => watch.evaluate(() => (window as unknown as Handle).pulsecast.player.diagnostics().behindS);
   // Classic page: same origin, hls.js as the watch page sets it up for a classic stream, once the classic master
   // is stored (a segment after the LL one: hls.js gives up on a master that answers 404).
@@ -238,6 +238,13 @@ async function llRun(i: number): Promise<RunResult> {
     return sample(page, behind, Date.now() + WARMUP_S * 1000, end);
   };
   const lowest = LADDER.split(",").at(-1)!;
+  // The watch page's own account every 15 s (stderr): behind the broadcaster vs hls.js's distance to its live edge.
+  const trace = setInterval(() => {
+    void watch
+      .evaluate(() => (window as unknown as Handle).pulsecast.player.diagnostics())
+      .then((d) => log(`  watch: ${JSON.stringify(d, (k, v) => (typeof v === "number" ? Math.round(v * 100) / 100 : k === "url" ? undefined : v))}`))
+      .catch(() => {});
+  }, 15_000);
   const [llSamples, classicSamples, partLags, cores] = await Promise.all([
     measure(watch, llBehind),
     measure(classic, classicBehind),
@@ -245,7 +252,9 @@ async function llRun(i: number): Promise<RunResult> {
     // steady state: from a few seconds after it went live until shortly before the end
     new Promise((r) => setTimeout(r, 5000)).then(() => coresOver(session, Math.max(5000, end - Date.now() - 2000), () => Date.now() >= end)),
   ]);
+  clearInterval(trace);
   const stalls = await watch.evaluate(() => (window as unknown as Handle).pulsecast.player.diagnostics().stalls);
+  log(`run ${i + 1}: watch page at the end: ${JSON.stringify(await watch.evaluate(() => (window as unknown as Handle).pulsecast.player.diagnostics()))}`);
   await publisher.stop();
   await once(session, "ended");
   await ctx.close();

@@ -67,10 +67,11 @@ export class Player {
       if (this.url !== url) return;
       if (!HlsCtor.isSupported()) return this.opts.onError("This browser cannot play HLS video.");
       // Low latency: hls.js's target is the playlist's PART-HOLD-BACK only when no live sync distance is set here
-      // (one would replace it); a little catch-up speed brings it back to that distance after a hiccup.
+      // (one would replace it); a little catch-up speed brings it back to that distance after a hiccup, and a
+      // stall moves the target back by about one part (hls.js's default is a whole second per stall, for good).
       const hls = new HlsCtor(
         this.lowLatency
-          ? { lowLatencyMode: true, backBufferLength: 30, maxLiveSyncPlaybackRate: 1.1 }
+          ? { lowLatencyMode: true, backBufferLength: 30, maxLiveSyncPlaybackRate: 1.1, liveSyncOnStallIncrease: 0.34 }
           : { lowLatencyMode: true, liveSyncDurationCount: 2, backBufferLength: 30 },
       );
       this.hls = hls;
@@ -109,8 +110,21 @@ export class Player {
   }
 
   /** What the page knows about the current playback, for diagnostics and measurements. */
-  diagnostics(): { lowLatency: boolean; stalls: number; behindS: number | null; targetLatencyS: number | null; url: string | null } {
-    return { lowLatency: this.lowLatency, stalls: this.stalls, behindS: this.behindBroadcasterS(), targetLatencyS: this.hls?.targetLatency ?? null, url: this.url };
+  diagnostics(): { lowLatency: boolean; stalls: number; behindS: number | null; edgeLatencyS: number | null; targetLatencyS: number | null; bufferS: number; rate: number; url: string | null } {
+    const v = this.video;
+    let bufferS = 0;
+    for (let i = 0; i < v.buffered.length; i++) if (v.buffered.start(i) <= v.currentTime && v.currentTime <= v.buffered.end(i)) bufferS = v.buffered.end(i) - v.currentTime;
+    return {
+      lowLatency: this.lowLatency,
+      stalls: this.stalls,
+      behindS: this.behindBroadcasterS(),
+      // hls.js's own view: how far behind the live edge of the playlist it plays, and how far it aims to be
+      edgeLatencyS: this.hls ? this.hls.latency : null,
+      targetLatencyS: this.hls?.targetLatency ?? null,
+      bufferS,
+      rate: v.playbackRate,
+      url: this.url,
+    };
   }
 
   setLive(live: boolean): void {

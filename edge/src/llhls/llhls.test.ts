@@ -7,6 +7,7 @@ import { parsePlaylist } from "../../../test/helpers/hls.ts";
 import { playlistText, ScriptedPackager, untilWaiting } from "../../test/llhls.ts";
 import { api, createStream, edge, env, errorCode, jwt, newUser, playbackToken } from "../../test/streams.ts";
 import { advancePartLimit } from "./model.ts";
+import { lowLatencyPlaylist, relayShard } from "./routes.ts";
 
 const play = (path: string, headers: Record<string, string> = { "accept-encoding": "gzip" }) => edge(`/play/${path}`, { headers });
 
@@ -320,6 +321,24 @@ describe("relays for a large audience (simulated)", () => {
     // a late viewer asking for the same part is answered from the relay's copy, without the origin
     await ask(1);
     expect((await env.LowLatencyRelay.getByName(`${s.id}:1`).stats()).originRequests).toBe(1);
+  });
+
+  it("are where the front Worker sends viewers when LLHLS_RELAYS is set, a viewer always to the same one", async () => {
+    const { pk, s } = await live();
+    await pk.part();
+    const withRelays = { ...env, LLHLS_RELAYS: "3" };
+    const viewers = ["203.0.113.1", "203.0.113.2", "198.51.100.7", "2001:db8::1", "192.0.2.44", "192.0.2.45"];
+    const answers = await Promise.all(viewers.map((viewer) => lowLatencyPlaylist(withRelays, s.id, { broadcastId: pk.broadcastId, rendition: "240p", directives: {} }, { gzip: false, viewer })));
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    const used = new Set(viewers.map((v) => relayShard(v, 3)));
+    const stats = await Promise.all([0, 1, 2].map((i) => env.LowLatencyRelay.getByName(`${s.id}:${i}`).stats()));
+    expect(stats.reduce((t, r) => t + r.requests, 0)).toBe(viewers.length);
+    expect(stats.filter((r) => r.requests > 0)).toHaveLength(used.size);
+    for (const v of viewers) expect(relayShard(v, 3)).toBe(relayShard(v, 3));
+    // without relays the viewer goes straight to the stream's object
+    const before = (await env.LowLatencyStream.getByName(s.id).stats()).playlistRequests;
+    await lowLatencyPlaylist(env, s.id, { broadcastId: pk.broadcastId, rendition: "240p", directives: {} }, { gzip: false, viewer: viewers[0]! });
+    expect((await env.LowLatencyStream.getByName(s.id).stats()).playlistRequests).toBe(before + 1);
   });
 });
 
