@@ -6,6 +6,9 @@ import { $, h } from "./dom.ts";
 type HlsModule = typeof import("hls.js/light");
 type Hls = InstanceType<HlsModule["default"]>;
 
+/** Low latency: further than this beyond hls.js's target latency, the player jumps back to live (seconds). */
+const LOW_LATENCY_JUMP_S = 3;
+
 export interface PlayerOptions {
   onError(message: string): void;
   /** called once the first frame is on screen */
@@ -25,6 +28,14 @@ export class Player {
   private lowLatency = false;
   /** times playback stalled for lack of buffer since the current source was loaded */
   private stalls = 0;
+  /** the viewer paused or sought: they chose where to be, so low latency does not pull them back to live */
+  private viewerMoved = false;
+  /** the next `seeking` is ours (back to live), not the viewer's */
+  private seekingToLive = false;
+  /** when the viewer last touched the video's controls (performance.now()) */
+  private touchedAt = -Infinity;
+  /** jumps back to the live edge the player made by itself (low latency, after falling far behind) */
+  private jumps = 0;
   /** a paused video sends no timeupdate, but the live edge keeps moving away from it */
   private liveTimer: ReturnType<typeof setInterval> | null = null;
 
@@ -36,6 +47,16 @@ export class Player {
     });
     this.goLive.addEventListener("click", () => this.seekToLive());
     video.addEventListener("timeupdate", () => this.updateLive());
+    // A seek right after the viewer touched the controls is theirs (hls.js seeks by itself too: its start
+    // position, gaps it jumps); a pause is always theirs (the page never pauses).
+    const touched = () => (this.touchedAt = performance.now());
+    video.addEventListener("pointerdown", touched);
+    video.addEventListener("keydown", touched);
+    video.addEventListener("seeking", () => {
+      if (!this.seekingToLive && performance.now() - this.touchedAt < 2000) this.viewerMoved = true;
+      this.seekingToLive = false;
+    });
+    video.addEventListener("pause", () => (this.viewerMoved = true));
     video.addEventListener("playing", () => this.opts.onPlaying?.(), { once: true });
     video.addEventListener("error", () => {
       if (!this.hls && this.url) this.opts.onError("This video could not be played in this browser.");
@@ -57,6 +78,8 @@ export class Player {
     this.live = live;
     this.lowLatency = opts.lowLatency === true;
     this.stalls = 0;
+    this.viewerMoved = false;
+    this.jumps = 0;
     const canMse = typeof MediaSource !== "undefined" || "ManagedMediaSource" in globalThis;
     const native = this.video.canPlayType("application/vnd.apple.mpegurl") !== "";
     if (!canMse && native) {
@@ -110,13 +133,14 @@ export class Player {
   }
 
   /** What the page knows about the current playback, for diagnostics and measurements. */
-  diagnostics(): { lowLatency: boolean; stalls: number; behindS: number | null; edgeLatencyS: number | null; targetLatencyS: number | null; bufferS: number; rate: number; url: string | null } {
+  diagnostics(): { lowLatency: boolean; stalls: number; jumps: number; behindS: number | null; edgeLatencyS: number | null; targetLatencyS: number | null; bufferS: number; rate: number; url: string | null } {
     const v = this.video;
     let bufferS = 0;
     for (let i = 0; i < v.buffered.length; i++) if (v.buffered.start(i) <= v.currentTime && v.currentTime <= v.buffered.end(i)) bufferS = v.buffered.end(i) - v.currentTime;
     return {
       lowLatency: this.lowLatency,
       stalls: this.stalls,
+      jumps: this.jumps,
       behindS: this.behindBroadcasterS(),
       // hls.js's own view: how far behind the live edge of the playlist it plays, and how far it aims to be
       edgeLatencyS: this.hls ? this.hls.latency : null,
@@ -155,11 +179,32 @@ export class Player {
 
   seekToLive(): void {
     const edge = this.hls?.liveSyncPosition ?? (this.video.seekable.length ? this.video.seekable.end(this.video.seekable.length - 1) : null);
-    if (edge !== null && edge !== undefined) this.video.currentTime = edge;
+    this.viewerMoved = false;
+    if (edge !== null && edge !== undefined) {
+      this.seekingToLive = true;
+      this.video.currentTime = edge;
+    }
     void this.video.play().catch(() => undefined);
   }
 
+  /**
+   * Low latency: hls.js speeds playback up a little to get back to its target after a hiccup, but only when it is
+   * less than about a segment beyond it; further back (a long stall, or the stream delivered a backlog at once) it
+   * would stay behind for good. Unless the viewer moved away themselves, the player then jumps back to live.
+   */
+  private keepLowLatency(): void {
+    const hls = this.hls;
+    if (!this.lowLatency || !hls || this.viewerMoved || this.video.paused || this.video.seeking) return;
+    const target = hls.targetLatency;
+    const edge = hls.liveSyncPosition;
+    if (target === null || edge === null || hls.latency <= target + LOW_LATENCY_JUMP_S) return;
+    this.jumps++;
+    this.seekingToLive = true;
+    this.video.currentTime = edge;
+  }
+
   private updateLive(): void {
+    this.keepLowLatency();
     const behind = this.latency();
     // A few segments of slack is normal HLS latency; beyond that the viewer paused or sought back.
     const target = (this.hls?.targetLatency ?? 6) + 4;
