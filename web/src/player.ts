@@ -8,6 +8,8 @@ type Hls = InstanceType<HlsModule["default"]>;
 
 /** Low latency: further than this beyond hls.js's target latency, the player jumps back to live (seconds). */
 const LOW_LATENCY_JUMP_S = 3;
+/** Low latency: this long without a stall, the target latency goes back to the playlist's PART-HOLD-BACK (ms). */
+const LOW_LATENCY_RECOVER_MS = 30_000;
 
 export interface PlayerOptions {
   onError(message: string): void;
@@ -36,6 +38,8 @@ export class Player {
   private touchedAt = -Infinity;
   /** jumps back to the live edge the player made by itself (low latency, after falling far behind) */
   private jumps = 0;
+  /** when playback last stalled (performance.now()) */
+  private stalledAt = -Infinity;
   /** a paused video sends no timeupdate, but the live edge keeps moving away from it */
   private liveTimer: ReturnType<typeof setInterval> | null = null;
 
@@ -80,6 +84,7 @@ export class Player {
     this.stalls = 0;
     this.viewerMoved = false;
     this.jumps = 0;
+    this.stalledAt = -Infinity;
     const canMse = typeof MediaSource !== "undefined" || "ManagedMediaSource" in globalThis;
     const native = this.video.canPlayType("application/vnd.apple.mpegurl") !== "";
     if (!canMse && native) {
@@ -107,7 +112,10 @@ export class Player {
         this.quality.title = level?.height ? `now playing ${level.height}p` : "";
       });
       hls.on(HlsCtor.Events.ERROR, (_e, data) => {
-        if (data.details === HlsCtor.ErrorDetails.BUFFER_STALLED_ERROR) this.stalls++;
+        if (data.details === HlsCtor.ErrorDetails.BUFFER_STALLED_ERROR) {
+          this.stalls++;
+          this.stalledAt = performance.now();
+        }
         if (!data.fatal) return;
         if (data.type === HlsCtor.ErrorTypes.NETWORK_ERROR && networkRetries++ < 5) return hls.startLoad();
         if (data.type === HlsCtor.ErrorTypes.MEDIA_ERROR) return hls.recoverMediaError();
@@ -195,6 +203,10 @@ export class Player {
   private keepLowLatency(): void {
     const hls = this.hls;
     if (!this.lowLatency || !hls || this.viewerMoved || this.video.paused || this.video.seeking) return;
+    // Each stall moves hls.js's target back (by liveSyncOnStallIncrease) and nothing in hls.js moves it forward
+    // again: after a while without a stall, the target is the playlist's PART-HOLD-BACK again.
+    const holdBack = hls.latestLevelDetails?.partHoldBack;
+    if (holdBack && performance.now() - this.stalledAt > LOW_LATENCY_RECOVER_MS && (hls.targetLatency ?? 0) > holdBack + 0.01) hls.targetLatency = holdBack;
     const target = hls.targetLatency;
     const edge = hls.liveSyncPosition;
     if (target === null || edge === null || hls.latency <= target + LOW_LATENCY_JUMP_S) return;
