@@ -20,6 +20,7 @@ interface Diagnostics {
   lowLatency: boolean;
   stalls: number;
   behindS: number | null;
+  edgeLatencyS: number | null;
   targetLatencyS: number | null;
   url: string | null;
 }
@@ -76,19 +77,24 @@ describe("low-latency HLS through the edge (Chromium, hls.js)", () => {
     expect(d.url).toBe(`${edge.url}/play/${s.id}/live-ll.m3u8`);
     // hls.js aims at the playlist's PART-HOLD-BACK (3 parts), not at a few segments
     expect(d.targetLatencyS).toBeCloseTo(1.011, 2);
-    // Behind the broadcaster (ingest time in the playlists against this page's clock), sampled for 8 s once playing.
+    // Behind the broadcaster (ingest time in the playlists against this page's clock), and behind the playlist's
+    // live edge as hls.js sees it against its target, sampled for 8 s once playing.
     const behind: number[] = [];
+    const overTarget: number[] = [];
     const until = Date.now() + 8000;
     while (Date.now() < until) {
       const x = await diagnostics();
       if (x.behindS !== null) behind.push(x.behindS);
+      if (x.edgeLatencyS !== null && x.targetLatencyS !== null) overTarget.push(x.edgeLatencyS - x.targetLatencyS);
       await page.waitForTimeout(250);
     }
-    behind.sort((a, b) => a - b);
-    const median = behind[behind.length >> 1]!;
-    console.log(`watch page behind the broadcaster: median ${median.toFixed(2)} s over ${behind.length} samples (load ${(await import("node:os")).loadavg()[0]!.toFixed(1)})`);
-    // A generous bound for a loaded 2-core test machine; `npm run bench:llhls` measures it properly.
-    expect(median).toBeLessThan(3);
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+    console.log(`watch page behind the broadcaster: median ${median(behind).toFixed(2)} s, beyond hls.js's target ${median(overTarget).toFixed(2)} s, over ${behind.length} samples (load ${(await import("node:os")).loadavg()[0]!.toFixed(1)})`);
+    // The player keeps near its low-latency target (hls.js closes small gaps by playing up to 10% faster)...
+    expect(median(overTarget)).toBeLessThan(2);
+    // ...and plays closer to the broadcaster than classic HLS's own hold-back (3 target durations, 6 s) alone. How
+    // close, on a quiet machine, is what `npm run bench:llhls` measures; this test runs beside other work.
+    expect(median(behind)).toBeLessThan(6);
     await screenshot(page, "watch-llhls");
 
     // The same playlists as a client following the live edge sees them, read with m3u8-parser.
