@@ -114,10 +114,13 @@ describe("low-latency packager on a live FFmpeg publish", () => {
 
   it("announces a part every third of a second", () => {
     const ps = of("240p").parts;
+    // On average over the broadcast (FFmpeg keeps real time; a loaded machine delays some parts and then
+    // delivers them close together, so single gaps say little about the cadence here).
+    const mean = (ps.at(-1)!.at - ps[0]!.at) / (ps.length - 1);
+    expect(mean).toBeGreaterThan(300);
+    expect(mean).toBeLessThan(380);
     const gaps = ps.slice(1).map((p, i) => p.at - ps[i]!.at).sort((a, b) => a - b);
-    const median = gaps[gaps.length >> 1]!;
-    expect(median).toBeGreaterThan(250);
-    expect(median).toBeLessThan(420);
+    console.log(`part announcements: mean gap ${mean.toFixed(0)} ms, median ${gaps[gaps.length >> 1]} ms, p95 ${gaps[Math.floor(gaps.length * 0.95)]} ms`);
   });
 
   it("marks INDEPENDENT exactly the parts that begin with a keyframe: every segment's first part", async () => {
