@@ -130,6 +130,8 @@ start("media-node", "node", ["media-node/src/main.ts"], {
   // Stream keys of the Streams API are checked with the edge (revocations reach the node within seconds); the
   // node's INTERNAL_API_TOKEN comes from .dev.vars like its other secrets.
   STREAM_KEYS_EDGE_URL: edgeUrl,
+  // Low-latency streams announce their parts to the edge (signed with EDGE_INGRESS_SECRET, from .dev.vars).
+  LLHLS_EDGE_URL: edgeUrl,
   // Uploads sit in the Worker's simulated bucket, which only the edge can read: the VOD worker fetches sources there.
   VOD_SOURCE_URL: `${edgeUrl}/internal/media`,
   VOD_SOURCE_TOKEN: vars.INTERNAL_API_TOKEN!,

@@ -12,6 +12,7 @@ import { healthRoutes } from "./health/routes.ts";
 import { inboxRoutes } from "./inbox/routes.ts";
 import { ingressRoutes } from "./ingress/routes.ts";
 import { internalRoutes } from "./internal/routes.ts";
+import { llhlsRoutes } from "./llhls/routes.ts";
 import { devRoutes } from "./dev/sign-in.ts";
 import { notifyRoutes } from "./notify/routes.ts";
 import { playbackRoutes } from "./playback/routes.ts";
@@ -46,6 +47,7 @@ export function createApp() {
   app.route("/", streamRoutes);
   app.route("/", playbackRoutes);
   app.route("/", fleetRoutes);
+  app.route("/", llhlsRoutes);
   app.route("/", internalRoutes);
   app.route("/", bigRoomRoutes);
   app.route("/", devRoutes);

@@ -11,6 +11,8 @@ import type { StreamIndex } from "./streams/stream-index.ts";
 import type { Fleet } from "./fleet/fleet-object.ts";
 import type { UploadSession } from "./videos/upload-session.ts";
 import type { VideoLibrary } from "./videos/library.ts";
+import type { LowLatencyStream } from "./llhls/stream-object.ts";
+import type { LowLatencyRelay } from "./llhls/relay.ts";
 
 export interface Env {
   Room: DurableObjectNamespace<Room>;
@@ -35,6 +37,10 @@ export interface Env {
   RoomCoordinator: DurableObjectNamespace<RoomCoordinator>;
   RoomRelay: DurableObjectNamespace<RoomRelay>;
   RoomShard: DurableObjectNamespace<RoomShard>;
+  /** one object per live stream holding its low-latency playlists; see llhls/stream-object.ts */
+  LowLatencyStream: DurableObjectNamespace<LowLatencyStream>;
+  /** relays between viewers and a stream's low-latency object (LLHLS_RELAYS); see llhls/relay.ts */
+  LowLatencyRelay: DurableObjectNamespace<LowLatencyRelay>;
   /** the pages and their scripts (wrangler `[assets]`, built by `node web/build.ts`); absent where not configured */
   ASSETS?: Fetcher;
 
@@ -68,6 +74,7 @@ export interface Env {
   PLAYBACK_STATE_CACHE_MS?: string;
   PLAYBACK_MEMORY_CACHE_MB?: string;
   STREAM_KEY_CHECK_MAX?: string;
+  LLHLS_RELAYS?: string;
   // uploads and the videos API
   VIDEO_MAX_UPLOAD_BYTES?: string;
   VIDEO_MAX_CONCURRENT_UPLOADS?: string;

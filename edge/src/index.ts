@@ -10,6 +10,8 @@ export { Stream } from "./streams/stream-object.ts";
 export { StreamIndex } from "./streams/stream-index.ts";
 export { Fleet } from "./fleet/fleet-object.ts";
 export { UploadSession } from "./videos/upload-session.ts";
+export { LowLatencyStream } from "./llhls/stream-object.ts";
+export { LowLatencyRelay } from "./llhls/relay.ts";
 export { VideoLibrary } from "./videos/library.ts";
 
 const app = createApp();

@@ -50,6 +50,7 @@ export const EDGE_SETTINGS = {
   mediaKeyPrefix: text("MEDIA_KEY_PREFIX", "live", "object key prefix the media nodes store live streams under (their MEDIA_KEY_PREFIX)", { pattern: /^[A-Za-z0-9_-]{1,64}$/ }),
   playbackStateCacheMs: int("PLAYBACK_STATE_CACHE_MS", 2000, "how long an isolate trusts what it learned of a stream's policy and status before asking its object again, ms", { min: 0, max: 60_000 }),
   playbackMemoryCacheMb: int("PLAYBACK_MEMORY_CACHE_MB", 32, "hot playback objects each isolate keeps in memory in front of the Cache API, MiB (0: none)", { min: 0, max: 96 }),
+  llhlsRelays: int("LLHLS_RELAYS", 0, "relay objects per low-latency stream between viewers and the stream's object, which each collapse identical playlist requests into one (0: viewers reach the stream's object directly, fine for a few hundred)", { min: 0, max: 1024 }),
   streamKeyCheckMax: int("STREAM_KEY_CHECK_MAX", 256, "stream keys one media node may check per /internal/streams/key-check call", { min: 1, max: 1000 }),
 
   // ---- uploads (tus) and the videos API ------------------------------------------------------------------

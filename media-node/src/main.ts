@@ -38,6 +38,8 @@ import { answerAlive, askAlive } from "./fleet/alive.ts";
 import { type Heartbeats, startHeartbeats } from "./fleet/heartbeat.ts";
 import { journalPageSize } from "./hls/journal.ts";
 import type { HealthReport } from "./health/health.ts";
+import { EdgeAnnouncer } from "./llhls/announcer.ts";
+import { DEFAULT_LLHLS_SETTINGS, type LlhlsSettings } from "./settings/llhls.ts";
 
 export interface MediaNode {
   config: MediaConfig;
@@ -80,6 +82,8 @@ export interface StartOptions {
   streamKeys?: StreamKeySettings;
   /** fleet settings: heartbeats, leases, drain (default: the declared defaults; leases and heartbeats need a NATS bus) */
   fleet?: Partial<FleetSettings>;
+  /** low-latency HLS: where parts are announced (default: off, as when LLHLS_EDGE_URL is unset) */
+  llhls?: LlhlsSettings;
 }
 
 export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
@@ -162,6 +166,15 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
   const recovered = await uploader.recover();
   if (recovered.recovered || recovered.dropped) log.info("uploads from the previous run re-queued", recovered);
 
+  const llhls = opts.llhls ?? DEFAULT_LLHLS_SETTINGS;
+  const llLog = log.child({ component: "llhls" });
+  const lowLatency =
+    llhls.llhlsEdgeUrl && llhls.announceSecrets?.length
+      ? {
+          partMs: llhls.partMs,
+          announcer: (streamId: string, broadcastId: string) => new EdgeAnnouncer({ edgeUrl: llhls.llhlsEdgeUrl!, secrets: llhls.announceSecrets!, timeoutMs: llhls.announceTimeoutMs, log: llLog }, streamId, broadcastId),
+        }
+      : undefined;
   const live = new LiveManager({
     settings: {
       nodeId: config.nodeId,
@@ -190,6 +203,7 @@ export async function startMediaNode(opts: StartOptions): Promise<MediaNode> {
     ffprobePath: config.ffprobePath,
     maxLiveStreams: config.maxLiveStreams,
     fleet,
+    lowLatency,
   });
   ingest.on("publish", (p) => live.onPublish(p));
   ingest.on("unpublish", (u) => live.onUnpublish(u));
@@ -370,8 +384,8 @@ async function main(): Promise<void> {
   const log = createLogger({ fields: { service: "media-node" } });
   let node: MediaNode;
   try {
-    const { config, storage, bus, ingest, vod, streamKeys, fleet } = readMediaNodeSettings();
-    node = await startMediaNode({ config, storage, bus, ingestLimits: ingest, vod, streamKeys, fleet });
+    const { config, storage, bus, ingest, vod, streamKeys, fleet, llhls } = readMediaNodeSettings();
+    node = await startMediaNode({ config, storage, bus, ingestLimits: ingest, vod, streamKeys, fleet, llhls });
   } catch (error) {
     log.error(error instanceof ConfigError ? error.message : "media node failed to start", { error });
     process.exit(1);

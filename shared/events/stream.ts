@@ -22,8 +22,13 @@ export const streamLive = z.object({
   playbackUrl: url,
   renditions: z.array(rendition).max(16),
   broadcastId: z.string().min(1).max(64).optional(),
-  /** storage key of the broadcast's master playlist */
+  /** storage key of the broadcast's master playlist (of a low-latency broadcast: its LL-HLS master) */
   masterKey: storageKey.optional(),
+  /**
+   * `low`: the broadcast publishes low-latency HLS (parts listed by the edge's object for the stream); its
+   * classic playlists are stored beside it (`master.m3u8`, the stream's `live.m3u8`)
+   */
+  latency: z.enum(["normal", "low"]).optional(),
 });
 
 export const streamEnded = z.object({

@@ -192,6 +192,8 @@ export const streamInfo = z.object({
   streamId: z.string(),
   status: z.enum(["starting", "live", "ended"]),
   playbackUrl: webUrl.optional(),
+  /** `low`: the playback URL is low-latency HLS (players should run in their low-latency mode) */
+  latency: z.enum(["low"]).optional(),
   vodUrl: webUrl.optional(),
   /** storage key of the recording's playlist (kept by the room to build viewers' URLs; not sent to clients of API streams) */
   vodKey: z.string().optional(),

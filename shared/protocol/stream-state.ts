@@ -66,7 +66,8 @@ function nextStream(same: StreamInfo | undefined, event: Extract<RoomEvent, { ty
       }
       // After an older end this is a later broadcast whose start the room missed: nothing of the old one stays.
       const base: Omit<StreamInfo, "status" | "updatedAt"> & { updatedAt?: number } = same && same.status !== "ended" ? same : { streamId };
-      return { ...base, status: "live", playbackUrl: event.data.playbackUrl, updatedAt: Math.max(at, base.updatedAt ?? at) };
+      const { latency: _l, ...rest } = base;
+      return { ...rest, status: "live", playbackUrl: event.data.playbackUrl, ...(event.data.latency === "low" ? { latency: "low" as const } : {}), updatedAt: Math.max(at, base.updatedAt ?? at) };
     }
     case "stream.degraded": {
       // The node shed rungs of the broadcast the room knows (sheds only ever remove rungs, so of two the one

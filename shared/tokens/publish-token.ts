@@ -24,6 +24,11 @@ export interface PublishClaims {
   /** keep a VOD recording of the broadcast (default true) */
   rec?: boolean;
   /**
+   * `low`: publish low-latency HLS (parts, announced to the edge) beside the classic playlists. Streams API keys
+   * never carry it (the setting can change without a new key): the node learns it from the key check.
+   */
+  lat?: "normal" | "low";
+  /**
    * Key version of a stream created through the edge's Streams API: rotating, disabling or deleting the stream
    * revokes every version below the current one. Absent on tokens minted outside the API (command line).
    */
@@ -86,6 +91,7 @@ export async function verifyPublishToken(
     return fail("malformed", "publish token claims lack sid/exp");
   }
   if (claims.kv !== undefined && !(Number.isSafeInteger(claims.kv) && claims.kv >= 0)) return fail("malformed", "publish token key version is not a whole number");
+  if (claims.lat !== undefined && claims.lat !== "low" && claims.lat !== "normal") return fail("malformed", "publish token latency is neither 'low' nor 'normal'");
   const nowS = expect.nowS ?? Math.floor(Date.now() / 1000);
   if (claims.exp + (expect.skewS ?? 30) < nowS) return fail("expired", "publish token has expired");
   if (claims.scope !== "publish") return fail("wrong-scope", `publish token scope is '${String(claims.scope)}', not 'publish'`);

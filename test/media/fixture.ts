@@ -15,6 +15,7 @@ import { createLogger, type LogFields } from "../../media-node/src/log.ts";
 import type { LiveSession, LiveSessionEvents, SessionState } from "../../media-node/src/live/session.ts";
 import { type MediaNode, startMediaNode } from "../../media-node/src/main.ts";
 import type { StreamKeySettings } from "../../media-node/src/settings/stream-keys.ts";
+import type { LlhlsSettings } from "../../media-node/src/settings/llhls.ts";
 import { createObjectStore, DEFAULT_UPLOADER_CONFIG, FsObjectStore, type ObjectStore, type StorageConfig } from "../../media-node/src/storage/index.ts";
 import { TEST_SECRETS } from "../helpers/edge.ts";
 import { type NatsServer, startNats } from "../helpers/nats.ts";
@@ -47,6 +48,8 @@ export interface FixtureOptions {
   storage?: StorageConfig;
   /** stream-key checks with an edge (Streams API keys), off by default as on a node without STREAM_KEYS_EDGE_URL */
   streamKeys?: StreamKeySettings;
+  /** low-latency HLS announcements (off by default, as on a node without LLHLS_EDGE_URL) */
+  llhls?: LlhlsSettings;
 }
 
 export async function startMediaFixture(env: Record<string, string> = {}, opts: FixtureOptions = {}): Promise<MediaFixture> {
@@ -78,6 +81,7 @@ export async function startMediaFixture(env: Record<string, string> = {}, opts: 
     bus: busConfig({ ...nats.settings("media-node"), outboxDir: join(root, "outbox") }),
     log,
     ...(opts.streamKeys ? { streamKeys: opts.streamKeys } : {}),
+    ...(opts.llhls ? { llhls: opts.llhls } : {}),
   });
 
   const sessions: SessionRecorder[] = [];

@@ -6,6 +6,11 @@ import { $, h } from "./dom.ts";
 type HlsModule = typeof import("hls.js/light");
 type Hls = InstanceType<HlsModule["default"]>;
 
+/** Low latency: further than this beyond hls.js's target latency, the player jumps back to live (seconds). */
+const LOW_LATENCY_JUMP_S = 3;
+/** Low latency: this long without a stall, the target latency goes back to the playlist's PART-HOLD-BACK (ms). */
+const LOW_LATENCY_RECOVER_MS = 30_000;
+
 export interface PlayerOptions {
   onError(message: string): void;
   /** called once the first frame is on screen */
@@ -21,6 +26,20 @@ export class Player {
   private readonly badge = $("live-badge");
   private readonly goLive = $<HTMLButtonElement>("go-live");
   private url: string | null = null;
+  /** the current source is low-latency HLS (hls.js runs in its low-latency mode, at the playlist's part hold-back) */
+  private lowLatency = false;
+  /** times playback stalled for lack of buffer since the current source was loaded */
+  private stalls = 0;
+  /** the viewer paused or sought: they chose where to be, so low latency does not pull them back to live */
+  private viewerMoved = false;
+  /** the next `seeking` is ours (back to live), not the viewer's */
+  private seekingToLive = false;
+  /** when the viewer last touched the video's controls (performance.now()) */
+  private touchedAt = -Infinity;
+  /** jumps back to the live edge the player made by itself (low latency, after falling far behind) */
+  private jumps = 0;
+  /** when playback last stalled (performance.now()) */
+  private stalledAt = -Infinity;
   /** a paused video sends no timeupdate, but the live edge keeps moving away from it */
   private liveTimer: ReturnType<typeof setInterval> | null = null;
 
@@ -32,6 +51,16 @@ export class Player {
     });
     this.goLive.addEventListener("click", () => this.seekToLive());
     video.addEventListener("timeupdate", () => this.updateLive());
+    // A seek right after the viewer touched the controls is theirs (hls.js seeks by itself too: its start
+    // position, gaps it jumps); a pause is always theirs (the page never pauses).
+    const touched = () => (this.touchedAt = performance.now());
+    video.addEventListener("pointerdown", touched);
+    video.addEventListener("keydown", touched);
+    video.addEventListener("seeking", () => {
+      if (!this.seekingToLive && performance.now() - this.touchedAt < 2000) this.viewerMoved = true;
+      this.seekingToLive = false;
+    });
+    video.addEventListener("pause", () => (this.viewerMoved = true));
     video.addEventListener("playing", () => this.opts.onPlaying?.(), { once: true });
     video.addEventListener("error", () => {
       if (!this.hls && this.url) this.opts.onError("This video could not be played in this browser.");
@@ -42,12 +71,20 @@ export class Player {
     return this.url;
   }
 
-  /** Plays `url`; `live` shows the live badge and keeps near the live edge. */
-  async load(url: string, live: boolean): Promise<void> {
+  /**
+   * Plays `url`; `live` shows the live badge and keeps near the live edge. `lowLatency`: the URL is LL-HLS, played
+   * at the distance the playlist asks for (PART-HOLD-BACK, about a second) rather than a few segments back.
+   */
+  async load(url: string, live: boolean, opts: { lowLatency?: boolean } = {}): Promise<void> {
     if (this.url === url) return;
     this.destroy();
     this.url = url;
     this.live = live;
+    this.lowLatency = opts.lowLatency === true;
+    this.stalls = 0;
+    this.viewerMoved = false;
+    this.jumps = 0;
+    this.stalledAt = -Infinity;
     const canMse = typeof MediaSource !== "undefined" || "ManagedMediaSource" in globalThis;
     const native = this.video.canPlayType("application/vnd.apple.mpegurl") !== "";
     if (!canMse && native) {
@@ -57,7 +94,14 @@ export class Player {
       const { default: HlsCtor } = (await import("hls.js/light")) as HlsModule;
       if (this.url !== url) return;
       if (!HlsCtor.isSupported()) return this.opts.onError("This browser cannot play HLS video.");
-      const hls = new HlsCtor({ lowLatencyMode: true, liveSyncDurationCount: 2, backBufferLength: 30 });
+      // Low latency: hls.js's target is the playlist's PART-HOLD-BACK only when no live sync distance is set here
+      // (one would replace it); a little catch-up speed brings it back to that distance after a hiccup, and a
+      // stall moves the target back by about one part (hls.js's default is a whole second per stall, for good).
+      const hls = new HlsCtor(
+        this.lowLatency
+          ? { lowLatencyMode: true, backBufferLength: 30, maxLiveSyncPlaybackRate: 1.1, liveSyncOnStallIncrease: 0.34 }
+          : { lowLatencyMode: true, liveSyncDurationCount: 2, backBufferLength: 30 },
+      );
       this.hls = hls;
       let networkRetries = 0;
       hls.on(HlsCtor.Events.MANIFEST_PARSED, (_e, data) => {
@@ -68,6 +112,10 @@ export class Player {
         this.quality.title = level?.height ? `now playing ${level.height}p` : "";
       });
       hls.on(HlsCtor.Events.ERROR, (_e, data) => {
+        if (data.details === HlsCtor.ErrorDetails.BUFFER_STALLED_ERROR) {
+          this.stalls++;
+          this.stalledAt = performance.now();
+        }
         if (!data.fatal) return;
         if (data.type === HlsCtor.ErrorTypes.NETWORK_ERROR && networkRetries++ < 5) return hls.startLoad();
         if (data.type === HlsCtor.ErrorTypes.MEDIA_ERROR) return hls.recoverMediaError();
@@ -80,6 +128,35 @@ export class Player {
     this.video.muted = true; // autoplay is allowed muted; the user unmutes with the controls
     void this.video.play().catch(() => undefined);
     this.updateLive();
+  }
+
+  /**
+   * How far behind the broadcaster the picture on screen is, seconds: the page's clock minus the program date time
+   * of the frame playing (the media node stamps it with the moment that frame reached it). Null before playback
+   * or without program date times.
+   */
+  behindBroadcasterS(): number | null {
+    const date = this.hls?.playingDate;
+    return date ? (Date.now() - date.getTime()) / 1000 : null;
+  }
+
+  /** What the page knows about the current playback, for diagnostics and measurements. */
+  diagnostics(): { lowLatency: boolean; stalls: number; jumps: number; behindS: number | null; edgeLatencyS: number | null; targetLatencyS: number | null; bufferS: number; rate: number; url: string | null } {
+    const v = this.video;
+    let bufferS = 0;
+    for (let i = 0; i < v.buffered.length; i++) if (v.buffered.start(i) <= v.currentTime && v.currentTime <= v.buffered.end(i)) bufferS = v.buffered.end(i) - v.currentTime;
+    return {
+      lowLatency: this.lowLatency,
+      stalls: this.stalls,
+      jumps: this.jumps,
+      behindS: this.behindBroadcasterS(),
+      // hls.js's own view: how far behind the live edge of the playlist it plays, and how far it aims to be
+      edgeLatencyS: this.hls ? this.hls.latency : null,
+      targetLatencyS: this.hls?.targetLatency ?? null,
+      bufferS,
+      rate: v.playbackRate,
+      url: this.url,
+    };
   }
 
   setLive(live: boolean): void {
@@ -110,11 +187,36 @@ export class Player {
 
   seekToLive(): void {
     const edge = this.hls?.liveSyncPosition ?? (this.video.seekable.length ? this.video.seekable.end(this.video.seekable.length - 1) : null);
-    if (edge !== null && edge !== undefined) this.video.currentTime = edge;
+    this.viewerMoved = false;
+    if (edge !== null && edge !== undefined) {
+      this.seekingToLive = true;
+      this.video.currentTime = edge;
+    }
     void this.video.play().catch(() => undefined);
   }
 
+  /**
+   * Low latency: hls.js speeds playback up a little to get back to its target after a hiccup, but only when it is
+   * less than about a segment beyond it; further back (a long stall, or the stream delivered a backlog at once) it
+   * would stay behind for good. Unless the viewer moved away themselves, the player then jumps back to live.
+   */
+  private keepLowLatency(): void {
+    const hls = this.hls;
+    if (!this.lowLatency || !hls || this.viewerMoved || this.video.paused || this.video.seeking) return;
+    // Each stall moves hls.js's target back (by liveSyncOnStallIncrease) and nothing in hls.js moves it forward
+    // again: after a while without a stall, the target is the playlist's PART-HOLD-BACK again.
+    const holdBack = hls.latestLevelDetails?.partHoldBack;
+    if (holdBack && performance.now() - this.stalledAt > LOW_LATENCY_RECOVER_MS && (hls.targetLatency ?? 0) > holdBack + 0.01) hls.targetLatency = holdBack;
+    const target = hls.targetLatency;
+    const edge = hls.liveSyncPosition;
+    if (target === null || edge === null || hls.latency <= target + LOW_LATENCY_JUMP_S) return;
+    this.jumps++;
+    this.seekingToLive = true;
+    this.video.currentTime = edge;
+  }
+
   private updateLive(): void {
+    this.keepLowLatency();
     const behind = this.latency();
     // A few segments of slack is normal HLS latency; beyond that the viewer paused or sought back.
     const target = (this.hls?.targetLatency ?? 6) + 4;

@@ -93,7 +93,7 @@ function showStream(s: StreamInfo | undefined, player: Player, api: StreamResour
     setStatus("live");
     // A room that could not mint this viewer a URL sends the state without one; a public stream's own URL plays.
     const url = s.playbackUrl ?? api?.playback.url;
-    if (url) void player.load(url, true);
+    if (url) void player.load(url, true, { lowLatency: s.latency === "low" && url === s.playbackUrl });
     else showAlert("This stream is live but no playback address was given to you; reload the page to try again.", { key: "player" });
     return;
   }

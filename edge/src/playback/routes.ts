@@ -13,11 +13,12 @@ import { cacheKeyFor, loadObject, memoryCache, notModified, parseRange, type Sto
 import { parsePlayPath } from "./path.ts";
 import { mediaSource } from "./source.ts";
 import { verifyPlaybackToken } from "./tokens.ts";
+import { awaitLowLatencyPart, lowLatencyPlaylist, lowLatencyPlaylistOf, parseDirectives } from "../llhls/routes.ts";
 
 export const playbackRoutes = new Hono<AppEnv>();
 
 /** Headers a browser player may read from a cross-origin response. */
-const EXPOSED = "Content-Length, Content-Range, Accept-Ranges, ETag, Cache-Control, X-Pulsecast-Cache";
+const EXPOSED = "Content-Length, Content-Range, Accept-Ranges, ETag, Cache-Control, Age, X-Pulsecast-Cache";
 
 function corsHeaders(c: Context<AppEnv>): Headers {
   const h = new Headers();
@@ -74,11 +75,14 @@ playbackRoutes.on(["GET", "HEAD"], "/play/*", async (c) => {
   const root = state.kind === "video" ? state.prefix : `${s.mediaKeyPrefix}/${id}`;
   if (!root) return refuse(c, 403, "video_unavailable", "the video is not playable yet");
 
+  // A live stream's low-latency playlists are its object's, not storage's.
+  const ll = state.kind === "stream" ? lowLatencyPlaylistOf(target.path) : undefined;
+  if (ll) return serveLowLatencyPlaylist(c, id, ll, url);
+
   const source = mediaSource(c.env, s);
   if (!source) return refuse(c, 503, "playback_misconfigured", "no media source: bind MEDIA (R2) or set PLAYBACK_ORIGIN_URL");
-  let result;
-  try {
-    result = await loadObject({
+  const load = () =>
+    loadObject({
       cache: caches.default,
       memory: memoryCache(s.playbackMemoryCacheMb * 1024 * 1024),
       source,
@@ -88,6 +92,11 @@ playbackRoutes.on(["GET", "HEAD"], "/play/*", async (c) => {
       contentType: target.contentType,
       waitUntil: (p) => c.executionCtx.waitUntil(p),
     });
+  let result;
+  try {
+    result = await load();
+    // A low-latency part asked for before it exists (players that follow the preload hint): wait for it.
+    if (!result.stored && state.kind === "stream" && (await awaitLowLatencyPart(c.env, id, target.path))) result = await load();
   } catch (error) {
     console.error(`playback: source failed for ${id}/${target.path}:`, error);
     return refuse(c, 502, "origin_unavailable", "the media store could not be reached; retry");
@@ -95,6 +104,29 @@ playbackRoutes.on(["GET", "HEAD"], "/play/*", async (c) => {
   if (!result.stored) return refuse(c, 404, "not_found", "no such file (yet)");
   return serve(c, result.stored, result.outcome);
 });
+
+/**
+ * An LL-HLS media playlist, from the stream's object: held there until the part the directives name exists, then
+ * the one rendered, gzipped version. Cache lifetimes as the spec's delivery profile suggests: a request with
+ * directives (a blocking request) 6 target durations, a plain one half a target duration; refusals not at all.
+ */
+async function serveLowLatencyPlaylist(c: Context<AppEnv>, id: string, ll: { broadcastId: string; rendition: string }, url: URL): Promise<Response> {
+  const d = parseDirectives(url.searchParams);
+  if (!d.ok) return refuse(c, 400, "bad_directive", d.message);
+  const gzip = /\bgzip\b/i.test(c.req.header("accept-encoding") ?? "");
+  const viewer = c.req.header("cf-connecting-ip") ?? c.req.header("x-real-ip") ?? crypto.randomUUID();
+  const answer = await lowLatencyPlaylist(c.env, id, { ...ll, directives: d.directives }, { gzip, viewer });
+  if (answer.status !== 200) return refuse(c, answer.status, answer.error?.code ?? "error", answer.error?.message ?? "");
+  const h = corsHeaders(c);
+  h.set("content-type", "application/vnd.apple.mpegurl");
+  const blocking = d.directives.msn !== undefined;
+  h.set("cache-control", `public, max-age=${blocking ? 6 * answer.targetS : Math.max(1, Math.floor(answer.targetS / 2))}`);
+  h.append("vary", "Accept-Encoding");
+  if (answer.gzip) h.set("content-encoding", "gzip");
+  const body = c.req.method === "HEAD" ? null : answer.body;
+  // The bytes are gzipped once per playlist version by the object: sent as they are, not compressed again.
+  return new Response(body, { status: 200, headers: h, encodeBody: answer.gzip ? "manual" : "automatic" });
+}
 
 function serve(c: Context<AppEnv>, stored: Stored, outcome: string): Response {
   const h = corsHeaders(c);

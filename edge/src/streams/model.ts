@@ -70,16 +70,23 @@ export function statusOf(s: StreamRecord): Status {
   return s.last ? "ended" : "idle";
 }
 
+function sameLatency(b: { latency?: string | undefined; latencyMode?: string | undefined }): boolean {
+  return !(b.latency && b.latencyMode && b.latency !== b.latencyMode);
+}
+
 export const createBody = z
   .object({
     title: z.string().trim().min(1).max(200).optional(),
     record: z.boolean().optional(),
     latencyMode: z.enum(LATENCY_MODES).optional(),
+    /** the same as latencyMode, under the name the pages and docs use */
+    latency: z.enum(LATENCY_MODES).optional(),
     playbackPolicy: z.enum(POLICIES).optional(),
     /** room whose viewers follow the stream; defaults to the stream id */
     roomId: z.string().regex(ROOM_ID_PATTERN, "not a valid room id").optional(),
   })
-  .strict();
+  .strict()
+  .refine(sameLatency, { message: "latency and latencyMode disagree", path: ["latency"] });
 export type CreateBody = z.infer<typeof createBody>;
 
 export const updateBody = z
@@ -87,9 +94,11 @@ export const updateBody = z
     title: z.string().trim().min(1).max(200).nullable().optional(),
     record: z.boolean().optional(),
     latencyMode: z.enum(LATENCY_MODES).optional(),
+    latency: z.enum(LATENCY_MODES).optional(),
     playbackPolicy: z.enum(POLICIES).optional(),
   })
-  .strict();
+  .strict()
+  .refine(sameLatency, { message: "latency and latencyMode disagree", path: ["latency"] });
 export type UpdateBody = z.infer<typeof updateBody>;
 
 export const tokenBody = z
@@ -109,7 +118,7 @@ export function newRecord(init: { id: string; ownerId: string; body: CreateBody;
     ownerId: init.ownerId,
     roomId: body.roomId ?? init.id,
     record: body.record ?? true,
-    latencyMode: body.latencyMode ?? "normal",
+    latencyMode: body.latencyMode ?? body.latency ?? "normal",
     policy: body.playbackPolicy ?? "public",
     keyVersion: 1,
     disabled: false,
@@ -127,7 +136,8 @@ export function applyUpdate(r: StreamRecord, body: UpdateBody, now: number): Str
   if (body.title === null) delete next.title;
   else if (body.title !== undefined) next.title = body.title;
   if (body.record !== undefined) next.record = body.record;
-  if (body.latencyMode !== undefined) next.latencyMode = body.latencyMode;
+  const latency = body.latencyMode ?? body.latency;
+  if (latency !== undefined) next.latencyMode = latency;
   if (body.playbackPolicy !== undefined) next.policy = body.playbackPolicy;
   return next;
 }

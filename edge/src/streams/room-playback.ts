@@ -15,6 +15,9 @@ import { mintPlaybackToken } from "../playback/tokens.ts";
 import { edgeSettings } from "../settings.ts";
 import { playUrl } from "./views.ts";
 
+/** The stream's low-latency master under its playback root (the media node stores it beside `live.m3u8`). */
+export const LOW_LATENCY_MASTER = "live-ll.m3u8";
+
 /** Set by the room on its own copy of the upgrade request; a client's copy is deleted first. */
 export const VIEWER_PLAYBACK_HEADER = "x-pulsecast-viewer-playback";
 
@@ -89,7 +92,7 @@ export function viewerRoomInfo(env: Env, info: RoomInfo, playback: ViewerPlaybac
   const out: NonNullable<RoomInfo["stream"]> = rest;
   if (playback && playback.streamId === stream.streamId) {
     // A /play URL where the room's own state has a playback URL (live, or kept through a resume), never once ended.
-    if (stream.playbackUrl && stream.status !== "ended") out.playbackUrl = `${playback.root}/live.m3u8`;
+    if (stream.playbackUrl && stream.status !== "ended") out.playbackUrl = `${playback.root}/${stream.latency === "low" ? LOW_LATENCY_MASTER : "live.m3u8"}`;
     const vodPath = pathUnder(env, stream.streamId, vodKey);
     if (vodPath) out.vodUrl = `${playback.root}/${vodPath}`;
   }
@@ -117,7 +120,7 @@ export function viewerEvent(env: Env, event: Envelope, playback: ViewerPlayback 
       const { playbackUrl: _p, ...data } = event.data;
       const p = mine(event.data.streamId);
       // A viewer without a root keeps the frame (the stream is live) but no URL: it asks the Streams API.
-      return { ...event, data: p ? { ...data, playbackUrl: `${p.root}/live.m3u8` } : data } as Envelope;
+      return { ...event, data: p ? { ...data, playbackUrl: `${p.root}/${event.data.latency === "low" ? LOW_LATENCY_MASTER : "live.m3u8"}` } : data } as Envelope;
     }
     case "stream.ended": {
       const { vodUrl: _v, ...data } = event.data;

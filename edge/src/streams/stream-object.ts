@@ -16,7 +16,7 @@ interface Tombstone {
 }
 
 export type KeyCheck =
-  | { ok: true; keyVersion: number; record: boolean }
+  | { ok: true; keyVersion: number; record: boolean; latencyMode: "normal" | "low" }
   | { ok: false; reason: "unknown-stream" | "deleted" | "disabled" | "revoked-key"; keyVersion?: number };
 
 /** What playback needs to know, cacheable for a moment per isolate. */
@@ -101,7 +101,7 @@ export class Stream extends DurableObject<Env> {
     if ("deleted" in r) return { ok: false, reason: "deleted" };
     if (r.disabled) return { ok: false, reason: "disabled", keyVersion: r.keyVersion };
     if (kv !== r.keyVersion) return { ok: false, reason: "revoked-key", keyVersion: r.keyVersion };
-    return { ok: true, keyVersion: r.keyVersion, record: r.record };
+    return { ok: true, keyVersion: r.keyVersion, record: r.record, latencyMode: r.latencyMode };
   }
 
   async playbackState(): Promise<PlaybackState> {

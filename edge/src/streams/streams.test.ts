@@ -17,7 +17,7 @@ describe("POST /streams", () => {
     expect(s.status).toBe("idle");
     expect(s.rtmp!.url).toBe(env.RTMP_BASE_URL);
     expect(s.obs).toEqual({ server: s.rtmp!.url, key: s.rtmp!.streamKey });
-    expect(s.playback).toEqual({ policy: "public", playbackId: s.id, url: `${env.PLAYBACK_BASE_URL}/play/${s.id}/live.m3u8` });
+    expect(s.playback).toEqual({ policy: "public", playbackId: s.id, latency: "normal", url: `${env.PLAYBACK_BASE_URL}/play/${s.id}/live.m3u8` });
     expect(s.keyVersion).toBe(1);
     // The stream key is `<id>?token=<publish token>` that a media node verifies offline, carrying the key version.
     const [name, query] = s.rtmp!.streamKey.split("?token=") as [string, string];
@@ -29,7 +29,7 @@ describe("POST /streams", () => {
 
   it("takes the options: signed playback, no recording, low latency, a room the token grants", async () => {
     const s = await createStream(newUser(), { playbackPolicy: "signed", record: false, latencyMode: "low", roomId: "studio-7" }, ["studio-*"]);
-    expect(s.playback).toEqual({ policy: "signed", playbackId: s.id });
+    expect(s.playback).toEqual({ policy: "signed", playbackId: s.id, latency: "low" });
     expect(s).toMatchObject({ record: false, latencyMode: "low", roomId: "studio-7" });
   });
 
@@ -133,7 +133,7 @@ describe("key rotation, disable, enable, delete", () => {
     const checked = await json<{ results: unknown[] }>(await keyCheck([{ streamId: s.id, kv: 1 }, { streamId: s.id, kv: 2 }]));
     expect(checked.results).toEqual([
       { streamId: s.id, ok: false, reason: "revoked-key", keyVersion: 2 },
-      { streamId: s.id, ok: true, keyVersion: 2, record: true },
+      { streamId: s.id, ok: true, keyVersion: 2, record: true, latencyMode: "normal" },
     ]);
   });
 
@@ -147,7 +147,7 @@ describe("key rotation, disable, enable, delete", () => {
     expect((await json<{ results: unknown[] }>(await keyCheck([{ streamId: s.id, kv: 1 }]))).results).toEqual([{ streamId: s.id, ok: false, reason: "disabled", keyVersion: 1 }]);
     const enabled = await json(await api("POST", `/streams/${s.id}/enable`, token));
     expect(enabled.status).toBe("idle");
-    expect((await json<{ results: unknown[] }>(await keyCheck([{ streamId: s.id, kv: 1 }]))).results).toEqual([{ streamId: s.id, ok: true, keyVersion: 1, record: true }]);
+    expect((await json<{ results: unknown[] }>(await keyCheck([{ streamId: s.id, kv: 1 }]))).results).toEqual([{ streamId: s.id, ok: true, keyVersion: 1, record: true, latencyMode: "normal" }]);
   });
 
   it("delete removes the stream from its owner's list and refuses its keys for good", async () => {
@@ -179,8 +179,8 @@ describe("key rotation, disable, enable, delete", () => {
     const after = await json(res);
     // The key does not change with the settings; media nodes learn `record` from the key check.
     expect(after.rtmp!.streamKey).toBe(s.rtmp!.streamKey);
-    expect((await json<{ results: unknown[] }>(await keyCheck([{ streamId: s.id, kv: 1 }]))).results).toEqual([{ streamId: s.id, ok: true, keyVersion: 1, record: false }]);
-    expect(after.playback).toEqual({ policy: "signed", playbackId: s.id });
+    expect((await json<{ results: unknown[] }>(await keyCheck([{ streamId: s.id, kv: 1 }]))).results).toEqual([{ streamId: s.id, ok: true, keyVersion: 1, record: false, latencyMode: "normal" }]);
+    expect(after.playback).toEqual({ policy: "signed", playbackId: s.id, latency: "normal" });
     expect(after.title).toBeNull();
     const bad = await api("PATCH", `/streams/${s.id}`, await jwt(owner), { playbackPolicy: "nope" });
     expect(bad.status).toBe(400);

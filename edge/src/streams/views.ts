@@ -3,6 +3,7 @@
 import { mintPublishToken } from "../../../shared/tokens/publish-token.ts";
 import { type Broadcast, type Recording, statusOf, type StreamRecord } from "./model.ts";
 import type { EdgeSettings } from "../settings.ts";
+import { LOW_LATENCY_MASTER } from "./room-playback.ts";
 
 /** The RTMP app stream keys are minted for (the media nodes' first app). */
 export const STREAM_APP = "live";
@@ -56,7 +57,14 @@ export function publicView(s: EdgeSettings, r: StreamRecord, viewers: number | n
     roomId: r.roomId,
     title: r.title ?? null,
     status,
-    playback: { policy: r.policy, playbackId: r.id, ...(open ? { url: playUrl(s, r.id) } : {}) },
+    playback: {
+      policy: r.policy,
+      playbackId: r.id,
+      latency: r.latencyMode,
+      ...(open ? { url: playUrl(s, r.id) } : {}),
+      // Low latency: the LL-HLS master beside the classic one (which stays for players without LL support).
+      ...(open && r.latencyMode === "low" ? { lowLatencyUrl: playUrl(s, r.id, LOW_LATENCY_MASTER) } : {}),
+    },
     current: r.current && !r.disabled ? broadcastView(r.current) : null,
     startedAt: r.current && !r.disabled ? new Date(r.current.startedAt).toISOString() : null,
     renditions: r.current && !r.disabled ? r.current.renditions : [],

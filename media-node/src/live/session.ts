@@ -19,10 +19,13 @@ import { checkRoomId, checkUserId } from "../../../shared/names.ts";
 import type { PublishClaims } from "../../../shared/tokens/publish-token.ts";
 import type { MasterEntries } from "../hls/playlists.ts";
 import { HlsPublisher } from "../hls/publisher.ts";
+import type { AnnounceSink } from "../llhls/announcer.ts";
+import { partPlan } from "../llhls/packager.ts";
+import { LlPublisher } from "../llhls/publisher.ts";
 import type { Logger } from "../log.ts";
 import type { LiveMetrics } from "../metrics/metrics.ts";
 import type { Uploader } from "../storage/types.ts";
-import { buildLiveArgs, FFMPEG_MASTER, variantsOf } from "../transcode/args.ts";
+import { buildLiveArgs, buildLowLatencyArgs, FFMPEG_MASTER, variantsOf } from "../transcode/args.ts";
 import { AAC_LC_CODEC, type AudioSpec, type Ladder, selectLadder, type SourceInfo, variantBandwidth } from "../transcode/ladder.ts";
 import { SpeedWatch } from "../transcode/speed-watch.ts";
 import { FfmpegTranscoder, type RunReason, type Transcoder } from "../transcode/transcoder.ts";
@@ -77,6 +80,8 @@ export interface LiveDeps {
   log: Logger;
   /** how the source is described (RTMP metadata, else ffprobe); injected so the manager owns the policy */
   describeSource(): Promise<SourceInfo>;
+  /** low-latency HLS, when the node can announce parts to the edge (LLHLS_EDGE_URL): for streams that ask for it */
+  lowLatency?: { partMs: number; announcer(streamId: string, broadcastId: string): AnnounceSink } | undefined;
 }
 
 export type EndReason = "publisher-left" | "node-shutdown" | "transcoder-failed" | "kicked";
@@ -107,8 +112,10 @@ export interface LiveSessionEvents {
   state: [{ from: SessionState; to: SessionState }];
   /** a segment and the variant playlist listing it are stored */
   segment: [{ variant: string; epoch: number; index: number; durationS: number; uploadMs: number; discontinuity: boolean }];
-  /** master + every variant playlist stored: the stream is playable */
-  live: [{ playbackUrl: string; sincePublishMs: number; firstSegmentMs: number }];
+  /** master + every variant playlist stored (low latency: the LL master, and the edge lists every rendition): playable */
+  live: [{ playbackUrl: string; sincePublishMs: number; firstSegmentMs: number; lowLatency: boolean }];
+  /** low latency: a part was stored and the edge took its announcement (`lagMs` after its last frame came in) */
+  part: [{ variant: string; msn: number; index: number; durationS: number; independent: boolean; storeMs: number; lagMs: number; sincePublishMs: number }];
   /** a new FFmpeg run began (epoch 0 = first) */
   run: [{ epoch: number; pid: number | undefined; reason: RunReason }];
   /** the ladder could not keep up: `shed` rungs are no longer encoded, `kept` are (the master lists only these) */
@@ -129,7 +136,9 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
   readonly #deps: LiveDeps;
   readonly #log: Logger;
   /** both exist once the source is described and the ladder chosen */
-  #hls: HlsPublisher | undefined;
+  #hls: HlsPublisher | LlPublisher | undefined;
+  /** this broadcast publishes low-latency HLS (its playlists are the edge's; it never sheds rungs) */
+  #lowLatency = false;
   #transcoder: Transcoder | undefined;
   /** the separate audio rendition of the ladder, if it has one */
   #audioRendition: AudioSpec | undefined;
@@ -196,6 +205,16 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
     return `${this.keyBase}/vod.m3u8`;
   }
 
+  /** the stable per-stream low-latency master (`<prefix>/<streamId>/live-ll.m3u8`), for low-latency broadcasts */
+  get lowLatencyAliasKey(): string {
+    return `${this.#deps.settings.keyPrefix}/${this.streamId}/live-ll.m3u8`;
+  }
+
+  /** this broadcast publishes low-latency HLS (known once the source is described) */
+  get lowLatency(): boolean {
+    return this.#lowLatency;
+  }
+
   get playbackUrl(): string {
     return this.#deps.publicUrl(this.masterKey);
   }
@@ -249,6 +268,10 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
       return this.end("transcoder-failed");
     }
     if (this.#over()) return;
+    const s = this.#deps.settings;
+    const ll = this.claims.lat === "low" ? this.#deps.lowLatency : undefined;
+    if (this.claims.lat === "low" && !ll) this.#log.warn("the stream asks for low latency but this node announces no parts (LLHLS_EDGE_URL unset): classic HLS only");
+    if (ll) return this.#startLowLatency(source, ll);
     const ladder = selectLadder(source, this.#deps.settings.ladder);
     const variants = variantsOf(ladder);
     if (variants.length === 0) {
@@ -258,7 +281,6 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
     this.#log.info("ladder chosen", { source, variants: variants.map((v) => v.name) });
     this.#ladder = ladder;
     this.#audioRendition = variants.find((v) => v.rendition)?.audio;
-    const s = this.#deps.settings;
     const seed = this.#continueFrom?.segments;
     const hls = new HlsPublisher({
       uploader: this.#deps.uploader,
@@ -290,7 +312,7 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
       plan: (outDir) => buildLiveArgs({ input: this.#deps.ingest.pullUrl(this.app, this.streamId), outDir, ladder: this.#ladder ?? ladder, segmentS: s.segmentS, preset: s.x264Preset, rwTimeoutS: s.rwTimeoutS }),
       maxRestarts: s.maxRestarts,
       // A run's input is there while the broadcaster is (a drop leaves the session "waiting": no restart then).
-      hasInput: () => this.#deps.ingest.isPublishing(this.streamId) && (this.#state === "live" || this.#state === "starting"),
+      hasInput: () => this.#hasInput(),
       // A run's media time 0 is the broadcaster's first frame of it: for the first run that frame arrived when the
       // publish was accepted (the ingest hands FFmpeg the stream from its start); later runs start from the
       // ingest's cached GOP (the broadcaster's last keyframe), so their stamps may be up to one GOP late.
@@ -301,13 +323,27 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
       },
       log: this.#log,
     });
+    this.#hls = hls;
+    await this.#run(transcoder);
+  }
+
+  #hasInput(): boolean {
+    return this.#deps.ingest.isPublishing(this.streamId) && (this.#state === "live" || this.#state === "starting");
+  }
+
+  #runStartedAt(epoch: number): number {
+    return epoch === 0 ? this.#publishAt : Date.now();
+  }
+
+  /** Wires the transcoder's events and starts its first run. */
+  async #run(transcoder: Transcoder): Promise<void> {
     transcoder.on("run", (run) => {
       this.#speed.reset();
       this.emit("run", run);
     });
     transcoder.on("progress", (p) => {
       this.#deps.metrics.ffmpegProgress(this.streamId, p);
-      if (p.timeS === undefined || this.#state !== "live") return;
+      if (p.timeS === undefined || this.#state !== "live" || this.#lowLatency) return;
       const verdict = this.#speed.sample(Date.now(), p.timeS);
       if (verdict.behind && verdict.speed !== undefined) void this.#shed(verdict.speed);
     });
@@ -317,9 +353,70 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
       this.#deps.ingest.disconnect(this.#publisher);
       void this.end("transcoder-failed");
     });
-    this.#hls = hls;
     this.#transcoder = transcoder;
     if ((await transcoder.startRun("start")) && this.#state === "starting") this.#setState("live");
+  }
+
+  /**
+   * Low latency: FFmpeg writes fragmented MP4 per rendition to pipes, the LL publisher cuts parts from them,
+   * stores each and announces it to the edge's object for the stream (which serves the LL-HLS playlists), and
+   * keeps classic playlists of the same segments in storage. Every rung is encoded (no passthrough) with the audio
+   * muxed in, at a constant frame rate so parts are whole frames. Rungs are never shed: a shed restarts the
+   * encoder, which costs a low-latency viewer more than a late rung (MEDIA_MAX_LIVE_STREAMS keeps the node from
+   * taking streams it cannot encode).
+   */
+  async #startLowLatency(source: SourceInfo, ll: NonNullable<LiveDeps["lowLatency"]>): Promise<void> {
+    const s = this.#deps.settings;
+    const ladder = selectLadder(source, { ...s.ladder, passthrough: false, separateAudio: false });
+    if (ladder.video.length === 0 && !ladder.audio) {
+      this.#log.error("source has neither video nor audio", { source });
+      return this.end("transcoder-failed");
+    }
+    const fps = lowLatencyFps(source.video?.fps);
+    const parts = partPlan(ladder.video.length > 0 ? { kind: "video", fps } : { kind: "audio", sampleRate: ladder.audio!.sampleRate }, ll.partMs);
+    const plan = (input: string) => buildLowLatencyArgs({ input, ladder, segmentS: s.segmentS, preset: s.x264Preset, fps, fragmentUs: parts.fragmentUs, rwTimeoutS: s.rwTimeoutS });
+    const variants = plan("-").variants;
+    this.#log.info("low-latency ladder chosen", { source, variants: variants.map((v) => v.name), fps, framesPerPart: parts.frames, partTargetS: parts.partTargetS });
+    this.#ladder = ladder;
+    this.#lowLatency = true;
+    const hls = new LlPublisher({
+      uploader: this.#deps.uploader,
+      keyBase: this.keyBase,
+      variants,
+      segmentS: s.segmentS,
+      partTargetS: parts.partTargetS,
+      liveWindow: s.liveWindow,
+      aliases: { classic: this.aliasKey, low: this.lowLatencyAliasKey, uriPrefix: this.broadcastId },
+      announce: ll.announcer(this.streamId, this.broadcastId),
+      log: this.#log,
+    });
+    hls.on("segment", (seg) => {
+      this.#deps.metrics.segmentStored(seg.uploadMs / 1000);
+      this.emit("segment", seg);
+    });
+    hls.on("part", (part) => {
+      this.#firstSegmentAt ??= Date.now();
+      this.#deps.metrics.partAnnounced(part.lagMs / 1000);
+      this.emit("part", { ...part, sincePublishMs: Date.now() - this.#publishAt });
+    });
+    hls.on("failed", ({ kind }) => this.#deps.metrics.uploadFailed(kind));
+    hls.on("ready", (entries) => this.#onPlayable(entries));
+    const transcoder = new FfmpegTranscoder({
+      ffmpegPath: s.ffmpegPath,
+      workRoot: this.#workRoot,
+      plan: () => plan(this.#deps.ingest.pullUrl(this.app, this.streamId)),
+      maxRestarts: s.maxRestarts,
+      hasInput: () => this.#hasInput(),
+      output: {
+        begin: (run) => hls.begin({ ...run, startedAtMs: this.#runStartedAt(run.epoch) }),
+        written: () => {},
+        attach: (run, outputs) => hls.attach(run, outputs),
+        end: (run) => hls.end(run),
+      },
+      log: this.#log,
+    });
+    this.#hls = hls;
+    await this.#run(transcoder);
   }
 
   /** The broadcaster reconnected within the grace window: continue the same playlists after a discontinuity. */
@@ -362,7 +459,7 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
     const ladder = this.#ladder;
     const hls = this.#hls;
     const transcoder = this.#transcoder;
-    if (this.#shedding || !ladder || !hls || !transcoder || this.#state !== "live") return;
+    if (this.#shedding || !ladder || !(hls instanceof HlsPublisher) || !transcoder || this.#state !== "live") return;
     const encoded = ladder.video.filter((r) => r.mode === "encode").sort((a, b) => b.height - a.height);
     if (encoded.length <= 1) return; // the last rung is kept whatever the speed: a stream, however late
     const top = encoded[0]!;
@@ -403,9 +500,11 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
   /** The master is stored: the stream is playable. */
   #onPlayable(entries: MasterEntries): void {
     const now = Date.now();
-    const playbackUrl = this.playbackUrl;
-    this.#log.info("stream is live", { playbackUrl, streamUrl: this.#deps.publicUrl(this.aliasKey), sincePublishMs: now - this.#publishAt });
-    this.emit("live", { playbackUrl, sincePublishMs: now - this.#publishAt, firstSegmentMs: (this.#firstSegmentAt ?? now) - this.#publishAt });
+    const low = this.#hls instanceof LlPublisher;
+    const masterKey = this.#hls instanceof LlPublisher ? this.#hls.llMasterKey : this.masterKey;
+    const playbackUrl = this.#deps.publicUrl(masterKey);
+    this.#log.info("stream is live", { playbackUrl, streamUrl: this.#deps.publicUrl(low ? this.lowLatencyAliasKey : this.aliasKey), sincePublishMs: now - this.#publishAt, lowLatency: low });
+    this.emit("live", { playbackUrl, sincePublishMs: now - this.#publishAt, firstSegmentMs: (this.#firstSegmentAt ?? now) - this.#publishAt, lowLatency: low });
     this.#liveEvent = this.#emitEvent("stream.live", {
       streamId: this.streamId,
       roomId: this.#roomId,
@@ -413,8 +512,9 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
       playbackUrl,
       // Storage keys beside the URLs: the edge builds each viewer's playback URL (public or signed) from them.
       broadcastId: this.broadcastId,
-      masterKey: this.masterKey,
+      masterKey,
       renditions: this.#renditions(entries),
+      ...(low ? { latency: "low" as const } : {}),
     });
   }
 
@@ -477,12 +577,14 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
       this.#setState("ending");
       this.#log.warn(reason === "handed-off" ? "handing the broadcast over: the broadcaster's reconnect continues it on another node" : "stream lease lost: another node carries this stream now; stopping without writing more", { reason });
       this.#deps.ingest.disconnect(this.#publisher);
-      if (reason === "lease-lost") this.#hls?.fence();
+      // Fencing and settling are the classic publisher's: a low-latency broadcast is not continued by another node.
+      const classic = this.#hls instanceof HlsPublisher ? this.#hls : undefined;
+      if (reason === "lease-lost") classic?.fence();
       await this.#transcoder?.close();
-      if (reason === "handed-off") await this.#hls?.settle();
+      if (reason === "handed-off") await classic?.settle();
       await this.#liveEvent;
       if (reason === "handed-off") await this.#fleet?.lease.release();
-      const segments = Object.values(this.#hls?.segmentCounts() ?? {})[0] ?? 0;
+      const segments = Object.values(classic?.segmentCounts() ?? {})[0] ?? 0;
       this.#setState("ended");
       this.#deps.metrics.streamEnded(this.streamId, reason);
       this.emit("ended", { reason, durationS: (Date.now() - this.#startedAt) / 1000, vodUrl: undefined, segments });
@@ -529,4 +631,13 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
       this.#log.error("event not published", { type, error });
     }
   }
+}
+
+/**
+ * The frame rate a low-latency ladder is encoded at: the source's, when it says one (rounded to a whole rate,
+ * 29.97 -> 30, so parts are whole frames of a round duration), at most 60; 30 when it does not.
+ */
+export function lowLatencyFps(sourceFps: number | undefined): number {
+  if (sourceFps === undefined || !Number.isFinite(sourceFps) || sourceFps <= 0) return 30;
+  return Math.min(60, Math.max(1, Math.round(sourceFps)));
 }

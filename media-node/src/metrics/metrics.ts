@@ -13,6 +13,8 @@ export interface LiveMetrics {
   ffmpegRestarted(streamId: string): void;
   /** segment closed by FFmpeg -> stored (segment and its init) */
   segmentStored(seconds: number): void;
+  /** a low-latency part was announced to the edge, `seconds` after its last frame reached the node */
+  partAnnounced(seconds: number): void;
   uploadFailed(kind: "segment" | "playlist"): void;
   publishRefused(reason: string): void;
   /** a rung was shed from a ladder that could not keep up with real time */
@@ -27,6 +29,7 @@ export class NodeMetrics implements LiveMetrics {
   readonly #restarts: Counter;
   readonly #ended: Counter;
   readonly #uploadSeconds: Histogram;
+  readonly #partLag: Histogram;
   readonly #uploadFailures: Counter;
   readonly #bytesOut: Counter;
   readonly #refused: Counter;
@@ -46,6 +49,12 @@ export class NodeMetrics implements LiveMetrics {
       name: "pulsecast_segment_upload_seconds",
       help: "Segment closed by FFmpeg -> stored in object storage",
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+      registers,
+    });
+    this.#partLag = new Histogram({
+      name: "pulsecast_llhls_part_lag_seconds",
+      help: "Low-latency parts: last frame of the part in at the node -> part announced to (and taken by) the edge",
+      buckets: [0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2, 5],
       registers,
     });
     this.#uploadFailures = new Counter({ name: "pulsecast_upload_failures_total", help: "Failed upload attempts (retried) and uploads given up", labelNames: ["kind"], registers });
@@ -113,6 +122,10 @@ export class NodeMetrics implements LiveMetrics {
 
   segmentStored(seconds: number): void {
     this.#uploadSeconds.observe(seconds);
+  }
+
+  partAnnounced(seconds: number): void {
+    this.#partLag.observe(seconds);
   }
 
   /** bytes that reached storage (fed from the uploader's `uploaded` events) */

@@ -24,7 +24,7 @@ export const httpToNatsSettings = {
 /** NATS -> HTTP bridge: a durable JetStream consumer whose events are POSTed, signed, to the edge. */
 export const natsToHttpSettings = {
   edgeUrl: url("EDGE_EVENTS_URL", "http://127.0.0.1:8787/hooks/events", "the edge's signed event ingress", { protocols: ["http:", "https:"] }),
-  secrets: secrets("EDGE_INGRESS_SECRET", "Standard Webhooks secret(s) to sign with; several, comma separated, during a rotation (one signature each); no default"),
+  secrets: secrets("EDGE_INGRESS_SECRET", "Standard Webhooks secret(s) to sign with; several, comma separated, during a rotation (one signature each); no default. The media node signs its low-latency announcements with it too (with LLHLS_EDGE_URL)"),
   consumer: text("BRIDGE_CONSUMER", "edge-bridge", "durable JetStream consumer every replica shares (each event goes to one)", { pattern: /^[A-Za-z0-9_-]{1,64}$/ }),
   concurrency: int("BRIDGE_CONCURRENCY", 1024, "events one replica holds at most (queued, posting or waiting to retry); lower it with BRIDGE_BATCH_MAX=1", { min: 1, max: 4096 }),
   batchMax: int("BRIDGE_BATCH_MAX", 100, "events per signed POST (the batch form); 1 = one event per request in the single-event form", { min: 1, max: MAX_BATCH_EVENTS }),

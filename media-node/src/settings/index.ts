@@ -12,11 +12,13 @@ import { storageSettings } from "./storage.ts";
 import { vodSettings } from "./vod.ts";
 import { streamKeySettings } from "./stream-keys.ts";
 import { fleetSettings } from "./fleet.ts";
+import { llhlsSettings } from "./llhls.ts";
 
 export * from "./processes.ts";
 export { DEFAULT_INGEST_LIMITS, type IngestLimits, readIngestLimits } from "./ingest.ts";
 export { DEFAULT_STREAM_KEY_SETTINGS, type StreamKeySettings } from "./stream-keys.ts";
 export { defaultPublicRtmpUrl, type FleetSettings, fleetSettings } from "./fleet.ts";
+export { DEFAULT_LLHLS_SETTINGS, type LlhlsSettings } from "./llhls.ts";
 export { devSettings, isDevRun, isLoopbackHost, settingsEnv, DEV_VARS_PATH, readDevVars, parseDevVars } from "./env.ts";
 
 /** README section name -> the group it documents (`<!-- settings:NAME -->`). */
@@ -30,6 +32,7 @@ export const nodeSettingsSections: { section: string; spec: SettingsSpec }[] = [
   { section: "media-storage", spec: storageSettings },
   { section: "media-vod", spec: vodSettings },
   { section: "media-stream-keys", spec: streamKeySettings },
+  { section: "media-llhls", spec: llhlsSettings },
   { section: "media-outbox", spec: outboxSettings },
   { section: "http-to-nats", spec: httpToNatsSettings },
   { section: "nats-to-http", spec: natsToHttpSettings },

@@ -2,7 +2,7 @@
 // problem at once (one SettingsError), so a misconfigured process refuses to start instead of failing later.
 //
 //   media node        PULSECAST_DEV, NATS connection, NATS streams, outbox, media node, fleet, RTMP ingest limits,
-//                     storage, stream-key checks, VOD
+//                     storage, stream-key checks, VOD, low-latency HLS
 //   http-to-nats      PULSECAST_DEV, NATS connection, NATS streams, http-to-nats
 //   nats-to-http      PULSECAST_DEV, NATS connection, NATS streams, nats-to-http
 //   dead-letters      PULSECAST_DEV, NATS connection, NATS streams
@@ -20,6 +20,7 @@ import { type VodSettings, vodSettings } from "./vod.ts";
 import { type StreamKeySettings, streamKeyProblems, streamKeySettings } from "./stream-keys.ts";
 import { notifierSettings } from "./notifier.ts";
 import { type FleetSettings, fleetSettings } from "./fleet.ts";
+import { type LlhlsSettings, llhlsProblems, llhlsSecretSettings, llhlsSettings } from "./llhls.ts";
 
 export { SettingsError as ConfigError };
 
@@ -55,7 +56,7 @@ export function busConfig(overrides: Partial<BusConfig> = {}): BusConfig {
   return { ...values, ...overrides };
 }
 
-export const mediaNodeProcessSettings = { ...devSettings, ...busProcessSettings, ...mediaNodeSettings, ...fleetSettings, ...ingestSettings, ...storageSettings, ...streamKeySettings, ...vodSettings } as const;
+export const mediaNodeProcessSettings = { ...devSettings, ...busProcessSettings, ...mediaNodeSettings, ...fleetSettings, ...ingestSettings, ...storageSettings, ...streamKeySettings, ...vodSettings, ...llhlsSettings, ...llhlsSecretSettings } as const;
 
 export interface MediaNodeSettings {
   config: MediaConfig;
@@ -65,6 +66,7 @@ export interface MediaNodeSettings {
   streamKeys: StreamKeySettings;
   vod: VodSettings;
   fleet: FleetSettings;
+  llhls: LlhlsSettings;
 }
 
 /** Everything the media node reads, checked together: one start shows every problem of every group. */
@@ -77,12 +79,13 @@ export function readMediaNodeSettings(env: RawEnv = settingsEnv()): MediaNodeSet
       ...natsConnectionProblems(v),
       ...mediaNodeProblems(v),
       ...streamKeyProblems(v),
+      ...llhlsProblems(v),
       ...("problems" in derived ? derived.problems : []),
       ...devListenerProblems(v.dev, { MEDIA_RTMP_HOST: v.rtmpHost, MEDIA_HTTP_HOST: v.httpHost, MEDIA_OPS_HOST: v.opsHost }),
     ];
   });
   const pick = <S extends SettingsSpec>(spec: S) => Object.fromEntries(Object.keys(spec).map((k) => [k, (v as Record<string, unknown>)[k]])) as SettingsOf<S>;
-  return { config: pick(mediaNodeSettings), storage: storage!, bus: pick(busProcessSettings), ingest: pick(ingestSettings), streamKeys: pick(streamKeySettings), vod: pick(vodSettings), fleet: pick(fleetSettings) };
+  return { config: pick(mediaNodeSettings), storage: storage!, bus: pick(busProcessSettings), ingest: pick(ingestSettings), streamKeys: pick(streamKeySettings), vod: pick(vodSettings), fleet: pick(fleetSettings), llhls: pick({ ...llhlsSettings, ...llhlsSecretSettings }) };
 }
 
 /** Only the media node's own group (no bus, no storage): tests that start a node in-process with their own bus. */

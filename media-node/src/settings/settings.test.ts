@@ -71,6 +71,13 @@ describe("process settings", () => {
     expect(readDeadLettersConfig({ NATS_CREDS_FILE: "/etc/pulsecast/ops.creds", NATS_URL: "nats://a:4222,tls://b:4222" }).natsUrl).toBe("nats://a:4222,tls://b:4222");
   });
 
+  it("low-latency announcements need the edge's ingress secret to sign with", () => {
+    expect(problemsOf(() => readMediaNodeSettings({ ...mediaSecrets, LLHLS_EDGE_URL: "http://127.0.0.1:8787" })).join()).toMatch(/LLHLS_EDGE_URL is set but EDGE_INGRESS_SECRET is not/);
+    const llhls = readMediaNodeSettings({ ...mediaSecrets, LLHLS_EDGE_URL: "http://127.0.0.1:8787", EDGE_INGRESS_SECRET: "e".repeat(20) }).llhls;
+    expect(llhls).toEqual({ llhlsEdgeUrl: "http://127.0.0.1:8787", announceSecrets: ["e".repeat(20)], partMs: 333, announceTimeoutMs: 2000 });
+    expect(readMediaNodeSettings(mediaSecrets).llhls.llhlsEdgeUrl).toBeUndefined();
+  });
+
   it("logs show the NATS servers without any user info", () => {
     expect(natsServersForLog("nats://u:p@a:4222, tls://b:4222")).toBe("nats://a:4222,tls://b:4222");
   });

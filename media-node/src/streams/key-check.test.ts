@@ -50,6 +50,8 @@ describe("createKeyChecker", () => {
     expect(await checker.decide("str_a", 2)).toEqual({ ok: true, online: true });
     edge.state.set("str_r", { ok: true, keyVersion: 1, record: false });
     expect(await checker.decide("str_r", 1)).toEqual({ ok: true, online: true, record: false });
+    edge.state.set("str_l", { ok: true, keyVersion: 1, record: true, latencyMode: "low" });
+    expect(await checker.decide("str_l", 1)).toEqual({ ok: true, online: true, record: true, latency: "low" });
     expect(await checker.decide("str_a", 1)).toMatchObject({ ok: false, online: true, detail: expect.stringMatching(/revoked/) });
     edge.down = true;
     expect(await checker.decide("str_a", 1)).toMatchObject({ ok: false, online: false });

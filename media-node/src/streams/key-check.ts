@@ -14,7 +14,7 @@ import type { PublishAuthorizer, Refusal, Verdict } from "../ingest/authorize.ts
 import type { Logger } from "../log.ts";
 
 export type EdgeVerdict =
-  | { ok: true; keyVersion: number; record?: boolean }
+  | { ok: true; keyVersion: number; record?: boolean; latencyMode?: "normal" | "low" }
   | { ok: false; reason: "unknown-stream" | "deleted" | "disabled" | "revoked-key"; keyVersion?: number };
 
 /** The edge could not be asked; the offline rule applies. */
@@ -95,8 +95,8 @@ export function refusalText(v: Extract<EdgeVerdict, { ok: false }>, kv: number):
 
 export interface KeyChecker {
   /** online verdict with the offline rule as fallback; `online` says which applied */
-  /** `record`: the stream's recording setting, when the edge said it */
-  decide(streamId: string, kv: number): Promise<{ ok: true; online: boolean; record?: boolean } | { ok: false; online: boolean; detail: string }>;
+  /** `record`, `latency`: the stream's recording and latency settings, when the edge said them */
+  decide(streamId: string, kv: number): Promise<{ ok: true; online: boolean; record?: boolean; latency?: "normal" | "low" } | { ok: false; online: boolean; detail: string }>;
 }
 
 export function createKeyChecker(client: KeyCheckClient, registry: KeyRegistry, log: Logger): KeyChecker {
@@ -106,7 +106,8 @@ export function createKeyChecker(client: KeyCheckClient, registry: KeyRegistry, 
         const [verdict] = await client.check([{ streamId, kv }]);
         registry.learn(streamId, verdict!);
         if (!verdict!.ok) return { ok: false, online: true, detail: refusalText(verdict!, kv) };
-        return typeof verdict!.record === "boolean" ? { ok: true, online: true, record: verdict!.record } : { ok: true, online: true };
+        const v = verdict!;
+        return { ok: true, online: true, ...(typeof v.record === "boolean" ? { record: v.record } : {}), ...(v.latencyMode === "low" || v.latencyMode === "normal" ? { latency: v.latencyMode } : {}) };
       } catch (error) {
         if (!(error instanceof EdgeUnreachableError)) throw error;
         const why = registry.offline(streamId, kv);
@@ -135,8 +136,13 @@ export function withKeyCheck(inner: PublishAuthorizer, checker: KeyChecker): Pub
       const kv = keyVersionOf(verdict.claims);
       if (kv === undefined) return verdict;
       const decision = await checker.decide(request.name, kv);
-      // The stream's recording setting lives at the edge (it can change without a new key).
-      if (decision.ok) return decision.record === undefined ? verdict : { ok: true, claims: { ...verdict.claims, rec: decision.record } };
+      // The stream's recording and latency settings live at the edge (they can change without a new key).
+      if (decision.ok) {
+        const claims = { ...verdict.claims };
+        if (decision.record !== undefined) claims.rec = decision.record;
+        if (decision.latency !== undefined) claims.lat = decision.latency;
+        return { ok: true, claims };
+      }
       const refusal: Refusal = { ok: false, reason: "token-revoked", detail: decision.detail };
       return refusal;
     },

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildLiveArgs, ladderFilterGraph, toArgv } from "./args.ts";
+import { buildLiveArgs, buildLowLatencyArgs, ladderFilterGraph, toArgv } from "./args.ts";
 import { selectLadder } from "./ladder.ts";
 
 const rungs = { rungs: ["720p", "480p", "360p"] as const, passthrough: false, separateAudio: false };
@@ -123,5 +123,64 @@ describe("ladderFilterGraph", () => {
         "[c0]scale=1280:720:flags=bicubic,split=2[v2][c1];" +
         "[c1]scale=640:360:flags=bicubic[v0]",
     );
+  });
+});
+
+describe("buildLowLatencyArgs", () => {
+  const ladder = selectLadder({ video: { width: 1280, height: 720, fps: 30 }, audio: {} }, { rungs: ["720p", "360p"], passthrough: false });
+  const plan = buildLowLatencyArgs({ input: "rtmp://x/live/a?pull=k", ladder, segmentS: 2, preset: "veryfast", fps: 30, fragmentUs: 330333, rwTimeoutS: 3 });
+  const outputs = (p: typeof plan) => {
+    const argv = toArgv(p);
+    const at = argv.indexOf("-i") + 2;
+    const list: string[][] = [];
+    let cur: string[] = [];
+    for (const a of argv.slice(at)) {
+      if (/^pipe:\d+$/.test(a)) {
+        list.push([...cur, a]);
+        cur = [];
+      } else cur.push(a);
+    }
+    return list;
+  };
+
+  it("writes one fragmented MP4 per rendition to its own pipe, audio muxed into each", () => {
+    expect(plan.pipes.map((p) => [p.variant.name, p.fd])).toEqual([
+      ["720p", 3],
+      ["360p", 4],
+    ]);
+    const outs = outputs(plan);
+    expect(outs.map((o) => o.at(-1))).toEqual(["pipe:3", "pipe:4"]);
+    for (const o of outs) {
+      expect(valueOf(o, "-f")).toBe("mp4");
+      expect(valueOf(o, "-movflags")).toBe("empty_moov+default_base_moof+frag_keyframe+skip_trailer");
+      expect(valueOf(o, "-frag_duration")).toBe("330333");
+      expect(valueOf(o, "-flush_packets")).toBe("1");
+      expect(o.filter((a) => a === "0:a:0")).toHaveLength(1);
+      expect(valueOf(o, "-af")).toBe("asetpts=PTS+1024/SR/TB");
+    }
+    expect(plan.variants.every((v) => v.audio && !v.rendition && !v.audioGroup)).toBe(true);
+  });
+
+  it("encodes for latency: zerolatency, no B-frames, GOP = segment with a forced keyframe at each, constant frame rate", () => {
+    for (const o of outputs(plan)) {
+      expect(valueOf(o, "-tune")).toBe("zerolatency");
+      expect(valueOf(o, "-bf")).toBe("0");
+      expect(valueOf(o, "-g")).toBe("60");
+      expect(valueOf(o, "-keyint_min")).toBe("60");
+      expect(valueOf(o, "-sc_threshold")).toBe("0");
+      expect(valueOf(o, "-force_key_frames")).toBe("expr:gte(t,n_forced*2)");
+      expect(valueOf(o, "-r")).toBe("30");
+      expect(valueOf(o, "-fps_mode")).toBe("cfr");
+    }
+    expect(valueOf(plan.outputArgs, "-filter_complex")).toBe(ladderFilterGraph(ladder.video));
+  });
+
+  it("makes an audio-only source one audio output, and refuses copied rungs", () => {
+    const a = buildLowLatencyArgs({ input: "x", ladder: selectLadder({ audio: {} }, rungs), segmentS: 2, preset: "veryfast", fps: 30, fragmentUs: 338000 });
+    expect(a.pipes.map((p) => [p.variant.name, p.fd])).toEqual([["audio", 3]]);
+    expect(a.outputArgs).not.toContain("-filter_complex");
+    expect(a.outputArgs).not.toContain("-af");
+    const copy = selectLadder({ video: { width: 1280, height: 720, fps: 30, codec: "h264" }, audio: {} }, { rungs: ["360p"], passthrough: true });
+    expect(() => buildLowLatencyArgs({ input: "x", ladder: copy, segmentS: 2, preset: "veryfast", fps: 30, fragmentUs: 330333 })).toThrow(/copied rung/);
   });
 });

@@ -154,3 +154,86 @@ export function buildLiveArgs(opts: LiveArgsOptions): FfmpegPlan {
 export function toArgv(plan: FfmpegPlan): string[] {
   return [...plan.inputArgs, "-i", plan.input, ...plan.outputArgs, "-y", plan.output];
 }
+
+// ---- low-latency (LL-HLS) --------------------------------------------------------------------------------
+
+/** One fragmented-MP4 output of a low-latency plan: a rendition written to the FFmpeg process's fd `fd`. */
+export interface PipeOutput {
+  variant: Variant;
+  /** FFmpeg writes it to `pipe:<fd>` (fd 3 is the first extra pipe) */
+  fd: number;
+}
+
+export interface LowLatencyPlan extends FfmpegPlan {
+  /** extra output pipes, in fd order; the spawner opens fds 3.. for them */
+  pipes: PipeOutput[];
+}
+
+export interface LowLatencyArgsOptions {
+  input: string;
+  ladder: Ladder;
+  segmentS: number;
+  preset: string;
+  /** frames per second every video rung is encoded at (the part plan counts frames at this rate) */
+  fps: number;
+  /** `-frag_duration`, microseconds: the encoder closes a fragment (a part) once it holds this much */
+  fragmentUs: number;
+  rwTimeoutS?: number | undefined;
+}
+
+/**
+ * The argv of a low-latency run: the same single decode and scale cascade as buildLiveArgs, but each rendition is
+ * fragmented MP4 on its own pipe (fd 3, 4, ...) instead of FFmpeg's HLS muxer, which cannot write LL-HLS parts.
+ *
+ * - the audio is muxed into every video rendition (one pipe, one part per rendition: players load one part per
+ *   part duration instead of two, and hls.js's light build plays it); an audio-only source is one audio output;
+ * - x264 runs without lookahead, B-frames or frame threads (`-tune zerolatency`, `-bf 0`): each of those holds
+ *   frames back, which LL-HLS cannot afford; GOP = segment, keyframes forced at every segment start, no scene cuts;
+ * - constant frame rate at `fps`, so every part is the same whole number of frames;
+ * - `empty_moov+default_base_moof+frag_keyframe` with `-frag_duration` just under a part: FFmpeg flushes one
+ *   fragment per part (and one at each keyframe), `-flush_packets 1` puts it on the pipe at once;
+ * - the audio is delayed by its encoder delay (1024 samples): otherwise the AAC priming starts the file before
+ *   the video, and the MP4 muxer stretches the first video frame over the gap, making the first part longer than
+ *   PART-TARGET. Sound then plays 21 ms (48 kHz) late, far below what anyone notices.
+ */
+export function buildLowLatencyArgs(opts: LowLatencyArgsOptions): LowLatencyPlan {
+  const { ladder, segmentS } = opts;
+  if (ladder.video.length === 0 && !ladder.audio) throw new Error("buildLowLatencyArgs: source has neither video nor audio");
+  if (ladder.video.some((r) => r.mode === "copy")) throw new Error("buildLowLatencyArgs: a copied rung has the broadcaster's keyframes, not one per segment; low latency encodes every rung");
+  const inputArgs = ["-hide_banner", "-nostdin", "-loglevel", "level+info", "-stats_period", "1"];
+  if (opts.rwTimeoutS !== undefined) inputArgs.push("-rw_timeout", String(Math.round(opts.rwTimeoutS * 1_000_000)), "-analyzeduration", "500000");
+  const out: string[] = [];
+  const rungs = ladder.video;
+  if (rungs.length > 0) out.push("-filter_complex", ladderFilterGraph(rungs));
+  const gop = Math.max(1, Math.round(opts.fps * segmentS));
+  const fmp4 = ["-f", "mp4", "-movflags", "empty_moov+default_base_moof+frag_keyframe+skip_trailer", "-frag_duration", String(opts.fragmentUs), "-flush_packets", "1"];
+  const audio = (a: AudioSpec, withVideo: boolean) => [
+    "-map", "0:a:0", "-c:a", "aac", "-b:a", `${a.kbps}k`, "-ac", String(a.channels), "-ar", String(a.sampleRate),
+    ...(withVideo ? ["-af", "asetpts=PTS+1024/SR/TB"] : []),
+  ];
+  const pipes: PipeOutput[] = [];
+  const variants: Variant[] = [];
+  rungs.forEach((r, i) => {
+    const variant: Variant = { name: r.name, video: r, audio: ladder.audio, audioGroup: undefined, rendition: false };
+    variants.push(variant);
+    out.push(
+      "-map", `[v${i}]`, "-c:v", "libx264", "-preset", opts.preset, "-tune", "zerolatency", "-bf", "0",
+      "-b:v", `${r.kbps}k`, "-maxrate", `${r.maxKbps}k`, "-bufsize", `${r.bufKbps}k`, "-profile:v", "high", "-level:v", r.level,
+      "-g", String(gop), "-keyint_min", String(gop), "-sc_threshold", "0", "-force_key_frames", `expr:gte(t,n_forced*${segmentS})`,
+      "-r", String(opts.fps), "-fps_mode", "cfr",
+    );
+    if (ladder.audio) out.push(...audio(ladder.audio, true));
+    const fd = 3 + i;
+    out.push(...fmp4);
+    if (i < rungs.length - 1 || rungs.length === 0) out.push(`pipe:${fd}`);
+    pipes.push({ variant, fd });
+  });
+  if (rungs.length === 0 && ladder.audio) {
+    const variant: Variant = { name: "audio", video: undefined, audio: ladder.audio, audioGroup: undefined, rendition: false };
+    variants.push(variant);
+    out.push(...audio(ladder.audio, false), ...fmp4);
+    pipes.push({ variant, fd: 3 });
+  }
+  // The last output's name is the plan's `output` (what toArgv puts last).
+  return { input: opts.input, inputArgs, outputArgs: out, output: `pipe:${pipes.at(-1)!.fd}`, variants, pipes };
+}

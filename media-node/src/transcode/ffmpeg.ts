@@ -10,10 +10,15 @@
 //
 // What FFmpeg writes is reported as it happens: at `-loglevel info` it logs every file it opens for writing
 // (`Opening '<path>' for writing`), which is the cue that a segment or playlist has just been finished.
+//
+// A low-latency plan writes each rendition to an extra pipe (fd 3, 4, ...), which fluent-ffmpeg cannot open:
+// such a plan is spawned here directly, with the same events, stop and kill as the fluent-ffmpeg path.
 
+import { type ChildProcess, spawn } from "node:child_process";
 import { EventEmitter } from "node:events";
+import type { Readable } from "node:stream";
 import ffmpeg from "fluent-ffmpeg";
-import type { FfmpegPlan } from "./args.ts";
+import { type FfmpegPlan, type LowLatencyPlan, toArgv } from "./args.ts";
 import { type Progress, parseProgressLine } from "./progress.ts";
 
 export interface FfmpegJobEvents {
@@ -28,7 +33,12 @@ export interface FfmpegJobEvents {
 }
 
 export class FfmpegJob extends EventEmitter<FfmpegJobEvents> {
-  readonly #command: ffmpeg.FfmpegCommand;
+  readonly #command: ffmpeg.FfmpegCommand | undefined;
+  /** a plan with extra output pipes: spawned here, not through fluent-ffmpeg */
+  readonly #spawnPlan: { argv: string[]; pipes: number; ffmpegPath: string } | undefined;
+  #child: ChildProcess | undefined;
+  #outputs: Readable[] = [];
+  readonly #resolveExit: () => void;
   #pid: number | undefined;
   #exited = false;
   #started = false;
@@ -40,6 +50,13 @@ export class FfmpegJob extends EventEmitter<FfmpegJobEvents> {
 
   constructor(plan: FfmpegPlan, opts: { ffmpegPath?: string } = {}) {
     super();
+    let resolveExit: () => void;
+    this.exited = new Promise((r) => (resolveExit = r));
+    this.#resolveExit = () => resolveExit();
+    if (isPipePlan(plan)) {
+      this.#spawnPlan = { argv: toArgv(plan), pipes: plan.pipes.length, ffmpegPath: opts.ffmpegPath ?? "ffmpeg" };
+      return;
+    }
     // Keep little output in memory (0 would mean unlimited); we keep our own tail of stderr.
     const command = ffmpeg({ stdoutLines: 5 } as ffmpeg.FfmpegCommandOptions);
     if (opts.ffmpegPath) command.setFfmpegPath(opts.ffmpegPath);
@@ -48,43 +65,84 @@ export class FfmpegJob extends EventEmitter<FfmpegJobEvents> {
     command.outputOptions(...pad(plan.outputArgs));
     command.output(plan.output);
     this.#command = command;
-    let resolveExit: () => void;
-    this.exited = new Promise((r) => (resolveExit = r));
-    command.on("start", (commandLine: string) => {
-      this.#pid = (command as unknown as { ffmpegProc?: { pid?: number } }).ffmpegProc?.pid;
-      this.#started = true;
-      this.emit("start", { pid: this.#pid, commandLine });
-      const pending = this.#pending;
-      this.#pending = undefined;
-      if (pending?.signal === "SIGKILL") this.#command.kill("SIGKILL");
-      else if (pending) this.#interrupt(pending.graceMs);
-    });
-    command.on("stderr", (line: string) => {
-      const progress = parseProgressLine(line);
-      if (progress) return void this.emit("progress", progress);
-      const opened = openedForWriting(line);
-      if (opened) this.emit("opened", { path: opened });
-      this.#tail.push(line);
-      if (this.#tail.length > 40) this.#tail.shift();
-      this.emit("line", line);
-    });
-    const finish = (code: number | null, signal: string | null, error?: Error) => {
-      if (this.#exited) return;
-      this.#exited = true;
-      clearTimeout(this.#killTimer);
-      this.emit("exit", { code, signal, ...(error ? { error } : {}), stderrTail: this.#tail.join("\n") });
-      resolveExit!();
-    };
-    command.on("end", () => finish(0, null));
+    command.on("start", (commandLine: string) => this.#onStart((command as unknown as { ffmpegProc?: { pid?: number } }).ffmpegProc?.pid, commandLine));
+    command.on("stderr", (line: string) => this.#onLine(line));
+    command.on("end", () => this.#finish(0, null));
     command.on("error", (error: Error) => {
       const m = error.message.match(/ffmpeg (?:exited with code (\d+)|was killed with signal (\w+))/);
-      finish(m?.[1] ? Number(m[1]) : null, m?.[2] ?? null, error);
+      this.#finish(m?.[1] ? Number(m[1]) : null, m?.[2] ?? null, error);
     });
   }
 
+  #onStart(pid: number | undefined, commandLine: string): void {
+    this.#pid = pid;
+    this.#started = true;
+    this.emit("start", { pid, commandLine });
+    const pending = this.#pending;
+    this.#pending = undefined;
+    if (pending?.signal === "SIGKILL") this.#signal("SIGKILL");
+    else if (pending) this.#interrupt(pending.graceMs);
+  }
+
+  #onLine(line: string): void {
+    const progress = parseProgressLine(line);
+    if (progress) return void this.emit("progress", progress);
+    const opened = openedForWriting(line);
+    if (opened) this.emit("opened", { path: opened });
+    this.#tail.push(line);
+    if (this.#tail.length > 40) this.#tail.shift();
+    this.emit("line", line);
+  }
+
+  #finish(code: number | null, signal: string | null, error?: Error): void {
+    if (this.#exited) return;
+    this.#exited = true;
+    clearTimeout(this.#killTimer);
+    this.emit("exit", { code, signal, ...(error ? { error } : {}), stderrTail: this.#tail.join("\n") });
+    this.#resolveExit();
+  }
+
   run(): this {
-    this.#command.run();
+    if (this.#spawnPlan) this.#spawn(this.#spawnPlan);
+    else this.#command!.run();
     return this;
+  }
+
+  /**
+   * The extra output pipes of a low-latency plan (fd 3 first), readable once run() was called; empty for a plan
+   * that writes files. They end when FFmpeg closes them (at its exit).
+   */
+  get outputs(): Readable[] {
+    return this.#outputs;
+  }
+
+  #spawn(plan: { argv: string[]; pipes: number; ffmpegPath: string }): void {
+    let child: ChildProcess;
+    try {
+      child = spawn(plan.ffmpegPath, plan.argv, { stdio: ["ignore", "ignore", "pipe", ...Array.from({ length: plan.pipes }, () => "pipe" as const)] });
+    } catch (error) {
+      return this.#finish(null, null, error as Error);
+    }
+    this.#child = child;
+    this.#outputs = child.stdio.slice(3) as Readable[];
+    let rest = "";
+    child.stderr!.setEncoding("utf8");
+    child.stderr!.on("data", (chunk: string) => {
+      const lines = (rest + chunk).split(/\r\n|\r|\n/);
+      rest = lines.pop() ?? "";
+      for (const line of lines) if (line) this.#onLine(line);
+    });
+    child.once("error", (error) => this.#finish(null, null, error));
+    child.once("spawn", () => this.#onStart(child.pid, [plan.ffmpegPath, ...plan.argv].join(" ")));
+    child.once("close", (code, signal) => {
+      if (rest) this.#onLine(rest);
+      this.#finish(code, signal, code === 0 ? undefined : new Error(signal ? `ffmpeg was killed with signal ${signal}` : `ffmpeg exited with code ${code}`));
+    });
+  }
+
+  #signal(signal: NodeJS.Signals): void {
+    if (this.#child) this.#child.kill(signal);
+    else this.#command?.kill(signal);
   }
 
   get pid(): number | undefined {
@@ -107,14 +165,14 @@ export class FfmpegJob extends EventEmitter<FfmpegJobEvents> {
   /** SIGKILL at once (fault injection in tests, last resort on shutdown). */
   async kill(): Promise<void> {
     if (this.#exited) return;
-    if (this.#started) this.#command.kill("SIGKILL");
+    if (this.#started) this.#signal("SIGKILL");
     else this.#pending = { signal: "SIGKILL" };
     await this.exited;
   }
 
   #interrupt(graceMs: number): void {
-    this.#command.kill("SIGINT");
-    this.#killTimer = setTimeout(() => this.#command.kill("SIGKILL"), graceMs);
+    this.#signal("SIGINT");
+    this.#killTimer = setTimeout(() => this.#signal("SIGKILL"), graceMs);
   }
 }
 
@@ -129,6 +187,10 @@ export function warmUp(ffmpegPath?: string): Promise<void> {
     if (ffmpegPath) command.setFfmpegPath(ffmpegPath);
     command.getAvailableFormats(() => resolve());
   });
+}
+
+function isPipePlan(plan: FfmpegPlan): plan is LowLatencyPlan {
+  return Array.isArray((plan as Partial<LowLatencyPlan>).pipes) && (plan as LowLatencyPlan).pipes.length > 0;
 }
 
 const OPENED_FOR_WRITING = /Opening '(.+)' for writing$/;

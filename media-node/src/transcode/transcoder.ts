@@ -12,6 +12,7 @@
 import { EventEmitter } from "node:events";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
+import type { Readable } from "node:stream";
 import type { Logger } from "../log.ts";
 import type { FfmpegPlan } from "./args.ts";
 import { FfmpegJob } from "./ffmpeg.ts";
@@ -37,6 +38,8 @@ export interface RunOutput {
   begin(run: TranscodeRun): Promise<void>;
   /** the process said it opened `path` for writing: something in the run's folder is being completed */
   written(run: TranscodeRun, path: string): void;
+  /** the run writes to pipes (a low-latency plan): its output streams, in the plan's pipe order, as it starts */
+  attach?(run: TranscodeRun, outputs: Readable[]): void;
   /** the process is gone: take everything it left; the next run starts only after this resolves */
   end(run: TranscodeRun): Promise<void>;
 }
@@ -285,6 +288,7 @@ export class FfmpegTranscoder extends EventEmitter<TranscoderEvents> implements 
       job.on("start", ({ pid }) => this.emit("run", { epoch, pid, reason }));
       job.on("exit", (exit) => void this.#onExit(run, exit).finally(finish));
       job.run();
+      if (job.outputs.length > 0) this.#opts.output.attach?.(run, job.outputs);
       this.#log.info("ffmpeg started", { epoch, reason });
       return true;
     } finally {

@@ -99,6 +99,8 @@ export async function startMiniflareEdge(vars: Record<string, string>, opts: Min
           Fleet: sqlite("Fleet"),
           UploadSession: sqlite("UploadSession"),
           VideoLibrary: sqlite("VideoLibrary"),
+          LowLatencyStream: sqlite("LowLatencyStream"),
+          LowLatencyRelay: sqlite("LowLatencyRelay"),
         },
         // Recordings (media.ready) reach the owner's video library, which keeps its objects beside the bucket's.
         r2Buckets: ["MEDIA"],
