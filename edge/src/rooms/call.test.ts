@@ -200,10 +200,18 @@ describe("Room call: signaling", () => {
     const room = newRoom("sig");
     const a = await join(room, "a");
     const b = await join(room, "b");
-    // In one go: more pings than the chat budget holds (the last ones are refused), then 100 candidates, which the
-    // room handles right after them, while the chat bucket is empty.
-    const pings = settings.roomRateBurst + 20;
-    for (let i = 0; i < pings; i++) a.send({ type: "ping", id: `p${i}` });
+    // Empty the chat bucket: the burst, then five pings at a time until one is refused (refills while sending on a
+    // slow machine can cover a round; stopping at the first refusal stays far below the strike limit that closes
+    // the socket). The 100 candidates follow at once, while the chat bucket is empty.
+    let pings = 0;
+    for (; pings < settings.roomRateBurst; pings++) a.send({ type: "ping", id: `p${pings}` });
+    const refusedPing = () => a.received.some((f) => f.type === "error" && f.ref === "ping");
+    for (let round = 0; round < 40 && !refusedPing(); round++) {
+      for (let i = 0; i < 5; i++, pings++) a.send({ type: "ping", id: `p${pings}` });
+      const lastId = `p${pings - 1}`;
+      await Promise.race([a.next("pong", (f) => f.id === lastId), a.next("error", (f) => f.id === lastId)]);
+    }
+    expect(settings.roomRateStrikes).toBeGreaterThan(10);
     for (let i = 0; i < 100; i++) {
       a.send({ type: "signal", id: `c${i}`, to: b.welcome.connectionId, kind: "candidate", candidate: { candidate: `candidate:${i} 1 udp 2122260223 127.0.0.1 ${40000 + i} typ host`, sdpMid: "0", sdpMLineIndex: 0 } });
     }
