@@ -273,6 +273,7 @@ export class RoomShard extends Server<Env> {
   // Client frames
 
   override onMessage(conn: ShardConnection, message: string | ArrayBuffer): void {
+    this.meter.clientFrames++;
     this.meter.time(true, () => {
       let bucket = this.buckets.get(conn.id);
       if (!bucket) this.buckets.set(conn.id, (bucket = newBucket(this.settings.roomRateBurst, Date.now())));
