@@ -274,6 +274,7 @@ export class RoomShard extends Server<Env> {
   // Client frames
 
   override onMessage(conn: ShardConnection, message: string | ArrayBuffer): void {
+    this.meter.clientFrames++;
     this.meter.time(true, () => {
       let buckets = this.buckets.get(conn.id);
       if (!buckets) this.buckets.set(conn.id, (buckets = newBuckets(this.limits, Date.now())));

@@ -10,6 +10,8 @@ export interface ObjectStats {
   sockets: number;
   /** incoming events since the counters started */
   events: number;
+  /** of those, frames from client sockets (a shard's; 0 elsewhere) */
+  clientFrames: number;
   /** handler time since the counters started, ms */
   busyMs: number;
   /** WebSocket messages sent */
@@ -20,6 +22,7 @@ export interface ObjectStats {
 
 export class LoadMeter {
   events = 0;
+  clientFrames = 0;
   busyMs = 0;
   sends = 0;
   private started = Date.now();
@@ -37,12 +40,13 @@ export class LoadMeter {
 
   reset(): void {
     this.events = 0;
+    this.clientFrames = 0;
     this.busyMs = 0;
     this.sends = 0;
     this.started = Date.now();
   }
 
   snapshot(name: string, kind: ObjectStats["kind"], sockets: number): ObjectStats {
-    return { name, kind, sockets, events: this.events, busyMs: Math.round(this.busyMs * 1000) / 1000, sends: this.sends, sinceMs: Date.now() - this.started };
+    return { name, kind, sockets, events: this.events, clientFrames: this.clientFrames, busyMs: Math.round(this.busyMs * 1000) / 1000, sends: this.sends, sinceMs: Date.now() - this.started };
   }
 }
