@@ -66,7 +66,7 @@ export class LiveManager extends EventEmitter<LiveManagerEvents> {
       return;
     }
     const session = new LiveSession(
-      { streamId: publish.streamId, app: publish.app, broadcastId: newId("brd"), claims: publish.claims, publisherSessionId: publish.sessionId },
+      { streamId: publish.streamId, app: publish.app, broadcastId: newId("brd"), claims: publish.claims, publisherSessionId: publish.sessionId, requestedAt: publish.requestedAt },
       { ...this.#opts, describeSource: () => this.#describe(publish) },
     );
     this.#sessions.set(publish.streamId, session);

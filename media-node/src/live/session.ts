@@ -107,6 +107,8 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
   #state: SessionState = "starting";
   #publisher: string;
   #publishAt: number;
+  /** when the broadcaster's first frame was sent: its publish request (frames flow while the key is checked) */
+  #firstFrameAt: number;
   #firstSegmentAt: number | undefined;
   readonly #deps: LiveDeps;
   readonly #log: Logger;
@@ -129,7 +131,7 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
   readonly #workRoot: string;
   readonly #roomId: string | undefined;
 
-  constructor(init: { streamId: string; app: string; broadcastId: string; claims: PublishClaims; publisherSessionId: string }, deps: LiveDeps) {
+  constructor(init: { streamId: string; app: string; broadcastId: string; claims: PublishClaims; publisherSessionId: string; requestedAt?: number }, deps: LiveDeps) {
     super();
     this.streamId = init.streamId;
     this.app = init.app;
@@ -137,6 +139,7 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
     this.claims = init.claims;
     this.#publisher = init.publisherSessionId;
     this.#publishAt = Date.now();
+    this.#firstFrameAt = Math.min(init.requestedAt ?? this.#publishAt, this.#publishAt);
     this.#deps = deps;
     this.#log = deps.log.child({ component: "live", streamId: init.streamId, broadcastId: init.broadcastId });
     this.keyBase = `${deps.settings.keyPrefix}/${init.streamId}/${init.broadcastId}`;
@@ -253,8 +256,8 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
       maxRestarts: s.maxRestarts,
       // A run's input is there while the broadcaster is (a drop leaves the session "waiting": no restart then).
       hasInput: () => this.#hasInput(),
-      // A run's media time 0 is the broadcaster's first frame of it: for the first run that frame arrived when the
-      // publish was accepted (the ingest hands FFmpeg the stream from its start); later runs start from the
+      // A run's media time 0 is the broadcaster's first frame of it: for the first run that frame was sent when the
+      // broadcaster asked to publish (the ingest hands FFmpeg the stream from its start); later runs start from the
       // ingest's cached GOP (the broadcaster's last keyframe), so their stamps may be up to one GOP late.
       output: {
         begin: (run) => hls.begin({ ...run, startedAtMs: this.#runStartedAt(run.epoch) }),
@@ -272,7 +275,7 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
   }
 
   #runStartedAt(epoch: number): number {
-    return epoch === 0 ? this.#publishAt : Date.now();
+    return epoch === 0 ? this.#firstFrameAt : Date.now();
   }
 
   /** Wires the transcoder's events and starts its first run. */
