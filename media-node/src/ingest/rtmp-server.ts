@@ -70,6 +70,11 @@ export interface AuthorizedPublish {
   app: string;
   ip: string;
   claims: PublishClaims;
+  /**
+   * Wall-clock ms at which the broadcaster asked to publish: it is told "Publish.Start" at once and sends its
+   * first frames then, while the token (and the edge's key check) is still being verified.
+   */
+  requestedAt: number;
   /** RTMP metadata once it arrived, undefined before */
   hints(): SourceHints | undefined;
 }
@@ -305,6 +310,7 @@ export class RtmpIngest extends EventEmitter<RtmpIngestEvents> {
   }
 
   async #onPrePublish(session: NmsSession): Promise<void> {
+    const requestedAt = Date.now();
     const request: PublishRequest = {
       app: session.streamPath ? session.streamApp : (session.rtmp?.streamApp ?? ""),
       name: rawName(session),
@@ -364,6 +370,7 @@ export class RtmpIngest extends EventEmitter<RtmpIngestEvents> {
       app: request.app,
       ip: session.ip,
       claims: verified.claims,
+      requestedAt,
       hints: () => hintsOf(session),
     });
   }

@@ -214,6 +214,7 @@ export class LiveManager extends EventEmitter<LiveManagerEvents> {
         broadcastId: newId("brd"),
         claims: publish.claims,
         publisherSessionId: publish.sessionId,
+        requestedAt: publish.requestedAt,
         fleet: fleet && pending ? { lease: pending.lease, broadcasts: fleet.broadcasts, journalPage: fleet.journalPage } : undefined,
         continueFrom: pending?.continueFrom,
       },

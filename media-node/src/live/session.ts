@@ -132,6 +132,8 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
   #state: SessionState = "starting";
   #publisher: string;
   #publishAt: number;
+  /** when the broadcaster's first frame was sent: its publish request (frames flow while the key is checked) */
+  #firstFrameAt: number;
   #firstSegmentAt: number | undefined;
   readonly #deps: LiveDeps;
   readonly #log: Logger;
@@ -160,7 +162,7 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
   #left: LeaveReason | undefined;
 
   constructor(
-    init: { streamId: string; app: string; broadcastId: string; claims: PublishClaims; publisherSessionId: string; fleet?: FleetLink | undefined; continueFrom?: Continuation | undefined },
+    init: { streamId: string; app: string; broadcastId: string; claims: PublishClaims; publisherSessionId: string; requestedAt?: number; fleet?: FleetLink | undefined; continueFrom?: Continuation | undefined },
     deps: LiveDeps,
   ) {
     super();
@@ -174,6 +176,7 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
     this.claims = init.claims;
     this.#publisher = init.publisherSessionId;
     this.#publishAt = Date.now();
+    this.#firstFrameAt = Math.min(init.requestedAt ?? this.#publishAt, this.#publishAt);
     this.#deps = deps;
     this.#log = deps.log.child({ component: "live", streamId: init.streamId, broadcastId: this.broadcastId });
     this.keyBase = init.continueFrom?.state.keyBase ?? `${deps.settings.keyPrefix}/${init.streamId}/${this.broadcastId}`;
@@ -313,11 +316,11 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
       maxRestarts: s.maxRestarts,
       // A run's input is there while the broadcaster is (a drop leaves the session "waiting": no restart then).
       hasInput: () => this.#hasInput(),
-      // A run's media time 0 is the broadcaster's first frame of it: for the first run that frame arrived when the
-      // publish was accepted (the ingest hands FFmpeg the stream from its start); later runs start from the
+      // A run's media time 0 is the broadcaster's first frame of it: for the first run that frame was sent when the
+      // broadcaster asked to publish (the ingest hands FFmpeg the stream from its start); later runs start from the
       // ingest's cached GOP (the broadcaster's last keyframe), so their stamps may be up to one GOP late.
       output: {
-        begin: (run) => hls.begin({ ...run, startedAtMs: run.epoch === firstEpoch ? this.#publishAt : Date.now() }),
+        begin: (run) => hls.begin({ ...run, startedAtMs: run.epoch === firstEpoch ? this.#firstFrameAt : Date.now() }),
         written: (run, path) => hls.written(run, path),
         end: (run) => hls.end(run),
       },
@@ -332,7 +335,7 @@ export class LiveSession extends EventEmitter<LiveSessionEvents> {
   }
 
   #runStartedAt(epoch: number): number {
-    return epoch === 0 ? this.#publishAt : Date.now();
+    return epoch === 0 ? this.#firstFrameAt : Date.now();
   }
 
   /** Wires the transcoder's events and starts its first run. */
