@@ -108,7 +108,7 @@ export interface NatsCluster {
   settings(role: NatsRole): { natsUrl: string; natsUser: string; natsPassword: string; replicas: number };
   /** the server whose name is `name` (JetStream reports leaders by name) */
   byName(name: string): ClusterServer;
-  /** resolves once JetStream answers through `role`'s eyes (a meta leader is elected) */
+  /** resolves once JetStream answers and its meta leader sees every other server as a current peer */
   ready(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -181,13 +181,24 @@ export async function startNatsCluster(opts: { size?: number; passwords?: Record
     },
     async ready() {
       const deadline = Date.now() + 30_000;
+      const allPeersCurrent = async () => {
+        for (const { monitorPort } of ports) {
+          const jsz = await fetch(`http://127.0.0.1:${monitorPort}/jsz`).then((r) => r.json() as Promise<{ meta_cluster?: { leader?: string; replicas?: { current?: boolean }[] } }>).catch(() => undefined);
+          const meta = jsz?.meta_cluster;
+          if (meta?.leader && (meta.replicas ?? []).length === size - 1 && meta.replicas!.every((r) => r.current)) return true;
+        }
+        return false;
+      };
       const nc = await connect(cluster.options("ops"));
       try {
         for (;;) {
           try {
             const jsm = await nc.jetstreamManager({ timeout: 2000 });
             await jsm.getAccountInfo();
-            return;
+            // A meta leader answers before every peer has joined; a stream with replicas 3 needs all of them
+            // ("no suitable peers for placement"), so wait until the leader sees every other server current.
+            if (await allPeersCurrent()) return;
+            throw new Error("not every JetStream peer is current yet");
           } catch (error) {
             if (Date.now() > deadline) throw new Error(`JetStream cluster not ready: ${(error as Error).message}`);
             await new Promise((r) => setTimeout(r, 250));
