@@ -14,9 +14,11 @@ export interface FrameQueue<F extends { type: string }> {
   rawCount(): number;
   /**
    * The next not-yet-taken frame of `type` matching `where`, skipping (and keeping) other frames; or, in strict
-   * mode, the very next frame, which must be of `type` (another type fails the test).
+   * mode, the very next frame, which must be of `type` (another type fails the test). `type` may list several types:
+   * one wait for "whichever answer comes" (a pong or the error refusing the ping), so no losing waiter is left
+   * behind to take a later frame or to fail the test when its own timer runs out.
    */
-  next<T extends F["type"]>(type: T, where?: (f: Extract<F, { type: T }>) => boolean): Promise<Extract<F, { type: T }>>;
+  next<T extends F["type"]>(type: T | readonly T[], where?: (f: Extract<F, { type: T }>) => boolean): Promise<Extract<F, { type: T }>>;
   /** waits for the close, then returns every frame not yet taken */
   rest(): Promise<F[]>;
   closed: Promise<CloseInfo>;
@@ -48,14 +50,14 @@ export function frameQueue<F extends { type: string }>(opts: FrameQueueOptions<F
   const shown = () => JSON.stringify(received).slice(0, 600);
 
   /** The frame `next` should return now, undefined to keep waiting, or an Error to fail with. */
-  const pick = (type: string, where?: (f: never) => boolean): number | Error | undefined => {
+  const pick = (types: readonly string[], where?: (f: never) => boolean): number | Error | undefined => {
     if (opts.strict) {
       const index = received.findIndex((_, i) => !taken.has(i));
       if (index < 0) return undefined;
       const frame = received[index]!;
-      return frame.type === type ? index : new Error(`expected a '${type}' frame, got ${JSON.stringify(frame)}`);
+      return types.includes(frame.type) ? index : new Error(`expected a '${types.join("' or '")}' frame, got ${JSON.stringify(frame)}`);
     }
-    const index = received.findIndex((f, i) => !taken.has(i) && f.type === type && (!where || where(f as never)));
+    const index = received.findIndex((f, i) => !taken.has(i) && types.includes(f.type) && (!where || where(f as never)));
     return index >= 0 ? index : undefined;
   };
 
@@ -64,18 +66,20 @@ export function frameQueue<F extends { type: string }>(opts: FrameQueueOptions<F
     rawCount: () => raw,
     closed,
     next(type, where) {
+      const types: readonly string[] = typeof type === "string" ? [type] : type;
+      const label = types.join("' or '");
       return new Promise((resolve, reject) => {
         const check = () => {
           if (parseError) return finish(() => reject(parseError));
-          const found = pick(type, where as never);
+          const found = pick(types, where as never);
           if (found instanceof Error) return finish(() => reject(found));
           if (found !== undefined) {
             taken.add(found);
             return finish(() => resolve(received[found] as never));
           }
-          if (closeInfo) finish(() => reject(new Error(`socket closed (${closeInfo!.code} ${closeInfo!.reason}) while waiting for a '${type}' frame; got ${shown()}`)));
+          if (closeInfo) finish(() => reject(new Error(`socket closed (${closeInfo!.code} ${closeInfo!.reason}) while waiting for a '${label}' frame; got ${shown()}`)));
         };
-        const timer = setTimeout(() => finish(() => reject(new Error(`no matching '${type}' frame within ${timeoutMs} ms; got ${shown()}`))), timeoutMs);
+        const timer = setTimeout(() => finish(() => reject(new Error(`no matching '${label}' frame within ${timeoutMs} ms; got ${shown()}`))), timeoutMs);
         const finish = (settle: () => void) => {
           clearTimeout(timer);
           waiters.delete(check);

@@ -18,7 +18,7 @@ const CAM: MediaState = { audio: true, video: true, screen: false };
 /** Waits for the pong to ping `id`, sending it again while the chat bucket refuses it. */
 async function waitForPong(client: RoomClient, id: string): Promise<void> {
   for (;;) {
-    const answer = await Promise.race([client.next("pong", (f) => f.id === id), client.next("error", (f) => f.id === id)]);
+    const answer = await client.next(["pong", "error"], (f) => f.id === id);
     if (answer.type === "pong") return;
     await new Promise((r) => setTimeout(r, answer.retryAfterMs ?? 50));
     client.send({ type: "ping", id });
@@ -209,7 +209,7 @@ describe("Room call: signaling", () => {
     for (let round = 0; round < 40 && !refusedPing(); round++) {
       for (let i = 0; i < 5; i++, pings++) a.send({ type: "ping", id: `p${pings}` });
       const lastId = `p${pings - 1}`;
-      await Promise.race([a.next("pong", (f) => f.id === lastId), a.next("error", (f) => f.id === lastId)]);
+      await a.next(["pong", "error"], (f) => f.id === lastId);
     }
     expect(settings.roomRateStrikes).toBeGreaterThan(10);
     for (let i = 0; i < 100; i++) {
