@@ -72,7 +72,7 @@ export const EDGE_SETTINGS = {
   roomWelcomeMessages: int("ROOM_WELCOME_MESSAGES", 50, "chat messages in the `welcome` of a fresh join", { min: 0, max: 1000 }),
   roomResumeMax: int("ROOM_RESUME_MAX", 500, "most messages replayed on `?since=`; past it the client is told to refetch", { min: 1 }),
   roomHistoryMax: int("ROOM_HISTORY_MAX", 10_000, "chat messages kept per room; older ones are pruned", { min: 1 }),
-  roomFlushMs: int("ROOM_FLUSH_MS", 10, "how long room-wide frames are coalesced before one `batch` frame goes out, ms", { min: 1, max: 1000 }),
+  roomFlushMs: int("ROOM_FLUSH_MS", 10, "how long room-wide frames are coalesced before one `batch` frame goes out, ms (a big room's coordinator: the least time between its frames; chat in a quiet moment leaves at once)", { min: 1, max: 1000 }),
   roomReactionFlushMs: int("ROOM_REACTION_FLUSH_MS", 250, "how often aggregated reaction counts are sent, ms", { min: 1, max: 10_000 }),
   roomOutboxFlushMs: int("ROOM_OUTBOX_FLUSH_MS", 200, "how long a room's new chat/presence events wait so they leave in one batch, ms", { min: 0, max: 10_000 }),
   // Signaling has its own bucket so a burst of ICE candidates never competes with chat (and chat never starves a
@@ -95,7 +95,7 @@ export const EDGE_SETTINGS = {
   roomRelayFanout: int("ROOM_RELAY_FANOUT", 32, "most shards one coordinator links to directly; with more shards, relays (one per this many shards) sit between", { min: 2, max: 1000 }),
   roomShardRing: int("ROOM_SHARD_RING", 256, "recent chat messages each shard keeps for welcomes and resumes; older gaps are asked of the coordinator", { min: 1, max: 10_000 }),
   roomSummaryMs: int("ROOM_SUMMARY_MS", 1000, "how often a big room sends its presence summary (counts, featured users), ms", { min: 100, max: 60_000 }),
-  roomUplinkFlushMs: int("ROOM_UPLINK_FLUSH_MS", 5, "how long a shard gathers chat before forwarding it to the coordinator in one frame, ms", { min: 1, max: 1000 }),
+  roomUplinkFlushMs: int("ROOM_UPLINK_FLUSH_MS", 5, "least time between a big-room shard's chat frames to the coordinator, ms (a message in a quiet moment leaves at once; later ones wait out the rest and leave together)", { min: 1, max: 1000 }),
 
   // ---- inboxes -----------------------------------------------------------------------------------------
   inboxMaxConnections: int("INBOX_MAX_CONNECTIONS", 16, "open sockets per user; one more gets `too_many_connections` and close 1008", { min: 1 }),
