@@ -203,6 +203,9 @@ describe("RoomClient against the real edge", () => {
     await Promise.all(crowd.map((c) => c.connect()));
     await waitFor("everyone sees everyone", () => crowd.every((c) => c.presence.size === 20), 30_000);
     const before = await crowd[0]!.send("before the restart");
+    // The sender's ack comes before the others' copies: each client resumes from the last message it has, so the
+    // restart waits until every client has this one.
+    await waitFor("every client has the message before the restart", () => crowd.every((c) => c.messages.at(-1)?.id === before.id), 30_000);
 
     const reconnected = crowd.map((c) => c.once("welcome"));
     await edge.restart();
