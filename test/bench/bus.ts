@@ -11,7 +11,9 @@
 // bridge's default), BENCH_BRIDGE_REPLICAS (1), BENCH_PUBLISH_RATE (0 = as fast as the outbox takes them; else
 // events/s), BENCH_PACED_EVENTS (10000: at most this many events, at most 20 s, in the paced latency phase),
 // BENCH_PACED_RATE (2000, the target rate; 0 = half the burst's rate; else events/s), BENCH_PACED_LOW_RATE (200: a
-// second paced phase at a light load), BENCH_RUNTIME (miniflare, or wrangler: see startBenchEdge).
+// second paced phase at a light load), BENCH_RUNTIME (miniflare, or wrangler: see startBenchEdge), BENCH_DO_STORAGE
+// (tmpfs: the Durable Objects' SQLite files on /dev/shm, as bench:notify keeps them; disk; Miniflare only),
+// BENCH_CPU_PROFILE (a file for the Worker's CPU profile of the first paced phase; Miniflare only).
 //
 // Besides the required fields the line carries paced_events_per_s / paced_p50_ms / paced_p99_ms (latency at a
 // steady rate: BENCH_PACED_RATE, by default 2,000 events/s), paced_low_* (the same at BENCH_PACED_LOW_RATE, 200/s),
@@ -31,6 +33,9 @@ import { createMediaEventBus } from "../../media-node/src/bus/event-bus.ts";
 import { type NatsToHttpBridgeProcess, startNatsToHttpBridge } from "../helpers/bridges.ts";
 import { startEdge, TEST_SECRETS } from "../helpers/edge.ts";
 import { startMiniflareEdge } from "./lib/miniflare-edge.ts";
+import { startProfiler, summarize } from "./lib/cpu-profile.ts";
+import { freePort } from "../helpers/ports.ts";
+import { writeFileSync } from "node:fs";
 import { startNats } from "../helpers/nats.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { connect, DeliverPolicy } from "nats";
@@ -86,6 +91,10 @@ async function resetStats(edge: BenchEdge): Promise<void> {
  * lib/miniflare-edge.ts); BENCH_RUNTIME=wrangler: `wrangler dev`, whose proxy process adds a hop per request.
  */
 const RUNTIME = process.env.BENCH_RUNTIME === "wrangler" ? "wrangler" : "miniflare";
+/** where the Durable Objects keep their SQLite: tmpfs (default) or disk (see lib/miniflare-edge.ts) */
+const DO_STORAGE = process.env.BENCH_DO_STORAGE ?? "tmpfs";
+const PROFILE = process.env.BENCH_CPU_PROFILE;
+let inspectorPort: number | undefined;
 interface BenchEdge {
   url: string;
   stop(): Promise<void>;
@@ -96,7 +105,8 @@ async function startBenchEdge(): Promise<BenchEdge> {
     const edge = await startEdge();
     return { url: edge.url, stop: () => edge.stop(), output: () => edge.process.output() };
   }
-  const edge = await startMiniflareEdge({});
+  inspectorPort = PROFILE ? await freePort() : undefined;
+  const edge = await startMiniflareEdge({}, { tmpfsStorage: DO_STORAGE === "tmpfs", inspectorPort });
   return { url: edge.url, stop: () => edge.stop(), output: () => "(Worker logs are on stderr)" };
 }
 
@@ -210,6 +220,10 @@ async function main() {
   async function pipeline(count: number, rate: number) {
     await resetStats(edge);
     const t0 = performance.now();
+    // Paced: each event leaves on its schedule without waiting for the previous one's outbox commit (a real node
+    // emits from many places at once; waiting for each commit in turn capped the rate near 1,400/s here, below the
+    // rate asked for). The burst awaits a group commit every 200 events.
+    const committing: Promise<unknown>[] = [];
     for (let i = 0; i < count; i++) {
       if (rate > 0) {
         const wait = t0 + (i / rate) * 1000 - performance.now();
@@ -217,19 +231,21 @@ async function main() {
       }
       // `time` is stamped at publish, so the edge's latency is publish -> applied.
       const p = bus.publish({ ...event(i), time: new Date().toISOString() });
-      // Await outbox group commits every 200 events (a real node emits from many places at once).
-      if (rate > 0 || i % 200 === 199) await p;
+      if (rate > 0) committing.push(p);
+      else if (i % 200 === 199) await p;
     }
+    const publishedS = (performance.now() - t0) / 1000;
+    await Promise.all(committing);
     // Done when all are applied; given up only when nothing moved for a minute (then the rest is lost).
     let last = -1;
     let lastMove = performance.now();
     for (;;) {
       const s = await stats(edge);
-      if (s.applied >= count) return { stats: s, seconds: (performance.now() - t0) / 1000 };
+      if (s.applied >= count) return { stats: s, seconds: (performance.now() - t0) / 1000, publishRate: count / publishedS };
       if (s.applied !== last) [last, lastMove] = [s.applied, performance.now()];
       else if (performance.now() - lastMove > 60_000) {
         log(`no progress for 60 s at ${s.applied} of ${count}`);
-        return { stats: s, seconds: (performance.now() - t0) / 1000 };
+        return { stats: s, seconds: (performance.now() - t0) / 1000, publishRate: count / publishedS };
       }
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -270,11 +286,17 @@ async function main() {
       jetstream_to_edge_2xx_p50_ms_at_most: bucketPercentile(delta, 50),
       jetstream_to_edge_2xx_p99_ms_at_most: bucketPercentile(delta, 99),
     };
-    log(`paced ${rate}/s: p50 ${result.stats.latencyMs.p50} ms, p99 ${result.stats.latencyMs.p99} ms; stages ${JSON.stringify(stages)}`);
+    log(`paced ${rate}/s (published at ${result.publishRate.toFixed(0)}/s): p50 ${result.stats.latencyMs.p50} ms, p99 ${result.stats.latencyMs.p99} ms; stages ${JSON.stringify(stages)}`);
     return { ...result, stages };
   }
 
+  const profiler = inspectorPort !== undefined ? await startProfiler(inspectorPort, "pulsecast-edge") : null;
   const paced = await pacedPhase(pacedCount, pacedRate);
+  if (profiler && PROFILE) {
+    const profile = await profiler.stop();
+    writeFileSync(PROFILE, JSON.stringify(profile));
+    log(`Worker CPU profile of the ${pacedRate}/s phase in ${PROFILE}; heaviest by self time:\n${summarize(profile).join("\n")}`);
+  }
   const lowCount = Math.min(PACED_EVENTS, Math.ceil(PACED_LOW_RATE * 20));
   const low = await pacedPhase(lowCount, PACED_LOW_RATE);
 
@@ -287,13 +309,16 @@ async function main() {
     duplicates_applied: burst.stats.appliedTwice + paced.stats.appliedTwice + low.stats.appliedTwice,
     baseline_events_per_s: Math.round(baselineRate),
     paced_events_per_s: pacedRate,
+    paced_published_per_s: Math.round(paced.publishRate),
     paced_p50_ms: paced.stats.latencyMs.p50,
     paced_p99_ms: paced.stats.latencyMs.p99,
     paced_low_events_per_s: PACED_LOW_RATE,
+    paced_low_published_per_s: Math.round(low.publishRate),
     paced_low_p50_ms: low.stats.latencyMs.p50,
     paced_low_p99_ms: low.stats.latencyMs.p99,
     paced_stages: { [`${pacedRate}_per_s`]: paced.stages, [`${PACED_LOW_RATE}_per_s`]: low.stages },
     load_avg_1m: Number(loadavg()[0]!.toFixed(1)),
+    do_storage: RUNTIME === "miniflare" ? DO_STORAGE : "wrangler dev",
     latency_phases: `p50_ms/p99_ms: burst (all ${N} published at once; mostly time queued behind the burst); paced_p50_ms/paced_p99_ms: steady ${pacedRate}/s; paced_low_*: steady ${PACED_LOW_RATE}/s`,
     bridge_events_per_post: Number(((await sumMetric(bridges, "pulsecast_bridge_batch_size_events_sum")) / Math.max(1, await sumMetric(bridges, "pulsecast_bridge_batch_size_events_count"))).toFixed(1)),
   };
