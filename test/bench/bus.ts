@@ -18,7 +18,9 @@
 // Besides the required fields the line carries paced_events_per_s / paced_p50_ms / paced_p99_ms (latency at a
 // steady rate: BENCH_PACED_RATE, by default 2,000 events/s), paced_low_* (the same at BENCH_PACED_LOW_RATE, 200/s),
 // paced_stages (where the paced latency goes: publish -> stored in JetStream, read back from the stream's own
-// timestamps per event, and stored -> the edge's 2xx from the bridge's histogram), latency_phases (which latency is which:
+// timestamps per event, and stored -> the edge's 2xx from the bridge's histogram), paced_cpu_ms_per_event (CPU ms
+// each part used per event in a paced phase: edge runtime, bridge, nats-server, and this process, which is the
+// publisher (the media node's event bus) and the bench's own driving; all of them share this machine's cores), latency_phases (which latency is which:
 // the required p50/p99 are the burst's and include its queueing), load_avg_1m (the machine is shared; read
 // numbers with it) and bridge_events_per_post (mean batch size over the run). BRIDGE_* variables set for the
 // bench reach the bridge (e.g. BRIDGE_BATCH_MAX=1 for the single-event form).
@@ -33,6 +35,7 @@ import { createMediaEventBus } from "../../media-node/src/bus/event-bus.ts";
 import { type NatsToHttpBridgeProcess, startNatsToHttpBridge } from "../helpers/bridges.ts";
 import { startEdge, TEST_SECRETS } from "../helpers/edge.ts";
 import { startMiniflareEdge } from "./lib/miniflare-edge.ts";
+import { cpuByPart } from "./lib/proc-memory.ts";
 import { startProfiler, summarize } from "./lib/cpu-profile.ts";
 import { freePort } from "../helpers/ports.ts";
 import { writeFileSync } from "node:fs";
@@ -268,7 +271,11 @@ async function main() {
     const fromSeq = (await jsm.streams.info("EVENTS")).state.last_seq + 1;
     const before = await histogram(bridges);
     log(`paced: ${count} events at ${rate}/s`);
+    const cpu = cpuByPart((pid, cmd) =>
+      pid === process.pid ? "publisher_and_driver" : /workerd/.test(cmd) ? "edge" : /nats-to-http/.test(cmd) ? "bridge" : /nats-server/.test(cmd) ? "nats" : "other",
+    );
     const result = await pipeline(count, rate);
+    const cpuMsPerEvent = Object.fromEntries(Object.entries(cpu()).map(([part, s]) => [part, round((s * 1000) / count)]));
     const after = await histogram(bridges);
     const stored: number[] = [];
     const consumer = await opsNc.jetstream().consumers.get("EVENTS", { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq });
@@ -286,8 +293,8 @@ async function main() {
       jetstream_to_edge_2xx_p50_ms_at_most: bucketPercentile(delta, 50),
       jetstream_to_edge_2xx_p99_ms_at_most: bucketPercentile(delta, 99),
     };
-    log(`paced ${rate}/s (published at ${result.publishRate.toFixed(0)}/s): p50 ${result.stats.latencyMs.p50} ms, p99 ${result.stats.latencyMs.p99} ms; stages ${JSON.stringify(stages)}`);
-    return { ...result, stages };
+    log(`paced ${rate}/s (published at ${result.publishRate.toFixed(0)}/s): p50 ${result.stats.latencyMs.p50} ms, p99 ${result.stats.latencyMs.p99} ms; stages ${JSON.stringify(stages)}; CPU ms per event ${JSON.stringify(cpuMsPerEvent)}`);
+    return { ...result, stages, cpuMsPerEvent };
   }
 
   const profiler = inspectorPort !== undefined ? await startProfiler(inspectorPort, "pulsecast-edge") : null;
@@ -317,6 +324,7 @@ async function main() {
     paced_low_p50_ms: low.stats.latencyMs.p50,
     paced_low_p99_ms: low.stats.latencyMs.p99,
     paced_stages: { [`${pacedRate}_per_s`]: paced.stages, [`${PACED_LOW_RATE}_per_s`]: low.stages },
+    paced_cpu_ms_per_event: { [`${pacedRate}_per_s`]: paced.cpuMsPerEvent, [`${PACED_LOW_RATE}_per_s`]: low.cpuMsPerEvent },
     load_avg_1m: Number(loadavg()[0]!.toFixed(1)),
     do_storage: RUNTIME === "miniflare" ? DO_STORAGE : "wrangler dev",
     latency_phases: `p50_ms/p99_ms: burst (all ${N} published at once; mostly time queued behind the burst); paced_p50_ms/paced_p99_ms: steady ${pacedRate}/s; paced_low_*: steady ${PACED_LOW_RATE}/s`,

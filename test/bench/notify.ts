@@ -35,8 +35,8 @@ import { startPushService } from "../helpers/push-service.ts";
 import { startSmtp } from "../helpers/smtp.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { startMiniflareEdge } from "./lib/miniflare-edge.ts";
-import { cpuSeconds } from "./lib/proc-memory.ts";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpuByPart } from "./lib/proc-memory.ts";
+import { writeFileSync } from "node:fs";
 import { startProfiler, summarize } from "./lib/cpu-profile.ts";
 import { percentile } from "./lib/stats.ts";
 
@@ -59,26 +59,6 @@ async function pool(n: number, limit: number, work: (i: number) => Promise<void>
   await Promise.all(Array.from({ length: Math.min(limit, n) }, async () => {
     for (let i = next++; i < n; i = next++) await work(i);
   }));
-}
-
-/** This process and every process under it (edge runtime, nats-server, bridge, notifier). */
-function ourProcesses(): number[] {
-  const parent = new Map<number, number>();
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const text = readFileSync(`/proc/${name}/stat`, "utf8");
-      parent.set(Number(name), Number(text.slice(text.lastIndexOf(")") + 2).split(" ")[1]));
-    } catch {
-      /* gone meanwhile */
-    }
-  }
-  const ours = new Set([process.pid]);
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const [pid, ppid] of parent) if (!ours.has(pid) && ours.has(ppid)) (ours.add(pid), (grew = true));
-  }
-  return [...ours];
 }
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -160,8 +140,9 @@ async function main() {
   cleanups.push(async () => clearInterval(progress));
   const postedAt = new Map<string, number>();
   const started = performance.now() + performance.timeOrigin;
-  const cpuBefore = cpuSeconds(ourProcesses());
-  const perProcessBefore = new Map(ourProcesses().map((pid) => [pid, cpuSeconds([pid])]));
+  const pushCpu = cpuByPart((pid, cmd) =>
+    pid === process.pid ? "driver_and_push_service" : /workerd/.test(cmd) ? "edge" : /http-to-nats/.test(cmd) ? "bridge" : /nats-server/.test(cmd) ? "nats" : "other",
+  );
   const profiler = inspectorPort !== undefined ? await startProfiler(inspectorPort, "pulsecast-edge") : null;
   const BATCH = 100;
   await pool(Math.ceil(N / BATCH), BATCH_CONCURRENCY, async (b) => {
@@ -196,16 +177,10 @@ async function main() {
   }
   // CPU every part of the run used (edge runtime, push service, bridge, NATS, this driver) for the push phase:
   // on a shared machine the wall-clock rate says more about the neighbours than about the code.
-  const cpuUsed = cpuSeconds(ourProcesses()) - cpuBefore;
+  const cpuUsedByPart = pushCpu();
+  const cpuUsed = Object.values(cpuUsedByPart).reduce((a, b) => a + b, 0);
   /** CPU seconds of the push phase by part: the edge runtime, this process (driver and push service), the rest */
-  const cpuByPart: Record<string, number> = {};
-  for (const pid of ourProcesses()) {
-    const used = cpuSeconds([pid]) - (perProcessBefore.get(pid) ?? 0);
-    const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
-    const part = pid === process.pid ? "driver_and_push_service" : /workerd/.test(cmd) ? "edge" : /http-to-nats/.test(cmd) ? "bridge" : /nats-server/.test(cmd) ? "nats" : "other";
-    cpuByPart[part] = Math.round(((cpuByPart[part] ?? 0) + used) * 10) / 10;
-    if (used >= 0.5) log(`CPU in the push phase: ${used.toFixed(1)} s  ${cmd.slice(0, 100)}`);
-  }
+  const cpuByPartRounded = Object.fromEntries(Object.entries(cpuUsedByPart).map(([part, s]) => [part, Math.round(s * 10) / 10]));
   // the rate counts each notification once, at its first push
   const lastAt = Math.max(...firstAt.values());
   const latencies = [...firstAt].map(([id, at]) => at - postedAt.get(id)!).sort((a, b) => a - b);
@@ -239,7 +214,7 @@ async function main() {
     ...(RUNTIME !== "wrangler" && { do_storage: DO_STORAGE }),
     load_avg_1m: Math.round(loadavg()[0]! * 100) / 100,
     push_cpu_s: Math.round(cpuUsed * 10) / 10,
-    push_cpu_s_by_part: cpuByPart,
+    push_cpu_s_by_part: cpuByPartRounded,
     /** pushes per second two dedicated cores would sustain at the CPU this run used per push (all parts counted) */
     push_per_s_2_cores_by_cpu: Math.round((firstAt.size / cpuUsed) * 2),
   };

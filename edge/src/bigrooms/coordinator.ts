@@ -139,12 +139,17 @@ export class RoomCoordinator extends DurableObject<Env> implements OutboxView {
   /** Takes over one part of a small room's state: messages with their ids, bans, room info, applied event ids. */
   async adopt(part: HandoverPart): Promise<{ lastId: number }> {
     this.meter.events++;
-    this.ctx.storage.transactionSync(() => {
-      this.store.adoptMessages(part.messages);
-      for (const ban of part.bans ?? []) this.store.ban(ban);
-      if (part.info) this.store.setInfo(part.info);
-      if (part.applied) this.ledger.adopt(part.applied);
-    });
+    try {
+      this.ctx.storage.transactionSync(() => {
+        this.store.adoptMessages(part.messages);
+        for (const ban of part.bans ?? []) this.store.ban(ban);
+        if (part.info) this.store.setInfo(part.info);
+        if (part.applied) this.ledger.adopt(part.applied);
+      });
+    } catch (error) {
+      this.store.forgetInfo();
+      throw error;
+    }
     this.lastId = Math.max(this.lastId, part.messages.at(-1)?.id ?? 0);
     return { lastId: this.lastId };
   }
@@ -325,6 +330,7 @@ export class RoomCoordinator extends DurableObject<Env> implements OutboxView {
         },
       ));
     } catch (error) {
+      this.store.forgetInfo();
       const message = `big room ${this.roomId}: ${errorText(error)}`;
       return checked.map((c) => ("event" in c ? { id: c.id, applied: false, error: message } : c));
     }

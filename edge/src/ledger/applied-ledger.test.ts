@@ -27,7 +27,7 @@ describe("AppliedLedger.applyManyOnce", () => {
     });
   });
 
-  it("claimMany: one query and one insert for a batch; fresh once per id; a throwing apply stores nothing", async () => {
+  it("claimMany: one statement records a batch; fresh once per id; a throwing apply stores nothing", async () => {
     await runInDurableObject(env.Room.getByName(newId("ledger")), (_instance, state) => {
       const sql = state.storage.sql;
       sql.exec("CREATE TABLE IF NOT EXISTS effects (n INTEGER NOT NULL)");

@@ -61,26 +61,28 @@ export class AppliedLedger {
   }
 
   /**
-   * Exactly-once for a batch: ONE query for the ids already recorded and ONE insert for the new ones, in one
+   * Exactly-once for a batch: ONE statement records the ids not recorded yet and says which they were, in one
    * transaction with `apply`. `apply(fresh)` learns, per id, whether this is its first time (an id repeated
    * within the batch is fresh once) and must only do synchronous storage work; if it throws, nothing of the
    * batch is stored and the error propagates. Outward effects (broadcasts) go after, driven by `fresh`.
    */
   claimMany<T>(ids: readonly string[], apply: (fresh: boolean[]) => T, now = Date.now()): { fresh: boolean[]; result: T } {
     const outcome = this.storage.transactionSync(() => {
-      const seen = new Set(
+      // One statement both checks and records: the ids it inserts are the new ones (an id repeated within the
+      // batch is inserted once). `apply` runs after it in the same transaction, so if it throws, the ids go too.
+      const inserted = new Set(
         this.storage.sql
-          .exec<{ id: string }>("SELECT id FROM applied_events WHERE id IN (SELECT value FROM json_each(?))", JSON.stringify(ids))
+          .exec<{ id: string }>(
+            "INSERT INTO applied_events (id, at) SELECT value, ? FROM json_each(?) WHERE true ON CONFLICT (id) DO NOTHING RETURNING id",
+            now,
+            JSON.stringify(ids),
+          )
           .toArray()
           .map((r) => r.id),
       );
-      const fresh = ids.map((id) => !seen.has(id) && (seen.add(id), true));
+      const fresh = ids.map((id) => inserted.delete(id));
       const result = apply(fresh);
-      const claimed = ids.filter((_, i) => fresh[i]);
-      if (claimed.length > 0) {
-        this.storage.sql.exec("INSERT INTO applied_events (id, at) SELECT value, ? FROM json_each(?)", now, JSON.stringify(claimed));
-      }
-      return { fresh, result, claimed: claimed.length };
+      return { fresh, result, claimed: fresh.filter(Boolean).length };
     });
     this.countClaims(outcome.claimed, now);
     return { fresh: outcome.fresh, result: outcome.result };

@@ -48,6 +48,30 @@ describe("Room.applyEvents", () => {
     late.close();
   });
 
+  it("a room with nobody in it applies events without queueing frames; a joiner gets the state, then frames", async () => {
+    const room = newRoom();
+    const a = started(room);
+    expect(await env.Room.getByName(room).applyEvents([a])).toEqual([{ id: a.id, applied: true }]);
+    const first = await join(room, "first", { role: "viewer" });
+    expect(first.welcome.room.stream).toMatchObject({ streamId: "s1", status: "starting" });
+    const b = live(room);
+    await env.Room.getByName(room).applyEvents([b]);
+    expect((await first.next("event")).event).toMatchObject({ id: b.id });
+    expect(first.received.filter((f) => f.type === "event")).toHaveLength(1);
+    first.close();
+    await first.closed;
+
+    // Empty again: the end is stored, and the next joiner sees it in its welcome (and no earlier event as a frame).
+    const end = makeEvent("stream.ended", { streamId: "s1", roomId: room, nodeId: "n", durationS: 5, reason: "publisher-left" }, { source: "media-node/n", subject: "stream/s1" });
+    expect(await env.Room.getByName(room).applyEvents([end])).toEqual([{ id: end.id, applied: true }]);
+    const second = await join(room, "second", { role: "viewer" });
+    expect(second.welcome.room.stream).toMatchObject({ streamId: "s1", status: "ended" });
+    second.send({ type: "react", emoji: "👀" });
+    await second.next("reactions");
+    expect(second.received.filter((f) => f.type === "event")).toHaveLength(0);
+    second.close();
+  });
+
   it("applyEvent keeps its contract on top of it: applied / not applied, and throws for an event the room cannot take", async () => {
     const room = newRoom();
     const event = started(room);

@@ -14,3 +14,26 @@ describe("RoomStore history bound", () => {
     });
   });
 });
+
+describe("RoomStore room info", () => {
+  it("keeps the info it read or wrote, and reads storage again after a rolled-back write is forgotten", async () => {
+    await runInDurableObject(env.Room.getByName(newId("store")), (_instance, state) => {
+      const store = new RoomStore(state.storage);
+      expect(store.info("r1")).toEqual({ roomId: "r1" });
+      const first = { streamId: "s1", status: "live" as const, updatedAt: 1 };
+      store.setInfo({ roomId: "r1", stream: first });
+      expect(store.info("r1")).toBe(store.info("r1"));
+      expect(Object.isFrozen(store.info("r1"))).toBe(true);
+      expect(() =>
+        state.storage.transactionSync(() => {
+          store.setInfo({ roomId: "r1", stream: { ...first, status: "ended" } });
+          throw new Error("storage broke");
+        }),
+      ).toThrow("storage broke");
+      store.forgetInfo();
+      expect(store.info("r1")).toEqual({ roomId: "r1", stream: first });
+      // A store built later (the object woke again) reads what was committed.
+      expect(new RoomStore(state.storage).info("r1")).toEqual({ roomId: "r1", stream: first });
+    });
+  });
+});

@@ -29,6 +29,12 @@ export type ResumeResult = { complete: true; messages: ChatMessage[] } | { compl
 
 export class RoomStore {
   private readonly sql: SqlStorage;
+  /**
+   * The room info as last read or written: every event a room takes reads it, and only this store writes it,
+   * so it is parsed once per object life instead of once per event. Dropped by forgetInfo() when a transaction
+   * that wrote it rolled back.
+   */
+  private cachedInfo: RoomInfo | undefined;
 
   constructor(storage: DurableObjectStorage) {
     this.sql = storage.sql;
@@ -135,13 +141,23 @@ export class RoomStore {
     return this.sql.exec("SELECT 1 FROM bans WHERE user_id = ?", userId).toArray().length > 0;
   }
 
+  /** The room info (frozen: shared by every caller until the next setInfo). */
   info(roomId: string): RoomInfo {
+    if (this.cachedInfo?.roomId === roomId) return this.cachedInfo;
     const row = this.sql.exec<{ value: string }>("SELECT value FROM room_meta WHERE key = 'info'").toArray()[0];
-    return row ? { ...(JSON.parse(row.value) as RoomInfo), roomId } : { roomId };
+    this.cachedInfo = Object.freeze(row ? { ...(JSON.parse(row.value) as RoomInfo), roomId } : { roomId });
+    return this.cachedInfo;
   }
 
   setInfo(info: RoomInfo): void {
+    this.cachedInfo = undefined;
     this.sql.exec("INSERT INTO room_meta (key, value) VALUES ('info', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", JSON.stringify(info));
+    this.cachedInfo = Object.freeze({ ...info });
+  }
+
+  /** Call when a transaction that may have written the room info failed: the next info() reads storage again. */
+  forgetInfo(): void {
+    this.cachedInfo = undefined;
   }
 
   /** Whether this (small) room has grown into a big room: its chat lives in a coordinator now. Never undone. */

@@ -484,16 +484,22 @@ export class Room extends Server<Env> implements OutboxView {
       ));
     } catch (error) {
       // Storage failed: nothing of the batch was stored; every event of it is retried.
+      this.store.forgetInfo();
       const message = `room ${this.name}: ${errorText(error)}`;
       return checked.map((c) => ("event" in c ? { id: c.id, applied: false, error: message } : c));
     }
     const outcomes = new Map(valid.map((v, i) => [v, fresh[i]!]));
     const perViewer: RoomEvent[] = [];
+    // Nobody to tell in a room with no socket open (its info, sent on join, already holds the events' effect):
+    // no frame is serialized and no flush timer armed for it.
+    // The runtime's list, not the connect/close count: that one may lag a close, and must never read 0 too early.
+    const listening = this.ctx.getWebSockets().length > 0;
     const result = checked.map((c) => {
       if (!("event" in c)) return c;
       const applied = outcomes.get(c)!;
-      if (applied && isApiStreamUrlEvent(c.event)) perViewer.push(c.event);
-      else if (applied) this.coalescer.push({ type: "event", event: c.event });
+      if (!applied || !listening) return { id: c.id, applied };
+      if (isApiStreamUrlEvent(c.event)) perViewer.push(c.event);
+      else this.coalescer.push({ type: "event", event: c.event });
       return { id: c.id, applied };
     });
     if (perViewer.length > 0) {

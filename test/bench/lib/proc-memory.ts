@@ -1,4 +1,5 @@
-// Memory of local processes, read from /proc (Linux): how much the Workers runtime holds during the bench.
+// Memory and CPU of local processes, read from /proc (Linux): how much the Workers runtime holds during a bench,
+// and where a phase's CPU went.
 import { readdirSync, readFileSync } from "node:fs";
 
 interface ProcStat {
@@ -93,4 +94,41 @@ export function cpuSeconds(pids: number[]): number {
   let ticks = 0;
   for (const pid of pids) ticks += stat(pid)?.cpuTicks ?? 0;
   return ticks / TICKS_PER_S;
+}
+
+/** `root` and every process under it (this bench and what it started: edge runtime, nats-server, bridges). */
+export function processTree(root = process.pid): number[] {
+  const procs = allProcesses();
+  const tree = new Set([root]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const p of procs) if (!tree.has(p.pid) && tree.has(p.ppid)) (tree.add(p.pid), (grew = true));
+  }
+  return [...tree];
+}
+
+/** The command line of `pid`, arguments joined by spaces ("" once it is gone). */
+export function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ").trim();
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * CPU seconds of a phase by part: `measure()` before it, the returned function after. `partOf` names the part a
+ * process belongs to from its pid and command line; processes started during the phase count from zero.
+ */
+export function cpuByPart(partOf: (pid: number, cmd: string) => string, root = process.pid): () => Record<string, number> {
+  const before = new Map(processTree(root).map((pid) => [pid, cpuSeconds([pid])]));
+  return () => {
+    const parts: Record<string, number> = {};
+    for (const pid of processTree(root)) {
+      const used = cpuSeconds([pid]) - (before.get(pid) ?? 0);
+      const part = partOf(pid, commandLine(pid));
+      parts[part] = (parts[part] ?? 0) + used;
+    }
+    return parts;
+  };
 }

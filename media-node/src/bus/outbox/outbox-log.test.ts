@@ -72,6 +72,28 @@ describe("outbox log (on disk)", () => {
     await log.close();
   });
 
+  it("writes the cursor off the publishing path: the latest value lands, and close writes the last one", async () => {
+    const { log } = await OutboxLog.open(dir);
+    const ends = await log.append([1, 2, 3, 4, 5].map((n) => JSON.stringify(event(n))));
+    const cursorOnDisk = async () => Number(await readFile(join(dir, "cursor"), "utf8"));
+    // Confirmations in a row, as the pump makes them: the writes collapse, and the last value is the one on disk.
+    let written: Promise<void> = Promise.resolve();
+    for (const end of ends.slice(0, 3)) {
+      log.cursor = end;
+      written = log.persistCursor();
+    }
+    await written;
+    expect(await cursorOnDisk()).toBe(ends[2]);
+    // One more, left to its interval: close writes it rather than dropping it.
+    log.cursor = ends[3]!;
+    void log.persistCursor();
+    await log.close();
+    expect(await cursorOnDisk()).toBe(ends[3]);
+    const reopened = await OutboxLog.open(dir);
+    expect(reopened.pending.map((p) => p.end)).toEqual([ends[4]]);
+    await reopened.log.close();
+  });
+
   it("refuses a second process on the same directory while the first is alive", async () => {
     const { log } = await OutboxLog.open(dir);
     // Pretend another live process holds the lock: our parent is alive.

@@ -36,6 +36,8 @@ const LOG = "events.jsonl";
 const CURSOR = "cursor";
 const LOCK = "lock";
 const REJECTED = "rejected.jsonl";
+/** The least time between two cursor writes on the publishing path (see persistCursor). */
+const CURSOR_WRITE_INTERVAL_MS = 50;
 
 function isAlive(pid: number): boolean {
   try {
@@ -139,28 +141,49 @@ export class OutboxLog {
     await this.fh.datasync();
   }
 
+  /** Moves the cursor and writes it now (not at the next interval). */
   async setCursor(offset: number): Promise<void> {
     this.cursor = offset;
-    await this.persistCursor();
+    await this.persistCursor(true);
   }
 
   #cursorWrite: Promise<void> | undefined;
   #cursorDirty = false;
+  #cursorUrgent = false;
+  #cursorWake: (() => void) | undefined;
+  #cursorWrittenAt = 0;
 
   /**
-   * Writes the in-memory cursor to its file, off the publishing path: one write at a time, and writes asked for
-   * meanwhile collapse into one with the latest value. (Not fsync'd: see the header.)
+   * Writes the in-memory cursor to its file, off the publishing path: one write at a time, at most one per
+   * CURSOR_WRITE_INTERVAL_MS unless `now`, and writes asked for meanwhile collapse into one with the latest value.
+   * A write is four file operations, and a busy publisher confirms a round of events every millisecond or two;
+   * a cursor that lags by one interval only means a crash re-sends those already-confirmed events, which are
+   * dropped downstream by their id. (Not fsync'd either: see the header.)
    */
-  persistCursor(): Promise<void> {
+  persistCursor(now = false): Promise<void> {
     this.#cursorDirty = true;
+    if (now) {
+      this.#cursorUrgent = true;
+      this.#cursorWake?.();
+    }
     this.#cursorWrite ??= (async () => {
       try {
         while (this.#cursorDirty) {
+          const wait = this.#cursorWrittenAt + CURSOR_WRITE_INTERVAL_MS - Date.now();
+          if (wait > 0 && !this.#cursorUrgent) {
+            await new Promise<void>((resolve) => {
+              const timer = setTimeout(resolve, wait);
+              this.#cursorWake = () => (clearTimeout(timer), resolve());
+            });
+            this.#cursorWake = undefined;
+          }
           this.#cursorDirty = false;
+          this.#cursorUrgent = false;
           // Write-then-rename so a crash leaves the old cursor or the new one, never a torn number.
           const tmp = join(this.dir, `${CURSOR}.tmp`);
           await writeFile(tmp, String(this.cursor));
           await rename(tmp, join(this.dir, CURSOR));
+          this.#cursorWrittenAt = Date.now();
         }
       } finally {
         this.#cursorWrite = undefined;
@@ -178,7 +201,7 @@ export class OutboxLog {
   }
 
   async close(): Promise<void> {
-    await this.#cursorWrite?.catch(() => undefined);
+    if (this.#cursorWrite) await this.persistCursor(true).catch(() => undefined);
     await this.fh.close();
     await rm(join(this.dir, LOCK), { force: true });
   }
