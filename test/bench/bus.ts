@@ -13,14 +13,17 @@
 // BENCH_PACED_RATE (2000, the target rate; 0 = half the burst's rate; else events/s), BENCH_PACED_LOW_RATE (200: a
 // second paced phase at a light load), BENCH_RUNTIME (miniflare, or wrangler: see startBenchEdge), BENCH_DO_STORAGE
 // (tmpfs: the Durable Objects' SQLite files on /dev/shm, as bench:notify keeps them; disk; Miniflare only),
-// BENCH_CPU_PROFILE (a file for the Worker's CPU profile of the first paced phase; Miniflare only).
+// BENCH_CPU_PROFILE (a file for the Worker's CPU profile of the first paced phase; Miniflare only), BENCH_TRACE_GC (1:
+// the runtime's full garbage collections per paced phase; Miniflare only, needs coreutils' stdbuf).
 //
 // Besides the required fields the line carries paced_events_per_s / paced_p50_ms / paced_p99_ms (latency at a
 // steady rate: BENCH_PACED_RATE, by default 2,000 events/s), paced_low_* (the same at BENCH_PACED_LOW_RATE, 200/s),
 // paced_stages (where the paced latency goes: publish -> stored in JetStream, read back from the stream's own
 // timestamps per event, and stored -> the edge's 2xx from the bridge's histogram), paced_cpu_ms_per_event (CPU ms
 // each part used per event in a paced phase: edge runtime, bridge, nats-server, and this process, which is the
-// publisher (the media node's event bus) and the bench's own driving; all of them share this machine's cores), latency_phases (which latency is which:
+// publisher (the media node's event bus) and the bench's own driving; all of them share this machine's cores),
+// and, with BENCH_TRACE_GC=1, the pauses of the runtime's full garbage collections during each paced phase
+// (paced_stages.*.edge_full_gc_pauses_ms; edge_p50_ms/edge_p99_ms there are the edge's own share of the latency), latency_phases (which latency is which:
 // the required p50/p99 are the burst's and include its queueing), load_avg_1m (the machine is shared; read
 // numbers with it) and bridge_events_per_post (mean batch size over the run). BRIDGE_* variables set for the
 // bench reach the bridge (e.g. BRIDGE_BATCH_MAX=1 for the single-event form).
@@ -34,7 +37,7 @@ import { busConfig } from "../../media-node/src/bus/config.ts";
 import { createMediaEventBus } from "../../media-node/src/bus/event-bus.ts";
 import { type NatsToHttpBridgeProcess, startNatsToHttpBridge } from "../helpers/bridges.ts";
 import { startEdge, TEST_SECRETS } from "../helpers/edge.ts";
-import { startMiniflareEdge } from "./lib/miniflare-edge.ts";
+import { type GcRecord, startMiniflareEdge } from "./lib/miniflare-edge.ts";
 import { cpuByPart } from "./lib/proc-memory.ts";
 import { startProfiler, summarize } from "./lib/cpu-profile.ts";
 import { freePort } from "../helpers/ports.ts";
@@ -64,6 +67,7 @@ interface Stats {
   failed: number;
   rejected: Record<string, number>;
   latencyMs: { count: number; p50: number | null; p99: number | null; max: number | null };
+  edgeLatencyMs: { count: number; p50: number | null; p99: number | null; max: number | null };
 }
 
 const auth = { authorization: `Bearer ${TEST_SECRETS.INTERNAL_API_TOKEN}` };
@@ -97,6 +101,9 @@ const RUNTIME = process.env.BENCH_RUNTIME === "wrangler" ? "wrangler" : "minifla
 /** where the Durable Objects keep their SQLite: tmpfs (default) or disk (see lib/miniflare-edge.ts) */
 const DO_STORAGE = process.env.BENCH_DO_STORAGE ?? "tmpfs";
 const PROFILE = process.env.BENCH_CPU_PROFILE;
+/** BENCH_TRACE_GC=1: the runtime's full garbage collections in each paced phase, with their pauses (Miniflare only) */
+const TRACE_GC = process.env.BENCH_TRACE_GC === "1";
+const fullGcs: { at: number; pauseMs: number }[] = [];
 let inspectorPort: number | undefined;
 interface BenchEdge {
   url: string;
@@ -109,7 +116,10 @@ async function startBenchEdge(): Promise<BenchEdge> {
     return { url: edge.url, stop: () => edge.stop(), output: () => edge.process.output() };
   }
   inspectorPort = PROFILE ? await freePort() : undefined;
-  const edge = await startMiniflareEdge({}, { tmpfsStorage: DO_STORAGE === "tmpfs", inspectorPort });
+  const onGc = (r: GcRecord) => {
+    if (r.gc === "mc") fullGcs.push({ at: performance.now(), pauseMs: Math.round(r.pause) });
+  };
+  const edge = await startMiniflareEdge({}, { tmpfsStorage: DO_STORAGE === "tmpfs", inspectorPort, ...(TRACE_GC && { onGc }) });
   return { url: edge.url, stop: () => edge.stop(), output: () => "(Worker logs are on stderr)" };
 }
 
@@ -274,7 +284,9 @@ async function main() {
     const cpu = cpuByPart((pid, cmd) =>
       pid === process.pid ? "publisher_and_driver" : /workerd/.test(cmd) ? "edge" : /nats-to-http/.test(cmd) ? "bridge" : /nats-server/.test(cmd) ? "nats" : "other",
     );
+    const startedAt = performance.now();
     const result = await pipeline(count, rate);
+    const endedAt = performance.now();
     const cpuMsPerEvent = Object.fromEntries(Object.entries(cpu()).map(([part, s]) => [part, round((s * 1000) / count)]));
     const after = await histogram(bridges);
     const stored: number[] = [];
@@ -292,6 +304,9 @@ async function main() {
       publish_to_jetstream_p99_ms: round(percentile(stored, 99)),
       jetstream_to_edge_2xx_p50_ms_at_most: bucketPercentile(delta, 50),
       jetstream_to_edge_2xx_p99_ms_at_most: bucketPercentile(delta, 99),
+      edge_p50_ms: result.stats.edgeLatencyMs.p50,
+      edge_p99_ms: result.stats.edgeLatencyMs.p99,
+      ...(TRACE_GC && { edge_full_gc_pauses_ms: fullGcs.filter((g) => g.at >= startedAt && g.at <= endedAt).map((g) => g.pauseMs) }),
     };
     log(`paced ${rate}/s (published at ${result.publishRate.toFixed(0)}/s): p50 ${result.stats.latencyMs.p50} ms, p99 ${result.stats.latencyMs.p99} ms; stages ${JSON.stringify(stages)}; CPU ms per event ${JSON.stringify(cpuMsPerEvent)}`);
     return { ...result, stages, cpuMsPerEvent };

@@ -57,6 +57,7 @@ export function objectTargets(env: Env): EventTargets {
 export const ingressRoutes = new Hono<AppEnv>();
 
 ingressRoutes.post("/hooks/events", async (c) => {
+  const receivedAt = Date.now();
   ingressStats.receivedRequest();
   const refuse = (status: number, code: string, message: string) => {
     ingressStats.rejectedRequest(code);
@@ -81,7 +82,7 @@ ingressRoutes.post("/hooks/events", async (c) => {
   if (batch) {
     const parsed = parseBatch(body.text);
     if (!parsed.ok) return refuse(parsed.code === "too_large" ? 413 : 400, parsed.code, parsed.error);
-    return c.json({ results: await applyBatch(parsed.items.map((item) => withLinkPolicy(item, settings)), objectTargets(c.env)) });
+    return c.json({ results: await applyBatch(parsed.items.map((item) => withLinkPolicy(item, settings)), objectTargets(c.env), receivedAt) });
   }
 
   let value: unknown;
@@ -113,7 +114,7 @@ ingressRoutes.post("/hooks/events", async (c) => {
     console.error(`POST /hooks/events: ${event.type} ${event.id} not applied:`, error);
     return errorResponse(503, "apply_failed", `event ${event.id} could not be applied; retry later`);
   }
-  ingressStats.handled(event.id, event.type, result.outcome, event.time);
+  ingressStats.handled(event.id, event.type, result.outcome, event.time, receivedAt);
   if (result.outcome === "applied") return c.json({ applied: true, id: event.id });
   if (result.outcome === "duplicate") return c.json({ duplicate: true, id: event.id });
   return c.json({ ignored: true, id: event.id, reason: result.reason });
@@ -129,7 +130,7 @@ function withLinkPolicy(item: BatchItem, settings: EdgeSettings): BatchItem {
 }
 
 /** The valid items of a parsed batch applied in one go; results in input order, counted per event. */
-async function applyBatch(items: BatchItem[], targets: EventTargets): Promise<EventResult[]> {
+async function applyBatch(items: BatchItem[], targets: EventTargets, receivedAt: number): Promise<EventResult[]> {
   const valid: Envelope[] = [];
   for (const item of items) if (item.ok) valid.push(item.event);
   const dispatched = valid.length > 0 ? await dispatchBatch(valid, targets) : [];
@@ -141,7 +142,7 @@ async function applyBatch(items: BatchItem[], targets: EventTargets): Promise<Ev
     }
     const result = dispatched[next++]!;
     if (result.status === "failed") ingressStats.failedEvent();
-    else ingressStats.handled(item.event.id, item.event.type, result.status, item.event.time);
+    else ingressStats.handled(item.event.id, item.event.type, result.status, item.event.time, receivedAt);
     return result;
   });
 }

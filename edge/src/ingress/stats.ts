@@ -36,7 +36,40 @@ export interface StatsSnapshot {
   appliedTwice: number;
   byType: Partial<Record<EventType, { applied: number; duplicates: number; ignored: number }>>;
   /** ms from the event's `time` to its effect being applied, over the most recent LATENCY_SAMPLES events */
-  latencyMs: { count: number; p50: number | null; p99: number | null; max: number | null };
+  latencyMs: Percentiles;
+  /**
+   * ms from the request reaching the ingress to the event's effect being applied (the edge's own share of
+   * latencyMs: the rest is the media side, NATS and the bridge), over the same events
+   */
+  edgeLatencyMs: Percentiles;
+}
+
+export interface Percentiles {
+  count: number;
+  p50: number | null;
+  p99: number | null;
+  max: number | null;
+}
+
+/** A ring of the most recent LATENCY_SAMPLES values and their percentiles. */
+class LatencyRing {
+  private values = new Float64Array(LATENCY_SAMPLES);
+  private count = 0;
+
+  add(ms: number): void {
+    this.values[this.count++ % LATENCY_SAMPLES] = Math.max(0, ms);
+  }
+
+  percentiles(): Percentiles {
+    const n = Math.min(this.count, LATENCY_SAMPLES);
+    const sorted = this.values.slice(0, n).sort();
+    const pick = (q: number) => (n === 0 ? null : sorted[Math.min(n - 1, Math.ceil(q * n) - 1)]!);
+    return { count: n, p50: pick(0.5), p99: pick(0.99), max: n === 0 ? null : sorted[n - 1]! };
+  }
+
+  clear(): void {
+    this.count = 0;
+  }
 }
 
 export class IngressStats {
@@ -45,8 +78,8 @@ export class IngressStats {
   private counts = { applied: 0, duplicates: 0, ignored: 0, failed: 0, appliedTwice: 0 };
   private rejected: Record<string, number> = {};
   private byType: StatsSnapshot["byType"] = {};
-  private latencies = new Float64Array(LATENCY_SAMPLES);
-  private latencyCount = 0;
+  private latencies = new LatencyRing();
+  private edgeLatencies = new LatencyRing();
   private appliedIds = new Set<string>();
 
   receivedRequest(): void {
@@ -61,8 +94,11 @@ export class IngressStats {
     this.counts.failed++;
   }
 
-  /** Records what happened to a valid event. `eventTime` is the envelope's ISO `time`. */
-  handled(id: string, type: EventType, outcome: Outcome, eventTime: string, now = Date.now()): void {
+  /**
+   * Records what happened to a valid event. `eventTime` is the envelope's ISO `time`; `receivedAt` (unix ms) is
+   * when the request carrying it reached the ingress.
+   */
+  handled(id: string, type: EventType, outcome: Outcome, eventTime: string, receivedAt?: number, now = Date.now()): void {
     const perType = (this.byType[type] ??= { applied: 0, duplicates: 0, ignored: 0 });
     // Heartbeats are the fleet's pulse, not events anyone waits for: counted under their type only, so the totals
     // and the latency percentiles stay those of the events (a node's heartbeats would otherwise fill them).
@@ -76,7 +112,8 @@ export class IngressStats {
       if (this.appliedIds.has(id)) this.counts.appliedTwice++;
       else this.remember(id);
       const at = Date.parse(eventTime);
-      if (Number.isFinite(at)) this.latencies[this.latencyCount++ % LATENCY_SAMPLES] = Math.max(0, now - at);
+      if (Number.isFinite(at)) this.latencies.add(now - at);
+      if (receivedAt !== undefined) this.edgeLatencies.add(now - receivedAt);
     } else if (outcome === "duplicate") {
       this.counts.duplicates++;
       perType.duplicates++;
@@ -95,9 +132,6 @@ export class IngressStats {
   }
 
   snapshot(): StatsSnapshot {
-    const n = Math.min(this.latencyCount, LATENCY_SAMPLES);
-    const sorted = this.latencies.slice(0, n).sort();
-    const pick = (q: number) => (n === 0 ? null : sorted[Math.min(n - 1, Math.ceil(q * n) - 1)]!);
     return {
       since: this.since.toISOString(),
       received: this.received,
@@ -108,7 +142,8 @@ export class IngressStats {
       failed: this.counts.failed,
       appliedTwice: this.counts.appliedTwice,
       byType: structuredClone(this.byType),
-      latencyMs: { count: n, p50: pick(0.5), p99: pick(0.99), max: n === 0 ? null : sorted[n - 1]! },
+      latencyMs: this.latencies.percentiles(),
+      edgeLatencyMs: this.edgeLatencies.percentiles(),
     };
   }
 
@@ -119,7 +154,8 @@ export class IngressStats {
     this.counts = { applied: 0, duplicates: 0, ignored: 0, failed: 0, appliedTwice: 0 };
     this.rejected = {};
     this.byType = {};
-    this.latencyCount = 0;
+    this.latencies.clear();
+    this.edgeLatencies.clear();
   }
 }
 

@@ -43,9 +43,25 @@ async function compatibilityDate(): Promise<string> {
  * Miniflare as wrangler itself uses it: wrangler pins its own version (with its workerd), which can be newer
  * than the one hoisted for @cloudflare/vitest-plugin, and the bench should run the runtime wrangler runs.
  */
+function miniflarePath(): string {
+  return createRequire(join(ROOT, "node_modules/wrangler/package.json")).resolve("miniflare");
+}
 async function wranglersMiniflare(): Promise<typeof import("miniflare")> {
-  const fromWrangler = createRequire(join(ROOT, "node_modules/wrangler/package.json"));
-  return (await import(pathToFileURL(fromWrangler.resolve("miniflare")).href)) as typeof import("miniflare");
+  return (await import(pathToFileURL(miniflarePath()).href)) as typeof import("miniflare");
+}
+
+/**
+ * Makes the next Miniflare run workerd with V8's GC trace, line-buffered. Miniflare takes both from the
+ * environment (MINIFLARE_WORKERD_V8_FLAGS, MINIFLARE_WORKERD_PATH); the wrapper script lives in `dir`.
+ */
+async function traceGc(dir: string): Promise<void> {
+  const { chmod, writeFile } = await import("node:fs/promises");
+  const workerd = (createRequire(miniflarePath())("workerd") as { default: string }).default;
+  const wrapper = join(dir, "workerd-line-buffered.sh");
+  await writeFile(wrapper, `#!/bin/sh\nexec stdbuf -oL -eL ${JSON.stringify(workerd)} "$@"\n`);
+  await chmod(wrapper, 0o755);
+  process.env.MINIFLARE_WORKERD_PATH = wrapper;
+  process.env.MINIFLARE_WORKERD_V8_FLAGS = [process.env.MINIFLARE_WORKERD_V8_FLAGS, "--trace-gc-nvp"].filter(Boolean).join(" ");
 }
 
 export interface MiniflareEdgeOptions {
@@ -58,6 +74,19 @@ export interface MiniflareEdgeOptions {
    * local disk. Same SQLite, same statements, same commits either way.
    */
   tmpfsStorage?: boolean;
+  /**
+   * Receives each garbage collection of the runtime's V8 isolates (V8's `--trace-gc-nvp` record: `gc` "s" for a
+   * young-generation scavenge, "mc" for a full mark-compact; `pause` in ms) as it happens. Set, it runs workerd with
+   * that V8 flag and its output line-buffered (through coreutils' stdbuf), so a record arrives when its GC ends.
+   */
+  onGc?: (record: GcRecord) => void;
+}
+
+export interface GcRecord {
+  gc: string;
+  pause: number;
+  reason?: string;
+  [field: string]: unknown;
 }
 
 export async function startMiniflareEdge(vars: Record<string, string>, opts: MiniflareEdgeOptions = {}): Promise<BenchEdge> {
@@ -80,7 +109,15 @@ export async function startMiniflareEdge(vars: Record<string, string>, opts: Min
     ...(persist !== undefined && { resourcePersistencePath: persist }),
     ...(opts.inspectorPort !== undefined && { inspectorPort: opts.inspectorPort }),
     // The bench's stdout carries only its JSON line: the Worker's logs go to stderr.
-    handleStructuredLogs: (log) => process.stderr.write(`[workerd ${log.level}] ${log.message}\n`),
+    handleStructuredLogs: (log) => {
+      // V8's own trace lines start with its isolate's address (`[pid:0x...:n]  123 ms: ...`)
+      if (opts.onGc && /^\[\d+:0x[0-9a-f]+/.test(log.message)) {
+        const gc = /GC: (\{.*\})\s*$/.exec(log.message);
+        if (gc) opts.onGc(JSON.parse(gc[1]!) as GcRecord);
+        return;
+      }
+      process.stderr.write(`[workerd ${log.level}] ${log.message}\n`);
+    },
     workers: [
       {
         name: "pulsecast-edge",
@@ -109,6 +146,7 @@ export async function startMiniflareEdge(vars: Record<string, string>, opts: Min
     ],
   };
   const { Miniflare, convertV4MiniflareOptions } = await wranglersMiniflare();
+  if (opts.onGc) await traceGc(outdir);
   const mf = new Miniflare(convertV4MiniflareOptions(options));
   const url = (await mf.ready).toString().replace(/\/$/, "");
   return {
