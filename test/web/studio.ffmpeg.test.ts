@@ -1,14 +1,13 @@
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startNatsToHttpBridge, type NatsToHttpBridgeProcess } from "../helpers/bridges.ts";
-import { launchChromium, newContext, openPage, screenshot, tokenFragment } from "../helpers/browser.ts";
-import { type EdgeServer, startEdge, TEST_SECRETS } from "../helpers/edge.ts";
+import { newContext, openPage, screenshot, tokenFragment } from "../helpers/browser.ts";
+import { type EdgeServer, TEST_SECRETS } from "../helpers/edge.ts";
 import { publishTestSource } from "../helpers/ffmpeg.ts";
 import { mintHs256 } from "../helpers/jwt.ts";
-import { freePort } from "../helpers/ports.ts";
 import type { GroupProcess } from "../helpers/process.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { type MediaFixture, startMediaFixture } from "../media/fixture.ts";
+import type { MediaFixture } from "../media/fixture.ts";
+import { type LiveWebStack, startLiveWebStack } from "./live-stack.ts";
 
 // The studio page in Chromium against the Streams API: it creates a stream (POST /streams) and shows the OBS
 // server and key; FFmpeg publishes with them as OBS would (the media node checks the key with the edge), and the
@@ -20,30 +19,28 @@ const SIGNING_KEYS = "web:test-playback-key-web-0123456789abcdef";
 type PageHandle = { pulsecast: { player: { currentUrl: string | null } } };
 
 describe("studio page goes live through the Streams API (Chromium)", () => {
+  let stack: LiveWebStack | undefined;
   let media: MediaFixture;
   let edge: EdgeServer;
-  let bridge: NatsToHttpBridgeProcess;
   let browser: Browser;
   let publisher: GroupProcess | null = null;
 
   beforeAll(async () => {
-    // The node asks the edge about stream keys and the edge names the node's RTMP URL: the edge's port comes first.
-    const edgePort = await freePort();
-    const edgeUrl = `http://127.0.0.1:${edgePort}`;
-    media = await startMediaFixture({}, { streamKeys: { edgeUrl, internalToken: TEST_SECRETS.INTERNAL_API_TOKEN, intervalMs: 500, timeoutMs: 1500 } });
-    edge = await startEdge(
-      { RTMP_BASE_URL: `${media.rtmpBase}/live`, PLAYBACK_BASE_URL: edgeUrl, PLAYBACK_ORIGIN_URL: `${media.node.httpUrl}/media`, PLAYBACK_SIGNING_KEYS: SIGNING_KEYS },
-      { port: edgePort },
-    );
-    bridge = await startNatsToHttpBridge({ nats: media.nats, edgeUrl: `${edge.url}/hooks/events` });
-    browser = await launchChromium();
+    // The node asks the edge about stream keys and the edge names the node's RTMP URL.
+    stack = await startLiveWebStack({
+      node: (edgeUrl) => ({ streamKeys: { edgeUrl, internalToken: TEST_SECRETS.INTERNAL_API_TOKEN, intervalMs: 500, timeoutMs: 1500 } }),
+      edgeVars: (media, edgeUrl) => ({
+        RTMP_BASE_URL: `${media.rtmpBase}/live`,
+        PLAYBACK_BASE_URL: edgeUrl,
+        PLAYBACK_ORIGIN_URL: `${media.node.httpUrl}/media`,
+        PLAYBACK_SIGNING_KEYS: SIGNING_KEYS,
+      }),
+    });
+    ({ media, edge, browser } = stack);
   });
   afterAll(async () => {
     await publisher?.kill();
-    await browser?.close();
-    await bridge?.stop();
-    await edge?.stop();
-    await media?.stop();
+    await stack?.stop();
   });
 
   it("creates a stream, shows the OBS settings, goes live, plays through /play, moderates, rotates the key", async () => {

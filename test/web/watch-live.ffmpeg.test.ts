@@ -1,35 +1,30 @@
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startNatsToHttpBridge, type NatsToHttpBridgeProcess } from "../helpers/bridges.ts";
-import { launchChromium, newContext, openPage, screenshot, tokenFragment } from "../helpers/browser.ts";
-import { type EdgeServer, startEdge } from "../helpers/edge.ts";
+import { newContext, openPage, screenshot, tokenFragment } from "../helpers/browser.ts";
+import type { EdgeServer } from "../helpers/edge.ts";
 import { publishTestSource } from "../helpers/ffmpeg.ts";
 import type { GroupProcess } from "../helpers/process.ts";
-import { type MediaFixture, startMediaFixture } from "../media/fixture.ts";
+import type { MediaFixture } from "../media/fixture.ts";
+import { type LiveWebStack, startLiveWebStack } from "./live-stack.ts";
 
 // A live FFmpeg publish, end to end into Chromium: the media node (real RTMP ingest and transcode), its
 // stream.* events over NATS and the NATS->HTTP bridge into the edge's room, whose welcome and event frames hand
 // the watch page the playback URL. The page plays it (currentTime advances, the live badge shows) and follows
 // the stream to its end and to its recording without a reload.
 describe("watch page plays a live publish (Chromium)", () => {
+  let stack: LiveWebStack | undefined;
   let media: MediaFixture;
   let edge: EdgeServer;
-  let bridge: NatsToHttpBridgeProcess;
   let browser: Browser;
   let publisher: GroupProcess | null = null;
 
   beforeAll(async () => {
-    media = await startMediaFixture();
-    edge = await startEdge();
-    bridge = await startNatsToHttpBridge({ nats: media.nats, edgeUrl: `${edge.url}/hooks/events` });
-    browser = await launchChromium();
+    stack = await startLiveWebStack();
+    ({ media, edge, browser } = stack);
   });
   afterAll(async () => {
     await publisher?.stop();
-    await browser?.close();
-    await bridge?.stop();
-    await edge?.stop();
-    await media?.stop();
+    await stack?.stop();
   });
 
   it("plays with the live badge, then shows the end", async () => {

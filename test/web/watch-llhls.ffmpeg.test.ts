@@ -5,16 +5,15 @@
 // blocking requests the way hls.js does and reads every playlist with an independent parser (m3u8-parser).
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type NatsToHttpBridgeProcess, startNatsToHttpBridge } from "../helpers/bridges.ts";
-import { launchChromium, newContext, openPage, screenshot, tokenFragment } from "../helpers/browser.ts";
-import { type EdgeServer, startEdge, TEST_SECRETS } from "../helpers/edge.ts";
+import { newContext, openPage, screenshot, tokenFragment } from "../helpers/browser.ts";
+import { type EdgeServer, TEST_SECRETS } from "../helpers/edge.ts";
 import { publishTestSource } from "../helpers/ffmpeg.ts";
 import { parsePlaylist } from "../helpers/hls.ts";
 import { mintHs256 } from "../helpers/jwt.ts";
-import { freePort } from "../helpers/ports.ts";
 import type { GroupProcess } from "../helpers/process.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { type MediaFixture, startMediaFixture } from "../media/fixture.ts";
+import type { MediaFixture } from "../media/fixture.ts";
+import { type LiveWebStack, startLiveWebStack } from "./live-stack.ts";
 
 interface Diagnostics {
   lowLatency: boolean;
@@ -26,32 +25,25 @@ interface Diagnostics {
 }
 
 describe("low-latency HLS through the edge (Chromium, hls.js)", () => {
+  let stack: LiveWebStack | undefined;
   let media: MediaFixture;
   let edge: EdgeServer;
-  let bridge: NatsToHttpBridgeProcess;
   let browser: Browser;
   let publisher: GroupProcess | null = null;
 
   beforeAll(async () => {
-    const edgePort = await freePort();
-    const edgeUrl = `http://127.0.0.1:${edgePort}`;
-    media = await startMediaFixture(
-      {},
-      {
+    stack = await startLiveWebStack({
+      node: (edgeUrl) => ({
         streamKeys: { edgeUrl, internalToken: TEST_SECRETS.INTERNAL_API_TOKEN, intervalMs: 2000, timeoutMs: 1500 },
         llhls: { llhlsEdgeUrl: edgeUrl, announceSecrets: [TEST_SECRETS.EDGE_INGRESS_SECRET], partMs: 333, announceTimeoutMs: 2000 },
-      },
-    );
-    edge = await startEdge({ PLAYBACK_ORIGIN_URL: `${media.node.httpUrl}/media`, PLAYBACK_BASE_URL: edgeUrl }, { port: edgePort });
-    bridge = await startNatsToHttpBridge({ nats: media.nats, edgeUrl: `${edge.url}/hooks/events` });
-    browser = await launchChromium();
+      }),
+      edgeVars: (media, edgeUrl) => ({ PLAYBACK_ORIGIN_URL: `${media.node.httpUrl}/media`, PLAYBACK_BASE_URL: edgeUrl }),
+    });
+    ({ media, edge, browser } = stack);
   });
   afterAll(async () => {
     await publisher?.stop();
-    await browser?.close();
-    await bridge?.stop();
-    await edge?.stop();
-    await media?.stop();
+    await stack?.stop();
   });
 
   it("plays a `latency: low` stream in low-latency mode, close behind the broadcaster, from conforming playlists", async () => {
