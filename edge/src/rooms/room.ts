@@ -492,8 +492,9 @@ export class Room extends Server<Env> implements OutboxView {
     const perViewer: RoomEvent[] = [];
     // Nobody to tell in a room with no socket open (its info, sent on join, already holds the events' effect):
     // no frame is serialized and no flush timer armed for it.
-    // The runtime's list, not the connect/close count: that one may lag a close, and must never read 0 too early.
-    const listening = this.ctx.getWebSockets().length > 0;
+    // A connect/close count above 0 is enough (at worst a frame for a socket closing now); at 0 or unknown, the
+    // runtime's list decides, so a count that lags never silences an open socket. A full room skips building that list.
+    const listening = (this.openCount ?? 0) > 0 || this.ctx.getWebSockets().length > 0;
     const result = checked.map((c) => {
       if (!("event" in c)) return c;
       const applied = outcomes.get(c)!;
