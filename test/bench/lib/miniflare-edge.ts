@@ -39,13 +39,14 @@ async function compatibilityDate(): Promise<string> {
   return m[1];
 }
 
+/** Where wrangler's own Miniflare is (see wranglersMiniflare). */
+function miniflarePath(): string {
+  return createRequire(join(ROOT, "node_modules/wrangler/package.json")).resolve("miniflare");
+}
 /**
  * Miniflare as wrangler itself uses it: wrangler pins its own version (with its workerd), which can be newer
  * than the one hoisted for @cloudflare/vitest-plugin, and the bench should run the runtime wrangler runs.
  */
-function miniflarePath(): string {
-  return createRequire(join(ROOT, "node_modules/wrangler/package.json")).resolve("miniflare");
-}
 async function wranglersMiniflare(): Promise<typeof import("miniflare")> {
   return (await import(pathToFileURL(miniflarePath()).href)) as typeof import("miniflare");
 }

@@ -117,8 +117,8 @@ export function commandLine(pid: number): string {
 }
 
 /**
- * CPU seconds of a phase by part: `measure()` before it, the returned function after. `partOf` names the part a
- * process belongs to from its pid and command line; processes started during the phase count from zero.
+ * CPU seconds of a phase by part: call this before the phase and the function it returns after it. `partOf` names
+ * the part a process belongs to from its pid and command line; processes started during the phase count from zero.
  */
 export function cpuByPart(partOf: (pid: number, cmd: string) => string, root = process.pid): () => Record<string, number> {
   const before = new Map(processTree(root).map((pid) => [pid, cpuSeconds([pid])]));
